@@ -1,0 +1,39 @@
+//! Thread identity: a process-unique, never-reused, non-zero `u64` per thread.
+
+use crate::shim::atomic::{AtomicU64, Ordering};
+use std::cell::Cell;
+
+#[cfg(not(concur_loom))]
+static NEXT_IDENT: AtomicU64 = AtomicU64::new(1);
+#[cfg(concur_loom)]
+loom::lazy_static! {
+    static ref NEXT_IDENT: AtomicU64 = AtomicU64::new(1);
+}
+
+crate::shim::thread_local! {
+    static IDENT: Cell<u64> = Cell::new(0);
+}
+
+/// The identifier of the current thread: non-zero, unique for the life of the process
+/// (unlike Python's `get_ident`, never reused after a thread exits).
+///
+/// ```
+/// let me = concur_core::thread::get_ident();
+/// assert_ne!(me, 0);
+/// assert_eq!(me, concur_core::thread::get_ident());
+/// let other = std::thread::spawn(concur_core::thread::get_ident).join().unwrap();
+/// assert_ne!(me, other);
+/// ```
+#[inline]
+pub fn get_ident() -> u64 {
+    IDENT.with(|c| {
+        let v = c.get();
+        if v != 0 {
+            v
+        } else {
+            let v = NEXT_IDENT.fetch_add(1, Ordering::Relaxed);
+            c.set(v);
+            v
+        }
+    })
+}
