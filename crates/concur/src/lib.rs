@@ -1,1 +1,3 @@
-//! tmp
+//! concur: Python's concurrency stack rebuilt in Rust.
+
+pub use concur_core::{deadlock, sync, thread};
