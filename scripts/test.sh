@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# The whole concur test suite, from a fresh Debian machine with rustup's Rust toolchain:
+# installs what it needs (rustfmt, clippy, nightly Miri), then runs every check the
+# project guards correctness with. `.ci/run` calls exactly this script.
+#
+#   ./scripts/test.sh           everything (about 15-25 minutes on 2 cores)
+#   CONCUR_TEST_FAST=1 ...      skip Miri and loom (a quick local loop; CI never sets it)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+start=$(date +%s)
+
+step "toolchain"
+if ! command -v cargo >/dev/null; then
+    echo "cargo not found: install Rust with rustup first (https://rustup.rs)" >&2
+    exit 1
+fi
+if command -v rustup >/dev/null; then
+    rustup component add rustfmt clippy >/dev/null 2>&1 || true
+    if [ -z "${CONCUR_TEST_FAST:-}" ]; then
+        if ! cargo +nightly miri --version >/dev/null 2>&1; then
+            rustup toolchain install nightly --profile minimal >/dev/null 2>&1 || true
+            rustup component add --toolchain nightly miri rust-src >/dev/null 2>&1 || true
+        fi
+    fi
+fi
+cargo --version
+
+step "rustfmt"
+cargo fmt --all -- --check
+
+step "clippy (-D warnings)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "unit, integration and doc tests"
+cargo test --workspace --locked
+
+step "examples (each run to completion, bounded)"
+cargo build --release --locked -p concur --examples
+for src in crates/concur/examples/*.rs; do
+    name=$(basename "$src" .rs)
+    echo "--- example $name"
+    timeout 300 "target/release/examples/$name"
+done
+
+step "concur tour --quick"
+cargo build --release --locked -p concur-cli
+timeout 300 target/release/concur tour --quick
+
+step "benchmark smoke runs"
+timeout 300 target/release/concur bench --quick --runs 1 >/dev/null
+timeout 600 cargo bench --locked -p concur-core --bench lock -- --test
+
+if [ -z "${CONCUR_TEST_FAST:-}" ]; then
+    step "loom models (--cfg concur_loom)"
+    RUSTFLAGS="--cfg concur_loom" CARGO_TARGET_DIR=target/loom \
+        timeout 1200 cargo test --locked -p concur-core --release --test 'loom_*'
+
+    step "Miri on concur-core"
+    cargo +nightly miri --version
+    MIRIFLAGS="${MIRIFLAGS:-} -Zmiri-disable-isolation" CARGO_TARGET_DIR=target/miri \
+        timeout 2400 cargo +nightly miri test --locked -p concur-core
+fi
+
+step "done in $(( $(date +%s) - start )) s"
