@@ -1,3 +1,60 @@
-//! concur: Python's concurrency stack rebuilt in Rust.
+//! # concur
+//!
+//! Python's concurrency stack — `threading`, `queue`, `concurrent.futures`,
+//! `multiprocessing` — rebuilt in Rust: the names and semantics you know from Python,
+//! with Rust's guarantees and none of Python's limits (no GIL, no lost errors, no
+//! silent deadlocks).
+//!
+//! This crate is the umbrella you depend on; it re-exports the tiers:
+//!
+//! | module | Python | what is in it |
+//! |---|---|---|
+//! | [`thread`] | `threading.Thread`, `current_thread`, `Timer`, `local`, `excepthook` | threads whose `join` returns the closure's value or its panic |
+//! | [`sync`] | `threading.Lock`, `RLock`, `Condition`, `Semaphore`, `BoundedSemaphore`, `Event`, `Barrier` | cloneable handles, four blocking forms |
+//! | [`deadlock`] | — | lock-order inversion and wait-for cycle detection (`CONCUR_DEADLOCK`) |
+//!
+//! Queues, futures and executors, processes and the cluster tier come in later
+//! releases (see the README's map for what exists today).
+//!
+//! ## Hello, threads
+//!
+//! ```
+//! use concur::{sync::Lock, thread};
+//!
+//! let total = Lock::with_value(0u64);
+//! let workers: Vec<_> = (0..4)
+//!     .map(|i| {
+//!         let total = total.clone(); // every clone is a handle to the same lock
+//!         thread::Builder::new()
+//!             .name(format!("worker-{i}"))
+//!             .spawn(move || *total.acquire() += i)
+//!             .expect("spawn")
+//!     })
+//!     .collect();
+//! for w in workers {
+//!     w.join().expect("no worker panicked");
+//! }
+//! assert_eq!(*total.acquire(), 0 + 1 + 2 + 3);
+//! ```
+//!
+//! ## Blocking calls
+//!
+//! Every blocking operation comes in four forms: `op` (wait as long as it takes),
+//! `try_op` (never wait), `op_timeout(Duration)` and `op_deadline(Instant)`. Python's
+//! `acquire(blocking=False)` is `try_acquire()`, `acquire(timeout=0.5)` is
+//! `acquire_timeout(Duration::from_millis(500))`.
+//!
+//! ## Errors are values
+//!
+//! A panic in a thread is caught at the thread's boundary and returned by `join`
+//! (message and location), and also reported once through the excepthook
+//! ([`thread::set_excepthook`]). Joining the current thread fails at once instead of
+//! hanging; releasing an unlocked lock or over-releasing a `BoundedSemaphore` returns a
+//! typed [`sync::ReleaseError`].
+//!
+//! ## Platform support
+//!
+//! The thread tier is portable Rust (std threads, `parking_lot_core` parking). Linux is
+//! the first-class target of the process tier to come.
 
 pub use concur_core::{deadlock, sync, thread};

@@ -1,0 +1,46 @@
+//! Touches every re-export of the umbrella crate so that none can silently rot.
+
+use concur::{deadlock, sync, thread};
+use std::time::Duration;
+
+#[test]
+fn every_reexport_is_reachable() {
+    // thread
+    let h = thread::Builder::new().name("reexport").spawn(|| thread::get_ident()).unwrap();
+    assert_ne!(h.join().unwrap(), 0);
+    let _: thread::Thread = thread::current_thread();
+    let _: thread::Thread = thread::main_thread();
+    assert!(thread::active_count() >= 1);
+    assert!(!thread::enumerate().is_empty());
+    let t = thread::Timer::new(Duration::from_secs(3600), || {});
+    t.cancel();
+    let local = thread::Local::new(|| 7u8);
+    local.with(|v| assert_eq!(*v, 7));
+    assert!(thread::wait_non_daemon_timeout(Duration::from_secs(10)));
+
+    // sync
+    let lock = sync::Lock::new();
+    drop(lock.acquire());
+    let r = sync::RLock::new();
+    {
+        let _g1 = r.acquire();
+        let _g2 = r.acquire();
+    }
+    let c = sync::Condition::new();
+    {
+        let mut g = c.acquire();
+        assert!(!g.wait_timeout(Duration::from_millis(1)));
+    }
+    let s = sync::Semaphore::new(1);
+    drop(s.acquire());
+    let b = sync::BoundedSemaphore::new(1);
+    assert_eq!(b.release(), Err(sync::ReleaseError::TooManyReleases));
+    let e = sync::Event::new();
+    e.set();
+    assert!(e.is_set());
+    let barrier = sync::Barrier::new(1);
+    assert_eq!(barrier.wait().unwrap(), 0);
+
+    // deadlock
+    let _: deadlock::Mode = deadlock::mode();
+}
