@@ -18,7 +18,10 @@ fn count_primes(lo: u64, hi: u64) -> u64 {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let n: u64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(2_000_000);
+    let n: u64 = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(2_000_000);
 
     let t = Instant::now();
     let sequential = count_primes(black_box(0), black_box(n));
@@ -28,13 +31,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let t = Instant::now();
     let halves: Vec<_> = (0..2u64)
         .map(|part| {
-            thread::Builder::new().name(format!("half-{part}")).spawn(move || {
-                let block = 10_000;
-                (0..n.div_ceil(block))
-                    .filter(|b| b % 2 == part)
-                    .map(|b| count_primes(b * block, ((b + 1) * block).min(n)))
-                    .sum::<u64>()
-            })
+            thread::Builder::new()
+                .name(format!("half-{part}"))
+                .spawn(move || {
+                    let block = 10_000;
+                    (0..n.div_ceil(block))
+                        .filter(|b| b % 2 == part)
+                        .map(|b| count_primes(b * block, ((b + 1) * block).min(n)))
+                        .sum::<u64>()
+                })
         })
         .collect::<Result<_, _>>()?;
     let mut split = 0;

@@ -38,7 +38,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let log = log.acquire();
     for pair in log.chunks(2) {
-        println!("{:<5} {}   {:<5} {}", pair[0].0, pair[0].1, pair[1].0, pair[1].1);
+        println!(
+            "{:<5} {}   {:<5} {}",
+            pair[0].0, pair[0].1, pair[1].0, pair[1].1
+        );
         // Every "enter X" is followed by "exit X": the sections never interleave.
         assert_eq!((pair[0].0, pair[1].0), ("enter", "exit"));
         assert_eq!(pair[0].1, pair[1].1, "critical sections interleaved");

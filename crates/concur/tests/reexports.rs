@@ -6,7 +6,10 @@ use std::time::Duration;
 #[test]
 fn every_reexport_is_reachable() {
     // thread
-    let h = thread::Builder::new().name("reexport").spawn(|| thread::get_ident()).unwrap();
+    let h = thread::Builder::new()
+        .name("reexport")
+        .spawn(|| thread::get_ident())
+        .unwrap();
     assert_ne!(h.join().unwrap(), 0);
     let _: thread::Thread = thread::current_thread();
     let _: thread::Thread = thread::main_thread();

@@ -101,7 +101,12 @@ impl LockMeta {
         let id = NEXT_LOCK_ID.fetch_add(1, Ordering::Relaxed);
         #[cfg(concur_loom)]
         let id = 0;
-        LockMeta { id, kind, name, site: Location::caller() }
+        LockMeta {
+            id,
+            kind,
+            name,
+            site: Location::caller(),
+        }
     }
 }
 

@@ -24,10 +24,10 @@ pub(crate) mod atomic {
     };
 }
 
-#[cfg(not(concur_loom))]
-pub(crate) use std::sync::Arc;
 #[cfg(concur_loom)]
 pub(crate) use loom::sync::Arc;
+#[cfg(not(concur_loom))]
+pub(crate) use std::sync::Arc;
 
 /// A `thread_local!` that loom can see (loom runs its threads as coroutines on one OS
 /// thread, so a std thread-local would be shared between model threads).

@@ -57,7 +57,14 @@ mod imp {
     ) -> ParkResult {
         // SAFETY: forwarded from this function's own contract.
         let r = unsafe {
-            plc::park(key, validate, before_sleep, timed_out, plc::DEFAULT_PARK_TOKEN, deadline)
+            plc::park(
+                key,
+                validate,
+                before_sleep,
+                timed_out,
+                plc::DEFAULT_PARK_TOKEN,
+                deadline,
+            )
         };
         match r {
             plc::ParkResult::Unparked(t) => ParkResult::Unparked(t.0),
@@ -143,13 +150,19 @@ mod imp {
         timed_out: impl FnOnce(usize, bool),
         deadline: Option<Instant>,
     ) -> ParkResult {
-        let slot = Arc::new(Slot { token: Mutex::new(None), cv: Condvar::new() });
+        let slot = Arc::new(Slot {
+            token: Mutex::new(None),
+            cv: Condvar::new(),
+        });
         {
             let mut q = QUEUE.lock().unwrap();
             if !validate() {
                 return ParkResult::Invalid;
             }
-            q.push(Waiter { key, slot: slot.clone() });
+            q.push(Waiter {
+                key,
+                slot: slot.clone(),
+            });
         }
         before_sleep();
         if deadline.is_some() {

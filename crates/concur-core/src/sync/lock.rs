@@ -110,6 +110,18 @@ impl Lock<()> {
     }
 }
 
+impl Lock<()> {
+    /// A builder for a named lock (names appear in deadlock reports).
+    ///
+    /// ```
+    /// let a = concur_core::sync::Lock::builder().name("A").build();
+    /// assert_eq!(a.name(), Some("A"));
+    /// ```
+    pub fn builder() -> LockBuilder {
+        LockBuilder { name: None }
+    }
+}
+
 impl Default for Lock<()> {
     #[track_caller]
     fn default() -> Self {
@@ -129,16 +141,6 @@ impl<T> Lock<T> {
     #[must_use]
     pub fn with_value(value: T) -> Self {
         Self::build(value, None)
-    }
-
-    /// A builder for a named lock (names appear in deadlock reports).
-    ///
-    /// ```
-    /// let a = concur_core::sync::Lock::builder().name("A").build();
-    /// assert_eq!(a.name(), Some("A"));
-    /// ```
-    pub fn builder() -> LockBuilder {
-        LockBuilder { name: None }
     }
 
     #[track_caller]
@@ -249,7 +251,11 @@ impl<T: ?Sized> Lock<T> {
         if deadlock::enabled() {
             return self.acquire_checked(deadline);
         }
-        if self.inner.raw.lock_until(deadline) { Some(LockGuard { lock: self }) } else { None }
+        if self.inner.raw.lock_until(deadline) {
+            Some(LockGuard { lock: self })
+        } else {
+            None
+        }
     }
 
     #[cold]
@@ -309,7 +315,9 @@ impl<T: ?Sized> Lock<T> {
 
 impl<T: ?Sized> Clone for Lock<T> {
     fn clone(&self) -> Self {
-        Lock { inner: self.inner.clone() }
+        Lock {
+            inner: self.inner.clone(),
+        }
     }
 }
 

@@ -29,7 +29,9 @@ impl fmt::Display for ReleaseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             ReleaseError::NotLocked => "release of an unlocked lock",
-            ReleaseError::NotOwner => "cannot release un-acquired lock: the calling thread does not own it",
+            ReleaseError::NotOwner => {
+                "cannot release un-acquired lock: the calling thread does not own it"
+            }
             ReleaseError::TooManyReleases => "semaphore released too many times",
         })
     }

@@ -48,12 +48,16 @@ pub(crate) struct RawLock {
 impl RawLock {
     #[cfg(not(concur_loom))]
     pub(crate) const fn new() -> Self {
-        RawLock { state: AtomicU8::new(0) }
+        RawLock {
+            state: AtomicU8::new(0),
+        }
     }
 
     #[cfg(concur_loom)]
     pub(crate) fn new() -> Self {
-        RawLock { state: AtomicU8::new(0) }
+        RawLock {
+            state: AtomicU8::new(0),
+        }
     }
 
     /// Takes the lock if it is free, without blocking.
@@ -131,12 +135,10 @@ impl RawLock {
                 self.unlock_slow();
                 return true;
             }
-            match self.state.compare_exchange_weak(
-                state,
-                0,
-                Ordering::Release,
-                Ordering::Relaxed,
-            ) {
+            match self
+                .state
+                .compare_exchange_weak(state, 0, Ordering::Release, Ordering::Relaxed)
+            {
                 Ok(_) => return true,
                 Err(s) => state = s,
             }
@@ -224,6 +226,8 @@ impl RawLock {
 
 impl std::fmt::Debug for RawLock {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RawLock").field("locked", &self.is_locked()).finish()
+        f.debug_struct("RawLock")
+            .field("locked", &self.is_locked())
+            .finish()
     }
 }
