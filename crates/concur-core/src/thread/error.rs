@@ -48,19 +48,29 @@ enum Kind {
 
 impl JoinError {
     pub(crate) fn panic(report: PanicReport) -> Self {
-        JoinError { kind: Kind::Panic(Box::new(report)) }
+        JoinError {
+            kind: Kind::Panic(Box::new(report)),
+        }
     }
     pub(crate) fn timeout() -> Self {
-        JoinError { kind: Kind::Timeout }
+        JoinError {
+            kind: Kind::Timeout,
+        }
     }
     pub(crate) fn self_join() -> Self {
-        JoinError { kind: Kind::SelfJoin }
+        JoinError {
+            kind: Kind::SelfJoin,
+        }
     }
     pub(crate) fn already_joined() -> Self {
-        JoinError { kind: Kind::AlreadyJoined }
+        JoinError {
+            kind: Kind::AlreadyJoined,
+        }
     }
     pub(crate) fn not_started() -> Self {
-        JoinError { kind: Kind::NotStarted }
+        JoinError {
+            kind: Kind::NotStarted,
+        }
     }
 
     /// True if the thread panicked; the panic's details are in
@@ -153,7 +163,11 @@ impl fmt::Display for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
             Kind::Panic(r) => match &r.location {
-                Some(loc) => write!(f, "thread '{}' panicked at {loc}: {}", r.thread_name, r.message),
+                Some(loc) => write!(
+                    f,
+                    "thread '{}' panicked at {loc}: {}",
+                    r.thread_name, r.message
+                ),
                 None => write!(f, "thread '{}' panicked: {}", r.thread_name, r.message),
             },
             Kind::Timeout => f.write_str("join timed out: the thread is still running"),
@@ -166,7 +180,9 @@ impl fmt::Display for JoinError {
 
 impl fmt::Debug for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JoinError").field("error", &format_args!("{self}")).finish()
+        f.debug_struct("JoinError")
+            .field("error", &format_args!("{self}"))
+            .finish()
     }
 }
 
@@ -180,5 +196,52 @@ pub(crate) fn payload_message(payload: &(dyn Any + Send)) -> String {
         s.clone()
     } else {
         "Box<dyn Any>".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_and_predicates_of_every_kind() {
+        let cases = [
+            (
+                JoinError::timeout(),
+                "join timed out: the thread is still running",
+            ),
+            (JoinError::self_join(), "cannot join current thread"),
+            (
+                JoinError::already_joined(),
+                "the thread's result was already taken",
+            ),
+            (
+                JoinError::not_started(),
+                "cannot join thread before it is started",
+            ),
+        ];
+        for (e, text) in &cases {
+            assert_eq!(e.to_string(), *text);
+            assert!(!e.is_panic() && e.panic_message().is_none() && e.panic_location().is_none());
+        }
+        assert!(cases[0].0.is_timeout() && cases[1].0.is_self_join());
+        assert!(cases[2].0.is_already_joined() && cases[3].0.is_not_started());
+        let p = JoinError::panic(PanicReport {
+            thread_name: "A".into(),
+            message: "boom".into(),
+            location: None,
+            payload: Mutex::new(None),
+        });
+        assert_eq!(p.to_string(), "thread 'A' panicked: boom");
+        assert!(format!("{p:?}").contains("boom"));
+        fn is_send_sync<T: Send + Sync + std::error::Error>() {}
+        is_send_sync::<JoinError>();
+    }
+
+    #[test]
+    fn payload_messages() {
+        assert_eq!(payload_message(&"s"), "s");
+        assert_eq!(payload_message(&String::from("t")), "t");
+        assert_eq!(payload_message(&5u8), "Box<dyn Any>");
     }
 }

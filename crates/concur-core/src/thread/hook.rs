@@ -36,7 +36,9 @@ pub(crate) fn install_panic_hook() {
             }
             let c = Captured {
                 message: payload_message(info.payload()),
-                location: info.location().map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column())),
+                location: info
+                    .location()
+                    .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column())),
             };
             let _ = LAST.try_with(|last| *last.borrow_mut() = Some(c));
         }));
@@ -45,7 +47,9 @@ pub(crate) fn install_panic_hook() {
 
 /// Runs `f` with the panic hook recording instead of printing; returns what it recorded
 /// for a panic that escaped `f`.
-pub(crate) fn capture<R>(f: impl FnOnce() -> R) -> Result<R, (Box<dyn std::any::Any + Send>, Option<Captured>)> {
+pub(crate) fn capture<R>(
+    f: impl FnOnce() -> R,
+) -> Result<R, (Box<dyn std::any::Any + Send>, Option<Captured>)> {
     let was = CAPTURING.with(|c| c.replace(true));
     LAST.with(|l| l.borrow_mut().take());
     let r = panic::catch_unwind(AssertUnwindSafe(f));
@@ -76,8 +80,18 @@ pub struct ExceptHookArgs<'a> {
 impl<'a> ExceptHookArgs<'a> {
     /// Arguments for a panic `message` at `location` (`file:line:column`) in the thread
     /// `thread_name`/`thread_ident`; for calling [`excepthook`] or testing a hook.
-    pub fn new(message: &'a str, thread_name: &'a str, thread_ident: u64, location: Option<&'a str>) -> Self {
-        ExceptHookArgs { message, thread_name, thread_ident, location }
+    pub fn new(
+        message: &'a str,
+        thread_name: &'a str,
+        thread_ident: u64,
+        location: Option<&'a str>,
+    ) -> Self {
+        ExceptHookArgs {
+            message,
+            thread_name,
+            thread_ident,
+            location,
+        }
     }
     /// The panic message.
     pub fn message(&self) -> &'a str {
@@ -161,8 +175,14 @@ pub fn excepthook(args: &ExceptHookArgs<'_>) {
 /// ```
 pub fn default_excepthook(args: &ExceptHookArgs<'_>) {
     let report = match args.location {
-        Some(loc) => format!("Exception in thread {}:\npanicked at {loc}: {}\n", args.thread_name, args.message),
-        None => format!("Exception in thread {}:\npanicked: {}\n", args.thread_name, args.message),
+        Some(loc) => format!(
+            "Exception in thread {}:\npanicked at {loc}: {}\n",
+            args.thread_name, args.message
+        ),
+        None => format!(
+            "Exception in thread {}:\npanicked: {}\n",
+            args.thread_name, args.message
+        ),
     };
     let _ = std::io::stderr().lock().write_all(report.as_bytes());
     tracing::error!(
@@ -185,7 +205,10 @@ pub(crate) fn report(thread: &Thread, message: &str, location: Option<&str>) {
         // Dropping a payload may itself panic; never let that escape.
         let _ = panic::catch_unwind(AssertUnwindSafe(move || drop(payload)));
         default_excepthook(&args);
-        let _ = writeln!(std::io::stderr().lock(), "(the excepthook itself panicked: {hook_msg})");
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "(the excepthook itself panicked: {hook_msg})"
+        );
         tracing::error!(thread = %name, "the excepthook panicked: {hook_msg}");
     }
 }

@@ -45,7 +45,9 @@ impl Entry {
         }
         unsafe fn borrowed<T>(p: *mut ()) -> bool {
             // SAFETY: `p` points to a live `RefCell<T>` (the entry is not dropped yet).
-            unsafe { &*p.cast::<RefCell<T>>() }.try_borrow_mut().is_err()
+            unsafe { &*p.cast::<RefCell<T>>() }
+                .try_borrow_mut()
+                .is_err()
         }
         Entry {
             ptr: Box::into_raw(Box::new(RefCell::new(value))).cast(),
@@ -115,7 +117,9 @@ pub struct Local<T: Send + 'static> {
 
 impl<T: Send + 'static> Clone for Local<T> {
     fn clone(&self) -> Self {
-        Local { inner: self.inner.clone() }
+        Local {
+            inner: self.inner.clone(),
+        }
     }
 }
 
@@ -268,7 +272,9 @@ impl<T: Send + 'static> Local<T> {
 
 impl<T: Send + 'static> fmt::Debug for Local<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Local").field("id", &self.inner.id).finish_non_exhaustive()
+        f.debug_struct("Local")
+            .field("id", &self.inner.id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -278,9 +284,15 @@ impl<T: Send + 'static> fmt::Debug for Local<T> {
 /// many values were dropped.
 #[allow(dead_code)] // used by the thread pools (a later issue) and the tests below
 pub(crate) fn reset_thread_locals() -> usize {
-    let Ok(table) = TABLE.try_with(Arc::clone) else { return 0 };
+    let Ok(table) = TABLE.try_with(Arc::clone) else {
+        return 0;
+    };
     let mut map = table.lock_ok();
-    let ids: Vec<u64> = map.iter().filter(|(_, e)| !e.is_borrowed()).map(|(id, _)| *id).collect();
+    let ids: Vec<u64> = map
+        .iter()
+        .filter(|(_, e)| !e.is_borrowed())
+        .map(|(id, _)| *id)
+        .collect();
     let dropped: Vec<Entry> = ids.iter().filter_map(|id| map.remove(id)).collect();
     drop(map);
     let n = dropped.len();
@@ -342,7 +354,11 @@ mod tests {
         ready_rx.recv().unwrap();
         a.with(|_| ());
         drop(a);
-        assert_eq!(drops.load(Ordering::SeqCst), 2, "both values dropped with the local");
+        assert_eq!(
+            drops.load(Ordering::SeqCst),
+            2,
+            "both values dropped with the local"
+        );
         drop(go_tx);
         h.join().unwrap();
         assert_eq!(drops.load(Ordering::SeqCst), 2);

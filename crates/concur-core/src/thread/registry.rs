@@ -100,7 +100,10 @@ impl Thread {
                 daemon,
                 kind,
                 ids: cell,
-                state: Mutex::new(State { started, finished: false }),
+                state: Mutex::new(State {
+                    started,
+                    finished: false,
+                }),
                 cv: Condvar::new(),
             }),
         }
@@ -248,13 +251,24 @@ impl Thread {
         let mut s = lock(&self.inner.state);
         while !s.finished {
             match deadline {
-                None => s = self.inner.cv.wait(s).unwrap_or_else(PoisonError::into_inner),
+                None => {
+                    s = self
+                        .inner
+                        .cv
+                        .wait(s)
+                        .unwrap_or_else(PoisonError::into_inner)
+                }
                 Some(d) => {
                     let now = Instant::now();
                     if now >= d {
                         return Err(JoinError::timeout());
                     }
-                    s = self.inner.cv.wait_timeout(s, d - now).unwrap_or_else(PoisonError::into_inner).0;
+                    s = self
+                        .inner
+                        .cv
+                        .wait_timeout(s, d - now)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0;
                 }
             }
         }
@@ -271,7 +285,11 @@ impl Thread {
     pub(crate) fn wait_started(&self) {
         let mut s = lock(&self.inner.state);
         while !s.started {
-            s = self.inner.cv.wait(s).unwrap_or_else(PoisonError::into_inner);
+            s = self
+                .inner
+                .cv
+                .wait(s)
+                .unwrap_or_else(PoisonError::into_inner);
         }
     }
 
@@ -296,9 +314,18 @@ impl Eq for Thread {}
 
 impl fmt::Debug for Thread {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = if self.is_alive() { "started" } else { "stopped" };
+        let state = if self.is_alive() {
+            "started"
+        } else {
+            "stopped"
+        };
         let daemon = if self.daemon() { " daemon" } else { "" };
-        write!(f, "<Thread({}, {state}{daemon} {})>", self.inner.name, self.ident())
+        write!(
+            f,
+            "<Thread({}, {state}{daemon} {})>",
+            self.inner.name,
+            self.ident()
+        )
     }
 }
 
@@ -407,7 +434,10 @@ pub fn current_thread() -> Thread {
 }
 
 fn own_ids() -> Ids {
-    Ids { ident: get_ident(), native_id: sys::native_id() }
+    Ids {
+        ident: get_ident(),
+        native_id: sys::native_id(),
+    }
 }
 
 fn dummy() -> Thread {
@@ -447,7 +477,10 @@ fn is_main() -> bool {
 pub fn main_thread() -> Thread {
     MAIN.get_or_init(|| {
         let ids = match sys::main_ident() {
-            Some(ident) => Ids { ident, native_id: sys::main_native_id() },
+            Some(ident) => Ids {
+                ident,
+                native_id: sys::main_native_id(),
+            },
             None => own_ids(),
         };
         let t = Thread::new("MainThread".to_owned(), false, Kind::Main, Some(ids));

@@ -83,7 +83,11 @@ impl Builder {
         let (their_thread, their_packet) = (thread.clone(), packet.clone());
         let native = std_builder.spawn(move || run(their_thread, their_packet, f))?;
         thread.wait_started();
-        Ok(JoinHandle { thread, packet, native: Some(native) })
+        Ok(JoinHandle {
+            thread,
+            packet,
+            native: Some(native),
+        })
     }
 }
 
@@ -92,7 +96,10 @@ fn run<F, T>(thread: Thread, packet: Arc<Mutex<Option<Result<T, JoinError>>>>, f
 where
     F: FnOnce() -> T,
 {
-    let _ = thread.inner.ids.set(Ids { ident: get_ident(), native_id: sys::native_id() });
+    let _ = thread.inner.ids.set(Ids {
+        ident: get_ident(),
+        native_id: sys::native_id(),
+    });
     registry::set_current(&thread);
     registry::register(&thread);
     thread.mark_started();

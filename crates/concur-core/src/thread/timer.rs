@@ -86,7 +86,10 @@ impl Timer {
         {
             let mut s = self.inner.state.lock_ok();
             if s.started {
-                return Err(io::Error::new(io::ErrorKind::AlreadyExists, "timer already started"));
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    "timer already started",
+                ));
             }
             s.started = true;
         }
@@ -210,7 +213,12 @@ impl Inner {
         while !s.cancelled {
             s = match deadline {
                 Some(d) => match d.checked_duration_since(Instant::now()) {
-                    Some(t) if !t.is_zero() => self.cv.wait_timeout(s, t).unwrap_or_else(PoisonError::into_inner).0,
+                    Some(t) if !t.is_zero() => {
+                        self.cv
+                            .wait_timeout(s, t)
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .0
+                    }
                     _ => break,
                 },
                 None => self.cv.wait(s).unwrap_or_else(PoisonError::into_inner),
