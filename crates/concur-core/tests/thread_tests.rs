@@ -332,7 +332,7 @@ fn main_thread_from_spawned_thread() {
         assert_ne!(main.ident(), thread::get_ident());
         assert!(main.is_alive());
         assert!(thread::enumerate().contains(&main));
-        #[cfg(all(target_os = "linux", not(miri)))]
+        #[cfg(target_os = "linux")]
         assert_eq!(main.native_id(), Some(u64::from(std::process::id())));
         assert!(main.join_timeout(ms(1)).unwrap_err().is_timeout());
     });
