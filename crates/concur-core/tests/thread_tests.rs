@@ -623,3 +623,34 @@ fn default_hook_reports_once_and_chains_for_other_threads() {
         "chained to the previous hook: {stderr}"
     );
 }
+
+#[test]
+fn many_threads_join_one_thread_concurrently() {
+    within(LIMIT, "concurrent Thread::join", || {
+        let (tx, rx) = mpsc::channel::<()>();
+        let target = thread::spawn(move || {
+            let _ = rx.recv();
+            9
+        });
+        let t = target.thread().clone();
+        let joiners: Vec<_> = (0..3)
+            .map(|_| {
+                let t = t.clone();
+                thread::spawn(move || t.join_timeout(LIMIT).is_ok())
+            })
+            .collect();
+        drop(tx);
+        for j in joiners {
+            assert!(j.join().unwrap());
+        }
+        assert_eq!(target.join().unwrap(), 9);
+    });
+}
+
+#[test]
+fn join_error_converts_into_boxed_error() {
+    fn run() -> Result<u8, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(thread::spawn(|| 4u8).join()?)
+    }
+    assert_eq!(within(LIMIT, "? on JoinError", || run().unwrap()), 4);
+}

@@ -27,6 +27,11 @@ static INSTALL: Once = Once::new();
 /// Installs (once) the process panic hook that records panics of concur threads and
 /// chains to the previously installed hook for every other thread.
 pub(crate) fn install_panic_hook() {
+    // `set_hook` panics on a panicking thread (a spawn from a destructor during
+    // unwinding): leave it for a later spawn then.
+    if INSTALL.is_completed() || std::thread::panicking() {
+        return;
+    }
     INSTALL.call_once(|| {
         let prev = panic::take_hook();
         panic::set_hook(Box::new(move |info| {

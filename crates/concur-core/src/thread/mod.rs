@@ -46,6 +46,12 @@
 //! `Exception in thread A:` / `panicked at src/x.rs:3:5: boom` to stderr and emits a
 //! `tracing::error!` event. The panic then reaches `join` as a [`JoinError`].
 //!
+//! Two consequences of the hook: a panic that the closure catches itself (with
+//! `catch_unwind`) is not printed either, since it is the closure's to handle; and if
+//! other code replaces the process panic hook after concur installed its own, Rust's
+//! message is printed as well and [`JoinError::panic_location`] is `None` (the message
+//! is still taken from the payload, so nothing is lost).
+//!
 //! # Implementation
 //! Joining and the [`Timer`] wait are built on `std::sync::{Mutex, Condvar}` (no
 //! hand-written wait/wake protocol, so no loom model is needed); the registry of alive
