@@ -10,6 +10,9 @@
 //! smoke-runs it with `cargo bench -p concur-core --bench lock -- --test`. For the
 //! side-by-side table with medians and machine info, use `concur bench --json`.
 
+// `criterion_group!` generates an undocumented `pub fn benches`.
+#![allow(missing_docs)]
+
 use concur_core::sync::Lock;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
