@@ -1,1 +1,82 @@
-fn main() {}
+//! `concur`: the command-line face of the concur project.
+//!
+//! - `concur tour` runs the project's live experiments and checks what they show;
+//! - `concur bench` measures concur's locks side by side with their anchors.
+//!
+//! Exit codes: 0 everything passed, 1 a step or check failed (or the run itself
+//! failed, e.g. stdout was closed), 2 bad usage (clap).
+
+mod bench;
+mod machine;
+mod progress;
+mod tour;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Python's concurrency stack, rebuilt in Rust: live tour and benchmarks.
+#[derive(Debug, Parser)]
+#[command(name = "concur", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the live experiments ("steps") and check what each one shows.
+    Tour(TourArgs),
+    /// Measure concur's locks side by side with std and parking_lot.
+    Bench(BenchArgs),
+}
+
+/// Options of `concur tour`.
+#[derive(Debug, clap::Args)]
+pub struct TourArgs {
+    /// Shrink every step to a smoke size (the whole tour takes a few seconds).
+    #[arg(long)]
+    pub quick: bool,
+    /// Print one JSON document with every step's figures and verdicts, nothing else.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Options of `concur bench`.
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Print one JSON document with all raw runs, medians and the machine description.
+    #[arg(long)]
+    pub json: bool,
+    /// Smoke sizes: fewer iterations and 2 runs (unless --runs is given).
+    #[arg(long)]
+    pub quick: bool,
+    /// How many times each measurement is repeated (default 7; with --quick, 2).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub runs: Option<u32>,
+}
+
+/// What a subcommand concluded: whether every check it made passed.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every step / check passed.
+    Passed,
+    /// At least one step / check failed (exit code 1).
+    Failed,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Tour(args) => tour::run(args),
+        Command::Bench(args) => bench::run(args),
+    };
+    match result {
+        Ok(Outcome::Passed) => ExitCode::SUCCESS,
+        Ok(Outcome::Failed) => ExitCode::from(1),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("concur: error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,288 @@
+//! The locks under test, behind one adapter trait.
+//!
+//! [`BenchLock`] is the minimum a lock must offer to be measured: make one guarding a
+//! `u64` counter, and increment that counter under the lock. [`Adapter`] turns any
+//! `BenchLock` into a [`LockUnderTest`], which owns the measurement loops, so every
+//! lock runs exactly the same code around its acquire and release.
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::{Duration, Instant};
+
+/// Which family a lock belongs to: ratios compare concur with the anchor of its family.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Family {
+    /// Non-reentrant mutual exclusion (`Lock`, `Mutex`).
+    Lock,
+    /// Reentrant locks (`RLock`, `ReentrantMutex`).
+    #[allow(dead_code)] // used once the RLock slot below is filled
+    Rlock,
+}
+
+/// Who wrote the lock: concur itself or an anchor it is compared with.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Origin {
+    /// concur's own lock.
+    Concur,
+    /// The standard library.
+    Std,
+    /// parking_lot, the reference anchor for ratios.
+    ParkingLot,
+}
+
+/// A lock that can be measured: acquire, increment the guarded counter, release.
+pub trait BenchLock: Send + Sync + 'static {
+    /// Display name, e.g. `concur::sync::Lock`.
+    const NAME: &'static str;
+    /// Family, for ratios.
+    const FAMILY: Family;
+    /// Origin, for ratios.
+    const ORIGIN: Origin;
+    /// A fresh, unlocked lock guarding a counter at 0.
+    fn new() -> Self;
+    /// One acquire / increment / release.
+    fn increment(&self);
+    /// The counter's value (taking the lock).
+    fn value(&self) -> u64;
+}
+
+/// A lock as the harness sees it.
+pub trait LockUnderTest: Send + Sync {
+    /// Display name.
+    fn name(&self) -> &'static str;
+    /// Family, for ratios.
+    fn family(&self) -> Family;
+    /// Origin, for ratios.
+    fn origin(&self) -> Origin;
+    /// `iters` acquire/increment/release on one thread; the elapsed time.
+    ///
+    /// # Errors
+    /// A message if the counter is wrong afterwards.
+    fn run_uncontended(&self, iters: u64) -> Result<Duration, String>;
+    /// `threads` threads each doing `iters` acquire/increment/release on one shared
+    /// lock, started together; the elapsed time from the common start to the last join.
+    ///
+    /// # Errors
+    /// A message if a thread could not be spawned or panicked, or the count is wrong.
+    fn run_contended(&self, threads: usize, iters: u64) -> Result<Duration, String>;
+}
+
+/// Runs the measurement loops for any [`BenchLock`].
+pub struct Adapter<L>(std::marker::PhantomData<fn() -> L>);
+
+impl<L: BenchLock> Adapter<L> {
+    /// The adapter for `L`.
+    pub fn boxed() -> Box<dyn LockUnderTest> {
+        Box::new(Adapter::<L>(std::marker::PhantomData))
+    }
+}
+
+impl<L: BenchLock> LockUnderTest for Adapter<L> {
+    fn name(&self) -> &'static str {
+        L::NAME
+    }
+
+    fn family(&self) -> Family {
+        L::FAMILY
+    }
+
+    fn origin(&self) -> Origin {
+        L::ORIGIN
+    }
+
+    fn run_uncontended(&self, iters: u64) -> Result<Duration, String> {
+        let lock = L::new();
+        let lock = black_box(&lock);
+        let start = Instant::now();
+        for _ in 0..iters {
+            lock.increment();
+        }
+        let elapsed = start.elapsed();
+        check_count(L::NAME, lock.value(), iters)?;
+        Ok(elapsed)
+    }
+
+    fn run_contended(&self, threads: usize, iters: u64) -> Result<Duration, String> {
+        let lock = L::new();
+        // All threads start together: they spin (yielding) until `start` says GO, or
+        // leave at once on ABORT if another thread could not be spawned.
+        let start = AtomicU8::new(WAIT);
+        let elapsed = std::thread::scope(|s| {
+            let mut workers = Vec::with_capacity(threads);
+            for t in 0..threads {
+                let (lock, start) = (&lock, &start);
+                let spawned = std::thread::Builder::new()
+                    .name(format!("bench-{t}"))
+                    .spawn_scoped(s, move || {
+                        let go = loop {
+                            match start.load(Ordering::Acquire) {
+                                WAIT => std::thread::yield_now(),
+                                state => break state == GO,
+                            }
+                        };
+                        if go {
+                            for _ in 0..iters {
+                                black_box(lock).increment();
+                            }
+                        }
+                    });
+                match spawned {
+                    Ok(w) => workers.push(w),
+                    Err(e) => {
+                        start.store(ABORT, Ordering::Release);
+                        return Err(format!("{}: could not spawn a bench thread: {e}", L::NAME));
+                    }
+                }
+            }
+            let begin = Instant::now();
+            start.store(GO, Ordering::Release);
+            let mut panicked = false;
+            for w in workers {
+                panicked |= w.join().is_err();
+            }
+            let elapsed = begin.elapsed();
+            if panicked {
+                Err(format!("{}: a bench thread panicked", L::NAME))
+            } else {
+                Ok(elapsed)
+            }
+        })?;
+        check_count(L::NAME, lock.value(), iters * threads as u64)?;
+        Ok(elapsed)
+    }
+}
+
+const WAIT: u8 = 0;
+const GO: u8 = 1;
+const ABORT: u8 = 2;
+
+fn check_count(name: &str, got: u64, want: u64) -> Result<(), String> {
+    if got == want {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name}: counter is {got} after {want} locked increments (lost updates)"
+        ))
+    }
+}
+
+/// `concur::sync::Lock<u64>`.
+pub struct ConcurLock(concur::sync::Lock<u64>);
+
+impl BenchLock for ConcurLock {
+    const NAME: &'static str = "concur::sync::Lock";
+    const FAMILY: Family = Family::Lock;
+    const ORIGIN: Origin = Origin::Concur;
+    fn new() -> Self {
+        ConcurLock(concur::sync::Lock::with_value(0))
+    }
+    #[inline]
+    fn increment(&self) {
+        *self.0.acquire() += 1;
+    }
+    fn value(&self) -> u64 {
+        *self.0.acquire()
+    }
+}
+
+/// `std::sync::Mutex<u64>`.
+pub struct StdMutex(std::sync::Mutex<u64>);
+
+impl BenchLock for StdMutex {
+    const NAME: &'static str = "std::sync::Mutex";
+    const FAMILY: Family = Family::Lock;
+    const ORIGIN: Origin = Origin::Std;
+    fn new() -> Self {
+        StdMutex(std::sync::Mutex::new(0))
+    }
+    #[inline]
+    fn increment(&self) {
+        // A poisoned mutex still counts: the benchmark only measures the locking.
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) += 1;
+    }
+    fn value(&self) -> u64 {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// `parking_lot::Mutex<u64>`.
+pub struct ParkingLotMutex(parking_lot::Mutex<u64>);
+
+impl BenchLock for ParkingLotMutex {
+    const NAME: &'static str = "parking_lot::Mutex";
+    const FAMILY: Family = Family::Lock;
+    const ORIGIN: Origin = Origin::ParkingLot;
+    fn new() -> Self {
+        ParkingLotMutex(parking_lot::Mutex::new(0))
+    }
+    #[inline]
+    fn increment(&self) {
+        *self.0.lock() += 1;
+    }
+    fn value(&self) -> u64 {
+        *self.0.lock()
+    }
+}
+
+// SLOT(integrator, sync branch): the reentrant family. Uncomment once `concur::sync::RLock`
+// is merged (adjust to its final API: a guard that derefs to `&T`, hence the `Cell`),
+// and add both to `all()` below.
+//
+// /// `concur::sync::RLock<Cell<u64>>`.
+// pub struct ConcurRLock(concur::sync::RLock<std::cell::Cell<u64>>);
+//
+// impl BenchLock for ConcurRLock {
+//     const NAME: &'static str = "concur::sync::RLock";
+//     const FAMILY: Family = Family::Rlock;
+//     const ORIGIN: Origin = Origin::Concur;
+//     fn new() -> Self {
+//         ConcurRLock(concur::sync::RLock::with_value(std::cell::Cell::new(0)))
+//     }
+//     #[inline]
+//     fn increment(&self) {
+//         let g = self.0.acquire();
+//         g.set(g.get() + 1);
+//     }
+//     fn value(&self) -> u64 {
+//         self.0.acquire().get()
+//     }
+// }
+//
+// /// `parking_lot::ReentrantMutex<Cell<u64>>`.
+// pub struct ParkingLotReentrant(parking_lot::ReentrantMutex<std::cell::Cell<u64>>);
+//
+// impl BenchLock for ParkingLotReentrant {
+//     const NAME: &'static str = "parking_lot::ReentrantMutex";
+//     const FAMILY: Family = Family::Rlock;
+//     const ORIGIN: Origin = Origin::ParkingLot;
+//     fn new() -> Self {
+//         ParkingLotReentrant(parking_lot::ReentrantMutex::new(std::cell::Cell::new(0)))
+//     }
+//     #[inline]
+//     fn increment(&self) {
+//         let g = self.0.lock();
+//         g.set(g.get() + 1);
+//     }
+//     fn value(&self) -> u64 {
+//         self.0.lock().get()
+//     }
+// }
+
+/// Every lock under test, concur first within each family.
+pub fn all() -> Vec<Box<dyn LockUnderTest>> {
+    vec![
+        Adapter::<ConcurLock>::boxed(),
+        Adapter::<StdMutex>::boxed(),
+        Adapter::<ParkingLotMutex>::boxed(),
+        // Adapter::<ConcurRLock>::boxed(),          // SLOT(integrator): RLock
+        // Adapter::<ParkingLotReentrant>::boxed(),  // SLOT(integrator): RLock anchor
+    ]
+}

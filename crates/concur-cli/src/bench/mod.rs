@@ -1,0 +1,314 @@
+//! `concur bench`: concur's locks side by side with their anchors, in one process.
+//!
+//! The sweep has two cases — `uncontended` (1 thread) and `contended-2` (2 threads on
+//! one lock) — and every case runs every lock of [`adapters::all`] `--runs` times.
+//! Runs are interleaved (run 1 of every lock, then run 2 of every lock...) so that a
+//! burst of load on a shared machine spreads over all locks instead of hitting one.
+//! The median of the runs is reported, and the ratio of concur to parking_lot as a
+//! throughput ratio: `parking_lot ns/op ÷ concur ns/op` (≥ 1 means concur is faster).
+
+mod adapters;
+
+use crate::machine::Machine;
+use crate::progress::Bars;
+use crate::{BenchArgs, Outcome};
+use adapters::{Family, LockUnderTest, Origin};
+use serde::Serialize;
+use std::io::{self, Write};
+
+/// One benchmark case: how many threads, and how many operations each does.
+#[derive(Debug, Clone, Serialize)]
+struct Case {
+    name: &'static str,
+    threads: usize,
+    iters_per_thread: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct Config {
+    quick: bool,
+    runs: u32,
+    cases: Vec<Case>,
+    /// The deadlock-detection mode the locks ran under (the goal is stated for `Off`).
+    deadlock_mode: String,
+    operation: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+struct Measurement {
+    case: &'static str,
+    lock: &'static str,
+    family: Family,
+    origin: Origin,
+    threads: usize,
+    ops_per_run: u64,
+    /// ns per operation, one entry per run, in run order.
+    runs_ns_per_op: Vec<f64>,
+    median_ns_per_op: f64,
+    median_ops_per_sec: f64,
+    min_ns_per_op: f64,
+    max_ns_per_op: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct Ratio {
+    case: &'static str,
+    family: Family,
+    concur: &'static str,
+    anchor: &'static str,
+    /// `anchor median ns/op ÷ concur median ns/op`: ≥ 1 means concur is faster.
+    throughput_ratio: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct BenchReport {
+    machine: Machine,
+    config: Config,
+    results: Vec<Measurement>,
+    ratios: Vec<Ratio>,
+    /// Errors met while measuring (wrong counts, failed spawns); empty when all is well.
+    errors: Vec<String>,
+}
+
+/// Runs the sweep and prints the table (or the JSON document).
+pub fn run(args: &BenchArgs) -> io::Result<Outcome> {
+    let runs = args.runs.unwrap_or(if args.quick { 2 } else { 7 });
+    let cases = vec![
+        Case {
+            name: "uncontended",
+            threads: 1,
+            iters_per_thread: if args.quick { 1_000_000 } else { 10_000_000 },
+        },
+        Case {
+            name: "contended-2",
+            threads: 2,
+            iters_per_thread: if args.quick { 200_000 } else { 2_000_000 },
+        },
+    ];
+    let locks = adapters::all();
+    let machine = Machine::probe();
+
+    let mut results: Vec<Measurement> = Vec::new();
+    let mut errors = Vec::new();
+    let bar = Bars::new(args.json).bar(
+        u64::from(runs) * (cases.len() * locks.len()) as u64,
+        "bench",
+    );
+    for case in &cases {
+        let first = results.len();
+        for lock in &locks {
+            results.push(Measurement {
+                case: case.name,
+                lock: lock.name(),
+                family: lock.family(),
+                origin: lock.origin(),
+                threads: case.threads,
+                ops_per_run: case.iters_per_thread * case.threads as u64,
+                runs_ns_per_op: Vec::with_capacity(runs as usize),
+                median_ns_per_op: f64::NAN,
+                median_ops_per_sec: f64::NAN,
+                min_ns_per_op: f64::NAN,
+                max_ns_per_op: f64::NAN,
+            });
+        }
+        for run in 0..runs {
+            for (i, lock) in locks.iter().enumerate() {
+                bar.set_message(format!(
+                    "{} {} run {}/{runs}",
+                    case.name,
+                    lock.name(),
+                    run + 1
+                ));
+                match measure(lock.as_ref(), case) {
+                    Ok(ns) => results[first + i].runs_ns_per_op.push(ns),
+                    Err(e) => errors.push(e),
+                }
+                bar.inc(1);
+            }
+        }
+    }
+    bar.finish_and_clear();
+
+    for m in &mut results {
+        if let Some(stats) = Stats::of(&m.runs_ns_per_op) {
+            m.median_ns_per_op = stats.median;
+            m.median_ops_per_sec = 1e9 / stats.median;
+            m.min_ns_per_op = stats.min;
+            m.max_ns_per_op = stats.max;
+        }
+    }
+    let ratios = ratios(&results);
+    let report = BenchReport {
+        machine,
+        config: Config {
+            quick: args.quick,
+            runs,
+            cases,
+            deadlock_mode: format!("{:?}", concur::deadlock::mode()),
+            operation: "acquire, increment the guarded u64, release",
+        },
+        results,
+        ratios,
+        errors,
+    };
+
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &report)?;
+        writeln!(out)?;
+    } else {
+        write_table(&mut out, &report)?;
+    }
+    out.flush()?;
+    for e in &report.errors {
+        eprintln!("concur bench: {e}");
+    }
+    Ok(if report.errors.is_empty() {
+        Outcome::Passed
+    } else {
+        Outcome::Failed
+    })
+}
+
+/// One run of `case` for `lock`, in ns per operation.
+fn measure(lock: &dyn LockUnderTest, case: &Case) -> Result<f64, String> {
+    let elapsed = if case.threads == 1 {
+        lock.run_uncontended(case.iters_per_thread)?
+    } else {
+        lock.run_contended(case.threads, case.iters_per_thread)?
+    };
+    let ops = case.iters_per_thread * case.threads as u64;
+    Ok(elapsed.as_secs_f64() * 1e9 / ops as f64)
+}
+
+struct Stats {
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Stats {
+    fn of(samples: &[f64]) -> Option<Stats> {
+        if samples.is_empty() {
+            return None;
+        }
+        let mut s = samples.to_vec();
+        s.sort_by(f64::total_cmp);
+        let n = s.len();
+        let median = if n % 2 == 1 {
+            s[n / 2]
+        } else {
+            (s[n / 2 - 1] + s[n / 2]) / 2.0
+        };
+        Some(Stats {
+            median,
+            min: s[0],
+            max: s[n - 1],
+        })
+    }
+}
+
+/// For each case and family, concur's lock against the parking_lot anchor.
+fn ratios(results: &[Measurement]) -> Vec<Ratio> {
+    let mut out = Vec::new();
+    for c in results.iter().filter(|m| m.origin == Origin::Concur) {
+        let anchor = results
+            .iter()
+            .find(|m| m.case == c.case && m.family == c.family && m.origin == Origin::ParkingLot);
+        if let Some(a) = anchor {
+            if c.median_ns_per_op.is_finite() && a.median_ns_per_op.is_finite() {
+                out.push(Ratio {
+                    case: c.case,
+                    family: c.family,
+                    concur: c.lock,
+                    anchor: a.lock,
+                    throughput_ratio: a.median_ns_per_op / c.median_ns_per_op,
+                });
+            }
+        }
+    }
+    out
+}
+
+fn write_table(out: &mut impl Write, r: &BenchReport) -> io::Result<()> {
+    let m = &r.machine;
+    writeln!(
+        out,
+        "machine: {} ({} cores), Linux {}",
+        m.cpu_model, m.cores, m.kernel
+    )?;
+    writeln!(
+        out,
+        "build:   {}, {} build, commit {}{}",
+        m.rustc,
+        if m.release_build {
+            "release"
+        } else {
+            "DEBUG (numbers are meaningless)"
+        },
+        m.git_commit,
+        if m.git_dirty == Some(true) {
+            " (dirty)"
+        } else {
+            ""
+        }
+    )?;
+    writeln!(
+        out,
+        "runs:    {} per measurement, median shown; deadlock detection {}\n",
+        r.config.runs, r.config.deadlock_mode
+    )?;
+    writeln!(
+        out,
+        "{:<12} {:<22} {:>10} {:>10} {:>10} {:>14} {:>10}",
+        "case", "lock", "median ns", "min ns", "max ns", "ops/s", "vs pl"
+    )?;
+    writeln!(out, "{}", "-".repeat(94))?;
+    for res in &r.results {
+        let ratio = r
+            .ratios
+            .iter()
+            .find(|x| x.case == res.case && x.concur == res.lock)
+            .map_or(String::new(), |x| format!("{:.2}x", x.throughput_ratio));
+        writeln!(
+            out,
+            "{:<12} {:<22} {:>10.2} {:>10.2} {:>10.2} {:>14} {:>10}",
+            res.case,
+            res.lock,
+            res.median_ns_per_op,
+            res.min_ns_per_op,
+            res.max_ns_per_op,
+            crate::tour::group_thousands(&format!("{:.0}", res.median_ops_per_sec)),
+            ratio
+        )?;
+    }
+    writeln!(
+        out,
+        "\nvs pl = parking_lot ns/op / concur ns/op (>= 1: concur is faster; goal >= 0.9)"
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_odd_and_even() {
+        assert_eq!(Stats::of(&[3.0, 1.0, 2.0]).map(|s| s.median), Some(2.0));
+        assert_eq!(
+            Stats::of(&[4.0, 1.0, 2.0, 3.0]).map(|s| s.median),
+            Some(2.5)
+        );
+        assert!(Stats::of(&[]).is_none());
+    }
+
+    #[test]
+    fn every_adapter_counts_correctly() {
+        for lock in adapters::all() {
+            lock.run_uncontended(1_000).expect("uncontended count");
+            lock.run_contended(2, 1_000).expect("contended count");
+        }
+    }
+}

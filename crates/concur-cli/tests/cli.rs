@@ -1,0 +1,168 @@
+//! Runs the built `concur` binary and checks its exit codes and JSON documents.
+//!
+//! Every child is bounded: one that runs longer than [`LIMIT`] is killed and the test
+//! fails with a message, so a hung tour or benchmark can never hang the test suite.
+
+use serde_json::Value;
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const LIMIT: Duration = Duration::from_secs(120);
+
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `concur ARGS`, killing it after [`LIMIT`].
+fn concur(args: &[&str]) -> Run {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_concur"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the concur binary");
+    // Drain both pipes on their own threads so a chatty child cannot block on a full pipe.
+    let mut out = child.stdout.take().expect("piped stdout");
+    let mut err = child.stderr.take().expect("piped stderr");
+    let out_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        out.read_to_string(&mut s).map(|_| s)
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        err.read_to_string(&mut s).map(|_| s)
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for concur") {
+            break status;
+        }
+        if start.elapsed() > LIMIT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "`concur {}` ran longer than {LIMIT:?}: probable hang; killed",
+                args.join(" ")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    Run {
+        code: status.code(),
+        stdout: out_reader
+            .join()
+            .expect("stdout reader")
+            .expect("read stdout"),
+        stderr: err_reader
+            .join()
+            .expect("stderr reader")
+            .expect("read stderr"),
+    }
+}
+
+fn json(run: &Run) -> Value {
+    serde_json::from_str(&run.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not one JSON document ({e}):\n{}\nstderr:\n{}",
+            run.stdout, run.stderr
+        )
+    })
+}
+
+#[test]
+fn tour_quick_json_passes_and_has_every_step() {
+    let run = concur(&["tour", "--quick", "--json"]);
+    assert_eq!(run.code, Some(0), "exit code; stderr:\n{}", run.stderr);
+    let doc = json(&run);
+    assert_eq!(doc["quick"], true);
+    assert_eq!(doc["passed"], true);
+    assert_eq!(doc["steps_failed"], 0);
+    let steps = doc["steps"].as_array().expect("steps array");
+    let names: Vec<&str> = steps.iter().filter_map(|s| s["name"].as_str()).collect();
+    for want in ["critical-section", "locked-counter", "cpu-bound"] {
+        assert!(names.contains(&want), "step {want} missing from {names:?}");
+    }
+    assert_eq!(doc["steps_run"].as_u64(), Some(steps.len() as u64));
+    for step in steps {
+        assert_eq!(step["passed"], true, "step failed: {step}");
+        assert!(step["shows"].as_str().is_some_and(|s| !s.is_empty()));
+        assert!(step["key_figure"].as_str().is_some_and(|s| !s.is_empty()));
+        assert!(step["verdict"].as_str().is_some());
+        assert!(step["elapsed_ms"].as_f64().is_some());
+        let figures = step["figures"].as_array().expect("figures array");
+        assert!(!figures.is_empty(), "no figures for {}", step["name"]);
+        for f in figures {
+            assert!(f["name"].is_string() && f["unit"].is_string() && !f["value"].is_null());
+        }
+    }
+    let counter = steps
+        .iter()
+        .find(|s| s["name"] == "locked-counter")
+        .expect("locked-counter");
+    let total = counter["figures"]
+        .as_array()
+        .and_then(|fs| fs.iter().find(|f| f["name"] == "locked: final value"))
+        .expect("locked total figure");
+    assert_eq!(total["value"], 0);
+}
+
+#[test]
+fn bench_quick_json_one_run_has_results_ratios_and_machine() {
+    let run = concur(&["bench", "--quick", "--json", "--runs", "1"]);
+    assert_eq!(run.code, Some(0), "exit code; stderr:\n{}", run.stderr);
+    let doc = json(&run);
+    for key in ["cpu_model", "kernel", "rustc", "git_commit"] {
+        assert!(doc["machine"][key].is_string(), "machine.{key} missing");
+    }
+    assert!(doc["machine"]["cores"].as_u64().is_some_and(|n| n >= 1));
+    assert_eq!(doc["config"]["runs"], 1);
+    assert_eq!(doc["errors"].as_array().map(Vec::len), Some(0));
+    let results = doc["results"].as_array().expect("results array");
+    for case in ["uncontended", "contended-2"] {
+        for lock in [
+            "concur::sync::Lock",
+            "std::sync::Mutex",
+            "parking_lot::Mutex",
+        ] {
+            let m = results
+                .iter()
+                .find(|m| m["case"] == case && m["lock"] == lock)
+                .unwrap_or_else(|| panic!("no result for {lock} / {case}"));
+            assert_eq!(m["runs_ns_per_op"].as_array().map(Vec::len), Some(1));
+            assert!(m["median_ns_per_op"].as_f64().is_some_and(|x| x > 0.0));
+            assert!(m["median_ops_per_sec"].as_f64().is_some_and(|x| x > 0.0));
+        }
+        let ratio = doc["ratios"]
+            .as_array()
+            .and_then(|rs| rs.iter().find(|r| r["case"] == case))
+            .unwrap_or_else(|| panic!("no ratio for {case}"));
+        assert!(ratio["throughput_ratio"].as_f64().is_some_and(|x| x > 0.0));
+        assert_eq!(ratio["anchor"], "parking_lot::Mutex");
+    }
+}
+
+#[test]
+fn bad_usage_exits_2() {
+    let run = concur(&["tour", "--no-such-flag"]);
+    assert_eq!(run.code, Some(2), "stderr:\n{}", run.stderr);
+    let run = concur(&["bench", "--runs", "0"]);
+    assert_eq!(run.code, Some(2), "stderr:\n{}", run.stderr);
+}
+
+#[test]
+fn tour_human_output_ends_with_a_summary() {
+    let run = concur(&["tour", "--quick"]);
+    assert_eq!(run.code, Some(0), "stderr:\n{}", run.stderr);
+    assert!(run.stdout.contains("Summary"), "{}", run.stdout);
+    assert!(run.stdout.contains("all 3 steps passed") || run.stdout.contains("steps passed"));
+    // Not a terminal: no progress bar may leak into stderr.
+    assert!(
+        !run.stderr.contains('['),
+        "progress bar drawn to a pipe:\n{}",
+        run.stderr
+    );
+}
