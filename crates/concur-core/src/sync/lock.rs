@@ -25,8 +25,9 @@ use std::time::{Duration, Instant};
 ///
 /// The lock is eventually fair (after the algorithm of `parking_lot`): a thread that
 /// has waited ~0.5 ms gets the lock handed to it directly, so no waiter starves.
-/// With deadlock detection on (see [`crate::deadlock`]), every acquisition is checked
-/// for lock-order inversions and wait-for cycles; off, it costs one relaxed load.
+/// A lock created while deadlock detection is on (see [`crate::deadlock`]) has every
+/// acquisition checked for lock-order inversions and wait-for cycles; a lock created
+/// while it is off pays nothing for it: its fast paths are a single compare-and-swap.
 ///
 /// # Examples
 ///
@@ -100,7 +101,7 @@ impl Lock<()> {
     /// ```
     pub fn release(&self) -> Result<(), ReleaseError> {
         if self.inner.raw.try_unlock() {
-            if deadlock::enabled() {
+            if self.checked() {
                 deadlock::on_release(&self.inner.meta);
             }
             Ok(())
@@ -147,7 +148,7 @@ impl<T> Lock<T> {
     fn build(value: T, name: Option<Box<str>>) -> Self {
         Lock {
             inner: Arc::new(Inner {
-                raw: RawLock::new(),
+                raw: RawLock::with_checked(deadlock::enabled()),
                 meta: LockMeta::new("Lock", name),
                 value: UnsafeCell::new(value),
             }),
@@ -190,10 +191,9 @@ impl<T: ?Sized> Lock<T> {
     /// cycle or a wait-for cycle (nothing is acquired then).
     #[inline]
     pub fn acquire(&self) -> LockGuard<'_, T> {
-        if deadlock::enabled() {
-            return self.acquire_checked(None).expect("no deadline");
+        if !self.inner.raw.lock_fast() {
+            self.acquire_slow(None);
         }
-        self.inner.raw.lock();
         LockGuard { lock: self }
     }
 
@@ -208,14 +208,22 @@ impl<T: ?Sized> Lock<T> {
     /// ```
     #[inline]
     pub fn try_acquire(&self) -> Option<LockGuard<'_, T>> {
-        if self.inner.raw.try_lock() {
-            if deadlock::enabled() {
-                deadlock::after_acquire(&self.inner.meta);
-            }
+        if self.inner.raw.lock_fast() || self.try_acquire_slow() {
             Some(LockGuard { lock: self })
         } else {
             None
         }
+    }
+
+    #[cold]
+    fn try_acquire_slow(&self) -> bool {
+        if !self.inner.raw.try_lock() {
+            return false;
+        }
+        if self.checked() {
+            deadlock::after_acquire(&self.inner.meta);
+        }
+        true
     }
 
     /// Blocks for at most `timeout`; `None` if the lock could not be acquired in time.
@@ -248,26 +256,35 @@ impl<T: ?Sized> Lock<T> {
 
     #[inline]
     fn acquire_until(&self, deadline: Option<Instant>) -> Option<LockGuard<'_, T>> {
-        if deadlock::enabled() {
-            return self.acquire_checked(deadline);
-        }
-        if self.inner.raw.lock_until(deadline) {
+        if self.inner.raw.lock_fast() || self.acquire_slow(deadline) {
             Some(LockGuard { lock: self })
         } else {
             None
         }
     }
 
+    /// True when this lock was created while deadlock detection was on and detection
+    /// is still on: then every operation reports to the detector.
+    #[inline]
+    fn checked(&self) -> bool {
+        self.inner.raw.is_checked() && deadlock::enabled()
+    }
+
+    /// Contended acquire, and every acquire of a lock the detector watches.
     #[cold]
-    fn acquire_checked(&self, deadline: Option<Instant>) -> Option<LockGuard<'_, T>> {
+    fn acquire_slow(&self, deadline: Option<Instant>) -> bool {
+        let raw = &self.inner.raw;
+        if !self.checked() {
+            return raw.lock_slow(deadline);
+        }
         let meta = &self.inner.meta;
         deadlock::before_acquire(meta);
-        if self.inner.raw.lock_until(deadline) {
+        if raw.lock_slow(deadline) {
             deadlock::after_acquire(meta);
-            Some(LockGuard { lock: self })
+            true
         } else {
             deadlock::acquire_abandoned(meta);
-            None
+            false
         }
     }
 
@@ -306,10 +323,18 @@ impl<T: ?Sized> Lock<T> {
     /// Releases on behalf of a guard (or of a `Condition` that owns the acquisition).
     #[inline]
     pub(crate) fn unlock_held(&self) {
-        if deadlock::enabled() {
+        if !self.inner.raw.unlock_fast() {
+            self.release_slow();
+        }
+    }
+
+    /// Contended release, and every release of a lock the detector watches.
+    #[cold]
+    fn release_slow(&self) {
+        if self.checked() {
             deadlock::on_release(&self.inner.meta);
         }
-        self.inner.raw.unlock();
+        self.inner.raw.unlock_slow();
     }
 }
 

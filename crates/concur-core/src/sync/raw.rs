@@ -12,6 +12,12 @@
 //! | `LOCKED`        | locked, nobody parked                            |
 //! | `PARKED`        | unlocked, but threads may be parked on the key   |
 //! | `LOCKED|PARKED` | locked, threads parked (unlock takes slow path)  |
+//! | `+ CHECKED`     | any of the above, for a lock the deadlock detector watches |
+//!
+//! `CHECKED` is set at creation and never changes. It makes both fast paths (which
+//! compare against exactly `0` and `LOCKED`) fail, so a watched lock always goes
+//! through the slow paths, where the owning type calls the detector's hooks; an
+//! unwatched lock pays nothing at all for deadlock detection.
 //!
 //! Transitions:
 //! - lock fast path: CAS `0 -> LOCKED` (Acquire).
@@ -20,7 +26,8 @@
 //!   `LOCKED|PARKED`. Woken with `HANDOFF`, the thread owns the lock already.
 //!   A waiter whose deadline passes clears `PARKED` if it was the last one parked.
 //! - unlock fast path: CAS `LOCKED -> 0` (Release).
-//! - unlock slow path (`PARKED` set): `unpark_one`; in its callback (queue locked)
+//! - unlock slow path: without `PARKED`, CAS `LOCKED` out (keeping `CHECKED`); with
+//!   `PARKED`, `unpark_one`; in its callback (queue locked)
 //!   either hand the lock over (fair unlock, about every 0.5 ms: `LOCKED` stays set)
 //!   or clear `LOCKED`, and clear `PARKED` when no one else is parked. The callback
 //!   uses read-modify-write operations, never a blind store, so that the racy
@@ -36,6 +43,7 @@ use std::time::Instant;
 
 const LOCKED: u8 = 1;
 const PARKED: u8 = 2;
+const CHECKED: u8 = 4;
 
 const TOKEN_NORMAL: usize = 0;
 const TOKEN_HANDOFF: usize = 1;
@@ -58,6 +66,36 @@ impl RawLock {
         RawLock {
             state: AtomicU8::new(0),
         }
+    }
+
+    /// A lock whose fast paths always fail when `checked` (see the module docs), so
+    /// that its owner can route every operation through the deadlock detector.
+    pub(crate) fn with_checked(checked: bool) -> Self {
+        RawLock {
+            state: AtomicU8::new(if checked { CHECKED } else { 0 }),
+        }
+    }
+
+    /// Whether this lock was created watched by the deadlock detector.
+    #[inline]
+    pub(crate) fn is_checked(&self) -> bool {
+        self.state.load(Ordering::Relaxed) & CHECKED != 0
+    }
+
+    /// The uncontended, unwatched acquire: one CAS. False means "take the slow path".
+    #[inline]
+    pub(crate) fn lock_fast(&self) -> bool {
+        self.state
+            .compare_exchange_weak(0, LOCKED, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// The uncontended, unwatched release: one CAS. False means "take the slow path".
+    #[inline]
+    pub(crate) fn unlock_fast(&self) -> bool {
+        self.state
+            .compare_exchange(LOCKED, 0, Ordering::Release, Ordering::Relaxed)
+            .is_ok()
     }
 
     /// Takes the lock if it is free, without blocking.
@@ -83,11 +121,7 @@ impl RawLock {
     /// Blocks until the lock is taken.
     #[inline]
     pub(crate) fn lock(&self) {
-        if self
-            .state
-            .compare_exchange_weak(0, LOCKED, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
+        if !self.lock_fast() {
             self.lock_slow(None);
         }
     }
@@ -95,14 +129,7 @@ impl RawLock {
     /// Blocks until the lock is taken (true) or `deadline` passes (false).
     #[inline]
     pub(crate) fn lock_until(&self, deadline: Option<Instant>) -> bool {
-        if self
-            .state
-            .compare_exchange_weak(0, LOCKED, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
-        {
-            return true;
-        }
-        self.lock_slow(deadline)
+        self.lock_fast() || self.lock_slow(deadline)
     }
 
     /// Whether the lock is held by someone at this instant.
@@ -114,14 +141,9 @@ impl RawLock {
     /// Releases a lock the caller knows to be held (by it or on its behalf).
     #[inline]
     pub(crate) fn unlock(&self) {
-        if self
-            .state
-            .compare_exchange(LOCKED, 0, Ordering::Release, Ordering::Relaxed)
-            .is_ok()
-        {
-            return;
+        if !self.unlock_fast() {
+            self.unlock_slow();
         }
-        self.unlock_slow();
     }
 
     /// Releases the lock if it is held; false if it was not locked.
@@ -149,8 +171,9 @@ impl RawLock {
         &self.state as *const AtomicU8 as usize
     }
 
+    /// The contended (or watched) acquire.
     #[cold]
-    fn lock_slow(&self, deadline: Option<Instant>) -> bool {
+    pub(crate) fn lock_slow(&self, deadline: Option<Instant>) -> bool {
         let mut spin = SpinWait::new();
         let mut state = self.state.load(Ordering::Relaxed);
         loop {
@@ -183,7 +206,7 @@ impl RawLock {
                     continue;
                 }
             }
-            let validate = || self.state.load(Ordering::Relaxed) == LOCKED | PARKED;
+            let validate = || self.state.load(Ordering::Relaxed) & !CHECKED == LOCKED | PARKED;
             let timed_out = |_key: usize, was_last: bool| {
                 if was_last {
                     self.state.fetch_and(!PARKED, Ordering::Relaxed);
@@ -201,8 +224,21 @@ impl RawLock {
         }
     }
 
+    /// The contended (or watched) release of a held lock.
     #[cold]
-    fn unlock_slow(&self) {
+    pub(crate) fn unlock_slow(&self) {
+        let mut state = self.state.load(Ordering::Relaxed);
+        while state & PARKED == 0 {
+            match self.state.compare_exchange_weak(
+                state,
+                state & !LOCKED,
+                Ordering::Release,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return,
+                Err(s) => state = s,
+            }
+        }
         let callback = |r: park::UnparkResult| {
             if r.unparked_threads != 0 && r.be_fair {
                 if !r.have_more_threads {
