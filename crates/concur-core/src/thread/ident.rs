@@ -3,11 +3,15 @@
 use crate::shim::atomic::{AtomicU64, Ordering};
 use std::cell::Cell;
 
+/// The ident reserved for the process's main thread (on platforms that can tell which
+/// thread that is), so any thread can name it without main having called concur.
+pub(crate) const MAIN_IDENT: u64 = 1;
+
 #[cfg(not(concur_loom))]
-static NEXT_IDENT: AtomicU64 = AtomicU64::new(1);
+static NEXT_IDENT: AtomicU64 = AtomicU64::new(MAIN_IDENT + 1);
 #[cfg(concur_loom)]
 loom::lazy_static! {
-    static ref NEXT_IDENT: AtomicU64 = AtomicU64::new(1);
+    static ref NEXT_IDENT: AtomicU64 = AtomicU64::new(MAIN_IDENT + 1);
 }
 
 crate::shim::thread_local! {
@@ -31,7 +35,11 @@ pub fn get_ident() -> u64 {
         if v != 0 {
             v
         } else {
-            let v = NEXT_IDENT.fetch_add(1, Ordering::Relaxed);
+            let v = if !cfg!(concur_loom) && super::sys::is_main_os_thread() {
+                MAIN_IDENT
+            } else {
+                NEXT_IDENT.fetch_add(1, Ordering::Relaxed)
+            };
             c.set(v);
             v
         }

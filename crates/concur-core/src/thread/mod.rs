@@ -59,7 +59,7 @@
 
 mod error;
 mod hook;
-mod ident;
+pub(crate) mod ident;
 mod local;
 mod registry;
 mod spawn;

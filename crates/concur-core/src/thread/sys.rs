@@ -1,15 +1,12 @@
 //! The OS-specific part of `thread`: native thread ids and recognising the main thread.
 //!
-//! Linux: `gettid()` (glibc >= 2.30, musl), and a load-time constructor (an
-//! `.init_array` entry, run by the dynamic loader on the main thread before `main`) that
-//! records the main thread's [`get_ident`](super::get_ident), so `main_thread()` knows
-//! it from any thread. Elsewhere: unsupported, `native_id` is `None` and the main thread
+//! Linux: `gettid()` (glibc >= 2.30, musl); the main thread is the one whose tid is the
+//! pid, and it always gets the reserved ident `MAIN_IDENT`, so `main_thread()` knows
+//! it from any thread even if main never called concur. Elsewhere: unsupported, `native_id` is `None` and the main thread
 //! is recognised lazily (see `registry::main_thread`).
 
 #[cfg(target_os = "linux")]
 mod imp {
-    use std::sync::atomic::{AtomicU64, Ordering};
-
     unsafe extern "C" {
         fn gettid() -> i32;
     }
@@ -21,29 +18,14 @@ mod imp {
         u64::try_from(tid).ok()
     }
 
-    /// The main thread's ident, recorded before `main` (0: the constructor did not run).
-    static MAIN_IDENT: AtomicU64 = AtomicU64::new(0);
-
-    /// Runs on the main thread before `main` (also when concur is loaded later with
-    /// `dlopen`, on the loading thread: hence the tid == pid check). It must not panic:
-    /// it only reads two ids and stores one.
-    extern "C" fn record_main_thread() {
-        if native_id() == Some(u64::from(std::process::id())) {
-            MAIN_IDENT.store(super::super::get_ident(), Ordering::Relaxed);
-        }
+    /// Whether the calling thread is the process's main thread (its tid is the pid).
+    pub(crate) fn is_main_os_thread() -> bool {
+        native_id() == Some(u64::from(std::process::id()))
     }
 
-    #[used]
-    // SAFETY: `.init_array` holds pointers to `extern "C" fn()`s run once at load time,
-    // which is exactly the type of this static.
-    #[unsafe(link_section = ".init_array")]
-    static RECORD_MAIN_THREAD: extern "C" fn() = record_main_thread;
-
+    /// The main thread's ident: reserved, see `ident.rs`.
     pub(crate) fn main_ident() -> Option<u64> {
-        match MAIN_IDENT.load(Ordering::Relaxed) {
-            0 => None,
-            v => Some(v),
-        }
+        Some(crate::thread::ident::MAIN_IDENT)
     }
 
     pub(crate) fn main_native_id() -> Option<u64> {
@@ -59,9 +41,12 @@ mod imp {
     pub(crate) fn main_ident() -> Option<u64> {
         None
     }
+    pub(crate) fn is_main_os_thread() -> bool {
+        false
+    }
     pub(crate) fn main_native_id() -> Option<u64> {
         None
     }
 }
 
-pub(crate) use imp::{main_ident, main_native_id, native_id};
+pub(crate) use imp::{is_main_os_thread, main_ident, main_native_id, native_id};
