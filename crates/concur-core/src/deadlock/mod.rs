@@ -69,8 +69,8 @@
 //! use std::thread;
 //!
 //! deadlock::Config::new().mode(Mode::Warn).install();
-//! let a = Lock::builder().name("A").build();
-//! let b = Lock::builder().name("B").build();
+//! let a = Lock::<()>::builder().name("A").build();
+//! let b = Lock::<()>::builder().name("B").build();
 //! let take = |first: Lock, second: Lock, name: &str| {
 //!     thread::Builder::new()
 //!         .name(name.into())

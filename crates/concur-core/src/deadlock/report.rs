@@ -32,7 +32,7 @@ pub enum ReportKind {
 /// use concur_core::sync::Lock;
 ///
 /// deadlock::set_mode(Mode::Warn);
-/// let (a, b) = (Lock::builder().name("A").build(), Lock::builder().name("B").build());
+/// let (a, b) = (Lock::<()>::builder().name("A").build(), Lock::<()>::builder().name("B").build());
 /// {
 ///     let _a = a.acquire();
 ///     let _b = b.acquire(); // A -> B
