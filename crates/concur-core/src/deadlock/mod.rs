@@ -26,9 +26,9 @@
 //!
 //! # What is not detected
 //!
-//! * Semaphores, conditions, events, barriers, queues and futures are not tracked
-//!   (they have no owner), so a cycle through them goes unseen; a `Condition`'s wait
-//!   releases and re-acquires its lock like any other release and acquisition.
+//! * Semaphores, `Condition` notifications, events, barriers, queues and futures are
+//!   not tracked (they have no owner), so a cycle through them goes unseen: a thread
+//!   waiting for an event that only a blocked thread would set is not reported.
 //! * Non-blocking acquisitions (`try_acquire`) add no lock-order edge (they cannot
 //!   deadlock), though the lock then counts as held for later acquisitions.
 //! * A plain `Lock` released by another thread than the one that acquired it is
@@ -132,6 +132,11 @@ pub enum Mode {
 }
 
 /// The error of parsing a [`Mode`] from a string other than `off`, `warn` or `panic`.
+///
+/// ```
+/// let err = "loud".parse::<concur_core::deadlock::Mode>().unwrap_err();
+/// assert!(err.to_string().contains("expected off, warn or panic"));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ParseModeError(String);
 
@@ -293,11 +298,23 @@ pub struct Config {
 
 impl Config {
     /// Settings that change nothing yet.
+    ///
+    /// ```
+    /// let mode = concur_core::deadlock::mode();
+    /// concur_core::deadlock::Config::new().install(); // changes nothing
+    /// assert_eq!(concur_core::deadlock::mode(), mode);
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
 
     /// The mode to switch to (see [`set_mode`]).
+    ///
+    /// ```
+    /// use concur_core::deadlock::{self, Config, Mode};
+    /// Config::new().mode(Mode::Panic).install();
+    /// assert_eq!(deadlock::mode(), Mode::Panic);
+    /// ```
     pub fn mode(mut self, mode: Mode) -> Self {
         self.mode = Some(mode);
         self
@@ -320,12 +337,33 @@ impl Config {
     }
 
     /// The hook to call with every report (see [`set_report_hook`]).
+    ///
+    /// ```
+    /// use concur_core::deadlock::{self, Config, Mode, ReportKind};
+    /// use concur_core::sync::Lock;
+    /// use std::sync::{Arc, Mutex};
+    ///
+    /// let kinds = Arc::new(Mutex::new(Vec::new()));
+    /// let k = kinds.clone();
+    /// Config::new()
+    ///     .mode(Mode::Warn)
+    ///     .report_hook(move |r| k.lock().unwrap().push(r.kind()))
+    ///     .install();
+    /// let a = Lock::new();
+    /// let _held = a.acquire();
+    /// assert!(a.acquire_timeout(std::time::Duration::from_millis(1)).is_none());
+    /// assert_eq!(*kinds.lock().unwrap(), [ReportKind::WaitForCycle]); // self-deadlock
+    /// ```
     pub fn report_hook(mut self, hook: impl Fn(&Report) + Send + Sync + 'static) -> Self {
         self.hook = Some(Some(Arc::new(hook)));
         self
     }
 
     /// Removes any report hook on install (back to the default reporting).
+    ///
+    /// ```
+    /// concur_core::deadlock::Config::new().report_hook(|_| {}).no_report_hook().install();
+    /// ```
     pub fn no_report_hook(mut self) -> Self {
         self.hook = Some(None);
         self
@@ -333,6 +371,12 @@ impl Config {
 
     /// Applies the settings to the whole process: the hook first, then the mode, so
     /// the first report already goes to the new hook.
+    ///
+    /// ```
+    /// use concur_core::deadlock::{self, Config, Mode};
+    /// Config::new().mode(Mode::Warn).install();
+    /// assert_eq!(deadlock::mode(), Mode::Warn);
+    /// ```
     pub fn install(self) {
         if let Some(h) = self.hook {
             report::set_hook(h);
@@ -421,13 +465,24 @@ fn me() -> Me {
     Me { ident, name }
 }
 
-/// Publishes `reports` (with no detector lock held) and, in panic mode, panics with
-/// them as the message.
-fn publish(reports: Vec<Report>, mode: Mode) {
+/// Publishes `reports` found at a new wait of `me` (with no detector lock held) and, in
+/// panic mode, panics with them as the message. If the report hook panics, the wait
+/// recorded in warn mode is withdrawn, since the thread will not block after all.
+fn publish(me: &Me, reports: Vec<Report>, mode: Mode) {
+    struct WithdrawOnUnwind<'a>(&'a Me, bool);
+    impl Drop for WithdrawOnUnwind<'_> {
+        fn drop(&mut self) {
+            if self.1 {
+                with_state(|s| s.end_wait(self.0));
+            }
+        }
+    }
     if reports.is_empty() {
         return;
     }
+    let mut guard = WithdrawOnUnwind(me, true);
     report::dispatch(&reports, mode);
+    guard.1 = false;
     if mode == Mode::Panic {
         let msg: Vec<&str> = reports.iter().map(Report::message).collect();
         panic!("{}", msg.join("\n"));
@@ -447,7 +502,7 @@ pub(crate) fn before_acquire(lock: &LockMeta) {
     let me = me();
     let record = mode != Mode::Panic;
     let reports = with_state(|s| s.before_acquire(&me, lock.id, || lock.label(), site, record));
-    publish(reports, mode);
+    publish(&me, reports, mode);
 }
 
 /// The current thread now holds `lock` (after a blocking or a non-blocking acquire).
@@ -482,7 +537,7 @@ pub(crate) fn before_join(ident: u64) {
     let mode = mode();
     let me = me();
     let reports = with_state(|s| s.before_join(&me, ident, mode != Mode::Panic));
-    publish(reports, mode);
+    publish(&me, reports, mode);
 }
 
 /// The join announced by `before_join` ended (joined or timed out).

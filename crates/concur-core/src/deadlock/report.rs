@@ -55,7 +55,7 @@ pub struct Report {
 }
 
 impl Report {
-    /// The kind of problem.
+    /// The kind of problem. (The accessors are shown in the example on [`Report`].)
     pub fn kind(&self) -> ReportKind {
         self.kind
     }
