@@ -93,6 +93,10 @@
 //! );
 //! ```
 
+// Under loom the detector is always off (`enabled()` is false): it compiles but is
+// never called.
+#![cfg_attr(concur_loom, allow(dead_code, unused_imports))]
+
 mod graph;
 mod report;
 
@@ -449,7 +453,9 @@ fn with_state<R>(f: impl FnOnce(&mut State) -> R) -> R {
 }
 
 crate::shim::thread_local! {
-    static THREAD_NAME: std::cell::OnceCell<Arc<str>> = const { std::cell::OnceCell::new() };
+    // Not `const { .. }`: loom's `thread_local!` does not take that form.
+    #[allow(clippy::missing_const_for_thread_local)]
+    static THREAD_NAME: std::cell::OnceCell<Arc<str>> = std::cell::OnceCell::new();
 }
 
 /// The current thread as the state knows it: ident and (cached) name.
