@@ -8,6 +8,7 @@
 //! single-core machine it can be anything.
 
 use super::{Ctx, Figure, Step, StepOutcome};
+use concur::thread;
 use indicatif::ProgressBar;
 use std::time::{Duration, Instant};
 
@@ -42,29 +43,22 @@ impl Step for CpuBound {
 
         let start = Instant::now();
         let per_thread = items / THREADS;
-        // TODO(integrator): concur::thread (scoped spawn) once it exists.
-        let parallel = std::thread::scope(|s| {
-            let workers: Vec<_> = (0..THREADS)
-                .map(|t| {
-                    let bar = &bar;
-                    std::thread::Builder::new()
-                        .name(format!("cpu-{t}"))
-                        .spawn_scoped(s, move || {
-                            sum_range(t * per_thread, (t + 1) * per_thread, bar)
-                        })
-                })
-                .collect();
-            let mut total = 0u64;
-            for w in workers {
-                match w
+        // concur threads: named OS threads whose join returns the value (or the panic).
+        let workers: Result<Vec<_>, String> = (0..THREADS)
+            .map(|t| {
+                let bar = bar.clone();
+                thread::Builder::new()
+                    .name(format!("cpu-{t}"))
+                    .spawn(move || sum_range(t * per_thread, (t + 1) * per_thread, &bar))
                     .map_err(|e| e.to_string())
-                    .and_then(|h| h.join().map_err(|_| "a worker thread panicked".to_owned()))
-                {
-                    Ok(part) => total = total.wrapping_add(part),
-                    Err(e) => return Err(e),
-                }
-            }
-            Ok(total)
+            })
+            .collect();
+        let parallel = workers.and_then(|ws| {
+            ws.into_iter().try_fold(0u64, |total, w| {
+                w.join()
+                    .map(|part| total.wrapping_add(part))
+                    .map_err(|e| e.to_string())
+            })
         });
         let par_time = start.elapsed();
         bar.finish_and_clear();

@@ -60,8 +60,7 @@ impl Step for CriticalSection {
                     start.clone(),
                     bar.clone(),
                 );
-                // TODO(integrator): concur::thread::Builder
-                std::thread::Builder::new()
+                concur::thread::Builder::new()
                     .name(NAMES[usize::from(t)].to_owned())
                     .spawn(move || {
                         let mut log = Vec::with_capacity(2 * per_thread as usize);

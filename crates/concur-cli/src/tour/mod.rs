@@ -10,7 +10,9 @@
 
 mod cpu_bound;
 mod critical_section;
+mod deadlock;
 mod locked_counter;
+mod thread;
 
 use crate::progress::Bars;
 use crate::{Outcome, TourArgs};
@@ -29,14 +31,10 @@ pub fn registry() -> Vec<Box<dyn Step>> {
         Box::new(locked_counter::LockedCounter),
         // no GIL
         Box::new(cpu_bound::CpuBound),
-        // SLOT(thread module): `self-join` — joining the current thread is an immediate
-        //   error, never a hang (Python raises RuntimeError). Add `tour/thread.rs` with
-        //   `Box::new(thread::SelfJoin)`; key figure e.g. "caught: self-join".
-        // SLOT(deadlock detector): `lock-order` — two threads take locks A,B and B,A;
-        //   with `deadlock::set_mode(Mode::Warn/Panic)` the inversion is reported before
-        //   it can hang. Add `tour/deadlock.rs` with `Box::new(deadlock::LockOrder)`.
-        // SLOT(sync): RLock / Condition / Semaphore / Event / Barrier experiments.
-        // SLOT(future issues): queue, futures (executor), process, cluster steps.
+        // CWE-833: deadlocks caught instead of hanging
+        Box::new(thread::SelfJoin),
+        Box::new(deadlock::LockOrder),
+        // Later issues add their steps here: queue, futures, process, cluster.
     ]
 }
 
