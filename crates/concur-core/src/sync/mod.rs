@@ -1,15 +1,26 @@
-//! Python's `threading` synchronisation primitives: [`Lock`], `RLock`, `Condition`,
-//! `Semaphore`, `BoundedSemaphore`, `Event` and `Barrier`.
+//! Python's `threading` synchronisation primitives: [`Lock`], [`RLock`], [`Condition`],
+//! [`Semaphore`], [`BoundedSemaphore`], [`Event`] and [`Barrier`].
 //!
 //! Every blocking call comes in four forms: `op` (blocks until done), `try_op` (never
 //! blocks), `op_timeout(Duration)` and `op_deadline(Instant)`. A timeout too large to
 //! represent waits forever. Python's `acquire(blocking=False)` is `try_acquire`,
 //! `acquire(timeout=t)` is `acquire_timeout(t)`.
 
+mod barrier;
+mod condition;
+mod event;
 mod lock;
 pub(crate) mod raw;
+mod rlock;
+mod semaphore;
+mod waiters;
 
+pub use barrier::{Barrier, BarrierBuilder, BrokenBarrierError, BrokenKind};
+pub use condition::{Condition, ConditionGuard};
+pub use event::Event;
 pub use lock::{Lock, LockBuilder, LockGuard};
+pub use rlock::{RLock, RLockGuard};
+pub use semaphore::{BoundedSemaphore, Semaphore, SemaphoreGuard};
 
 use std::fmt;
 
