@@ -8,7 +8,7 @@ fn every_reexport_is_reachable() {
     // thread
     let h = thread::Builder::new()
         .name("reexport")
-        .spawn(|| thread::get_ident())
+        .spawn(thread::get_ident)
         .unwrap();
     assert_ne!(h.join().unwrap(), 0);
     let _: thread::Thread = thread::current_thread();

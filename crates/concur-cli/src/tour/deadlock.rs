@@ -63,7 +63,9 @@ impl LockOrder {
                 Ok(()) => finished += 1,
                 Err(e) if e.is_panic() => {
                     panicked += 1;
-                    message = e.panic_message().unwrap_or_default().to_owned();
+                    // The first line is the report that stopped it.
+                    let m = e.panic_message().unwrap_or_default();
+                    message = m.lines().next().unwrap_or_default().to_owned();
                 }
                 Err(_) => {}
             }
@@ -87,11 +89,14 @@ impl Step for LockOrder {
     fn run(&self, _ctx: &Ctx) -> StepOutcome {
         // The deliberate panic below is expected: keep it out of the excepthook's report.
         thread::set_excepthook(|_| {});
+        // The reports are shown below: keep warn mode's default stderr line out.
+        deadlock::set_report_hook(|_| {});
         let start = Instant::now();
         let warn = Self::warn_case();
         let panic = Self::panic_case();
         deadlock::set_mode(Mode::Off);
         thread::reset_excepthook();
+        deadlock::clear_report_hook();
         let (reports, (finished, panicked, message)) = match (warn, panic) {
             (Ok(w), Ok(p)) => (w, p),
             (Err(e), _) | (_, Err(e)) => {
@@ -108,7 +113,7 @@ impl Step for LockOrder {
                 Figure::text("panic", message),
                 Figure::float("elapsed", start.elapsed().as_secs_f64() * 1e3, "ms"),
             ],
-            format!("caught: 1 inversion, 1 deadlock broken"),
+            "caught: 1 inversion, 1 deadlock broken",
             passed,
             if passed {
                 "reported before it could hang; the deadlock ended instead of hanging"

@@ -40,12 +40,3 @@ macro_rules! shim_thread_local {
     ($($t:tt)*) => { loom::thread_local!($($t)*); };
 }
 pub(crate) use shim_thread_local as thread_local;
-
-/// Yields the processor (a scheduling point under loom).
-#[inline]
-pub(crate) fn yield_now() {
-    #[cfg(not(concur_loom))]
-    std::thread::yield_now();
-    #[cfg(concur_loom)]
-    loom::thread::yield_now();
-}
