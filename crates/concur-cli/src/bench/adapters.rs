@@ -6,7 +6,7 @@
 //! lock runs exactly the same code around its acquire and release.
 
 use std::hint::black_box;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// Which family a lock belongs to: ratios compare concur with the anchor of its family.
@@ -232,49 +232,53 @@ impl BenchLock for ParkingLotMutex {
     }
 }
 
-// SLOT(integrator, sync branch): the reentrant family. Uncomment once `concur::sync::RLock`
-// is merged (adjust to its final API: a guard that derefs to `&T`, hence the `Cell`),
-// and add both to `all()` below.
-//
-// /// `concur::sync::RLock<Cell<u64>>`.
-// pub struct ConcurRLock(concur::sync::RLock<std::cell::Cell<u64>>);
-//
-// impl BenchLock for ConcurRLock {
-//     const NAME: &'static str = "concur::sync::RLock";
-//     const FAMILY: Family = Family::Rlock;
-//     const ORIGIN: Origin = Origin::Concur;
-//     fn new() -> Self {
-//         ConcurRLock(concur::sync::RLock::with_value(std::cell::Cell::new(0)))
-//     }
-//     #[inline]
-//     fn increment(&self) {
-//         let g = self.0.acquire();
-//         g.set(g.get() + 1);
-//     }
-//     fn value(&self) -> u64 {
-//         self.0.acquire().get()
-//     }
-// }
-//
-// /// `parking_lot::ReentrantMutex<Cell<u64>>`.
-// pub struct ParkingLotReentrant(parking_lot::ReentrantMutex<std::cell::Cell<u64>>);
-//
-// impl BenchLock for ParkingLotReentrant {
-//     const NAME: &'static str = "parking_lot::ReentrantMutex";
-//     const FAMILY: Family = Family::Rlock;
-//     const ORIGIN: Origin = Origin::ParkingLot;
-//     fn new() -> Self {
-//         ParkingLotReentrant(parking_lot::ReentrantMutex::new(std::cell::Cell::new(0)))
-//     }
-//     #[inline]
-//     fn increment(&self) {
-//         let g = self.0.lock();
-//         g.set(g.get() + 1);
-//     }
-//     fn value(&self) -> u64 {
-//         self.0.lock().get()
-//     }
-// }
+// The reentrant family. `RLock` guards no data (like Python's), so both sides count in
+// an `AtomicU64` with a relaxed load + store (as cheap as a `Cell`), protected by the
+// lock under test: the comparison is lock against lock.
+
+/// `concur::sync::RLock` guarding a relaxed counter.
+pub struct ConcurRLock(concur::sync::RLock, AtomicU64);
+
+impl BenchLock for ConcurRLock {
+    const NAME: &'static str = "concur::sync::RLock";
+    const FAMILY: Family = Family::Rlock;
+    const ORIGIN: Origin = Origin::Concur;
+    fn new() -> Self {
+        ConcurRLock(concur::sync::RLock::new(), AtomicU64::new(0))
+    }
+    #[inline]
+    fn increment(&self) {
+        let _g = self.0.acquire();
+        self.1
+            .store(self.1.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    }
+    fn value(&self) -> u64 {
+        let _g = self.0.acquire();
+        self.1.load(Ordering::Relaxed)
+    }
+}
+
+/// `parking_lot::ReentrantMutex<()>` guarding a relaxed counter.
+pub struct ParkingLotReentrant(parking_lot::ReentrantMutex<()>, AtomicU64);
+
+impl BenchLock for ParkingLotReentrant {
+    const NAME: &'static str = "parking_lot::ReentrantMutex";
+    const FAMILY: Family = Family::Rlock;
+    const ORIGIN: Origin = Origin::ParkingLot;
+    fn new() -> Self {
+        ParkingLotReentrant(parking_lot::ReentrantMutex::new(()), AtomicU64::new(0))
+    }
+    #[inline]
+    fn increment(&self) {
+        let _g = self.0.lock();
+        self.1
+            .store(self.1.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    }
+    fn value(&self) -> u64 {
+        let _g = self.0.lock();
+        self.1.load(Ordering::Relaxed)
+    }
+}
 
 /// Every lock under test, concur first within each family.
 pub fn all() -> Vec<Box<dyn LockUnderTest>> {
@@ -282,7 +286,7 @@ pub fn all() -> Vec<Box<dyn LockUnderTest>> {
         Adapter::<ConcurLock>::boxed(),
         Adapter::<StdMutex>::boxed(),
         Adapter::<ParkingLotMutex>::boxed(),
-        // Adapter::<ConcurRLock>::boxed(),          // SLOT(integrator): RLock
-        // Adapter::<ParkingLotReentrant>::boxed(),  // SLOT(integrator): RLock anchor
+        Adapter::<ConcurRLock>::boxed(),
+        Adapter::<ParkingLotReentrant>::boxed(),
     ]
 }

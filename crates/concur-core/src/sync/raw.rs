@@ -126,12 +126,6 @@ impl RawLock {
         }
     }
 
-    /// Blocks until the lock is taken (true) or `deadline` passes (false).
-    #[inline]
-    pub(crate) fn lock_until(&self, deadline: Option<Instant>) -> bool {
-        self.lock_fast() || self.lock_slow(deadline)
-    }
-
     /// Whether the lock is held by someone at this instant.
     #[inline]
     pub(crate) fn is_locked(&self) -> bool {

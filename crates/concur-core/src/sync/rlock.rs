@@ -81,7 +81,8 @@ impl RLock {
     fn build(name: Option<Box<str>>) -> Self {
         RLock {
             inner: Arc::new(Inner {
-                raw: RawLock::new(),
+                // Watched by the deadlock detector iff it is on now: see `Lock`.
+                raw: RawLock::with_checked(deadlock::enabled()),
                 owner: AtomicU64::new(0),
                 count: AtomicUsize::new(0),
                 meta: LockMeta::new("RLock", name),
@@ -121,10 +122,7 @@ impl RLock {
         if self.reenter(me) {
             return Some(self.guard());
         }
-        if self.inner.raw.try_lock() {
-            if deadlock::enabled() {
-                deadlock::after_acquire(&self.inner.meta);
-            }
+        if self.inner.raw.lock_fast() || self.try_lock_slow() {
             self.take(me, 1);
             Some(self.guard())
         } else {
@@ -174,15 +172,37 @@ impl RLock {
         }
     }
 
+    /// True when this lock is watched by the deadlock detector (see `Lock::checked`).
+    #[inline]
+    fn checked(&self) -> bool {
+        self.inner.raw.is_checked() && deadlock::enabled()
+    }
+
+    #[cold]
+    fn try_lock_slow(&self) -> bool {
+        if !self.inner.raw.try_lock() {
+            return false;
+        }
+        if self.checked() {
+            deadlock::after_acquire(&self.inner.meta);
+        }
+        true
+    }
+
     /// Takes the underlying lock (first acquisition), with the deadlock hooks.
     #[inline]
     fn lock_raw(&self, deadline: Option<Instant>) -> bool {
-        if !deadlock::enabled() {
-            return self.inner.raw.lock_until(deadline);
+        self.inner.raw.lock_fast() || self.lock_raw_slow(deadline)
+    }
+
+    #[cold]
+    fn lock_raw_slow(&self, deadline: Option<Instant>) -> bool {
+        if !self.checked() {
+            return self.inner.raw.lock_slow(deadline);
         }
         let meta = &self.inner.meta;
         deadlock::before_acquire(meta);
-        if self.inner.raw.lock_until(deadline) {
+        if self.inner.raw.lock_slow(deadline) {
             deadlock::after_acquire(meta);
             true
         } else {
@@ -247,11 +267,24 @@ impl RLock {
         self.inner.count.store(c, Ordering::Relaxed);
         if c == 0 {
             self.inner.owner.store(0, Ordering::Relaxed);
-            if deadlock::enabled() {
-                deadlock::on_release(&self.inner.meta);
-            }
-            self.inner.raw.unlock();
+            self.unlock_raw();
         }
+    }
+
+    /// Gives the underlying lock up (last level), with the deadlock hook.
+    #[inline]
+    fn unlock_raw(&self) {
+        if !self.inner.raw.unlock_fast() {
+            self.unlock_raw_slow();
+        }
+    }
+
+    #[cold]
+    fn unlock_raw_slow(&self) {
+        if self.checked() {
+            deadlock::on_release(&self.inner.meta);
+        }
+        self.inner.raw.unlock_slow();
     }
 
     /// Fully releases a lock the caller owns; returns the recursion count to restore
@@ -261,10 +294,7 @@ impl RLock {
         let c = self.inner.count.load(Ordering::Relaxed);
         self.inner.count.store(0, Ordering::Relaxed);
         self.inner.owner.store(0, Ordering::Relaxed);
-        if deadlock::enabled() {
-            deadlock::on_release(&self.inner.meta);
-        }
-        self.inner.raw.unlock();
+        self.unlock_raw();
         c
     }
 

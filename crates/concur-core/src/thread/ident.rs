@@ -14,7 +14,14 @@ loom::lazy_static! {
     static ref NEXT_IDENT: AtomicU64 = AtomicU64::new(MAIN_IDENT + 1);
 }
 
-crate::shim::thread_local! {
+#[cfg(not(concur_loom))]
+std::thread_local! {
+    // `const`: no lazy-initialisation check on the hot path (RLock calls this on every
+    // acquire).
+    static IDENT: Cell<u64> = const { Cell::new(0) };
+}
+#[cfg(concur_loom)]
+loom::thread_local! {
     static IDENT: Cell<u64> = Cell::new(0);
 }
 
