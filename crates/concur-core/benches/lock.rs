@@ -13,10 +13,10 @@
 // `criterion_group!` generates an undocumented `pub fn benches`.
 #![allow(missing_docs)]
 
-use concur_core::sync::Lock;
+use concur_core::sync::{Lock, RLock};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// The one operation every lock is measured on: acquire, increment, release.
@@ -54,6 +54,36 @@ impl Increment for parking_lot::Mutex<u64> {
     #[inline]
     fn increment(&self) {
         *self.lock() += 1;
+    }
+}
+
+/// `RLock` guards no data (like Python's): count in a relaxed atomic under it, and the
+/// same for its anchor, so the comparison is lock against lock.
+struct ConcurRLock(RLock, AtomicU64);
+
+impl Increment for ConcurRLock {
+    fn make() -> Self {
+        ConcurRLock(RLock::new(), AtomicU64::new(0))
+    }
+    #[inline]
+    fn increment(&self) {
+        let _g = self.0.acquire();
+        self.1
+            .store(self.1.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    }
+}
+
+struct PlReentrant(parking_lot::ReentrantMutex<()>, AtomicU64);
+
+impl Increment for PlReentrant {
+    fn make() -> Self {
+        PlReentrant(parking_lot::ReentrantMutex::new(()), AtomicU64::new(0))
+    }
+    #[inline]
+    fn increment(&self) {
+        let _g = self.0.lock();
+        self.1
+            .store(self.1.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
     }
 }
 
@@ -101,6 +131,8 @@ fn uncontended(c: &mut Criterion) {
     one::<Lock<u64>>(&mut group, "concur::Lock");
     one::<std::sync::Mutex<u64>>(&mut group, "std::Mutex");
     one::<parking_lot::Mutex<u64>>(&mut group, "parking_lot::Mutex");
+    one::<ConcurRLock>(&mut group, "concur::RLock");
+    one::<PlReentrant>(&mut group, "parking_lot::ReentrantMutex");
     group.finish();
 }
 
@@ -115,6 +147,15 @@ fn contended(c: &mut Criterion) {
     group.bench_function(BenchmarkId::from_parameter("parking_lot::Mutex"), |b| {
         b.iter_custom(contended_2::<parking_lot::Mutex<u64>>);
     });
+    group.bench_function(BenchmarkId::from_parameter("concur::RLock"), |b| {
+        b.iter_custom(contended_2::<ConcurRLock>);
+    });
+    group.bench_function(
+        BenchmarkId::from_parameter("parking_lot::ReentrantMutex"),
+        |b| {
+            b.iter_custom(contended_2::<PlReentrant>);
+        },
+    );
     group.finish();
 }
 
