@@ -15,7 +15,10 @@ use std::time::Duration;
 fn setup() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        Config::new().mode(Mode::Warn).report_hook(|_r: &Report| {}).install();
+        Config::new()
+            .mode(Mode::Warn)
+            .report_hook(|_r: &Report| {})
+            .install();
     });
 }
 
