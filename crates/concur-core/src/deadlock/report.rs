@@ -7,6 +7,21 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 /// Which kind of problem a [`Report`] describes.
+///
+/// ```
+/// use concur_core::deadlock::{self, Mode, ReportKind};
+/// use concur_core::sync::Lock;
+/// use std::time::Duration;
+///
+/// deadlock::set_mode(Mode::Warn);
+/// let (a, b) = (Lock::builder().name("A").build(), Lock::builder().name("B").build());
+/// drop((a.acquire(), b.acquire())); // A -> B
+/// drop((b.acquire(), a.acquire())); // B -> A
+/// let _held = a.acquire();
+/// assert!(a.acquire_timeout(Duration::from_millis(1)).is_none()); // waits for itself
+/// let kinds: Vec<ReportKind> = deadlock::take_reports().iter().map(|r| r.kind()).collect();
+/// assert_eq!(kinds, [ReportKind::LockOrderInversion, ReportKind::WaitForCycle]);
+/// ```
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ReportKind {
@@ -55,19 +70,58 @@ pub struct Report {
 }
 
 impl Report {
-    /// The kind of problem. (The accessors are shown in the example on [`Report`].)
+    /// The kind of problem.
+    ///
+    /// ```
+    /// use concur_core::deadlock::{self, Mode, ReportKind};
+    /// use concur_core::sync::Lock;
+    /// use std::time::Duration;
+    /// deadlock::set_mode(Mode::Warn);
+    /// let a = Lock::builder().name("A").build();
+    /// let _held = a.acquire();
+    /// assert!(a.acquire_timeout(Duration::from_millis(1)).is_none()); // waits for itself
+    /// let r = deadlock::take_reports().pop().expect("a report");
+    /// assert_eq!(r.kind(), ReportKind::WaitForCycle);
+    /// ```
     pub fn kind(&self) -> ReportKind {
         self.kind
     }
 
     /// The names of the threads involved, in the order the message mentions them,
     /// each once.
+    ///
+    /// ```
+    /// use concur_core::deadlock::{self, Mode};
+    /// use concur_core::{sync::Lock, thread};
+    /// deadlock::set_mode(Mode::Warn);
+    /// let (a, b) = (Lock::builder().name("A").build(), Lock::builder().name("B").build());
+    /// for (name, first, second) in [("t1", &a, &b), ("t2", &b, &a)] {
+    ///     let (first, second) = (first.clone(), second.clone());
+    ///     let h = thread::Builder::new().name(name).spawn(move || {
+    ///         drop((first.acquire(), second.acquire()));
+    ///     });
+    ///     h.unwrap().join().unwrap();
+    /// }
+    /// let r = deadlock::take_reports().pop().expect("a report");
+    /// assert_eq!(r.threads(), ["t1", "t2"]);
+    /// ```
     pub fn threads(&self) -> &[String] {
         &self.threads
     }
 
     /// The names (or creation sites) of the locks involved, in the order the message
     /// mentions them, each once.
+    ///
+    /// ```
+    /// use concur_core::deadlock::{self, Mode};
+    /// use concur_core::sync::Lock;
+    /// deadlock::set_mode(Mode::Warn);
+    /// let (a, b) = (Lock::builder().name("A").build(), Lock::builder().name("B").build());
+    /// drop((a.acquire(), b.acquire())); // A -> B
+    /// drop((b.acquire(), a.acquire())); // B -> A: an inversion
+    /// let r = deadlock::take_reports().pop().expect("a report");
+    /// assert_eq!(r.locks(), ["A", "B"]);
+    /// ```
     pub fn locks(&self) -> &[String] {
         &self.locks
     }
@@ -75,6 +129,22 @@ impl Report {
     /// The one-line message, e.g. `lock order inversion: A -> B in thread t1, B -> A in
     /// thread t2` or `deadlock: thread t1 holds A and waits for B; thread t2 holds B and
     /// waits for A`. Same as the `Display` output.
+    ///
+    /// ```
+    /// use concur_core::deadlock::{self, Mode};
+    /// use concur_core::{sync::Lock, thread};
+    /// use std::time::Duration;
+    /// deadlock::set_mode(Mode::Warn);
+    /// let a = Lock::builder().name("A").build();
+    /// let h = thread::Builder::new().name("t1").spawn(move || {
+    ///     let _held = a.acquire();
+    ///     a.acquire_timeout(Duration::from_millis(1)).is_none() // waits for itself
+    /// });
+    /// assert!(h.unwrap().join().unwrap());
+    /// let r = deadlock::take_reports().pop().expect("a report");
+    /// assert_eq!(r.message(), "deadlock: thread t1 holds A and waits for A");
+    /// assert_eq!(r.message(), r.to_string());
+    /// ```
     pub fn message(&self) -> &str {
         &self.message
     }

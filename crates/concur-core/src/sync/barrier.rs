@@ -78,7 +78,17 @@ pub struct Barrier {
     inner: Arc<Inner>,
 }
 
-/// Builds a [`Barrier`] with an action and/or a default timeout.
+/// Builds a [`Barrier`] with an action and/or a default timeout; made by
+/// [`Barrier::builder`].
+///
+/// ```
+/// use concur_core::sync::{Barrier, BrokenKind};
+/// use std::time::Duration;
+/// let b = Barrier::builder(2).timeout(Duration::from_millis(10)).build();
+/// assert_eq!(b.parties(), 2);
+/// // Nobody else comes: the default timeout ends the wait and breaks the barrier.
+/// assert_eq!(b.wait().unwrap_err().kind(), BrokenKind::Timeout);
+/// ```
 #[must_use = "a builder does nothing until `build` is called"]
 pub struct BarrierBuilder {
     parties: usize,
@@ -91,13 +101,39 @@ impl BarrierBuilder {
     /// are released (Python's `action=`). If it panics, the barrier breaks, the other
     /// waiters get [`BrokenBarrierError`] and the panic propagates out of the `wait`
     /// of the thread that ran it, as the exception does in Python.
+    ///
+    /// ```
+    /// use concur_core::sync::{Barrier, Lock};
+    /// let log = Lock::with_value(Vec::new());
+    /// let l = log.clone();
+    /// let b = Barrier::builder(2).action(move || l.acquire().push("action")).build();
+    /// let b2 = b.clone();
+    /// let l2 = log.clone();
+    /// let t = std::thread::spawn(move || {
+    ///     b2.wait().unwrap();
+    ///     l2.acquire().push("released");
+    /// });
+    /// b.wait().unwrap();
+    /// t.join().unwrap();
+    /// assert_eq!(log.acquire()[0], "action"); // before anyone was released
+    /// assert_eq!(log.acquire().len(), 2);
+    /// ```
     pub fn action(mut self, action: impl Fn() + Send + Sync + 'static) -> Self {
         self.action = Some(Box::new(action));
         self
     }
 
     /// The timeout of [`Barrier::wait`] (Python's `timeout=`); without one, `wait`
-    /// waits forever.
+    /// waits forever. [`wait_timeout`](Barrier::wait_timeout) and
+    /// [`wait_deadline`](Barrier::wait_deadline) ignore it.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// let b = concur_core::sync::Barrier::builder(2).timeout(Duration::from_millis(20)).build();
+    /// let start = Instant::now();
+    /// assert!(b.wait().unwrap_err().is_timeout());
+    /// assert!(start.elapsed() >= Duration::from_millis(20));
+    /// ```
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
@@ -107,6 +143,13 @@ impl BarrierBuilder {
     ///
     /// # Panics
     /// If `parties` is 0 (Python raises `ValueError`).
+    ///
+    /// ```
+    /// use concur_core::sync::Barrier;
+    /// let b = Barrier::builder(1).build();
+    /// assert_eq!(b.wait(), Ok(0)); // one party: never blocks
+    /// assert!(std::panic::catch_unwind(|| Barrier::builder(0).build()).is_err());
+    /// ```
     #[track_caller]
     pub fn build(self) -> Barrier {
         assert!(self.parties > 0, "a Barrier needs at least one party");
@@ -407,7 +450,17 @@ impl fmt::Debug for Barrier {
     }
 }
 
-/// Why a barrier was broken.
+/// Why a barrier was broken: [`BrokenBarrierError::kind`].
+///
+/// ```
+/// use concur_core::sync::{Barrier, BrokenKind};
+/// use std::time::Duration;
+/// let b = Barrier::new(2);
+/// assert_eq!(b.wait_timeout(Duration::ZERO).unwrap_err().kind(), BrokenKind::Timeout);
+/// b.reset();
+/// b.abort();
+/// assert_eq!(b.wait().unwrap_err().kind(), BrokenKind::Aborted);
+/// ```
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum BrokenKind {
@@ -423,6 +476,16 @@ pub enum BrokenKind {
 
 /// A barrier wait failed because the barrier is broken: Python's
 /// `threading.BrokenBarrierError`. [`kind`](BrokenBarrierError::kind) tells why.
+///
+/// ```
+/// use concur_core::sync::{Barrier, BrokenKind};
+/// let b = Barrier::new(2);
+/// b.abort();
+/// let err = b.wait().unwrap_err();
+/// assert_eq!(err.kind(), BrokenKind::Aborted);
+/// assert!(!err.is_timeout());
+/// assert_eq!(err.to_string(), "barrier is broken");
+/// ```
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub struct BrokenBarrierError {
     kind: BrokenKind,

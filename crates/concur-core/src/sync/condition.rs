@@ -274,6 +274,18 @@ impl fmt::Debug for Condition {
 
 /// Proof that a [`Condition`]'s lock is held; the place to `wait` and `notify`.
 /// Releases (one level of) the lock when dropped.
+///
+/// ```
+/// use concur_core::sync::{Condition, Lock};
+/// let lock = Lock::new();
+/// let c = Condition::with_lock(lock.clone());
+/// {
+///     let g = c.acquire();
+///     assert!(lock.locked());
+///     assert_eq!(g.notify_all(), 0); // nobody waits
+/// } // released here
+/// assert!(!lock.locked());
+/// ```
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct ConditionGuard<'a> {
     cond: &'a Condition,
@@ -286,6 +298,12 @@ unsafe impl Sync for ConditionGuard<'_> {}
 
 impl<'a> ConditionGuard<'a> {
     /// The condition this guard belongs to.
+    ///
+    /// ```
+    /// let c = concur_core::sync::Condition::new();
+    /// let g = c.acquire();
+    /// assert!(g.condition().ptr_eq(&c));
+    /// ```
     pub fn condition(&self) -> &'a Condition {
         self.cond
     }

@@ -156,7 +156,16 @@ impl<T> Lock<T> {
     }
 }
 
-/// Builds a [`Lock`] with a name.
+/// Builds a [`Lock`] with a name; made by [`Lock::builder`].
+///
+/// ```
+/// use concur_core::sync::Lock;
+/// let plain = Lock::builder().name("plain").build();
+/// let guarded = Lock::builder().name("counter").build_with(0u32);
+/// assert_eq!((plain.name(), guarded.name()), (Some("plain"), Some("counter")));
+/// *guarded.acquire() += 1;
+/// assert_eq!(*guarded.acquire(), 1);
+/// ```
 #[derive(Debug, Clone)]
 #[must_use = "a builder does nothing until `build` is called"]
 pub struct LockBuilder {
@@ -165,18 +174,35 @@ pub struct LockBuilder {
 
 impl LockBuilder {
     /// Names the lock; deadlock reports use the name instead of the creation site.
+    ///
+    /// ```
+    /// let lock = concur_core::sync::Lock::builder().name("config").build();
+    /// assert_eq!(lock.name(), Some("config"));
+    /// ```
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into().into_boxed_str());
         self
     }
 
-    /// A dataless lock.
+    /// A dataless lock, unlocked, like [`Lock::new`].
+    ///
+    /// ```
+    /// let lock = concur_core::sync::Lock::builder().build();
+    /// assert_eq!(lock.name(), None);
+    /// assert!(!lock.locked());
+    /// ```
     #[track_caller]
     pub fn build(self) -> Lock<()> {
         Lock::build((), self.name)
     }
 
-    /// A lock guarding `value`.
+    /// A lock guarding `value`, unlocked, like [`Lock::with_value`].
+    ///
+    /// ```
+    /// let names = concur_core::sync::Lock::builder().name("names").build_with(vec!["A"]);
+    /// names.acquire().push("B");
+    /// assert_eq!(*names.acquire(), ["A", "B"]);
+    /// ```
     #[track_caller]
     pub fn build_with<T>(self, value: T) -> Lock<T> {
         Lock::build(value, self.name)
@@ -189,6 +215,17 @@ impl<T: ?Sized> Lock<T> {
     /// # Panics
     /// In deadlock-detection panic mode, if taking this lock would close a lock-order
     /// cycle or a wait-for cycle (nothing is acquired then).
+    ///
+    /// ```
+    /// use concur_core::sync::Lock;
+    /// let lock = Lock::with_value(1);
+    /// let mut g = lock.acquire();
+    /// *g += 1;
+    /// assert!(lock.locked());
+    /// drop(g); // releases
+    /// assert!(!lock.locked());
+    /// assert_eq!(*lock.acquire(), 2);
+    /// ```
     #[inline]
     pub fn acquire(&self) -> LockGuard<'_, T> {
         if !self.inner.raw.lock_fast() {
@@ -288,13 +325,26 @@ impl<T: ?Sized> Lock<T> {
         }
     }
 
-    /// Whether the lock is held at this instant (Python's `locked()`).
+    /// Whether the lock is held at this instant (Python's `locked()`), by any thread.
+    ///
+    /// ```
+    /// let lock = concur_core::sync::Lock::new();
+    /// assert!(!lock.locked());
+    /// let _g = lock.acquire();
+    /// assert!(lock.locked());
+    /// ```
     #[inline]
     pub fn locked(&self) -> bool {
         self.inner.raw.is_locked()
     }
 
     /// The name given through [`Lock::builder`], if any.
+    ///
+    /// ```
+    /// use concur_core::sync::Lock;
+    /// assert_eq!(Lock::builder().name("A").build().name(), Some("A"));
+    /// assert_eq!(Lock::new().name(), None);
+    /// ```
     pub fn name(&self) -> Option<&str> {
         self.inner.meta.name.as_deref()
     }
@@ -358,6 +408,18 @@ impl<T: ?Sized> fmt::Debug for Lock<T> {
 /// Proof that a [`Lock`] is held; releases it when dropped.
 ///
 /// Dereferences to the guarded value (`()` for a [`Lock::new`] lock).
+///
+/// ```
+/// use concur_core::sync::Lock;
+/// let lock = Lock::with_value(String::from("a"));
+/// {
+///     let mut g = lock.acquire();
+///     g.push('b'); // DerefMut to the value
+///     assert_eq!(g.len(), 2);
+/// } // released here
+/// assert!(!lock.locked());
+/// assert_eq!(*lock.acquire(), "ab");
+/// ```
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct LockGuard<'a, T: ?Sized = ()> {
     lock: &'a Lock<T>,
@@ -369,6 +431,12 @@ unsafe impl<T: ?Sized + Sync> Sync for LockGuard<'_, T> {}
 
 impl<'a, T: ?Sized> LockGuard<'a, T> {
     /// The lock this guard holds.
+    ///
+    /// ```
+    /// let lock = concur_core::sync::Lock::new();
+    /// let g = lock.acquire();
+    /// assert!(g.lock().ptr_eq(&lock) && g.lock().locked());
+    /// ```
     pub fn lock(&self) -> &'a Lock<T> {
         self.lock
     }

@@ -25,6 +25,15 @@ pub use semaphore::{BoundedSemaphore, Semaphore, SemaphoreGuard};
 use std::fmt;
 
 /// Why a `release` was refused (Python raises `RuntimeError` or `ValueError` for these).
+///
+/// ```
+/// use concur_core::sync::{BoundedSemaphore, Lock, RLock, ReleaseError};
+/// assert_eq!(Lock::new().release(), Err(ReleaseError::NotLocked));
+/// assert_eq!(RLock::new().release(), Err(ReleaseError::NotOwner));
+/// let s = BoundedSemaphore::new(1);
+/// assert_eq!(s.release(), Err(ReleaseError::TooManyReleases));
+/// assert_eq!(ReleaseError::NotLocked.to_string(), "release of an unlocked lock");
+/// ```
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ReleaseError {

@@ -314,7 +314,16 @@ impl RLock {
         }
     }
 
-    /// Whether any thread holds the lock at this instant.
+    /// Whether any thread holds the lock at this instant (compare
+    /// [`is_owned`](RLock::is_owned): whether the calling thread does).
+    ///
+    /// ```
+    /// let r = concur_core::sync::RLock::new();
+    /// assert!(!r.locked());
+    /// let _g = r.acquire();
+    /// let r2 = r.clone();
+    /// assert!(std::thread::spawn(move || r2.locked() && !r2.is_owned()).join().unwrap());
+    /// ```
     #[inline]
     pub fn locked(&self) -> bool {
         self.inner.raw.is_locked()
@@ -352,6 +361,12 @@ impl RLock {
     }
 
     /// The name given through [`RLock::named`], if any.
+    ///
+    /// ```
+    /// use concur_core::sync::RLock;
+    /// assert_eq!(RLock::named("A").name(), Some("A"));
+    /// assert_eq!(RLock::new().name(), None);
+    /// ```
     pub fn name(&self) -> Option<&str> {
         self.inner.meta.name.as_deref()
     }
@@ -394,6 +409,16 @@ impl fmt::Debug for RLock {
 
 /// Proof that the current thread holds one level of an [`RLock`]; releases that level
 /// when dropped. Not `Send`: only the owner may release.
+///
+/// ```
+/// let r = concur_core::sync::RLock::new();
+/// let outer = r.acquire();
+/// let inner = r.acquire();
+/// drop(inner); // one level released
+/// assert_eq!(r.count(), 1);
+/// drop(outer); // the last one: the lock is free
+/// assert!(!r.locked());
+/// ```
 #[must_use = "the level is released as soon as the guard is dropped"]
 pub struct RLockGuard<'a> {
     lock: &'a RLock,
@@ -405,6 +430,12 @@ unsafe impl Sync for RLockGuard<'_> {}
 
 impl<'a> RLockGuard<'a> {
     /// The lock this guard holds.
+    ///
+    /// ```
+    /// let r = concur_core::sync::RLock::new();
+    /// let g = r.acquire();
+    /// assert!(g.lock().ptr_eq(&r) && g.lock().is_owned());
+    /// ```
     pub fn lock(&self) -> &'a RLock {
         self.lock
     }

@@ -356,6 +356,17 @@ impl Default for BoundedSemaphore {
 common_api!(BoundedSemaphore, "BoundedSemaphore");
 
 /// A permit of a [`Semaphore`] or [`BoundedSemaphore`]; gives it back when dropped.
+///
+/// ```
+/// let s = concur_core::sync::BoundedSemaphore::new(2);
+/// let a = s.acquire();
+/// let b = s.acquire();
+/// assert_eq!(s.value(), 0);
+/// drop(a);
+/// assert_eq!(s.value(), 1);
+/// drop(b);
+/// assert_eq!(s.value(), 2);
+/// ```
 #[must_use = "the permit is given back as soon as the guard is dropped"]
 pub struct SemaphoreGuard<'a> {
     core: &'a Core,

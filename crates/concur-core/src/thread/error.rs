@@ -75,6 +75,11 @@ impl JoinError {
 
     /// True if the thread panicked; the panic's details are in
     /// [`panic_message`](JoinError::panic_message) and [`panic_location`](JoinError::panic_location).
+    ///
+    /// ```
+    /// let err = concur_core::thread::spawn(|| panic!("boom")).join().unwrap_err();
+    /// assert!(err.is_panic() && !err.is_timeout());
+    /// ```
     pub fn is_panic(&self) -> bool {
         matches!(self.kind, Kind::Panic(_))
     }
@@ -106,17 +111,40 @@ impl JoinError {
 
     /// True if the thread's value was already taken by an earlier successful
     /// `join_timeout`/`join_deadline` on the same handle.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let mut h = concur_core::thread::spawn(|| 1);
+    /// assert_eq!(h.join_timeout(Duration::from_secs(10)).unwrap(), 1);
+    /// assert!(h.join().unwrap_err().is_already_joined());
+    /// ```
     pub fn is_already_joined(&self) -> bool {
         matches!(self.kind, Kind::AlreadyJoined)
     }
 
     /// True if the thread (a [`Timer`](super::Timer)'s) was joined before it was started,
     /// Python's "cannot join thread before it is started".
+    ///
+    /// ```
+    /// let t = concur_core::thread::Timer::new(std::time::Duration::ZERO, || ());
+    /// let err = t.join().unwrap_err();
+    /// assert!(err.is_not_started());
+    /// assert_eq!(err.to_string(), "cannot join thread before it is started");
+    /// ```
     pub fn is_not_started(&self) -> bool {
         matches!(self.kind, Kind::NotStarted)
     }
 
-    /// The panic message (the `&str` or `String` payload; `"Box<dyn Any>"` otherwise).
+    /// The panic message (the `&str` or `String` payload; `"Box<dyn Any>"` otherwise);
+    /// `None` if this is not a panic.
+    ///
+    /// ```
+    /// use concur_core::thread;
+    /// let err = thread::spawn(|| panic!("bad {}", 42)).join().unwrap_err();
+    /// assert_eq!(err.panic_message(), Some("bad 42"));
+    /// let err = thread::spawn(|| std::panic::panic_any(7u8)).join().unwrap_err();
+    /// assert_eq!(err.panic_message(), Some("Box<dyn Any>"));
+    /// ```
     pub fn panic_message(&self) -> Option<&str> {
         match &self.kind {
             Kind::Panic(r) => Some(&r.message),
@@ -124,7 +152,16 @@ impl JoinError {
         }
     }
 
-    /// Where the thread panicked, as `file:line:column`, when the panic hook saw it.
+    /// Where the thread panicked, as `file:line:column`, when the panic hook saw it;
+    /// `None` otherwise, or if this is not a panic.
+    ///
+    /// ```
+    /// let err = concur_core::thread::spawn(|| panic!("boom")).join().unwrap_err();
+    /// // Some unless other code replaced the process panic hook after concur's.
+    /// let loc = err.panic_location().expect("seen by concur's panic hook");
+    /// assert_eq!(loc.rsplitn(3, ':').count(), 3); // file:line:column
+    /// assert!(concur_core::thread::current_thread().join().unwrap_err().panic_location().is_none());
+    /// ```
     pub fn panic_location(&self) -> Option<&str> {
         match &self.kind {
             Kind::Panic(r) => r.location.as_deref(),
@@ -132,7 +169,15 @@ impl JoinError {
         }
     }
 
-    /// The name of the thread that panicked.
+    /// The name of the thread that panicked; `None` if this is not a panic.
+    ///
+    /// ```
+    /// use concur_core::thread;
+    /// let h = thread::Builder::new().name("A").spawn(|| panic!("boom")).unwrap();
+    /// assert_eq!(h.join().unwrap_err().thread_name(), Some("A"));
+    /// let me = thread::current_thread();
+    /// assert_eq!(me.join().unwrap_err().thread_name(), None); // a self-join, not a panic
+    /// ```
     pub fn thread_name(&self) -> Option<&str> {
         match &self.kind {
             Kind::Panic(r) => Some(&r.thread_name),

@@ -85,6 +85,13 @@ pub struct ExceptHookArgs<'a> {
 impl<'a> ExceptHookArgs<'a> {
     /// Arguments for a panic `message` at `location` (`file:line:column`) in the thread
     /// `thread_name`/`thread_ident`; for calling [`excepthook`] or testing a hook.
+    ///
+    /// ```
+    /// use concur_core::thread::{self, ExceptHookArgs};
+    /// let args = ExceptHookArgs::new("boom", "A", thread::get_ident(), None);
+    /// assert_eq!((args.message(), args.thread_name()), ("boom", "A"));
+    /// assert_eq!(args.location(), None);
+    /// ```
     pub fn new(
         message: &'a str,
         thread_name: &'a str,
@@ -99,18 +106,40 @@ impl<'a> ExceptHookArgs<'a> {
         }
     }
     /// The panic message.
+    ///
+    /// ```
+    /// let args = concur_core::thread::ExceptHookArgs::new("boom", "A", 1, None);
+    /// assert_eq!(args.message(), "boom");
+    /// ```
     pub fn message(&self) -> &'a str {
         self.message
     }
     /// The name of the thread that panicked.
+    ///
+    /// ```
+    /// let args = concur_core::thread::ExceptHookArgs::new("boom", "A", 1, None);
+    /// assert_eq!(args.thread_name(), "A");
+    /// ```
     pub fn thread_name(&self) -> &'a str {
         self.thread_name
     }
     /// The [`get_ident`](super::get_ident) of the thread that panicked.
+    ///
+    /// ```
+    /// let args = concur_core::thread::ExceptHookArgs::new("boom", "A", 7, None);
+    /// assert_eq!(args.thread_ident(), 7);
+    /// ```
     pub fn thread_ident(&self) -> u64 {
         self.thread_ident
     }
-    /// Where it panicked, as `file:line:column`.
+    /// Where it panicked, as `file:line:column`; `None` when unknown.
+    ///
+    /// ```
+    /// use concur_core::thread::ExceptHookArgs;
+    /// let args = ExceptHookArgs::new("boom", "A", 1, Some("src/x.rs:3:5"));
+    /// assert_eq!(args.location(), Some("src/x.rs:3:5"));
+    /// assert_eq!(ExceptHookArgs::new("boom", "A", 1, None).location(), None);
+    /// ```
     pub fn location(&self) -> Option<&'a str> {
         self.location
     }

@@ -124,7 +124,21 @@ impl<T: Send + 'static> Clone for Local<T> {
 }
 
 impl<T: Send + 'static> Local<T> {
-    /// A local whose value in each thread starts as `init()`.
+    /// A local whose value in each thread starts as `init()`; `init` runs lazily, on a
+    /// thread's first access.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// static INITS: AtomicUsize = AtomicUsize::new(0);
+    /// let v = concur_core::thread::Local::new(|| {
+    ///     INITS.fetch_add(1, Ordering::Relaxed);
+    ///     vec![1, 2]
+    /// });
+    /// assert_eq!(INITS.load(Ordering::Relaxed), 0); // nothing created yet
+    /// assert_eq!(v.get(), [1, 2]);
+    /// assert_eq!(v.with(|v| v.len()), 2);            // same value, no second init
+    /// assert_eq!(INITS.load(Ordering::Relaxed), 1);
+    /// ```
     pub fn new(init: impl Fn() -> T + Send + Sync + 'static) -> Self {
         Local {
             inner: Arc::new(Inner {

@@ -29,11 +29,27 @@ pub struct Builder {
 
 impl Builder {
     /// A builder for an unnamed (`"Thread-N"`), non-daemon thread with the default stack.
+    ///
+    /// ```
+    /// let h = concur_core::thread::Builder::new().spawn(|| ()).unwrap();
+    /// assert!(h.name().starts_with("Thread-"));
+    /// assert!(!h.thread().daemon());
+    /// h.join().unwrap();
+    /// ```
     pub fn new() -> Self {
         Builder::default()
     }
 
     /// Names the thread (also the std thread name, shown in Rust panics and debuggers).
+    ///
+    /// ```
+    /// let h = concur_core::thread::Builder::new()
+    ///     .name("worker")
+    ///     .spawn(|| std::thread::current().name().map(str::to_owned))
+    ///     .unwrap();
+    /// assert_eq!(h.name(), "worker");
+    /// assert_eq!(h.join().unwrap().as_deref(), Some("worker"));
+    /// ```
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
         self
@@ -41,12 +57,26 @@ impl Builder {
 
     /// Makes the thread a daemon: [`wait_non_daemon`](super::wait_non_daemon) does not
     /// wait for it (the default is non-daemon, like Python). See the [module docs](super).
+    ///
+    /// ```
+    /// let h = concur_core::thread::Builder::new().daemon(true).spawn(|| ()).unwrap();
+    /// assert!(h.thread().daemon());
+    /// h.join().unwrap();
+    /// ```
     pub fn daemon(mut self, daemon: bool) -> Self {
         self.daemon = daemon;
         self
     }
 
     /// Sets the thread's stack size in bytes (Python's `threading.stack_size`, per thread).
+    ///
+    /// ```
+    /// let h = concur_core::thread::Builder::new()
+    ///     .stack_size(4 * 1024 * 1024)
+    ///     .spawn(|| [0u8; 1024 * 1024].len()) // a 1 MiB local fits in 4 MiB of stack
+    ///     .unwrap();
+    /// assert_eq!(h.join().unwrap(), 1024 * 1024);
+    /// ```
     pub fn stack_size(mut self, size: usize) -> Self {
         self.stack_size = Some(size);
         self
@@ -234,22 +264,61 @@ impl<T> JoinHandle<T> {
     }
 
     /// The [`Thread`] this handle joins.
+    ///
+    /// ```
+    /// use concur_core::thread;
+    /// let h = thread::Builder::new().name("A").spawn(|| ()).unwrap();
+    /// let t = h.thread().clone();
+    /// assert_eq!((t.name().as_str(), t.ident()), ("A", h.ident()));
+    /// h.join().unwrap();
+    /// assert!(!t.is_alive());
+    /// ```
     pub fn thread(&self) -> &Thread {
         &self.thread
     }
     /// [`Thread::is_alive`].
+    ///
+    /// ```
+    /// let (tx, rx) = std::sync::mpsc::channel::<()>();
+    /// let mut h = concur_core::thread::spawn(move || { let _ = rx.recv(); });
+    /// assert!(h.is_alive());
+    /// drop(tx);
+    /// h.join_timeout(std::time::Duration::from_secs(10)).unwrap();
+    /// assert!(!h.is_alive());
+    /// ```
     pub fn is_alive(&self) -> bool {
         self.thread.is_alive()
     }
     /// [`Thread::name`].
+    ///
+    /// ```
+    /// let h = concur_core::thread::Builder::new().name("A").spawn(|| ()).unwrap();
+    /// assert_eq!(h.name(), "A");
+    /// ```
     pub fn name(&self) -> String {
         self.thread.name()
     }
     /// [`Thread::ident`].
+    ///
+    /// ```
+    /// use concur_core::thread;
+    /// let h = thread::spawn(thread::get_ident);
+    /// let ident = h.ident();
+    /// assert_ne!(ident, thread::get_ident());
+    /// assert_eq!(h.join().unwrap(), ident);
+    /// ```
     pub fn ident(&self) -> u64 {
         self.thread.ident()
     }
     /// [`Thread::native_id`].
+    ///
+    /// ```
+    /// let h = concur_core::thread::spawn(|| ());
+    /// if cfg!(target_os = "linux") {
+    ///     assert!(h.native_id().is_some());
+    ///     assert_ne!(h.native_id(), concur_core::thread::current_thread().native_id());
+    /// }
+    /// ```
     pub fn native_id(&self) -> Option<u64> {
         self.thread.native_id()
     }

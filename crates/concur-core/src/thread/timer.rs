@@ -56,7 +56,17 @@ pub struct Timer {
 }
 
 impl Timer {
-    /// A timer that will run `action` `interval` after [`start`](Timer::start).
+    /// A timer that will run `action` `interval` after [`start`](Timer::start). Nothing
+    /// runs, and no thread exists, until then.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let t = concur_core::thread::Timer::new(Duration::from_millis(5), || ());
+    /// assert!(t.thread().is_none() && !t.has_fired() && !t.finished());
+    /// t.start().unwrap();
+    /// t.join_timeout(Duration::from_secs(10)).unwrap();
+    /// assert!(t.has_fired() && t.finished());
+    /// ```
     pub fn new(interval: Duration, action: impl FnOnce() + Send + 'static) -> Timer {
         Timer {
             inner: Arc::new(Inner {
@@ -134,27 +144,84 @@ impl Timer {
     }
 
     /// True once the action has started running.
+    ///
+    /// ```
+    /// use concur_core::{sync::Event, thread::Timer};
+    /// use std::time::Duration;
+    /// let (started, release) = (Event::new(), Event::new());
+    /// let (s, r) = (started.clone(), release.clone());
+    /// let t = Timer::new(Duration::ZERO, move || {
+    ///     s.set();
+    ///     r.wait_timeout(Duration::from_secs(10));
+    /// });
+    /// assert!(!t.has_fired());
+    /// t.start().unwrap();
+    /// assert!(started.wait_timeout(Duration::from_secs(10)));
+    /// assert!(t.has_fired() && !t.finished()); // fired, action still running
+    /// release.set();
+    /// t.join_timeout(Duration::from_secs(10)).unwrap();
+    /// ```
     pub fn has_fired(&self) -> bool {
         self.inner.state.lock_ok().fired
     }
 
-    /// True if [`cancel`](Timer::cancel) stopped the timer before it fired.
+    /// True if [`cancel`](Timer::cancel) stopped the timer before it fired (a cancel
+    /// after that is a no-op and leaves this false).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let t = concur_core::thread::Timer::new(Duration::ZERO, || ());
+    /// t.start().unwrap();
+    /// t.join_timeout(Duration::from_secs(10)).unwrap();
+    /// t.cancel(); // too late: it fired
+    /// assert!(!t.is_cancelled());
+    /// ```
     pub fn is_cancelled(&self) -> bool {
         self.inner.state.lock_ok().cancelled
     }
 
     /// True once the timer is over: cancelled, or its action returned (or panicked).
     /// Python's `Timer.finished.is_set()`.
+    ///
+    /// ```
+    /// let t = concur_core::thread::Timer::new(std::time::Duration::from_secs(60), || ());
+    /// assert!(!t.finished());
+    /// t.cancel(); // even before `start`
+    /// assert!(t.finished() && t.is_cancelled());
+    /// ```
     pub fn finished(&self) -> bool {
         self.inner.state.lock_ok().done
     }
 
-    /// True while the timer's thread runs (waiting or running the action).
+    /// True while the timer's thread runs (waiting or running the action); false before
+    /// [`start`](Timer::start).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let t = concur_core::thread::Timer::new(Duration::from_secs(60), || ());
+    /// assert!(!t.is_alive());
+    /// t.start().unwrap();
+    /// assert!(t.is_alive());
+    /// t.cancel();
+    /// t.join_timeout(Duration::from_secs(10)).unwrap();
+    /// assert!(!t.is_alive());
+    /// ```
     pub fn is_alive(&self) -> bool {
         self.thread().is_some_and(|t| t.is_alive())
     }
 
     /// The timer's thread, once started.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let t = concur_core::thread::Timer::new(Duration::from_secs(60), || ());
+    /// assert!(t.thread().is_none());
+    /// t.start().unwrap();
+    /// let th = t.thread().expect("started");
+    /// assert!(th.name().starts_with("Thread-") && !th.daemon());
+    /// t.cancel();
+    /// th.join_timeout(Duration::from_secs(10)).unwrap();
+    /// ```
     pub fn thread(&self) -> Option<Thread> {
         self.inner.thread.lock_ok().clone()
     }
