@@ -505,6 +505,9 @@ fn event_timeout() {
 }
 
 #[test]
+// The check needs every waiter parked before `set`, which only a real-time pause gives;
+// Miri's scheduler can keep a thread from reaching its wait for longer than that.
+#[cfg_attr(miri, ignore)]
 fn event_set_and_clear() {
     // Waiters woken by a `set` report true even if the flag is cleared at once.
     within(LIMIT, "event set and clear", || {
