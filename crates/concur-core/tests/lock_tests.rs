@@ -522,7 +522,9 @@ fn event_set_and_clear() {
             }
         });
         wait_until(|| started.load(Ordering::SeqCst) == n);
-        pause(); // let them block
+        // Let them block (CPython's test relies on a pause too); generous, since a
+        // waiter that has not parked yet when `set`+`clear` pass would rightly miss it.
+        thread::sleep(Duration::from_millis(200));
         e.set();
         e.clear();
         join_all(hs);
