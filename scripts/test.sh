@@ -59,7 +59,7 @@ if [ -z "${CONCUR_TEST_FAST:-}" ]; then
 
     step "Miri on concur-core"
     cargo +nightly miri --version
-    MIRIFLAGS="${MIRIFLAGS:-} -Zmiri-disable-isolation" CARGO_TARGET_DIR=target/miri \
+    CARGO_TARGET_DIR=target/miri \
         timeout 2400 cargo +nightly miri test --locked -p concur-core
 fi
 
