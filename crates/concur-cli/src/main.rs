@@ -1,7 +1,7 @@
 //! `concur`: the command-line face of the concur project.
 //!
 //! - `concur tour` runs the project's live experiments and checks what they show;
-//! - `concur bench` measures concur's locks side by side with their anchors.
+//! - `concur bench` measures concur side by side with its anchors.
 //!
 //! Exit codes: 0 everything passed, 1 a step or check failed (or the run itself
 //! failed, e.g. stdout was closed), 2 bad usage (clap).
@@ -26,7 +26,7 @@ struct Cli {
 enum Command {
     /// Run the live experiments ("steps") and check what each one shows.
     Tour(TourArgs),
-    /// Measure concur's locks side by side with std and parking_lot.
+    /// Measure concur side by side with its anchors (std, parking_lot, crossbeam, Python).
     Bench(BenchArgs),
 }
 
@@ -53,6 +53,20 @@ pub struct BenchArgs {
     /// How many times each measurement is repeated (default 7; with --quick, 2).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub runs: Option<u32>,
+    /// Which suite to run.
+    #[arg(long, value_enum, default_value_t = Suite::All)]
+    pub suite: Suite,
+}
+
+/// The benchmark suites of `concur bench`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Suite {
+    /// Every suite.
+    All,
+    /// `Lock` and `RLock` against std and parking_lot.
+    Lock,
+    /// `Queue` against crossbeam-channel, std mpsc, a naive queue and Python.
+    Queue,
 }
 
 /// What a subcommand concluded: whether every check it made passed.

@@ -112,7 +112,9 @@ fn tour_quick_json_passes_and_has_every_step() {
 
 #[test]
 fn bench_quick_json_one_run_has_results_ratios_and_machine() {
-    let run = concur(&["bench", "--quick", "--json", "--runs", "1"]);
+    let run = concur(&[
+        "bench", "--quick", "--json", "--runs", "1", "--suite", "lock",
+    ]);
     assert_eq!(run.code, Some(0), "exit code; stderr:\n{}", run.stderr);
     let doc = json(&run);
     for key in ["cpu_model", "kernel", "rustc", "git_commit"] {
@@ -130,7 +132,7 @@ fn bench_quick_json_one_run_has_results_ratios_and_machine() {
         ] {
             let m = results
                 .iter()
-                .find(|m| m["case"] == case && m["lock"] == lock)
+                .find(|m| m["suite"] == "lock" && m["case"] == case && m["subject"] == lock)
                 .unwrap_or_else(|| panic!("no result for {lock} / {case}"));
             assert_eq!(m["runs_ns_per_op"].as_array().map(Vec::len), Some(1));
             assert!(m["median_ns_per_op"].as_f64().is_some_and(|x| x > 0.0));
@@ -138,7 +140,10 @@ fn bench_quick_json_one_run_has_results_ratios_and_machine() {
         }
         let ratio = doc["ratios"]
             .as_array()
-            .and_then(|rs| rs.iter().find(|r| r["case"] == case))
+            .and_then(|rs| {
+                rs.iter()
+                    .find(|r| r["case"] == case && r["family"] == "lock")
+            })
             .unwrap_or_else(|| panic!("no ratio for {case}"));
         assert!(ratio["throughput_ratio"].as_f64().is_some_and(|x| x > 0.0));
         assert_eq!(ratio["anchor"], "parking_lot::Mutex");
@@ -164,5 +169,39 @@ fn tour_human_output_ends_with_a_summary() {
         !run.stderr.contains('['),
         "progress bar drawn to a pipe:\n{}",
         run.stderr
+    );
+}
+
+#[test]
+fn bench_queue_suite_measures_concur_beside_crossbeam() {
+    let run = concur(&[
+        "bench", "--quick", "--json", "--runs", "1", "--suite", "queue",
+    ]);
+    assert_eq!(run.code, Some(0), "exit code; stderr:\n{}", run.stderr);
+    let doc = json(&run);
+    assert_eq!(doc["errors"].as_array().map(Vec::len), Some(0));
+    let results = doc["results"].as_array().expect("results array");
+    for case in ["spsc-bounded", "mpsc-4-1-unbounded", "mpmc-4-4-bounded"] {
+        for subject in ["concur::queue::Queue", "crossbeam-channel"] {
+            let m = results
+                .iter()
+                .find(|m| m["suite"] == "queue" && m["case"] == case && m["subject"] == subject)
+                .unwrap_or_else(|| panic!("no result for {subject} / {case}"));
+            assert!(m["median_ns_per_op"].as_f64().is_some_and(|x| x > 0.0));
+        }
+        let ratio = doc["ratios"]
+            .as_array()
+            .and_then(|rs| {
+                rs.iter()
+                    .find(|r| r["case"] == case && r["anchor"] == "crossbeam-channel")
+            })
+            .unwrap_or_else(|| panic!("no ratio for {case}"));
+        assert!(ratio["throughput_ratio"].as_f64().is_some_and(|x| x > 0.0));
+    }
+    // std mpsc has one receiver: it never appears in a multi-consumer case.
+    assert!(
+        !results
+            .iter()
+            .any(|m| m["subject"] == "std::sync::mpsc" && m["case"] == "mpmc-2-2-bounded")
     );
 }

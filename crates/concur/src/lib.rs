@@ -11,10 +11,11 @@
 //! |---|---|---|
 //! | [`thread`] | `threading.Thread`, `current_thread`, `Timer`, `local`, `excepthook` | threads whose `join` returns the closure's value or its panic |
 //! | [`sync`] | `threading.Lock`, `RLock`, `Condition`, `Semaphore`, `BoundedSemaphore`, `Event`, `Barrier` | cloneable handles, four blocking forms |
+//! | [`queue`] | `queue.Queue`, `LifoQueue`, `PriorityQueue`, `SimpleQueue` | bounded or unbounded, task tracking (`task_done`/`join`), `shutdown` as in 3.13 |
 //! | [`deadlock`] | — | lock-order inversion and wait-for cycle detection (`CONCUR_DEADLOCK`) |
 //!
-//! Queues, futures and executors, processes and the cluster tier come in later
-//! releases (see the README's map for what exists today).
+//! Futures and executors, processes and the cluster tier come in later releases (see
+//! the README's map for what exists today).
 //!
 //! ## Hello, threads
 //!
@@ -37,6 +38,34 @@
 //! assert_eq!(*total.acquire(), 0 + 1 + 2 + 3);
 //! ```
 //!
+//! ## A worker pool fed by a queue
+//!
+//! ```
+//! use concur::{queue::Queue, thread};
+//!
+//! let q = Queue::bounded(64); // a full queue makes `put` wait: bounded memory
+//! let workers: Vec<_> = (0..3)
+//!     .map(|_| {
+//!         let q = q.clone();
+//!         thread::spawn(move || {
+//!             let mut n = 0;
+//!             for item in &q {          // ends when the queue is shut down
+//!                 n += item;
+//!                 q.task_done().unwrap();
+//!             }
+//!             n
+//!         })
+//!     })
+//!     .collect();
+//! for i in 1..=100 {
+//!     q.put(i).unwrap();
+//! }
+//! q.join();                            // every item taken and marked done
+//! q.shutdown(false);
+//! let total: u64 = workers.into_iter().map(|w| w.join().unwrap()).sum();
+//! assert_eq!(total, 5050);
+//! ```
+//!
 //! ## Blocking calls
 //!
 //! Every blocking operation comes in four forms: `op` (wait as long as it takes),
@@ -57,4 +86,4 @@
 //! The thread tier is portable Rust (std threads, `parking_lot_core` parking). Linux is
 //! the first-class target of the process tier to come.
 
-pub use concur_core::{deadlock, sync, thread};
+pub use concur_core::{deadlock, queue, sync, thread};

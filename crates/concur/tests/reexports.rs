@@ -1,6 +1,6 @@
 //! Touches every re-export of the umbrella crate so that none can silently rot.
 
-use concur::{deadlock, sync, thread};
+use concur::{deadlock, queue, sync, thread};
 use std::time::Duration;
 
 #[test]
@@ -43,6 +43,27 @@ fn every_reexport_is_reachable() {
     assert!(e.is_set());
     let barrier = sync::Barrier::new(1);
     assert_eq!(barrier.wait().unwrap(), 0);
+
+    // queue
+    let q = queue::Queue::bounded(2);
+    q.put(1u8).unwrap();
+    assert!(matches!(q.try_get(), Ok(1)));
+    q.task_done().unwrap();
+    assert!(q.join_timeout(Duration::from_secs(10)));
+    let lifo = queue::LifoQueue::unbounded();
+    lifo.put(1).unwrap();
+    lifo.put(2).unwrap();
+    assert_eq!(lifo.get().unwrap(), 2);
+    let pq = queue::PriorityQueue::new(0);
+    pq.put(3).unwrap();
+    pq.put(1).unwrap();
+    assert_eq!(pq.get().unwrap(), 1);
+    let sq = queue::SimpleQueue::new();
+    sq.put("x");
+    assert_eq!(sq.get(), "x");
+    q.shutdown(true);
+    assert!(matches!(q.try_put(2), Err(queue::TryPutError::ShutDown(2))));
+    assert!(matches!(q.try_get(), Err(queue::TryGetError::ShutDown)));
 
     // deadlock
     let _: deadlock::Mode = deadlock::mode();

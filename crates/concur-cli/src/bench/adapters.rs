@@ -16,8 +16,11 @@ pub enum Family {
     /// Non-reentrant mutual exclusion (`Lock`, `Mutex`).
     Lock,
     /// Reentrant locks (`RLock`, `ReentrantMutex`).
-    #[allow(dead_code)] // used once the RLock slot below is filled
     Rlock,
+    /// Bounded FIFO queues and channels.
+    QueueBounded,
+    /// Unbounded FIFO queues and channels.
+    QueueUnbounded,
 }
 
 /// Who wrote the lock: concur itself or an anchor it is compared with.
@@ -28,8 +31,24 @@ pub enum Origin {
     Concur,
     /// The standard library.
     Std,
-    /// parking_lot, the reference anchor for ratios.
+    /// parking_lot, the reference anchor for locks.
     ParkingLot,
+    /// crossbeam-channel, the reference anchor for queues.
+    Crossbeam,
+    /// A naive `Mutex<VecDeque>` + `Condvar` queue written in the bench.
+    Naive,
+    /// CPython's `queue.Queue`, run in a `python3` child process.
+    Python,
+}
+
+impl Origin {
+    /// Whether ratios are computed against subjects of this origin.
+    pub fn is_reference(self) -> bool {
+        matches!(
+            self,
+            Origin::ParkingLot | Origin::Crossbeam | Origin::Python
+        )
+    }
 }
 
 /// A lock that can be measured: acquire, increment the guarded counter, release.

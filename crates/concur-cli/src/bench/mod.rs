@@ -1,17 +1,23 @@
-//! `concur bench`: concur's locks side by side with their anchors, in one process.
+//! `concur bench`: concur side by side with its anchors, in one process, one run.
 //!
-//! The sweep has two cases — `uncontended` (1 thread) and `contended-2` (2 threads on
-//! one lock) — and every case runs every lock of [`adapters::all`] `--runs` times.
-//! Runs are interleaved (run 1 of every lock, then run 2 of every lock...) so that a
-//! burst of load on a shared machine spreads over all locks instead of hitting one.
-//! The median of the runs is reported, and the ratio of concur to parking_lot as a
-//! throughput ratio: `parking_lot ns/op ÷ concur ns/op` (≥ 1 means concur is faster).
+//! Suites (`--suite`, default all):
+//! - `lock`: two cases — `uncontended` (1 thread) and `contended-2` (2 threads on one
+//!   lock) — over every lock of [`adapters::all`]; the reference anchor is parking_lot.
+//! - `queue`: SPSC, MPSC 4→1, MPMC 2→2 and 4→4 through bounded(1024) and unbounded
+//!   FIFOs (see [`queue`]); the reference anchor is crossbeam-channel.
+//!
+//! Every case runs every subject `--runs` times. Runs are interleaved (run 1 of every
+//! subject, then run 2...) so that a burst of load on a shared machine spreads over all
+//! subjects instead of hitting one. The median of the runs is reported, and the ratio
+//! of concur to the reference anchor as a throughput ratio: `anchor ns/op ÷ concur
+//! ns/op` (≥ 1 means concur is faster).
 
 mod adapters;
+mod queue;
 
 use crate::machine::Machine;
 use crate::progress::Bars;
-use crate::{BenchArgs, Outcome};
+use crate::{BenchArgs, Outcome, Suite};
 use adapters::{Family, LockUnderTest, Origin};
 use serde::Serialize;
 use std::io::{self, Write};
@@ -28,16 +34,22 @@ struct Case {
 struct Config {
     quick: bool,
     runs: u32,
+    suites: Vec<&'static str>,
+    /// The lock suite's cases.
     cases: Vec<Case>,
+    /// The queue suite's cases.
+    queue_cases: Vec<queue::QueueCase>,
     /// The deadlock-detection mode the locks ran under (the goal is stated for `Off`).
     deadlock_mode: String,
     operation: &'static str,
+    queue_operation: &'static str,
 }
 
 #[derive(Debug, Serialize)]
 struct Measurement {
+    suite: &'static str,
     case: &'static str,
-    lock: &'static str,
+    subject: &'static str,
     family: Family,
     origin: Origin,
     threads: usize,
@@ -52,6 +64,7 @@ struct Measurement {
 
 #[derive(Debug, Serialize)]
 struct Ratio {
+    suite: &'static str,
     case: &'static str,
     family: Family,
     concur: &'static str,
@@ -68,6 +81,8 @@ struct BenchReport {
     ratios: Vec<Ratio>,
     /// Errors met while measuring (wrong counts, failed spawns); empty when all is well.
     errors: Vec<String>,
+    /// Things worth knowing that are not errors (e.g. an anchor that is not installed).
+    notes: Vec<String>,
 }
 
 /// Runs the sweep and prints the table (or the JSON document).
@@ -85,21 +100,42 @@ pub fn run(args: &BenchArgs) -> io::Result<Outcome> {
             iters_per_thread: if args.quick { 200_000 } else { 2_000_000 },
         },
     ];
-    let locks = adapters::all();
+    let suites: Vec<&'static str> = match args.suite {
+        Suite::All => vec!["lock", "queue"],
+        Suite::Lock => vec!["lock"],
+        Suite::Queue => vec!["queue"],
+    };
+    let locks = if suites.contains(&"lock") {
+        adapters::all()
+    } else {
+        Vec::new()
+    };
+    let cases = if suites.contains(&"lock") {
+        cases
+    } else {
+        Vec::new()
+    };
+    let queue_cases = if suites.contains(&"queue") {
+        queue::cases(args.quick)
+    } else {
+        Vec::new()
+    };
+    let queues = queue::subjects();
     let machine = Machine::probe();
 
     let mut results: Vec<Measurement> = Vec::new();
     let mut errors = Vec::new();
-    let bar = Bars::new(args.json).bar(
-        u64::from(runs) * (cases.len() * locks.len()) as u64,
-        "bench",
-    );
+    let mut notes = Vec::new();
+    let total = u64::from(runs)
+        * (cases.len() * locks.len() + queue::measurement_count(&queue_cases, &queues)) as u64;
+    let bar = Bars::new(args.json).bar(total, "bench");
     for case in &cases {
         let first = results.len();
         for lock in &locks {
             results.push(Measurement {
+                suite: "lock",
                 case: case.name,
-                lock: lock.name(),
+                subject: lock.name(),
                 family: lock.family(),
                 origin: lock.origin(),
                 threads: case.threads,
@@ -127,6 +163,10 @@ pub fn run(args: &BenchArgs) -> io::Result<Outcome> {
             }
         }
     }
+    queue::run_suite(&queue_cases, &queues, runs, &bar, &mut results, &mut errors);
+    if suites.contains(&"queue") {
+        queue::python_anchor(args.quick, runs, &bar, &mut results, &mut notes);
+    }
     bar.finish_and_clear();
 
     for m in &mut results {
@@ -143,13 +183,17 @@ pub fn run(args: &BenchArgs) -> io::Result<Outcome> {
         config: Config {
             quick: args.quick,
             runs,
+            suites,
             cases,
+            queue_cases,
             deadlock_mode: format!("{:?}", concur::deadlock::mode()),
             operation: "acquire, increment the guarded u64, release",
+            queue_operation: queue::OPERATION,
         },
         results,
         ratios,
         errors,
+        notes,
     };
 
     let stdout = io::stdout();
@@ -209,20 +253,25 @@ impl Stats {
     }
 }
 
-/// For each case and family, concur's lock against the parking_lot anchor.
+/// For each case and family, concur against its reference anchors: parking_lot for
+/// locks; crossbeam-channel, and Python's `queue.Queue` where measured, for queues.
 fn ratios(results: &[Measurement]) -> Vec<Ratio> {
     let mut out = Vec::new();
     for c in results.iter().filter(|m| m.origin == Origin::Concur) {
-        let anchor = results
-            .iter()
-            .find(|m| m.case == c.case && m.family == c.family && m.origin == Origin::ParkingLot);
-        if let Some(a) = anchor {
+        let anchors = results.iter().filter(|m| {
+            m.suite == c.suite
+                && m.case == c.case
+                && m.family == c.family
+                && m.origin.is_reference()
+        });
+        for a in anchors {
             if c.median_ns_per_op.is_finite() && a.median_ns_per_op.is_finite() {
                 out.push(Ratio {
+                    suite: c.suite,
                     case: c.case,
                     family: c.family,
-                    concur: c.lock,
-                    anchor: a.lock,
+                    concur: c.subject,
+                    anchor: a.subject,
                     throughput_ratio: a.median_ns_per_op / c.median_ns_per_op,
                 });
             }
@@ -261,21 +310,24 @@ fn write_table(out: &mut impl Write, r: &BenchReport) -> io::Result<()> {
     )?;
     writeln!(
         out,
-        "{:<12} {:<22} {:>10} {:>10} {:>10} {:>14} {:>10}",
-        "case", "lock", "median ns", "min ns", "max ns", "ops/s", "vs pl"
+        "{:<6} {:<20} {:<28} {:>10} {:>10} {:>10} {:>14}  {}",
+        "suite", "case", "subject", "median ns", "min ns", "max ns", "ops/s", "vs anchor"
     )?;
-    writeln!(out, "{}", "-".repeat(94))?;
+    writeln!(out, "{}", "-".repeat(124))?;
     for res in &r.results {
         let ratio = r
             .ratios
             .iter()
-            .find(|x| x.case == res.case && x.concur == res.lock)
-            .map_or(String::new(), |x| format!("{:.2}x", x.throughput_ratio));
+            .filter(|x| x.suite == res.suite && x.case == res.case && x.concur == res.subject)
+            .map(|x| format!("{:.2}x {}", x.throughput_ratio, x.anchor))
+            .collect::<Vec<_>>()
+            .join(", ");
         writeln!(
             out,
-            "{:<12} {:<22} {:>10.2} {:>10.2} {:>10.2} {:>14} {:>10}",
+            "{:<6} {:<20} {:<28} {:>10.2} {:>10.2} {:>10.2} {:>14}  {}",
+            res.suite,
             res.case,
-            res.lock,
+            res.subject,
             res.median_ns_per_op,
             res.min_ns_per_op,
             res.max_ns_per_op,
@@ -285,8 +337,12 @@ fn write_table(out: &mut impl Write, r: &BenchReport) -> io::Result<()> {
     }
     writeln!(
         out,
-        "\nvs pl = parking_lot ns/op / concur ns/op (>= 1: concur is faster; goal >= 0.9)"
+        "\nvs anchor = anchor ns/op / concur ns/op (>= 1: concur is faster). Goals: Lock >= 0.9x \
+         parking_lot; bounded Queue >= 1.0x crossbeam SPSC, >= 0.8x MPMC, >= 30x Python."
     )?;
+    for n in &r.notes {
+        writeln!(out, "note: {n}")?;
+    }
     Ok(())
 }
 

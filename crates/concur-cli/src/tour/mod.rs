@@ -12,6 +12,7 @@ mod cpu_bound;
 mod critical_section;
 mod deadlock;
 mod locked_counter;
+mod queue;
 mod thread;
 
 use crate::progress::Bars;
@@ -34,6 +35,8 @@ pub fn registry() -> Vec<Box<dyn Step>> {
         // CWE-833: deadlocks caught instead of hanging
         Box::new(thread::SelfJoin),
         Box::new(deadlock::LockOrder),
+        // queue: the image-download worker pool
+        Box::new(queue::QueueWorkers),
         // Later issues add their steps here: queue, futures, process, cluster.
     ]
 }
