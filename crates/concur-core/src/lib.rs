@@ -73,6 +73,7 @@
 //! best kept in their own integration-test file (one process each).
 
 pub mod deadlock;
+pub mod queue;
 pub(crate) mod shim;
 pub mod sync;
 pub mod thread;

@@ -9,6 +9,7 @@
 
 #![allow(unused_imports)]
 
+pub(crate) mod cell;
 pub(crate) mod park;
 
 #[cfg(not(concur_loom))]
