@@ -93,7 +93,8 @@ pub(crate) struct Chan<T, F> {
     flavor: F,
     sleepers: CachePadded<Sleepers>,
     done: CachePadded<AtomicU64>,
-    _items: PhantomData<T>,
+    // `fn() -> T`: Send and Sync follow the flavor (which owns the items), not `T: Sync`.
+    _items: PhantomData<fn() -> T>,
 }
 
 /// Loom-only fence completing the SeqCst handshake (see the module docs).
