@@ -123,7 +123,10 @@ fn lifo_bounded_16() {
 #[test]
 fn priority_unbounded() {
     for _ in 0..ROUNDS.div_ceil(4) {
-        round(PriorityQueue::unbounded(), "4x4 through PriorityQueue::unbounded()");
+        round(
+            PriorityQueue::unbounded(),
+            "4x4 through PriorityQueue::unbounded()",
+        );
     }
 }
 

@@ -287,10 +287,7 @@ fn timeouts<K: Kind<i64>>() {
     let start = Instant::now();
     assert_eq!(q.get_timeout(t), Err(GetTimeoutError::Empty));
     assert!(start.elapsed() >= t);
-    assert_eq!(
-        q.get_deadline(Instant::now()),
-        Err(GetTimeoutError::Empty)
-    );
+    assert_eq!(q.get_deadline(Instant::now()), Err(GetTimeoutError::Empty));
     q.put(1).unwrap();
     let start = Instant::now();
     assert_eq!(q.put_timeout(2, t), Err(PutTimeoutError::Full(2)));
@@ -375,7 +372,11 @@ fn shutdown_empty<K: Kind<i64>>() {
     q.shutdown(false);
     assert_eq!(q.put(1), Err(ShutDown(1)));
     assert_eq!(q.try_put(2), Err(TryPutError::ShutDown(2)));
-    assert!(q.put_timeout(3, Duration::from_millis(1)).unwrap_err().is_shutdown());
+    assert!(
+        q.put_timeout(3, Duration::from_millis(1))
+            .unwrap_err()
+            .is_shutdown()
+    );
     assert_eq!(q.get(), Err(ShutDown(())));
     assert_eq!(q.try_get(), Err(TryGetError::ShutDown));
     assert_eq!(

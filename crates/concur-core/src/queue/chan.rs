@@ -46,13 +46,22 @@
 //!
 //! # Shutdown
 //!
-//! `shutdown` stores the flag (SeqCst) and then `unpark_all`s every key. A waiter's
-//! validate reads the flag under the bucket lock, so it either sees it or is already
-//! parked when the wake-up comes.
+//! `state` goes `OPEN -> SHUT | IMMEDIATE` (`fetch_max`, SeqCst, never back), and then
+//! `shutdown` `unpark_all`s every key. A waiter's validate reads the state under the
+//! bucket lock, so it either sees it or is already parked when the wake-up comes.
+//!
+//! A put checks the state before pushing, so a put racing `shutdown` may still land
+//! (it is ordered before the shutdown; Python's mutex orders the two the same way, one
+//! or the other first). Its item is handed out by a later `get` after a normal
+//! shutdown. After an immediate one it must not linger: `shutdown` drains after its
+//! SeqCst state store, and every successful push loads the state (SeqCst) afterwards
+//! and, seeing `IMMEDIATE`, drains too (Dekker again: at least one of the two sees the
+//! item). So no item stays queued once an immediate shutdown and every racing put have
+//! returned.
 
 use super::TaskDoneError;
 use super::flavors::Flavor;
-use crate::shim::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use crate::shim::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use crate::shim::park::{self, ParkResult, SpinWait};
 use crossbeam_utils::CachePadded;
 use std::marker::PhantomData;
@@ -85,8 +94,16 @@ struct Sleepers {
     getters: AtomicUsize,
     putters: AtomicUsize,
     joiners: AtomicUsize,
-    shutdown: AtomicBool,
+    /// `OPEN`, then `SHUT` or `IMMEDIATE`; only ever grows (`fetch_max`).
+    state: AtomicU8,
 }
+
+/// Accepting puts.
+const OPEN: u8 = 0;
+/// `shutdown(false)` was called.
+const SHUT: u8 = 1;
+/// `shutdown(true)` was called: queued items are discarded.
+const IMMEDIATE: u8 = 2;
 
 /// The shared state behind every handle of one queue.
 pub(crate) struct Chan<T, F> {
@@ -112,7 +129,7 @@ impl<T, F: Flavor<T>> Chan<T, F> {
                 getters: AtomicUsize::new(0),
                 putters: AtomicUsize::new(0),
                 joiners: AtomicUsize::new(0),
-                shutdown: AtomicBool::new(false),
+                state: AtomicU8::new(OPEN),
             }),
             done: CachePadded::new(AtomicU64::new(0)),
             _items: PhantomData,
@@ -173,21 +190,31 @@ impl<T, F: Flavor<T>> Chan<T, F> {
 
     #[inline]
     pub(crate) fn is_shutdown(&self) -> bool {
-        self.sleepers.shutdown.load(Ordering::SeqCst)
+        self.sleepers.state.load(Ordering::SeqCst) != OPEN
     }
 
     /// Puts `value`, waiting for room as `wait` allows.
     #[inline]
     pub(crate) fn put(&self, value: T, wait: Wait) -> Result<(), PutFail<T>> {
-        if self.sleepers.shutdown.load(Ordering::Relaxed) {
+        if self.sleepers.state.load(Ordering::Relaxed) != OPEN {
             return Err(PutFail::ShutDown(value));
         }
         match self.flavor.try_push(value) {
             Ok(()) => {
-                self.wake_one(&self.sleepers.getters);
+                self.after_push();
                 Ok(())
             }
             Err(value) => self.put_slow(value, wait),
+        }
+    }
+
+    /// After a successful push: wake a sleeping getter, and finish an immediate
+    /// shutdown that raced this put (module docs, "Shutdown").
+    #[inline]
+    fn after_push(&self) {
+        self.wake_one(&self.sleepers.getters);
+        if self.sleepers.state.load(Ordering::SeqCst) == IMMEDIATE {
+            self.discard_all();
         }
     }
 
@@ -204,7 +231,7 @@ impl<T, F: Flavor<T>> Chan<T, F> {
             }
             match self.flavor.try_push(value) {
                 Ok(()) => {
-                    self.wake_one(&self.sleepers.getters);
+                    self.after_push();
                     return Ok(());
                 }
                 Err(v) => value = v,
@@ -214,7 +241,7 @@ impl<T, F: Flavor<T>> Chan<T, F> {
             }
             let woke = self.sleep(
                 &self.sleepers.putters,
-                || self.flavor.is_full() && !self.sleepers.shutdown.load(Ordering::SeqCst),
+                || self.flavor.is_full() && self.sleepers.state.load(Ordering::SeqCst) == OPEN,
                 deadline,
             );
             if !woke {
@@ -224,7 +251,7 @@ impl<T, F: Flavor<T>> Chan<T, F> {
                 }
                 return match self.flavor.try_push(value) {
                     Ok(()) => {
-                        self.wake_one(&self.sleepers.getters);
+                        self.after_push();
                         Ok(())
                     }
                     Err(v) => Err(PutFail::Full(v)),
@@ -266,7 +293,7 @@ impl<T, F: Flavor<T>> Chan<T, F> {
             }
             let woke = self.sleep(
                 &self.sleepers.getters,
-                || self.flavor.is_empty() && !self.sleepers.shutdown.load(Ordering::SeqCst),
+                || self.flavor.is_empty() && self.sleepers.state.load(Ordering::SeqCst) == OPEN,
                 deadline,
             );
             if !woke {
@@ -375,18 +402,28 @@ impl<T, F: Flavor<T>> Chan<T, F> {
         }
     }
 
+    /// Drops every queued item, counting each as done; returns how many.
+    fn discard_all(&self) -> u64 {
+        let mut discarded = 0u64;
+        while let Some(v) = self.flavor.try_pop() {
+            drop(v);
+            discarded += 1;
+        }
+        if discarded > 0 {
+            self.add_done(discarded);
+            // Putters blocked on a full queue have room now (they will see the state).
+            self.wake_one(&self.sleepers.putters);
+        }
+        discarded
+    }
+
     /// Python 3.13's `shutdown(immediate)`.
     pub(crate) fn shutdown(&self, immediate: bool) {
-        self.sleepers.shutdown.store(true, Ordering::SeqCst);
+        let new = if immediate { IMMEDIATE } else { SHUT };
+        self.sleepers.state.fetch_max(new, Ordering::SeqCst);
+        sc_fence();
         if immediate {
-            let mut discarded = 0u64;
-            while let Some(v) = self.flavor.try_pop() {
-                drop(v);
-                discarded += 1;
-            }
-            if discarded > 0 {
-                self.add_done(discarded);
-            }
+            let discarded = self.discard_all();
             tracing::debug!(discarded, "queue shut down immediately");
         }
         self.wake_all(&self.sleepers.getters);

@@ -99,6 +99,7 @@ pub(crate) struct Backoff {
 }
 
 impl Backoff {
+    #[cfg_attr(concur_loom, allow(dead_code))]
     const SPIN_LIMIT: u32 = 6;
 
     #[inline]
