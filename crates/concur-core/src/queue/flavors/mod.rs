@@ -35,6 +35,9 @@ pub(crate) trait Flavor<T> {
 
 /// The FIFO flavors behind `Queue` and `SimpleQueue`, dispatched by `match` as
 /// crossbeam-channel does (no virtual call on the hot path).
+// The ring's cache-padded head and tail make `Array` large; the enum lives once, inside
+// the queue's `Arc`, and boxing it would add a pointer chase to every operation.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum FifoFlavor<T> {
     /// `Queue::bounded(n)`: the lock-free ring.
     Array(Array<T>),
