@@ -48,6 +48,29 @@ fn unbounded_get_woken_by_put() {
     });
 }
 
+/// The unbounded list across a block boundary (3 slots a block under loom): a putter
+/// installs the next block while a getter drains up to and past it, freeing the first.
+#[test]
+fn unbounded_across_block_boundary() {
+    builder(2).check(|| {
+        let q = Queue::unbounded();
+        q.put(0).unwrap();
+        let p = {
+            let q = q.clone();
+            thread::spawn(move || {
+                for i in 1..4 {
+                    q.put(i).unwrap();
+                }
+            })
+        };
+        for i in 0..4 {
+            assert_eq!(q.get(), Ok(i));
+        }
+        p.join().unwrap();
+        assert!(q.empty());
+    });
+}
+
 /// A getter blocked on an empty queue wakes with `ShutDown` when it is shut down.
 #[test]
 fn shutdown_wakes_blocked_getter() {

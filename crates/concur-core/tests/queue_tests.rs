@@ -739,6 +739,33 @@ fn fifo_bounded_ring_wraps_in_order() {
 }
 
 #[test]
+fn fifo_unbounded_spans_blocks_and_drops_leftovers() {
+    // The unbounded flavor stores items in blocks of 31: cross several boundaries,
+    // free consumed blocks, and drop what is left with the queue.
+    let n = 200;
+    let dropped = Arc::new(Mutex::new(vec![false; n]));
+    let q = Queue::unbounded();
+    for id in 0..n {
+        q.put(Tracked {
+            id: id as i64,
+            dropped: dropped.clone(),
+        })
+        .unwrap();
+    }
+    assert_eq!(q.qsize(), n);
+    for id in 0..70 {
+        assert_eq!(q.get().unwrap().id, id);
+    }
+    assert_eq!(q.qsize(), n - 70);
+    for _ in 0..70 {
+        q.task_done().unwrap();
+    }
+    assert!(!q.join_timeout(Duration::ZERO));
+    drop(q);
+    assert!(dropped.lock().unwrap().iter().all(|&b| b));
+}
+
+#[test]
 fn constructors_and_maxsize() {
     assert_eq!(Queue::<u8>::new(0).maxsize(), 0);
     assert_eq!(Queue::<u8>::unbounded().maxsize(), 0);

@@ -2,7 +2,7 @@
 
 use super::chan::{Chan, GetFail, PutFail, Wait};
 use super::common::joinable_queue;
-use super::flavors::{Array, FifoFlavor, Locked};
+use super::flavors::{Array, FifoFlavor, List};
 use super::iter::{Iter, TryIter};
 use super::{GetTimeoutError, PutTimeoutError, ShutDown, TaskDoneError, TryGetError, TryPutError};
 use crate::shim::Arc;
@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 /// [`Queue::bounded`] is a lock-free ring (Vyukov's bounded MPMC queue): `put` and
 /// `get` touch no lock and, when nobody waits, no parking table; it keeps pace with
 /// `crossbeam-channel` with [`task_done`](Queue::task_done) accounting on.
-/// [`Queue::unbounded`] (or `Queue::new(0)`) is a lock-protected `VecDeque` with the
-/// same blocking protocol.
+/// [`Queue::unbounded`] (or `Queue::new(0)`) is a lock-free linked list of blocks
+/// (crossbeam-channel's unbounded design) with the same blocking protocol.
 ///
 /// Blocking calls come in four forms (`put`, `try_put`, `put_timeout`,
 /// `put_deadline`; the same for `get`). Every error that stands for an item not
@@ -73,7 +73,7 @@ impl<T> Queue<T> {
     fn from_cap(cap: Option<usize>) -> Self {
         let flavor = match cap {
             Some(n) => FifoFlavor::Array(Array::new(n)),
-            None => FifoFlavor::List(Locked::new(None)),
+            None => FifoFlavor::List(List::new()),
         };
         Queue {
             chan: Arc::new(Chan::new(flavor)),

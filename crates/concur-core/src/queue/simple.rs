@@ -1,7 +1,7 @@
 //! `SimpleQueue`: Python's `queue.SimpleQueue`, unbounded FIFO without task tracking.
 
 use super::chan::{Chan, Wait};
-use super::flavors::{FifoFlavor, Locked};
+use super::flavors::{FifoFlavor, List};
 use super::iter::TryIter;
 use crate::shim::Arc;
 use crate::time::deadline_after;
@@ -40,7 +40,7 @@ impl<T> SimpleQueue<T> {
     #[must_use]
     pub fn new() -> Self {
         SimpleQueue {
-            chan: Arc::new(Chan::new(FifoFlavor::List(Locked::new(None)))),
+            chan: Arc::new(Chan::new(FifoFlavor::List(List::new()))),
         }
     }
 

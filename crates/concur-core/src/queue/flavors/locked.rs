@@ -1,5 +1,5 @@
-//! The lock-protected flavor: a container behind a [`RawLock`], used for the unbounded
-//! FIFO, `LifoQueue` and `PriorityQueue`.
+//! The lock-protected flavor: a container behind a [`RawLock`], used for `LifoQueue`
+//! and `PriorityQueue`.
 //!
 //! The lock only guards the container. Beside it, three atomics are written while the
 //! lock is held and read without it: `len` (SeqCst, the "empty / full" fact the
@@ -11,34 +11,13 @@ use crate::shim::atomic::{AtomicU64, AtomicUsize, Ordering};
 use crate::shim::cell::UnsafeCell;
 use crate::sync::raw::RawLock;
 use std::cmp::Ordering as CmpOrdering;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::BinaryHeap;
 
 /// A container with one order of taking items out.
 pub(crate) trait Store: Default {
     type Item;
     fn push(&mut self, item: Self::Item);
     fn pop(&mut self) -> Option<Self::Item>;
-}
-
-/// First in, first out.
-pub(crate) struct Fifo<T>(VecDeque<T>);
-
-impl<T> Default for Fifo<T> {
-    fn default() -> Self {
-        Fifo(VecDeque::new())
-    }
-}
-
-impl<T> Store for Fifo<T> {
-    type Item = T;
-    #[inline]
-    fn push(&mut self, item: T) {
-        self.0.push_back(item);
-    }
-    #[inline]
-    fn pop(&mut self) -> Option<T> {
-        self.0.pop_front()
-    }
 }
 
 /// Last in, first out.

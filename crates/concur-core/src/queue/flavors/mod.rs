@@ -1,13 +1,15 @@
 //! The storage behind each queue kind (crossbeam-channel's "flavors" layout): a
-//! lock-free ring for the bounded FIFO, a lock-protected container for everything
-//! else. `chan.rs` builds the blocking, shutdown and task-accounting protocol on top
+//! lock-free ring for the bounded FIFO, a lock-free list of blocks for the unbounded
+//! FIFO, a lock-protected container for `LifoQueue` and `PriorityQueue`. `chan.rs` builds the blocking, shutdown and task-accounting protocol on top
 //! of the non-blocking [`Flavor`] interface.
 
 mod array;
+mod list;
 mod locked;
 
 pub(crate) use array::Array;
-pub(crate) use locked::{Fifo, Heap, Lifo, Locked};
+pub(crate) use list::List;
+pub(crate) use locked::{Heap, Lifo, Locked};
 
 /// Non-blocking storage with the counters the blocking protocol needs.
 ///
@@ -41,8 +43,8 @@ pub(crate) trait Flavor<T> {
 pub(crate) enum FifoFlavor<T> {
     /// `Queue::bounded(n)`: the lock-free ring.
     Array(Array<T>),
-    /// `Queue::unbounded()`: a lock-protected `VecDeque`.
-    List(Locked<Fifo<T>>),
+    /// `Queue::unbounded()` and `SimpleQueue`: the lock-free list of blocks.
+    List(List<T>),
 }
 
 macro_rules! dispatch {
@@ -57,7 +59,13 @@ macro_rules! dispatch {
 impl<T> Flavor<T> for FifoFlavor<T> {
     #[inline]
     fn try_push(&self, value: T) -> Result<(), T> {
-        dispatch!(self, f => f.try_push(value))
+        match self {
+            FifoFlavor::Array(f) => f.try_push(value),
+            FifoFlavor::List(f) => {
+                f.push(value);
+                Ok(())
+            }
+        }
     }
     #[inline]
     fn try_pop(&self) -> Option<T> {
@@ -74,13 +82,13 @@ impl<T> Flavor<T> for FifoFlavor<T> {
     fn is_full(&self) -> bool {
         match self {
             FifoFlavor::Array(f) => f.is_full(),
-            FifoFlavor::List(f) => f.is_full(),
+            FifoFlavor::List(_) => false,
         }
     }
     fn capacity(&self) -> Option<usize> {
         match self {
             FifoFlavor::Array(f) => Some(f.capacity()),
-            FifoFlavor::List(f) => f.capacity(),
+            FifoFlavor::List(_) => None,
         }
     }
     #[inline]
