@@ -341,7 +341,9 @@ macro_rules! joinable_queue {
             /// wake. With `immediate`, the queued items are dropped at once and each
             /// counts as done for [`join`](Self::join) (items already taken still need
             /// their `task_done`). Calling it again is harmless, and may upgrade to
-            /// `immediate`.
+            /// `immediate`. A `put` running at the same moment may still succeed: it
+            /// is then ordered before the shutdown (after an immediate one, its item
+            /// is discarded like the others).
             ///
             /// ```
             #[doc = concat!("let q = concur_core::queue::", stringify!($ty), "::unbounded();")]
