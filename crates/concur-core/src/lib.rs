@@ -1,6 +1,6 @@
 //! # concur-core: the thread tier of concur
 //!
-//! Python's `threading` module (and, in later releases, `queue` and
+//! Python's `threading` and `queue` modules (and, in a later release,
 //! `concurrent.futures`), rebuilt in Rust with no heavy dependencies. Most users depend
 //! on the `concur` umbrella crate, which re-exports everything here.
 //!
@@ -51,6 +51,8 @@
 //! | `threading.Timer(t, f)`, `threading.local()` | [`thread::Timer`], [`thread::Local`] |
 //! | `Lock`, `RLock`, `Condition`, `Semaphore`, `BoundedSemaphore`, `Event`, `Barrier` | [`sync::Lock`], [`sync::RLock`], [`sync::Condition`], [`sync::Semaphore`], [`sync::BoundedSemaphore`], [`sync::Event`], [`sync::Barrier`] |
 //! | `lock.acquire(blocking=False)` / `acquire(timeout=t)` | `try_acquire()` / `acquire_timeout(t)` (and `acquire_deadline(instant)`) |
+//! | `queue.Queue(maxsize)`, `LifoQueue`, `PriorityQueue`, `SimpleQueue` | [`queue::Queue`], [`queue::LifoQueue`], [`queue::PriorityQueue`], [`queue::SimpleQueue`] |
+//! | `q.put_nowait(x)` / `q.get(timeout=t)` / `q.task_done()` / `q.join()` / `q.shutdown()` | `try_put(x)` / `get_timeout(t)` / `task_done()` / `join()` / `shutdown(immediate)` |
 //!
 //! Beyond Python: [`deadlock`] detection (lock-order inversions and wait-for cycles,
 //! `CONCUR_DEADLOCK=warn|panic`).
@@ -73,6 +75,7 @@
 //! best kept in their own integration-test file (one process each).
 
 pub mod deadlock;
+pub mod queue;
 pub(crate) mod shim;
 pub mod sync;
 pub mod thread;

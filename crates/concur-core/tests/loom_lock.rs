@@ -44,8 +44,7 @@ fn timed_acquire_gives_up_cleanly() {
         let g = lock.acquire();
         let t = thread::spawn(move || {
             // Under loom a timed park may time out at once: both outcomes are explored.
-            let got = l2.acquire_timeout(Duration::from_millis(1)).is_some();
-            got
+            l2.acquire_timeout(Duration::from_millis(1)).is_some()
         });
         drop(g);
         let _ = t.join().unwrap();

@@ -34,7 +34,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let urls: Vec<String> = (0..100)
         .map(|i| format!("https://img.example/{i}.png"))
         .collect();
-    let q = Queue::bounded(64); // bounded: a slow pool pushes back on the producer
+    let q: Queue<String> = Queue::bounded(64); // bounded: a slow pool pushes back on the producer
     let sizes = Lock::with_value(Vec::new());
 
     let start = Instant::now();

@@ -310,8 +310,8 @@ fn write_table(out: &mut impl Write, r: &BenchReport) -> io::Result<()> {
     )?;
     writeln!(
         out,
-        "{:<6} {:<20} {:<28} {:>10} {:>10} {:>10} {:>14}  {}",
-        "suite", "case", "subject", "median ns", "min ns", "max ns", "ops/s", "vs anchor"
+        "{:<6} {:<20} {:<28} {:>10} {:>10} {:>10} {:>14}  vs anchor",
+        "suite", "case", "subject", "median ns", "min ns", "max ns", "ops/s"
     )?;
     writeln!(out, "{}", "-".repeat(124))?;
     for res in &r.results {

@@ -305,7 +305,6 @@ impl<C: Chan> QueueUnderTest for Adapter<C> {
         let per_producer = case.items / case.producers as u64;
         let per_consumer = case.items / case.consumers as u64;
         let start = AtomicU8::new(WAIT);
-        let rxs_ref = &rxs;
         let outcome = std::thread::scope(|s| {
             let mut producers = Vec::new();
             let mut consumers = Vec::new();
@@ -329,19 +328,19 @@ impl<C: Chan> QueueUnderTest for Adapter<C> {
                     Err(e) => spawn_error = Some(e.to_string()),
                 }
             }
-            for (c, rx) in rxs_ref.iter().enumerate() {
+            for (c, rx) in rxs.into_iter().enumerate() {
                 let start = &start;
                 let spawned = std::thread::Builder::new()
                     .name(format!("consumer-{c}"))
-                    .spawn_scoped(s, move || -> Result<u64, String> {
+                    .spawn_scoped(s, move || -> Result<(u64, C::Rx), String> {
                         if !wait_for_go(start) {
-                            return Ok(0);
+                            return Ok((0, rx));
                         }
                         let mut sum = 0u64;
                         for _ in 0..per_consumer {
-                            sum = sum.wrapping_add(C::recv(rx)?);
+                            sum = sum.wrapping_add(C::recv(&rx)?);
                         }
-                        Ok(sum)
+                        Ok((sum, rx))
                     });
                 match spawned {
                     Ok(h) => consumers.push(h),
@@ -355,15 +354,18 @@ impl<C: Chan> QueueUnderTest for Adapter<C> {
             let begin = Instant::now();
             start.store(GO, Ordering::Release);
             let mut sum = 0u64;
+            let mut rxs = Vec::new();
             for h in consumers {
-                sum = sum.wrapping_add(h.join().map_err(|_| "a consumer panicked".to_owned())??);
+                let (part, rx) = h.join().map_err(|_| "a consumer panicked".to_owned())??;
+                sum = sum.wrapping_add(part);
+                rxs.push(rx);
             }
             for h in producers {
                 h.join().map_err(|_| "a producer panicked".to_owned())??;
             }
-            Ok((begin.elapsed(), sum))
+            Ok((begin.elapsed(), sum, rxs))
         });
-        let (elapsed, sum) = outcome?;
+        let (elapsed, sum, rxs) = outcome?;
         let n = case.items;
         let expected = (n.wrapping_mul(n.wrapping_sub(1))) / 2;
         if sum != expected {

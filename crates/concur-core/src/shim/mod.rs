@@ -9,18 +9,19 @@
 
 #![allow(unused_imports)]
 
+pub(crate) mod cell;
 pub(crate) mod park;
 
 #[cfg(not(concur_loom))]
 pub(crate) mod atomic {
     pub(crate) use std::sync::atomic::{
-        AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering, fence,
+        AtomicBool, AtomicPtr, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering, fence,
     };
 }
 #[cfg(concur_loom)]
 pub(crate) mod atomic {
     pub(crate) use loom::sync::atomic::{
-        AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering, fence,
+        AtomicBool, AtomicPtr, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering, fence,
     };
 }
 
@@ -40,3 +41,12 @@ macro_rules! shim_thread_local {
     ($($t:tt)*) => { loom::thread_local!($($t)*); };
 }
 pub(crate) use shim_thread_local as thread_local;
+
+/// Yields the processor (a scheduling point under loom).
+#[inline]
+pub(crate) fn yield_now() {
+    #[cfg(not(concur_loom))]
+    std::thread::yield_now();
+    #[cfg(concur_loom)]
+    loom::thread::yield_now();
+}
