@@ -30,12 +30,23 @@
 //! ```
 //! use concur_core::thread;
 //! use std::sync::{Arc, atomic::{AtomicBool, Ordering}};
+//! use std::time::Duration;
 //! let flushed = Arc::new(AtomicBool::new(false));
 //! let f = flushed.clone();
 //! thread::spawn(move || f.store(true, Ordering::SeqCst)); // handle dropped: detached
-//! thread::Builder::new().daemon(true).spawn(|| loop { std::thread::park() }).unwrap();
+//! let stop = Arc::new(AtomicBool::new(false));
+//! let s = stop.clone();
+//! let daemon = thread::Builder::new()
+//!     .daemon(true)
+//!     .spawn(move || while !s.load(Ordering::SeqCst) {
+//!         std::thread::park_timeout(Duration::from_millis(1))
+//!     })
+//!     .unwrap();
 //! thread::wait_non_daemon();                              // last line of `main`
 //! assert!(flushed.load(Ordering::SeqCst));
+//! assert!(daemon.is_alive());                             // not waited for
+//! # stop.store(true, Ordering::SeqCst);                   // (tidy up the doc test)
+//! # daemon.join().unwrap();
 //! ```
 //!
 //! # Panics and the excepthook
