@@ -1,8 +1,7 @@
 //! `Lock`: Python's `threading.Lock`, optionally guarding a value.
 
 use super::ReleaseError;
-use super::raw::RawLock;
-use crate::deadlock::{self, LockMeta};
+use super::watched::WatchedLock;
 use crate::shim::Arc;
 use std::cell::UnsafeCell;
 use std::fmt;
@@ -56,8 +55,7 @@ pub struct Lock<T: ?Sized = ()> {
 }
 
 struct Inner<T: ?Sized> {
-    raw: RawLock,
-    meta: LockMeta,
+    lock: WatchedLock,
     value: UnsafeCell<T>,
 }
 
@@ -100,10 +98,7 @@ impl Lock<()> {
     /// assert_eq!(lock.release(), Err(ReleaseError::NotLocked));
     /// ```
     pub fn release(&self) -> Result<(), ReleaseError> {
-        if self.inner.raw.try_unlock() {
-            if self.checked() {
-                deadlock::on_release(&self.inner.meta);
-            }
+        if self.inner.lock.try_unlock() {
             Ok(())
         } else {
             Err(ReleaseError::NotLocked)
@@ -148,8 +143,7 @@ impl<T> Lock<T> {
     fn build(value: T, name: Option<Box<str>>) -> Self {
         Lock {
             inner: Arc::new(Inner {
-                raw: RawLock::with_checked(deadlock::enabled()),
-                meta: LockMeta::new("Lock", name),
+                lock: WatchedLock::new("Lock", name),
                 value: UnsafeCell::new(value),
             }),
         }
@@ -228,9 +222,7 @@ impl<T: ?Sized> Lock<T> {
     /// ```
     #[inline]
     pub fn acquire(&self) -> LockGuard<'_, T> {
-        if !self.inner.raw.lock_fast() {
-            self.acquire_slow(None);
-        }
+        self.inner.lock.lock(None);
         LockGuard { lock: self }
     }
 
@@ -245,22 +237,11 @@ impl<T: ?Sized> Lock<T> {
     /// ```
     #[inline]
     pub fn try_acquire(&self) -> Option<LockGuard<'_, T>> {
-        if self.inner.raw.lock_fast() || self.try_acquire_slow() {
+        if self.inner.lock.try_lock() {
             Some(LockGuard { lock: self })
         } else {
             None
         }
-    }
-
-    #[cold]
-    fn try_acquire_slow(&self) -> bool {
-        if !self.inner.raw.try_lock() {
-            return false;
-        }
-        if self.checked() {
-            deadlock::after_acquire(&self.inner.meta);
-        }
-        true
     }
 
     /// Blocks for at most `timeout`; `None` if the lock could not be acquired in time.
@@ -293,35 +274,10 @@ impl<T: ?Sized> Lock<T> {
 
     #[inline]
     fn acquire_until(&self, deadline: Option<Instant>) -> Option<LockGuard<'_, T>> {
-        if self.inner.raw.lock_fast() || self.acquire_slow(deadline) {
+        if self.inner.lock.lock(deadline) {
             Some(LockGuard { lock: self })
         } else {
             None
-        }
-    }
-
-    /// True when this lock was created while deadlock detection was on and detection
-    /// is still on: then every operation reports to the detector.
-    #[inline]
-    fn checked(&self) -> bool {
-        self.inner.raw.is_checked() && deadlock::enabled()
-    }
-
-    /// Contended acquire, and every acquire of a lock the detector watches.
-    #[cold]
-    fn acquire_slow(&self, deadline: Option<Instant>) -> bool {
-        let raw = &self.inner.raw;
-        if !self.checked() {
-            return raw.lock_slow(deadline);
-        }
-        let meta = &self.inner.meta;
-        deadlock::before_acquire(meta);
-        if raw.lock_slow(deadline) {
-            deadlock::after_acquire(meta);
-            true
-        } else {
-            deadlock::acquire_abandoned(meta);
-            false
         }
     }
 
@@ -335,7 +291,7 @@ impl<T: ?Sized> Lock<T> {
     /// ```
     #[inline]
     pub fn locked(&self) -> bool {
-        self.inner.raw.is_locked()
+        self.inner.lock.is_locked()
     }
 
     /// The name given through [`Lock::builder`], if any.
@@ -346,7 +302,7 @@ impl<T: ?Sized> Lock<T> {
     /// assert_eq!(Lock::new().name(), None);
     /// ```
     pub fn name(&self) -> Option<&str> {
-        self.inner.meta.name.as_deref()
+        self.inner.lock.meta().name.as_deref()
     }
 
     /// True if both handles refer to the same lock.
@@ -360,31 +316,10 @@ impl<T: ?Sized> Lock<T> {
         Arc::ptr_eq(&self.inner, &other.inner)
     }
 
-    #[allow(dead_code)]
-    pub(crate) fn raw(&self) -> &RawLock {
-        &self.inner.raw
-    }
-
-    #[allow(dead_code)]
-    pub(crate) fn meta(&self) -> &LockMeta {
-        &self.inner.meta
-    }
-
     /// Releases on behalf of a guard (or of a `Condition` that owns the acquisition).
     #[inline]
     pub(crate) fn unlock_held(&self) {
-        if !self.inner.raw.unlock_fast() {
-            self.release_slow();
-        }
-    }
-
-    /// Contended release, and every release of a lock the detector watches.
-    #[cold]
-    fn release_slow(&self) {
-        if self.checked() {
-            deadlock::on_release(&self.inner.meta);
-        }
-        self.inner.raw.unlock_slow();
+        self.inner.lock.unlock();
     }
 }
 

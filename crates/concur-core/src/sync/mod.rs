@@ -14,6 +14,7 @@ pub(crate) mod raw;
 mod rlock;
 mod semaphore;
 mod waiters;
+mod watched;
 
 pub use barrier::{Barrier, BarrierBuilder, BrokenBarrierError, BrokenKind};
 pub use condition::{Condition, ConditionGuard};

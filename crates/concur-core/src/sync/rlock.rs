@@ -8,8 +8,7 @@
 //! between owners (Acquire on lock, Release on unlock).
 
 use super::ReleaseError;
-use super::raw::RawLock;
-use crate::deadlock::{self, LockMeta};
+use super::watched::WatchedLock;
 use crate::shim::Arc;
 use crate::shim::atomic::{AtomicU64, AtomicUsize, Ordering};
 use crate::thread::get_ident;
@@ -45,10 +44,9 @@ pub struct RLock {
 }
 
 struct Inner {
-    raw: RawLock,
+    lock: WatchedLock,
     owner: AtomicU64,
     count: AtomicUsize,
-    meta: LockMeta,
 }
 
 impl RLock {
@@ -81,11 +79,10 @@ impl RLock {
     fn build(name: Option<Box<str>>) -> Self {
         RLock {
             inner: Arc::new(Inner {
-                // Watched by the deadlock detector iff it is on now: see `Lock`.
-                raw: RawLock::with_checked(deadlock::enabled()),
+                // Watched by the deadlock detector iff it is on now (watched.rs).
+                lock: WatchedLock::new("RLock", name),
                 owner: AtomicU64::new(0),
                 count: AtomicUsize::new(0),
-                meta: LockMeta::new("RLock", name),
             }),
         }
     }
@@ -122,7 +119,7 @@ impl RLock {
         if self.reenter(me) {
             return Some(self.guard());
         }
-        if self.inner.raw.lock_fast() || self.try_lock_slow() {
+        if self.inner.lock.try_lock() {
             self.take(me, 1);
             Some(self.guard())
         } else {
@@ -172,43 +169,10 @@ impl RLock {
         }
     }
 
-    /// True when this lock is watched by the deadlock detector (see `Lock::checked`).
-    #[inline]
-    fn checked(&self) -> bool {
-        self.inner.raw.is_checked() && deadlock::enabled()
-    }
-
-    #[cold]
-    fn try_lock_slow(&self) -> bool {
-        if !self.inner.raw.try_lock() {
-            return false;
-        }
-        if self.checked() {
-            deadlock::after_acquire(&self.inner.meta);
-        }
-        true
-    }
-
     /// Takes the underlying lock (first acquisition), with the deadlock hooks.
     #[inline]
     fn lock_raw(&self, deadline: Option<Instant>) -> bool {
-        self.inner.raw.lock_fast() || self.lock_raw_slow(deadline)
-    }
-
-    #[cold]
-    fn lock_raw_slow(&self, deadline: Option<Instant>) -> bool {
-        if !self.checked() {
-            return self.inner.raw.lock_slow(deadline);
-        }
-        let meta = &self.inner.meta;
-        deadlock::before_acquire(meta);
-        if self.inner.raw.lock_slow(deadline) {
-            deadlock::after_acquire(meta);
-            true
-        } else {
-            deadlock::acquire_abandoned(meta);
-            false
-        }
+        self.inner.lock.lock(deadline)
     }
 
     /// If `me` owns the lock, adds one level and returns true.
@@ -274,17 +238,7 @@ impl RLock {
     /// Gives the underlying lock up (last level), with the deadlock hook.
     #[inline]
     fn unlock_raw(&self) {
-        if !self.inner.raw.unlock_fast() {
-            self.unlock_raw_slow();
-        }
-    }
-
-    #[cold]
-    fn unlock_raw_slow(&self) {
-        if self.checked() {
-            deadlock::on_release(&self.inner.meta);
-        }
-        self.inner.raw.unlock_slow();
+        self.inner.lock.unlock();
     }
 
     /// Fully releases a lock the caller owns; returns the recursion count to restore
@@ -326,7 +280,7 @@ impl RLock {
     /// ```
     #[inline]
     pub fn locked(&self) -> bool {
-        self.inner.raw.is_locked()
+        self.inner.lock.is_locked()
     }
 
     /// Whether the calling thread holds the lock (Python's private `_is_owned`).
@@ -368,7 +322,7 @@ impl RLock {
     /// assert_eq!(RLock::new().name(), None);
     /// ```
     pub fn name(&self) -> Option<&str> {
-        self.inner.meta.name.as_deref()
+        self.inner.lock.meta().name.as_deref()
     }
 
     /// True if both handles refer to the same lock.
