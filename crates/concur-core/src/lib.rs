@@ -75,6 +75,7 @@
 //! best kept in their own integration-test file (one process each).
 
 pub mod deadlock;
+pub mod futures;
 pub mod queue;
 pub(crate) mod shim;
 pub mod sync;
