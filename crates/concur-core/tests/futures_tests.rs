@@ -653,7 +653,7 @@ fn initializer_runs_once_per_worker() {
         }
         pool.shutdown(true, false).unwrap();
         let k = inits.load(Ordering::SeqCst);
-        assert!(k >= 1 && k <= 2, "one per worker, got {k}");
+        assert!((1..=2).contains(&k), "one per worker, got {k}");
     });
 }
 
@@ -857,8 +857,8 @@ fn a_waiting_worker_runs_only_the_awaited_task_inline() {
         let a = pool
             .submit(move || {
                 let me = concur_core::thread::get_ident();
-                let other = p.submit(move || concur_core::thread::get_ident()).unwrap();
-                let d = p.submit(move || concur_core::thread::get_ident()).unwrap();
+                let other = p.submit(concur_core::thread::get_ident).unwrap();
+                let d = p.submit(concur_core::thread::get_ident).unwrap();
                 // Only D runs inline here; `other` stays queued (or runs elsewhere).
                 let on = d.result().unwrap();
                 (me, on, other)
