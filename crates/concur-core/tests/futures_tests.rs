@@ -891,6 +891,31 @@ fn self_wait_is_an_error() {
 }
 
 #[test]
+fn waiting_on_a_task_suspended_below_an_inline_run_is_an_error() {
+    within(LIMIT, "inline cycle", || {
+        // A waits on B; B runs inline on A's thread and waits on A: a sure deadlock,
+        // reported as a self-wait instead.
+        let pool = ThreadPoolExecutor::new(1);
+        let slot: Arc<Mutex<Option<Future<bool>>>> = Arc::new(Mutex::new(None));
+        let gate = Event::new();
+        let (s, g, p) = (slot.clone(), gate.clone(), pool.clone());
+        let a = pool
+            .submit(move || {
+                g.wait_timeout(Duration::from_secs(10));
+                let me = s.lock().unwrap().clone().unwrap();
+                let b = p
+                    .submit(move || me.result().unwrap_err().is_self_wait())
+                    .unwrap();
+                b.result().unwrap()
+            })
+            .unwrap();
+        *slot.lock().unwrap() = Some(a.clone());
+        gate.set();
+        assert!(a.result().unwrap());
+    });
+}
+
+#[test]
 fn shutdown_wait_from_own_task_is_an_error() {
     within(LIMIT, "self shutdown", || {
         let pool = ThreadPoolExecutor::new(1);
@@ -904,6 +929,7 @@ fn shutdown_wait_from_own_task_is_an_error() {
 // ---- async -------------------------------------------------------------------------------------
 
 #[test]
+#[cfg_attr(miri, ignore = "the default pool's threads outlive the test")]
 fn to_thread_joined_in_block_on() {
     within(LIMIT, "to_thread", || {
         let a = to_thread(|| {

@@ -78,7 +78,10 @@ fn as_completed_hears_a_racing_completion() {
         let t = thread::spawn(move || {
             p.set_result(1);
         });
-        let n = as_completed(&fs, None).map(|r| r.unwrap().done()).filter(|d| *d).count();
+        let n = as_completed(&fs, None)
+            .map(|r| r.unwrap().done())
+            .filter(|d| *d)
+            .count();
         assert_eq!(n, 1);
         t.join().unwrap();
     });

@@ -187,9 +187,9 @@ pub(crate) fn run_job<T>(shared: &Arc<Shared<T>>) -> bool {
             None => return false,
         }
     };
-    let prev = set_current_task(shared.id);
+    TASKS.with(|t| t.borrow_mut().push(shared.id));
     let r = catch_unwind(AssertUnwindSafe(job)).map_err(TaskError::from_payload);
-    set_current_task(prev);
+    TASKS.with(|t| t.borrow_mut().pop());
     complete(shared, r);
     true
 }
@@ -232,8 +232,10 @@ pub(crate) struct WorkerCtx {
 }
 
 crate::shim::thread_local! {
-    static WORKER: RefCell<Option<WorkerCtx>> = const { RefCell::new(None) };
-    static TASK: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    static WORKER: RefCell<Option<WorkerCtx>> = RefCell::new(None);
+    /// The pool tasks running on this thread, innermost last (more than one when a
+    /// waiting worker runs the awaited task inline).
+    static TASKS: RefCell<Vec<u64>> = RefCell::new(Vec::new());
 }
 
 /// Marks this thread as a worker of a pool (None: not a worker).
@@ -245,12 +247,9 @@ pub(crate) fn current_worker() -> Option<WorkerCtx> {
     WORKER.with(|w| w.borrow().clone())
 }
 
-fn set_current_task(id: u64) -> u64 {
-    TASK.with(|t| t.replace(id))
-}
-
-fn current_task() -> u64 {
-    TASK.with(|t| t.get())
+/// True if the task `id` is running on this thread (maybe below an inline task).
+fn running_here(id: u64) -> bool {
+    TASKS.with(|t| t.borrow().contains(&id))
 }
 
 // ---- Future --------------------------------------------------------------------------------
@@ -460,7 +459,9 @@ impl<T> Future<T> {
         if self.done() {
             return Ok(());
         }
-        if current_task() == self.shared.id && self.shared.id != 0 {
+        if running_here(self.shared.id) {
+            // Its own future, or one whose task this thread suspended to run the
+            // awaited task inline: either way it can never finish while we wait.
             return Err(TaskError::self_wait(
                 "a task cannot wait on its own future (it would deadlock)",
             ));

@@ -5,17 +5,20 @@
 use super::error::TaskError;
 use super::executor::Executor;
 use super::future::{self, Future, PoolHooks, Runnable, WorkerCtx};
-use crate::queue::{GetTimeoutError, Queue, TryPutError};
+use crate::queue::{Queue, TryPutError};
 use crate::shim::Arc;
 use crate::sync::waiters::WaitQueue;
 use crate::thread::{self, JoinHandle};
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
-use std::time::Duration;
 
-/// How long an idle surplus worker (a temporary one) lingers before it exits.
-const IDLE_POLL: Duration = Duration::from_millis(200);
+/// What the work queue carries.
+enum Item {
+    Job(Box<dyn Runnable>),
+    /// Sent when a blocked worker resumes: one surplus worker (if still surplus) exits.
+    Retire,
+}
 
 type Initializer = std::sync::Arc<dyn Fn() + Send + Sync>;
 
@@ -38,7 +41,7 @@ struct PoolInner {
     prefix: String,
     initializer: Option<Initializer>,
     keep_locals: bool,
-    queue: Queue<Box<dyn Runnable>>,
+    queue: Queue<Item>,
     state: WaitQueue<PoolState>,
 }
 
@@ -308,7 +311,7 @@ where
 {
     check_open(&pool.state.lock())?;
     let fut = Future::with_job(pool.id, Box::new(f));
-    let item = fut.runnable();
+    let item = Item::Job(fut.runnable());
     if block {
         pool.queue.put(item).map_err(|_| closed_error(pool))?;
     } else {
@@ -367,7 +370,16 @@ impl PoolHooks for Hooks {
         adjust_threads(&self.0);
     }
     fn exit_blocked(&self) {
-        self.0.state.lock().blocked -= 1;
+        let surplus = {
+            let mut s = self.0.state.lock();
+            s.blocked -= 1;
+            s.threads - s.blocked > self.0.max_workers
+        };
+        if surplus {
+            // Best effort: if the queue is full or shut down, the extra idle worker
+            // simply stays until shutdown.
+            let _ = self.0.queue.try_put(Item::Retire);
+        }
     }
 }
 
@@ -397,17 +409,17 @@ fn worker(pool: Arc<PoolInner>) {
                 }
                 s.idle += 1;
             }
-            let got = pool.queue.get_timeout(IDLE_POLL);
+            let got = pool.queue.get();
             pool.state.lock().idle -= 1;
             match got {
-                Ok(job) => {
+                Ok(Item::Job(job)) => {
                     if !pool.keep_locals {
                         crate::thread::reset_thread_locals();
                     }
                     job.run();
                 }
-                Err(GetTimeoutError::Empty) => {}
-                Err(GetTimeoutError::ShutDown) => break,
+                Ok(Item::Retire) => {} // the loop head exits if this worker is surplus
+                Err(_) => break,
             }
         }
     }
@@ -426,16 +438,20 @@ fn broken(pool: &PoolInner, msg: String) {
         }
     }
     pool.queue.shutdown(false);
-    while let Ok(job) = pool.queue.try_get() {
-        job.fail(TaskError::broken_executor(msg.clone()));
+    while let Ok(item) = pool.queue.try_get() {
+        if let Item::Job(job) = item {
+            job.fail(TaskError::broken_executor(msg.clone()));
+        }
     }
 }
 
 fn shutdown(pool: &Arc<PoolInner>, wait: bool, cancel_futures: bool) -> Result<(), TaskError> {
     pool.state.lock().shutdown = true;
     if cancel_futures {
-        while let Ok(job) = pool.queue.try_get() {
-            job.cancel();
+        while let Ok(item) = pool.queue.try_get() {
+            if let Item::Job(job) = item {
+                job.cancel();
+            }
         }
     }
     pool.queue.shutdown(false);
