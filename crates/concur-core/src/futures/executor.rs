@@ -190,7 +190,18 @@ pub trait Executor {
 
 type Chunk<T> = Vec<Result<T, TaskError>>;
 
-/// The lazy result iterator of [`Executor::map`].
+/// The lazy result iterator of [`Executor::map`]: `next` blocks until the next result
+/// in input order is ready, submitting more work as it goes. Dropping it cancels the
+/// tasks that have not started.
+///
+/// ```
+/// use concur_core::futures::{Executor, MapOptions, ThreadPoolExecutor};
+/// let pool = ThreadPoolExecutor::new(2);
+/// let mut m = pool.map(|s: &str| s.len(), ["a", "bcd"], MapOptions::new()).unwrap();
+/// assert_eq!(m.next().unwrap().unwrap(), 1);
+/// assert_eq!(m.next().unwrap().unwrap(), 3);
+/// assert!(m.next().is_none());
+/// ```
 pub struct Map<'a, E, I, F, T> {
     exec: &'a E,
     f: Arc<F>,

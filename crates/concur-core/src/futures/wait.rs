@@ -13,7 +13,18 @@ fn unique<T>(fs: &[Future<T>]) -> Vec<usize> {
     (0..fs.len()).filter(|&i| seen.insert(fs[i].id())).collect()
 }
 
-/// The iterator returned by [`as_completed`].
+/// The iterator returned by [`as_completed`]; `next` blocks until another future
+/// completes. Dropping it unregisters it from the futures.
+///
+/// ```
+/// use concur_core::futures::{as_completed, Promise};
+/// let p = Promise::new();
+/// p.set_result(1);
+/// let fs = [p.future()];
+/// let mut it = as_completed(&fs, None);
+/// assert_eq!(it.next().unwrap().unwrap().result().unwrap(), 1);
+/// assert!(it.next().is_none());
+/// ```
 pub struct AsCompleted<'a, T> {
     fs: &'a [Future<T>],
     watch: Arc<Watch>,
@@ -107,6 +118,17 @@ impl<T> Drop for AsCompleted<'_, T> {
 
 /// When [`wait`] returns (Python's `FIRST_COMPLETED`, `FIRST_EXCEPTION`,
 /// `ALL_COMPLETED`).
+///
+/// ```
+/// use concur_core::futures::{wait, Promise, ReturnWhen, TaskError};
+/// let (ok, bad, idle) = (Promise::new(), Promise::new(), Promise::<u8>::new());
+/// ok.set_result(1);
+/// bad.set_error(TaskError::user("x"));
+/// let fs = [ok.future(), bad.future(), idle.future()];
+/// let r = wait(&fs, None, ReturnWhen::FirstException);
+/// assert_eq!((r.done.len(), r.not_done.len()), (2, 1));
+/// # let _ = fs[1].exception(None);
+/// ```
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum ReturnWhen {
     /// As soon as any future finishes or is cancelled.
@@ -120,6 +142,15 @@ pub enum ReturnWhen {
 
 /// What [`wait`] returns: Python's `DoneAndNotDoneFutures` (each future once, in the
 /// order of the input slice).
+///
+/// ```
+/// use concur_core::futures::{wait, Promise, ReturnWhen};
+/// use std::time::Duration;
+/// let p = Promise::<u8>::new();
+/// let fs = [p.future()];
+/// let r = wait(&fs, Some(Duration::from_millis(1)), ReturnWhen::AllCompleted);
+/// assert!(r.done.is_empty() && r.not_done[0] == &fs[0]);
+/// ```
 #[derive(Debug)]
 pub struct DoneAndNotDone<'a, T> {
     /// The futures that completed (finished or cancelled).
