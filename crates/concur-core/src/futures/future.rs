@@ -584,6 +584,9 @@ impl<T: Clone> Future<T> {
     /// On a worker of a pool, waiting on a future of the *same* pool never deadlocks:
     /// if that task has not started, this thread runs it inline (only that task); if it
     /// is running elsewhere, the pool adds a temporary worker while this one blocks.
+    /// (A task run inline shares the waiting task's `thread::Local` values.) Waiting on
+    /// the task's own future, or on a task this thread suspended to run another inline,
+    /// fails at once instead of deadlocking.
     ///
     /// # Errors
     /// The task's panic ([`is_panic`](TaskError::is_panic)), cancellation, a broken

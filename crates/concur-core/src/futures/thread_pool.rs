@@ -167,7 +167,9 @@ impl Builder {
     }
 
     /// Bounds the submission queue to `n` waiting tasks (0, the default: unbounded).
-    /// `submit` then blocks while it is full and `try_submit` fails fast.
+    /// `submit` then blocks while it is full and `try_submit` fails fast. Tasks that
+    /// submit to their own pool should use `try_submit` with a bounded queue: a blocking
+    /// `submit` from every worker at once would wait for room that only they can make.
     ///
     /// ```
     /// let _ = concur_core::futures::ThreadPoolExecutor::builder().queue_size(16).build();
