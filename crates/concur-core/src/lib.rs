@@ -1,7 +1,7 @@
 //! # concur-core: the thread tier of concur
 //!
-//! Python's `threading` and `queue` modules (and, in a later release,
-//! `concurrent.futures`), rebuilt in Rust with no heavy dependencies. Most users depend
+//! Python's `threading`, `queue` and `concurrent.futures` modules, rebuilt in Rust with
+//! no heavy dependencies. Most users depend
 //! on the `concur` umbrella crate, which re-exports everything here.
 //!
 //! ## A tour
@@ -53,6 +53,7 @@
 //! | `lock.acquire(blocking=False)` / `acquire(timeout=t)` | `try_acquire()` / `acquire_timeout(t)` (and `acquire_deadline(instant)`) |
 //! | `queue.Queue(maxsize)`, `LifoQueue`, `PriorityQueue`, `SimpleQueue` | [`queue::Queue`], [`queue::LifoQueue`], [`queue::PriorityQueue`], [`queue::SimpleQueue`] |
 //! | `q.put_nowait(x)` / `q.get(timeout=t)` / `q.task_done()` / `q.join()` / `q.shutdown()` | `try_put(x)` / `get_timeout(t)` / `task_done()` / `join()` / `shutdown(immediate)` |
+//! | `ThreadPoolExecutor(n)`, `submit`, `map`, `as_completed`, `wait`, `asyncio.to_thread` | [`futures::ThreadPoolExecutor`], [`futures::Executor`], [`futures::as_completed`], [`futures::wait`], [`futures::to_thread`] |
 //!
 //! Beyond Python: [`deadlock`] detection (lock-order inversions and wait-for cycles,
 //! `CONCUR_DEADLOCK=warn|panic`).
@@ -75,6 +76,7 @@
 //! best kept in their own integration-test file (one process each).
 
 pub mod deadlock;
+pub mod futures;
 pub mod queue;
 pub(crate) mod shim;
 pub mod sync;

@@ -12,10 +12,11 @@
 //! | [`thread`] | `threading.Thread`, `current_thread`, `Timer`, `local`, `excepthook` | threads whose `join` returns the closure's value or its panic |
 //! | [`sync`] | `threading.Lock`, `RLock`, `Condition`, `Semaphore`, `BoundedSemaphore`, `Event`, `Barrier` | cloneable handles, four blocking forms |
 //! | [`queue`] | `queue.Queue`, `LifoQueue`, `PriorityQueue`, `SimpleQueue` | bounded or unbounded, task tracking (`task_done`/`join`), `shutdown` as in 3.13 |
+//! | [`futures`] | `concurrent.futures`: `Future`, `ThreadPoolExecutor`, `as_completed`, `wait`; `asyncio.to_thread` | one `Future` type (also a `std::future::Future`), the `Executor` trait, nested waits that never deadlock the pool |
 //! | [`deadlock`] | — | lock-order inversion and wait-for cycle detection (`CONCUR_DEADLOCK`) |
 //!
-//! Futures and executors, processes and the cluster tier come in later releases (see
-//! the README's map for what exists today).
+//! Processes and the cluster tier come in later releases (see the README's map for what
+//! exists today).
 //!
 //! ## Hello, threads
 //!
@@ -86,4 +87,4 @@
 //! The thread tier is portable Rust (std threads, `parking_lot_core` parking). Linux is
 //! the first-class target of the process tier to come.
 
-pub use concur_core::{deadlock, queue, sync, thread};
+pub use concur_core::{deadlock, futures, queue, sync, thread};

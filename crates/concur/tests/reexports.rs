@@ -1,6 +1,7 @@
 //! Touches every re-export of the umbrella crate so that none can silently rot.
 
-use concur::{deadlock, queue, sync, thread};
+use concur::futures::Executor as _;
+use concur::{deadlock, futures, queue, sync, thread};
 use std::time::Duration;
 
 #[test]
@@ -64,6 +65,29 @@ fn every_reexport_is_reachable() {
     q.shutdown(true);
     assert!(matches!(q.try_put(2), Err(queue::TryPutError::ShutDown(2))));
     assert!(matches!(q.try_get(), Err(queue::TryGetError::ShutDown)));
+
+    // futures
+    let pool = futures::ThreadPoolExecutor::new(2);
+    let f = pool.submit(|| 6 * 7).unwrap();
+    assert_eq!(f.result().unwrap(), 42);
+    let fs = vec![f.clone()];
+    assert_eq!(
+        futures::as_completed(&fs, Some(Duration::from_secs(10))).count(),
+        1
+    );
+    let dn = futures::wait(
+        &fs,
+        Some(Duration::from_secs(10)),
+        futures::ReturnWhen::AllCompleted,
+    );
+    assert_eq!(dn.done.len(), 1);
+    let p = futures::Promise::new();
+    let pf = p.future();
+    p.set_result(1u8);
+    assert_eq!(pf.result().unwrap(), 1);
+    assert_eq!(futures::to_thread(|| 2).result().unwrap(), 2);
+    let _: Option<futures::TaskError> = None;
+    pool.shutdown(true, false).unwrap();
 
     // deadlock
     let _: deadlock::Mode = deadlock::mode();

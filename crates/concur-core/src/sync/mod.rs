@@ -13,7 +13,7 @@ mod lock;
 pub(crate) mod raw;
 mod rlock;
 mod semaphore;
-mod waiters;
+pub(crate) mod waiters;
 mod watched;
 
 pub use barrier::{Barrier, BarrierBuilder, BrokenBarrierError, BrokenKind};

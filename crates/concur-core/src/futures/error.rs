@@ -1,0 +1,390 @@
+//! [`TaskError`]: why a future has no value.
+
+use std::error::Error;
+use std::fmt;
+use std::sync::Arc;
+
+/// What kind of failure a [`TaskError`] is (kept private so kinds can be added).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Panic,
+    Cancelled,
+    Timeout,
+    BrokenExecutor,
+    Shutdown,
+    SelfWait,
+    Full,
+    Taken,
+    User,
+    WorkerDied,
+}
+
+#[derive(Clone)]
+struct Inner {
+    kind: Kind,
+    message: String,
+    location: Option<String>,
+    exit_status: Option<i32>,
+    signal: Option<i32>,
+    source: Option<Arc<dyn Error + Send + Sync>>,
+}
+
+/// Why a [`Future`](super::Future) (or an executor call) produced no value: Python's
+/// `CancelledError`, `TimeoutError`, `BrokenExecutor`, the `RuntimeError` of a submit
+/// after shutdown, or the exception a task raised (here: its panic).
+///
+/// Opaque on purpose: ask it with the predicates. It is cheap to clone (every holder of
+/// a shared future sees the same error).
+///
+/// A task's return value is never inspected: a closure returning `Result<U, E>` makes a
+/// `Future<Result<U, E>>` whose *value* is that `Result`. Only panics, cancellation,
+/// timeouts and executor failures become a `TaskError`; [`TaskError::user`] exists for
+/// completers (a [`Promise`](super::Promise)) that want to report their own error.
+///
+/// ```
+/// use concur_core::futures::{Executor, ThreadPoolExecutor};
+///
+/// let pool = ThreadPoolExecutor::new(1);
+/// let f = pool.submit(|| -> u8 { panic!("boom") }).unwrap();
+/// let e = f.result().unwrap_err();
+/// assert!(e.is_panic());
+/// assert_eq!(e.panic_message(), Some("boom"));
+/// ```
+#[derive(Clone)]
+pub struct TaskError(Box<Inner>);
+
+impl TaskError {
+    fn new(kind: Kind, message: impl Into<String>) -> Self {
+        TaskError(Box::new(Inner {
+            kind,
+            message: message.into(),
+            location: None,
+            exit_status: None,
+            signal: None,
+            source: None,
+        }))
+    }
+
+    pub(crate) fn panic(message: String, location: Option<String>) -> Self {
+        let mut e = Self::new(Kind::Panic, message);
+        e.0.location = location;
+        e
+    }
+
+    pub(crate) fn from_payload(p: Box<dyn std::any::Any + Send>) -> Self {
+        let msg = if let Some(s) = p.downcast_ref::<&'static str>() {
+            (*s).to_owned()
+        } else if let Some(s) = p.downcast_ref::<String>() {
+            s.clone()
+        } else {
+            "Box<dyn Any>".to_owned()
+        };
+        Self::panic(msg, None)
+    }
+
+    pub(crate) fn cancelled() -> Self {
+        Self::new(Kind::Cancelled, "the future was cancelled")
+    }
+
+    pub(crate) fn timeout(message: impl Into<String>) -> Self {
+        Self::new(Kind::Timeout, message)
+    }
+
+    /// A broken-executor error with `message` (used by executors whose workers cannot
+    /// run tasks any more, such as a pool whose initializer failed).
+    ///
+    /// ```
+    /// let e = concur_core::futures::TaskError::broken_executor("initializer failed");
+    /// assert!(e.is_broken_executor());
+    /// assert!(e.to_string().contains("initializer failed"));
+    /// ```
+    pub fn broken_executor(message: impl Into<String>) -> Self {
+        Self::new(Kind::BrokenExecutor, message)
+    }
+
+    pub(crate) fn shutdown() -> Self {
+        Self::new(Kind::Shutdown, "cannot schedule new futures after shutdown")
+    }
+
+    pub(crate) fn self_wait(message: impl Into<String>) -> Self {
+        Self::new(Kind::SelfWait, message)
+    }
+
+    pub(crate) fn full() -> Self {
+        Self::new(Kind::Full, "the executor's submission queue is full")
+    }
+
+    pub(crate) fn taken() -> Self {
+        Self::new(
+            Kind::Taken,
+            "the future's value was already taken by another handle",
+        )
+    }
+
+    /// A user error, for completers that fail a future with their own error.
+    ///
+    /// ```
+    /// use concur_core::futures::{Promise, TaskError};
+    ///
+    /// let p = Promise::<u8>::new();
+    /// let f = p.future();
+    /// p.set_error(TaskError::user(std::io::Error::other("disk")));
+    /// let e = f.result().unwrap_err();
+    /// assert!(e.is_user());
+    /// assert_eq!(e.to_string(), "disk");
+    /// ```
+    pub fn user(err: impl Into<Box<dyn Error + Send + Sync>>) -> Self {
+        let err: Box<dyn Error + Send + Sync> = err.into();
+        let mut e = Self::new(Kind::User, err.to_string());
+        e.0.source = Some(Arc::from(err));
+        e
+    }
+
+    /// A worker process died before finishing the task (for the process tier: its exit
+    /// status and/or the signal that killed it).
+    ///
+    /// ```
+    /// let e = concur_core::futures::TaskError::worker_died(None, Some(9));
+    /// assert!(e.is_worker_died());
+    /// assert_eq!(e.signal(), Some(9));
+    /// assert_eq!(e.exit_status(), None);
+    /// ```
+    pub fn worker_died(exit_status: Option<i32>, signal: Option<i32>) -> Self {
+        let mut e = Self::new(Kind::WorkerDied, "the worker running the task died");
+        e.0.exit_status = exit_status;
+        e.0.signal = signal;
+        e
+    }
+
+    /// True if the task panicked (Python: the task raised).
+    ///
+    /// ```
+    /// let p = concur_core::futures::Promise::<u8>::new();
+    /// let f = p.future();
+    /// drop(p); // a dropped promise breaks its future, it is not a panic
+    /// assert!(!f.result().unwrap_err().is_panic());
+    /// ```
+    pub fn is_panic(&self) -> bool {
+        self.0.kind == Kind::Panic
+    }
+
+    /// The panic message, if this is a panic.
+    ///
+    /// ```
+    /// use concur_core::futures::{Executor, ThreadPoolExecutor};
+    /// let pool = ThreadPoolExecutor::new(1);
+    /// let e = pool.submit(|| -> () { panic!("x = {}", 1) }).unwrap().result().unwrap_err();
+    /// assert_eq!(e.panic_message(), Some("x = 1"));
+    /// ```
+    pub fn panic_message(&self) -> Option<&str> {
+        self.is_panic().then_some(self.0.message.as_str())
+    }
+
+    /// Where the task panicked (`file:line:column`), when it is known. Tasks on this
+    /// tier do not capture locations yet (always `None` for them); the process tier
+    /// fills it in from the worker's report.
+    ///
+    /// ```
+    /// use concur_core::futures::{Executor, ThreadPoolExecutor};
+    /// let pool = ThreadPoolExecutor::new(1);
+    /// let e = pool.submit(|| -> () { panic!("x") }).unwrap().result().unwrap_err();
+    /// assert!(e.panic_location().is_none());
+    /// ```
+    pub fn panic_location(&self) -> Option<&str> {
+        self.0.location.as_deref()
+    }
+
+    /// True if the future was cancelled (Python's `CancelledError`).
+    ///
+    /// ```
+    /// let p = concur_core::futures::Promise::<u8>::new();
+    /// let f = p.future();
+    /// assert!(f.cancel());
+    /// assert!(f.result().unwrap_err().is_cancelled());
+    /// ```
+    pub fn is_cancelled(&self) -> bool {
+        self.0.kind == Kind::Cancelled
+    }
+
+    /// True if a wait ran out of time (Python's `TimeoutError`).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let p = concur_core::futures::Promise::<u8>::new();
+    /// let e = p.future().result_timeout(Duration::from_millis(1)).unwrap_err();
+    /// assert!(e.is_timeout());
+    /// ```
+    pub fn is_timeout(&self) -> bool {
+        self.0.kind == Kind::Timeout
+    }
+
+    /// True if the executor broke (Python's `BrokenExecutor`, e.g. a failed
+    /// initializer), or the completer dropped its promise without an outcome.
+    ///
+    /// ```
+    /// let p = concur_core::futures::Promise::<u8>::new();
+    /// let f = p.future();
+    /// drop(p);
+    /// assert!(f.result().unwrap_err().is_broken_executor());
+    /// ```
+    pub fn is_broken_executor(&self) -> bool {
+        self.0.kind == Kind::BrokenExecutor
+    }
+
+    /// True if the executor was shut down (a `submit` after `shutdown`).
+    ///
+    /// ```
+    /// use concur_core::futures::{Executor, ThreadPoolExecutor};
+    /// let pool = ThreadPoolExecutor::new(1);
+    /// pool.shutdown(true, false).unwrap();
+    /// assert!(pool.submit(|| 1).unwrap_err().is_shutdown());
+    /// ```
+    pub fn is_shutdown(&self) -> bool {
+        self.0.kind == Kind::Shutdown
+    }
+
+    /// True if a task waited on its own future, or called `shutdown(wait = true)` on its
+    /// own pool: both would deadlock, so they fail at once instead.
+    ///
+    /// ```
+    /// use concur_core::futures::{Executor, Future, ThreadPoolExecutor};
+    /// use concur_core::sync::Lock;
+    ///
+    /// let pool = ThreadPoolExecutor::new(1);
+    /// let me: Lock<Option<Future<bool>>> = Lock::with_value(None);
+    /// let gate = concur_core::sync::Event::new();
+    /// let (m, g) = (me.clone(), gate.clone());
+    /// let f = pool
+    ///     .submit(move || {
+    ///         g.wait();
+    ///         let own = m.acquire().clone().unwrap();
+    ///         own.done() || own.result().unwrap_err().is_self_wait()
+    ///     })
+    ///     .unwrap();
+    /// *me.acquire() = Some(f.clone());
+    /// gate.set();
+    /// assert!(f.result().unwrap());
+    /// ```
+    pub fn is_self_wait(&self) -> bool {
+        self.0.kind == Kind::SelfWait
+    }
+
+    /// True if `try_submit` found the bounded submission queue full.
+    ///
+    /// ```
+    /// use concur_core::futures::ThreadPoolExecutor;
+    /// let pool = ThreadPoolExecutor::builder().max_workers(1).queue_size(1).build();
+    /// let gate = concur_core::sync::Event::new();
+    /// let g = gate.clone();
+    /// let mut errs = 0;
+    /// for _ in 0..4 {
+    ///     let g = g.clone();
+    ///     if let Err(e) = pool.try_submit(move || { g.wait(); }) {
+    ///         assert!(e.is_full());
+    ///         errs += 1;
+    ///     }
+    /// }
+    /// gate.set();
+    /// assert!(errs >= 2);
+    /// ```
+    pub fn is_full(&self) -> bool {
+        self.0.kind == Kind::Full
+    }
+
+    /// True if the future's value was already moved out through another handle
+    /// ([`Future::into_result`](super::Future::into_result) or `.await`).
+    ///
+    /// ```
+    /// let p = concur_core::futures::Promise::<String>::new();
+    /// let (a, b) = (p.future(), p.future());
+    /// p.set_result("x".to_owned());
+    /// assert_eq!(a.into_result().unwrap(), "x");
+    /// assert!(b.result().unwrap_err().is_taken());
+    /// ```
+    pub fn is_taken(&self) -> bool {
+        self.0.kind == Kind::Taken
+    }
+
+    /// True for an error made by [`TaskError::user`].
+    ///
+    /// ```
+    /// let e = concur_core::futures::TaskError::user("bad input");
+    /// assert!(e.is_user() && !e.is_panic());
+    /// ```
+    pub fn is_user(&self) -> bool {
+        self.0.kind == Kind::User
+    }
+
+    /// True if a worker process died (used by the process tier).
+    ///
+    /// ```
+    /// assert!(!concur_core::futures::TaskError::user("x").is_worker_died());
+    /// ```
+    pub fn is_worker_died(&self) -> bool {
+        self.0.kind == Kind::WorkerDied
+    }
+
+    /// The exit status of a dead worker process (process tier), if known.
+    ///
+    /// ```
+    /// let e = concur_core::futures::TaskError::worker_died(Some(3), None);
+    /// assert_eq!(e.exit_status(), Some(3));
+    /// ```
+    pub fn exit_status(&self) -> Option<i32> {
+        self.0.exit_status
+    }
+
+    /// The signal that killed a worker process (process tier), if known.
+    ///
+    /// ```
+    /// let e = concur_core::futures::TaskError::worker_died(None, Some(15));
+    /// assert_eq!(e.signal(), Some(15));
+    /// ```
+    pub fn signal(&self) -> Option<i32> {
+        self.0.signal
+    }
+}
+
+impl fmt::Display for TaskError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.kind {
+            Kind::Panic => {
+                write!(f, "task panicked: {}", self.0.message)?;
+                if let Some(l) = &self.0.location {
+                    write!(f, " at {l}")?;
+                }
+                Ok(())
+            }
+            Kind::BrokenExecutor => write!(f, "broken executor: {}", self.0.message),
+            Kind::WorkerDied => {
+                f.write_str(&self.0.message)?;
+                if let Some(s) = self.0.exit_status {
+                    write!(f, " (exit status {s})")?;
+                }
+                if let Some(s) = self.0.signal {
+                    write!(f, " (signal {s})")?;
+                }
+                Ok(())
+            }
+            _ => f.write_str(&self.0.message),
+        }
+    }
+}
+
+impl fmt::Debug for TaskError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaskError")
+            .field("kind", &self.0.kind)
+            .field("message", &self.0.message)
+            .finish()
+    }
+}
+
+impl Error for TaskError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        self.0
+            .source
+            .as_deref()
+            .map(|e| e as &(dyn Error + 'static))
+    }
+}

@@ -1,0 +1,801 @@
+//! [`Future`] and [`Promise`]: the shared completion cell, its waiting protocol, and the
+//! worker context that lets a pool task wait on its own pool without deadlocking.
+//!
+//! # The protocol
+//!
+//! Each future's state lives in a [`WaitQueue`] (a `RawLock` plus a FIFO of one-shot
+//! parkers, see `sync/waiters.rs`). Every transition (pending → running, → finished,
+//! → cancelled) happens under that lock, so "exactly one outcome" is a plain check of
+//! the status. The completer takes the callbacks, the multi-future watchers
+//! (`as_completed` / `wait`) and the async wakers out under the lock, notifies every
+//! blocked waiter, unlocks, and only then runs callbacks and pokes watchers: user code
+//! never runs with the lock held. A blocked waiter re-checks the status under the lock
+//! after every wake-up (`wait_while`), so a completion that lands between its check and
+//! its sleep is not lost. Modelled in `tests/loom_futures.rs`.
+//!
+//! CPython's design (`Lib/concurrent/futures/_base.py`: a `Condition` per future plus
+//! waiter objects installed on every future for `as_completed`/`wait`) is the source.
+
+use super::error::TaskError;
+use crate::shim::Arc;
+use crate::sync::waiters::WaitQueue;
+use std::cell::RefCell;
+use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+// Ids and the unobserved-failure counter are plain statistics, not part of any wait/wake
+// protocol, so they use std's atomics (loom's cannot live in a `static`).
+static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+static UNOBSERVED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+pub(crate) fn next_id() -> u64 {
+    NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// How many failed futures were dropped without anyone reading their error (each is
+/// also reported once through `tracing::error!`). A test hook.
+///
+/// ```
+/// let _ = concur_core::futures::unobserved_failures();
+/// ```
+#[doc(hidden)]
+pub fn unobserved_failures() -> usize {
+    UNOBSERVED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Status {
+    Pending,
+    Running,
+    Finished,
+    Cancelled,
+}
+
+type Callback<T> = Box<dyn FnOnce(&Future<T>) + Send>;
+type Job<T> = Box<dyn FnOnce() -> T + Send>;
+
+struct State<T> {
+    status: Status,
+    /// `Some` once finished or cancelled, until a handle takes the value.
+    outcome: Option<Result<T, TaskError>>,
+    taken: bool,
+    observed: bool,
+    /// The work itself, for futures made by a pool (run by a worker or inline).
+    job: Option<Job<T>>,
+    callbacks: Vec<Callback<T>>,
+    watchers: Vec<(Arc<Watch>, usize)>,
+    wakers: Vec<Waker>,
+}
+
+pub(crate) struct Shared<T> {
+    id: u64,
+    /// The pool whose queue holds `job` (0: none).
+    pool_id: u64,
+    state: WaitQueue<State<T>>,
+}
+
+impl<T> Drop for Shared<T> {
+    fn drop(&mut self) {
+        let g = self.state.lock();
+        if let Some(Err(e)) = &g.outcome {
+            if !g.observed && !e.is_cancelled() {
+                UNOBSERVED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::error!(error = %e, "a failed future was dropped without anyone reading its error");
+            }
+        }
+    }
+}
+
+/// Everything taken out of a state at completion, run after unlocking.
+struct Fired<T> {
+    callbacks: Vec<Callback<T>>,
+    watchers: Vec<(Arc<Watch>, usize)>,
+    wakers: Vec<Waker>,
+    job: Option<Job<T>>,
+}
+
+impl<T> Shared<T> {
+    fn new(pool_id: u64, job: Option<Job<T>>) -> Arc<Self> {
+        Arc::new(Shared {
+            id: next_id(),
+            pool_id,
+            state: WaitQueue::new(State {
+                status: Status::Pending,
+                outcome: None,
+                taken: false,
+                observed: false,
+                job,
+                callbacks: Vec::new(),
+                watchers: Vec::new(),
+                wakers: Vec::new(),
+            }),
+        })
+    }
+
+    /// Moves to `status` with `outcome` unless already done; notifies under the lock and
+    /// returns what must run after unlocking.
+    fn finish(&self, status: Status, outcome: Result<T, TaskError>) -> Option<Fired<T>> {
+        let mut g = self.state.lock();
+        if matches!(g.status, Status::Finished | Status::Cancelled) {
+            return None;
+        }
+        g.status = status;
+        g.outcome = Some(outcome);
+        let fired = Fired {
+            callbacks: std::mem::take(&mut g.callbacks),
+            watchers: std::mem::take(&mut g.watchers),
+            wakers: std::mem::take(&mut g.wakers),
+            job: g.job.take(),
+        };
+        g.notify(usize::MAX);
+        Some(fired)
+    }
+}
+
+fn fire<T>(this: &Arc<Shared<T>>, fired: Fired<T>) {
+    drop(fired.job);
+    for (w, i) in fired.watchers {
+        w.push(i);
+    }
+    for wk in fired.wakers {
+        wk.wake();
+    }
+    if !fired.callbacks.is_empty() {
+        let fut = Future {
+            shared: this.clone(),
+        };
+        for cb in fired.callbacks {
+            run_callback(cb, &fut);
+        }
+    }
+}
+
+fn run_callback<T>(cb: Callback<T>, fut: &Future<T>) {
+    if let Err(p) = catch_unwind(AssertUnwindSafe(|| cb(fut))) {
+        let e = TaskError::from_payload(p);
+        tracing::error!(error = %e, "exception calling callback for future");
+    }
+}
+
+/// Completes `shared` from a job's return (or panic).
+fn complete<T>(shared: &Arc<Shared<T>>, r: Result<T, TaskError>) -> bool {
+    match shared.finish(Status::Finished, r) {
+        Some(f) => {
+            fire(shared, f);
+            true
+        }
+        None => false,
+    }
+}
+
+/// Runs the pool job of `shared` on this thread if it is still pending; true if it ran.
+pub(crate) fn run_job<T>(shared: &Arc<Shared<T>>) -> bool {
+    let job = {
+        let mut g = shared.state.lock();
+        if g.status != Status::Pending {
+            return false;
+        }
+        match g.job.take() {
+            Some(j) => {
+                g.status = Status::Running;
+                j
+            }
+            None => return false,
+        }
+    };
+    TASKS.with(|t| t.borrow_mut().push(shared.id));
+    let r = catch_unwind(AssertUnwindSafe(job)).map_err(TaskError::from_payload);
+    TASKS.with(|t| t.borrow_mut().pop());
+    complete(shared, r);
+    true
+}
+
+// ---- watchers (as_completed / wait) ----------------------------------------------------
+
+/// A multi-future waiter: futures push their index here when they finish.
+pub(crate) struct Watch {
+    pub(crate) q: WaitQueue<Vec<usize>>,
+}
+
+impl Watch {
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(Watch {
+            q: WaitQueue::new(Vec::new()),
+        })
+    }
+
+    fn push(&self, i: usize) {
+        let mut g = self.q.lock();
+        g.push(i);
+        g.notify(usize::MAX);
+    }
+}
+
+// ---- worker context ------------------------------------------------------------------------
+
+/// What a pool does when one of its workers blocks on a future of the same pool.
+pub(crate) trait PoolHooks {
+    /// The worker is about to block: add a temporary worker if needed.
+    fn enter_blocked(&self);
+    /// The worker stopped blocking.
+    fn exit_blocked(&self);
+}
+
+#[derive(Clone)]
+pub(crate) struct WorkerCtx {
+    pub(crate) pool_id: u64,
+    pub(crate) hooks: Rc<dyn PoolHooks>,
+}
+
+crate::shim::thread_local! {
+    static WORKER: RefCell<Option<WorkerCtx>> = RefCell::new(None);
+    /// The pool tasks running on this thread, innermost last (more than one when a
+    /// waiting worker runs the awaited task inline).
+    static TASKS: RefCell<Vec<u64>> = RefCell::new(Vec::new());
+}
+
+/// Marks this thread as a worker of a pool (None: not a worker).
+pub(crate) fn set_worker(ctx: Option<WorkerCtx>) {
+    WORKER.with(|w| *w.borrow_mut() = ctx);
+}
+
+pub(crate) fn current_worker() -> Option<WorkerCtx> {
+    WORKER.with(|w| w.borrow().clone())
+}
+
+/// True if the task `id` is running on this thread (maybe below an inline task).
+fn running_here(id: u64) -> bool {
+    TASKS.with(|t| t.borrow().contains(&id))
+}
+
+// ---- Future --------------------------------------------------------------------------------
+
+/// The eventual result of a task: Python's `concurrent.futures.Future`.
+///
+/// A `Future<T>` is a cheap, cloneable handle to one shared completion cell, as Python
+/// futures are shared objects. Reading the outcome:
+///
+/// * [`result`](Self::result) (and `_timeout` / `_deadline`) clone the value out, so
+///   they need `T: Clone`; every handle can call them any number of times.
+/// * [`into_result`](Self::into_result) and `.await` (the [`std::future::Future`]
+///   impl) move the value out, for any `T`; after that, other handles get an error
+///   with [`is_taken`](TaskError::is_taken).
+///
+/// A future is *pending*, then *running*, then *finished* (with a value or an error),
+/// or *cancelled* (only from pending). Waiting is a parking wait with no polling.
+///
+/// If a future finishes with an error that nobody ever reads (`result`, `exception`,
+/// `into_result`, `.await`), the error is reported once through `tracing::error!` when
+/// the last handle is dropped, never lost silently.
+///
+/// ```
+/// use concur_core::futures::{Executor, ThreadPoolExecutor};
+///
+/// let pool = ThreadPoolExecutor::new(2);
+/// let f = pool.submit(|| 6 * 7).unwrap();
+/// assert_eq!(f.result().unwrap(), 42);
+/// assert!(f.done() && !f.cancelled());
+/// ```
+pub struct Future<T> {
+    shared: Arc<Shared<T>>,
+}
+
+impl<T> Clone for Future<T> {
+    fn clone(&self) -> Self {
+        Future {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<T> fmt::Debug for Future<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self.shared.state.lock().status;
+        f.debug_struct("Future")
+            .field("id", &self.shared.id)
+            .field("state", &s)
+            .finish()
+    }
+}
+
+impl<T> PartialEq for Future<T> {
+    /// Two handles are equal if they are handles to the same future.
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
+    }
+}
+impl<T> Eq for Future<T> {}
+
+impl<T: Send + 'static> Future<T> {
+    /// A future whose job a pool will run (crate-internal).
+    pub(crate) fn with_job(pool_id: u64, job: Job<T>) -> Self {
+        Future {
+            shared: Shared::new(pool_id, Some(job)),
+        }
+    }
+
+    /// The type-erased "run me" handle a pool queues.
+    pub(crate) fn runnable(&self) -> Box<dyn Runnable> {
+        Box::new(JobRef(self.shared.clone()))
+    }
+}
+
+/// A queued pool task.
+pub(crate) trait Runnable: Send {
+    /// Runs the job if still pending; true if it ran.
+    fn run(&self) -> bool;
+    /// Cancels the task if still pending.
+    fn cancel(&self) -> bool;
+    /// Fails the task (if not done) with `e`.
+    fn fail(&self, e: TaskError);
+}
+
+struct JobRef<T>(Arc<Shared<T>>);
+
+impl<T: Send + 'static> Runnable for JobRef<T> {
+    fn run(&self) -> bool {
+        run_job(&self.0)
+    }
+    fn cancel(&self) -> bool {
+        Future {
+            shared: self.0.clone(),
+        }
+        .cancel()
+    }
+    fn fail(&self, e: TaskError) {
+        complete(&self.0, Err(e));
+    }
+}
+
+impl<T> Future<T> {
+    fn status(&self) -> Status {
+        self.shared.state.lock().status
+    }
+
+    pub(crate) fn id(&self) -> u64 {
+        self.shared.id
+    }
+
+    /// True if the future finished or was cancelled. Never blocks (beyond a short
+    /// internal lock).
+    ///
+    /// ```
+    /// let p = concur_core::futures::Promise::new();
+    /// let f = p.future();
+    /// assert!(!f.done());
+    /// p.set_result(1);
+    /// assert!(f.done());
+    /// ```
+    pub fn done(&self) -> bool {
+        matches!(self.status(), Status::Finished | Status::Cancelled)
+    }
+
+    /// True while the task runs. Never blocks.
+    ///
+    /// ```
+    /// let p = concur_core::futures::Promise::<u8>::new();
+    /// let f = p.future();
+    /// assert!(p.set_running());
+    /// assert!(f.running());
+    /// ```
+    pub fn running(&self) -> bool {
+        self.status() == Status::Running
+    }
+
+    /// True if the future was cancelled. Never blocks.
+    ///
+    /// ```
+    /// let p = concur_core::futures::Promise::<u8>::new();
+    /// let f = p.future();
+    /// assert!(f.cancel() && f.cancelled());
+    /// ```
+    pub fn cancelled(&self) -> bool {
+        self.status() == Status::Cancelled
+    }
+
+    /// Cancels the future if it has not started: true if it is (now or already)
+    /// cancelled, false if it is running or finished (as Python). Callbacks run and
+    /// waiters wake. Never blocks.
+    ///
+    /// ```
+    /// let p = concur_core::futures::Promise::<u8>::new();
+    /// let f = p.future();
+    /// assert!(p.set_running());
+    /// assert!(!f.cancel());
+    /// ```
+    pub fn cancel(&self) -> bool {
+        {
+            let g = self.shared.state.lock();
+            match g.status {
+                Status::Cancelled => return true,
+                Status::Running | Status::Finished => return false,
+                Status::Pending => {}
+            }
+        }
+        match self
+            .shared
+            .finish(Status::Cancelled, Err(TaskError::cancelled()))
+        {
+            Some(f) => {
+                fire(&self.shared, f);
+                true
+            }
+            None => self.cancelled(),
+        }
+    }
+
+    /// Calls `f` with this future once it is done: at once (on this thread) if it is
+    /// already done, otherwise on the thread that completes or cancels it. A callback
+    /// that panics is reported through `tracing::error!` and never propagates.
+    ///
+    /// ```
+    /// use std::sync::{Arc, atomic::{AtomicBool, Ordering}};
+    ///
+    /// let p = concur_core::futures::Promise::new();
+    /// let seen = Arc::new(AtomicBool::new(false));
+    /// let s = seen.clone();
+    /// p.future().add_done_callback(move |f| s.store(f.result().unwrap() == 5, Ordering::SeqCst));
+    /// p.set_result(5);
+    /// assert!(seen.load(Ordering::SeqCst));
+    /// ```
+    pub fn add_done_callback(&self, f: impl FnOnce(&Future<T>) + Send + 'static) {
+        {
+            let mut g = self.shared.state.lock();
+            if !matches!(g.status, Status::Finished | Status::Cancelled) {
+                g.callbacks.push(Box::new(f));
+                return;
+            }
+        }
+        run_callback(Box::new(f), self);
+    }
+
+    /// Blocks until done or `deadline`, applying the pool rules (self-wait error,
+    /// inline run of a queued task of the same pool, temporary worker).
+    fn wait_done(&self, deadline: Option<Instant>) -> Result<(), TaskError> {
+        if self.done() {
+            return Ok(());
+        }
+        if running_here(self.shared.id) {
+            // Its own future, or one whose task this thread suspended to run the
+            // awaited task inline: either way it can never finish while we wait.
+            return Err(TaskError::self_wait(
+                "a task cannot wait on its own future (it would deadlock)",
+            ));
+        }
+        let ctx = current_worker().filter(|c| c.pool_id != 0 && c.pool_id == self.shared.pool_id);
+        if let Some(ctx) = ctx {
+            run_job(&self.shared);
+            if self.done() {
+                return Ok(());
+            }
+            ctx.hooks.enter_blocked();
+            let r = self.block(deadline);
+            ctx.hooks.exit_blocked();
+            return r;
+        }
+        self.block(deadline)
+    }
+
+    fn block(&self, deadline: Option<Instant>) -> Result<(), TaskError> {
+        let g = self.shared.state.lock();
+        let (_g, ok) = g.wait_while(deadline, |s| {
+            matches!(s.status, Status::Finished | Status::Cancelled)
+        });
+        if ok {
+            Ok(())
+        } else {
+            Err(TaskError::timeout("timed out waiting for the future"))
+        }
+    }
+
+    /// Waits (at most until `deadline`, `None`: forever) and moves the value out.
+    pub(crate) fn take_deadline(&self, deadline: Option<Instant>) -> Result<T, TaskError> {
+        self.wait_done(deadline)?;
+        let mut g = self.shared.state.lock();
+        g.observed = true;
+        take_outcome(&mut g)
+    }
+
+    /// Blocks until done and moves the value out (for any `T`). Other handles then get
+    /// an [`is_taken`](TaskError::is_taken) error from `result`.
+    ///
+    /// # Errors
+    /// The task's panic, cancellation, a broken executor, or
+    /// [`is_self_wait`](TaskError::is_self_wait) when a task waits on itself.
+    ///
+    /// ```
+    /// use concur_core::futures::{Executor, ThreadPoolExecutor};
+    /// let pool = ThreadPoolExecutor::new(1);
+    /// let f = pool.submit(|| vec![1, 2]).unwrap();
+    /// assert_eq!(f.into_result().unwrap(), vec![1, 2]);
+    /// ```
+    pub fn into_result(self) -> Result<T, TaskError> {
+        self.take_deadline(None)
+    }
+
+    /// Blocks until done (or `timeout`) and returns the task's error, if any: `Ok(None)`
+    /// for a value, `Ok(Some(e))` for a failure (Python's `exception()`).
+    ///
+    /// # Errors
+    /// [`is_cancelled`](TaskError::is_cancelled) if cancelled,
+    /// [`is_timeout`](TaskError::is_timeout) if `timeout` passed, `is_self_wait`.
+    ///
+    /// ```
+    /// let p = concur_core::futures::Promise::<u8>::new();
+    /// let f = p.future();
+    /// p.set_error(concur_core::futures::TaskError::user("bad"));
+    /// assert!(f.exception(None).unwrap().unwrap().is_user());
+    /// ```
+    pub fn exception(&self, timeout: Option<Duration>) -> Result<Option<TaskError>, TaskError> {
+        self.wait_done(timeout.and_then(crate::time::deadline_after))?;
+        let mut g = self.shared.state.lock();
+        g.observed = true;
+        match &g.outcome {
+            Some(Err(e)) if e.is_cancelled() => Err(e.clone()),
+            Some(Err(e)) => Ok(Some(e.clone())),
+            _ => Ok(None),
+        }
+    }
+
+    /// True if finished with an error that is not a cancellation.
+    pub(crate) fn failed(&self) -> bool {
+        let g = self.shared.state.lock();
+        g.status == Status::Finished && matches!(g.outcome, Some(Err(_)))
+    }
+
+    /// Registers `w` to hear index `i` on completion; true if already done.
+    pub(crate) fn watch(&self, w: &Arc<Watch>, i: usize) -> bool {
+        let mut g = self.shared.state.lock();
+        if matches!(g.status, Status::Finished | Status::Cancelled) {
+            return true;
+        }
+        g.watchers.push((w.clone(), i));
+        false
+    }
+
+    pub(crate) fn unwatch(&self, w: &Arc<Watch>) {
+        let mut g = self.shared.state.lock();
+        g.watchers.retain(|(x, _)| !Arc::ptr_eq(x, w));
+    }
+}
+
+fn take_outcome<T>(s: &mut State<T>) -> Result<T, TaskError> {
+    match s.outcome.take() {
+        Some(Ok(v)) => {
+            s.taken = true;
+            Ok(v)
+        }
+        Some(Err(e)) => {
+            s.outcome = Some(Err(e.clone()));
+            Err(e)
+        }
+        None => Err(TaskError::taken()),
+    }
+}
+
+impl<T: Clone> Future<T> {
+    /// Blocks until the future is done and returns a clone of its value (Python's
+    /// `result()`).
+    ///
+    /// On a worker of a pool, waiting on a future of the *same* pool never deadlocks:
+    /// if that task has not started, this thread runs it inline (only that task); if it
+    /// is running elsewhere, the pool adds a temporary worker while this one blocks.
+    /// (A task run inline shares the waiting task's `thread::Local` values.) Waiting on
+    /// the task's own future, or on a task this thread suspended to run another inline,
+    /// fails at once instead of deadlocking.
+    ///
+    /// # Errors
+    /// The task's panic ([`is_panic`](TaskError::is_panic)), cancellation, a broken
+    /// executor, [`is_self_wait`](TaskError::is_self_wait) when a task waits on its own
+    /// future, [`is_taken`](TaskError::is_taken) after `into_result` on another handle.
+    ///
+    /// ```
+    /// let p = concur_core::futures::Promise::new();
+    /// let f = p.future();
+    /// let t = concur_core::thread::spawn(move || p.set_result("hi"));
+    /// assert_eq!(f.result().unwrap(), "hi");
+    /// t.join().unwrap();
+    /// ```
+    pub fn result(&self) -> Result<T, TaskError> {
+        self.result_deadline(None)
+    }
+
+    /// [`result`](Self::result), giving up after `timeout` (an
+    /// [`is_timeout`](TaskError::is_timeout) error; the future keeps running).
+    ///
+    /// # Errors
+    /// As `result`, plus the timeout.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let p = concur_core::futures::Promise::<u8>::new();
+    /// assert!(p.future().result_timeout(Duration::from_millis(5)).unwrap_err().is_timeout());
+    /// ```
+    pub fn result_timeout(&self, timeout: Duration) -> Result<T, TaskError> {
+        self.result_deadline(crate::time::deadline_after(timeout))
+    }
+
+    /// [`result`](Self::result), giving up at `deadline` (`None`: never).
+    ///
+    /// # Errors
+    /// As `result_timeout`.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// let p = concur_core::futures::Promise::new();
+    /// p.set_result(3);
+    /// let f = p.future();
+    /// assert_eq!(f.result_deadline(Some(Instant::now() + Duration::from_secs(1))).unwrap(), 3);
+    /// ```
+    pub fn result_deadline(&self, deadline: Option<Instant>) -> Result<T, TaskError> {
+        self.wait_done(deadline)?;
+        let mut g = self.shared.state.lock();
+        g.observed = true;
+        match &g.outcome {
+            Some(Ok(v)) => Ok(v.clone()),
+            Some(Err(e)) => Err(e.clone()),
+            None => Err(TaskError::taken()),
+        }
+    }
+}
+
+/// Awaiting a `Future` moves its value out (see [`Future::into_result`]); it works
+/// under any async runtime: the completer wakes the stored `Waker`.
+///
+/// ```
+/// use concur_core::futures::Promise;
+/// let p = Promise::new();
+/// let f = p.future();
+/// p.set_result(9);
+/// # // a tiny executor: the future is ready, so one poll suffices
+/// let waker = std::task::Waker::noop();
+/// let mut cx = std::task::Context::from_waker(&waker);
+/// let mut f = std::pin::pin!(f);
+/// assert!(matches!(std::future::Future::poll(f.as_mut(), &mut cx), std::task::Poll::Ready(Ok(9))));
+/// ```
+impl<T> std::future::Future for Future<T> {
+    type Output = Result<T, TaskError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut g = self.shared.state.lock();
+        if matches!(g.status, Status::Finished | Status::Cancelled) {
+            g.observed = true;
+            return Poll::Ready(take_outcome(&mut g));
+        }
+        if !g.wakers.iter().any(|w| w.will_wake(cx.waker())) {
+            g.wakers.push(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+}
+
+// ---- Promise -------------------------------------------------------------------------------
+
+/// The completing side of a [`Future`]: what an executor (a thread pool here, a process
+/// pool or a remote worker elsewhere) uses to report the outcome, from any thread.
+///
+/// Exactly one outcome per future: the first of `set_result` / `set_error` / a
+/// `cancel` on the future wins. A promise dropped without an outcome fails its future
+/// with a broken-executor error, so no holder waits forever.
+///
+/// ```
+/// use concur_core::futures::Promise;
+///
+/// let p = Promise::new();
+/// let f = p.future();
+/// assert!(p.set_running());
+/// assert!(p.set_result(10));
+/// assert_eq!(f.result().unwrap(), 10);
+/// ```
+pub struct Promise<T> {
+    shared: Arc<Shared<T>>,
+}
+
+impl<T> Default for Promise<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T> fmt::Debug for Promise<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Promise")
+            .field("id", &self.shared.id)
+            .finish()
+    }
+}
+
+impl<T> Promise<T> {
+    /// A new pending future's completing side. Never blocks.
+    ///
+    /// ```
+    /// let p = concur_core::futures::Promise::<u8>::new();
+    /// assert!(!p.future().done());
+    /// ```
+    pub fn new() -> Self {
+        Promise {
+            shared: Shared::new(0, None),
+        }
+    }
+
+    /// A handle to the future this promise completes.
+    ///
+    /// ```
+    /// let p = concur_core::futures::Promise::new();
+    /// let f = p.future();
+    /// p.set_result(());
+    /// assert!(f.done());
+    /// ```
+    pub fn future(&self) -> Future<T> {
+        Future {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Marks the future running: true if it was pending, false if it was cancelled (the
+    /// work must then be skipped) or already running/done (Python's
+    /// `set_running_or_notify_cancel`). After `true`, `cancel` fails.
+    ///
+    /// ```
+    /// let p = concur_core::futures::Promise::<u8>::new();
+    /// p.future().cancel();
+    /// assert!(!p.set_running());
+    /// ```
+    pub fn set_running(&self) -> bool {
+        let mut g = self.shared.state.lock();
+        if g.status == Status::Pending {
+            g.status = Status::Running;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Finishes the future with `value`; true if this was its outcome (false if it was
+    /// already done or cancelled; `value` is then dropped). Wakes every waiter, then
+    /// runs callbacks on this thread.
+    ///
+    /// ```
+    /// let p = concur_core::futures::Promise::new();
+    /// assert!(p.set_result(1));
+    /// assert!(!p.set_result(2));
+    /// assert_eq!(p.future().result().unwrap(), 1);
+    /// ```
+    pub fn set_result(&self, value: T) -> bool {
+        complete(&self.shared, Ok(value))
+    }
+
+    /// Finishes the future with `error`; true if this was its outcome.
+    ///
+    /// ```
+    /// use concur_core::futures::{Promise, TaskError};
+    /// let p = Promise::<u8>::new();
+    /// assert!(p.set_error(TaskError::broken_executor("gone")));
+    /// assert!(p.future().result().unwrap_err().is_broken_executor());
+    /// ```
+    pub fn set_error(&self, error: TaskError) -> bool {
+        complete(&self.shared, Err(error))
+    }
+}
+
+impl<T> Drop for Promise<T> {
+    fn drop(&mut self) {
+        let done = {
+            let g = self.shared.state.lock();
+            matches!(g.status, Status::Finished | Status::Cancelled)
+        };
+        if !done {
+            let e = TaskError::broken_executor("the promise was dropped without an outcome");
+            if let Some(f) = self.shared.finish(Status::Finished, Err(e)) {
+                // Nobody may be listening; a dropped promise is not a task failure to
+                // report on drop.
+                self.shared.state.lock().observed = true;
+                fire(&self.shared, f);
+            }
+        }
+    }
+}

@@ -1,0 +1,480 @@
+//! [`ThreadPoolExecutor`]: CPython's `Lib/concurrent/futures/thread.py` (lazy workers
+//! reused through an idle count, a shared work queue, an initializer that breaks the
+//! pool when it fails), plus the nested-wait rules of [`Future::result`].
+
+use super::error::TaskError;
+use super::executor::Executor;
+use super::future::{self, Future, PoolHooks, Runnable, WorkerCtx};
+use crate::queue::{Queue, TryPutError};
+use crate::shim::Arc;
+use crate::sync::waiters::WaitQueue;
+use crate::thread::{self, JoinHandle};
+use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::rc::Rc;
+
+/// What the work queue carries.
+enum Item {
+    Job(Box<dyn Runnable>),
+    /// Sent when a blocked worker resumes: one surplus worker (if still surplus) exits.
+    Retire,
+}
+
+type Initializer = std::sync::Arc<dyn Fn() + Send + Sync>;
+
+struct PoolState {
+    /// Worker threads alive (or about to start).
+    threads: usize,
+    /// Workers waiting for work right now.
+    idle: usize,
+    /// Workers blocked in a wait on a future of this pool.
+    blocked: usize,
+    shutdown: bool,
+    broken: Option<String>,
+    handles: Vec<JoinHandle<()>>,
+    spawned: usize,
+}
+
+struct PoolInner {
+    id: u64,
+    max_workers: usize,
+    prefix: String,
+    initializer: Option<Initializer>,
+    keep_locals: bool,
+    queue: Queue<Item>,
+    state: WaitQueue<PoolState>,
+}
+
+/// The user-facing owner: dropping the last handle shuts the pool down and waits.
+struct Handle {
+    inner: Arc<PoolInner>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        let _ = shutdown(&self.inner, true, false);
+    }
+}
+
+/// A pool of worker threads running submitted closures: Python's
+/// `concurrent.futures.ThreadPoolExecutor`.
+///
+/// Workers start lazily (one per submit while none is idle, up to `max_workers`) and
+/// are reused. Cloning gives another handle to the same pool; when the last handle is
+/// dropped, the pool shuts down and waits for its tasks (Python's `with` block).
+///
+/// Beyond Python: a task may wait on futures of its own pool, whatever the pool size,
+/// without deadlocking (see [`Future::result`]); waiting on its own future or calling
+/// `shutdown(wait = true)` on its own pool is an immediate
+/// [`is_self_wait`](TaskError::is_self_wait) error. Each task starts with fresh
+/// [`thread::Local`](crate::thread::Local) values (values set by the `initializer`
+/// included) unless built with `keep_thread_locals(true)`.
+///
+/// ```
+/// use concur_core::futures::{Executor, ThreadPoolExecutor};
+///
+/// let pool = ThreadPoolExecutor::builder().max_workers(2).thread_name_prefix("calc").build();
+/// let f = pool.submit(|| concur_core::thread::current_thread().name()).unwrap();
+/// assert!(f.result().unwrap().starts_with("calc_"));
+/// ```
+#[derive(Clone)]
+pub struct ThreadPoolExecutor {
+    h: std::sync::Arc<Handle>,
+}
+
+impl fmt::Debug for ThreadPoolExecutor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ThreadPoolExecutor")
+            .field("max_workers", &self.h.inner.max_workers)
+            .field("prefix", &self.h.inner.prefix)
+            .finish()
+    }
+}
+
+/// Configures a [`ThreadPoolExecutor`].
+///
+/// ```
+/// use concur_core::futures::ThreadPoolExecutor;
+/// let pool = ThreadPoolExecutor::builder().max_workers(3).build();
+/// assert_eq!(pool.max_workers(), 3);
+/// ```
+#[derive(Default)]
+pub struct Builder {
+    max_workers: Option<usize>,
+    prefix: Option<String>,
+    initializer: Option<Initializer>,
+    keep_locals: bool,
+    queue_size: usize,
+}
+
+impl fmt::Debug for Builder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Builder")
+            .field("max_workers", &self.max_workers)
+            .field("prefix", &self.prefix)
+            .field("queue_size", &self.queue_size)
+            .finish()
+    }
+}
+
+impl Builder {
+    /// The most worker threads (default: Python's `min(32, cpus + 4)`; at least 1).
+    ///
+    /// ```
+    /// let p = concur_core::futures::ThreadPoolExecutor::builder().max_workers(0).build();
+    /// assert_eq!(p.max_workers(), 1);
+    /// ```
+    pub fn max_workers(mut self, n: usize) -> Self {
+        self.max_workers = Some(n.max(1));
+        self
+    }
+
+    /// Workers are named `{prefix}_{n}` (default prefix `ThreadPoolExecutor-{k}`).
+    ///
+    /// ```
+    /// let _ = concur_core::futures::ThreadPoolExecutor::builder().thread_name_prefix("io");
+    /// ```
+    pub fn thread_name_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = Some(prefix.into());
+        self
+    }
+
+    /// Runs `f` once at the start of every worker. If it panics, the pool is broken:
+    /// every pending future fails with an
+    /// [`is_broken_executor`](TaskError::is_broken_executor) error, and so does every
+    /// later `submit`.
+    ///
+    /// ```
+    /// use concur_core::futures::{Executor, ThreadPoolExecutor};
+    /// let pool = ThreadPoolExecutor::builder().initializer(|| panic!("no db")).build();
+    /// let e = pool.submit(|| 1).unwrap().result().unwrap_err();
+    /// assert!(e.is_broken_executor());
+    /// ```
+    pub fn initializer(mut self, f: impl Fn() + Send + Sync + 'static) -> Self {
+        self.initializer = Some(std::sync::Arc::new(f));
+        self
+    }
+
+    /// Keep `thread::Local` values from task to task on a worker (default: every task
+    /// starts fresh).
+    ///
+    /// ```
+    /// let _ = concur_core::futures::ThreadPoolExecutor::builder().keep_thread_locals(true);
+    /// ```
+    pub fn keep_thread_locals(mut self, keep: bool) -> Self {
+        self.keep_locals = keep;
+        self
+    }
+
+    /// Bounds the submission queue to `n` waiting tasks (0, the default: unbounded).
+    /// `submit` then blocks while it is full and `try_submit` fails fast. Tasks that
+    /// submit to their own pool should use `try_submit` with a bounded queue: a blocking
+    /// `submit` from every worker at once would wait for room that only they can make.
+    ///
+    /// ```
+    /// let _ = concur_core::futures::ThreadPoolExecutor::builder().queue_size(16).build();
+    /// ```
+    pub fn queue_size(mut self, n: usize) -> Self {
+        self.queue_size = n;
+        self
+    }
+
+    /// Builds the pool (no thread starts before the first submit).
+    ///
+    /// ```
+    /// let p = concur_core::futures::ThreadPoolExecutor::builder().build();
+    /// assert_eq!(p.num_threads(), 0);
+    /// ```
+    pub fn build(self) -> ThreadPoolExecutor {
+        let id = future::next_id();
+        let max_workers = self.max_workers.unwrap_or_else(|| {
+            let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+            (cpus + 4).min(32)
+        });
+        let queue = if self.queue_size == 0 {
+            Queue::unbounded()
+        } else {
+            Queue::bounded(self.queue_size)
+        };
+        let inner = Arc::new(PoolInner {
+            id,
+            max_workers,
+            prefix: self
+                .prefix
+                .unwrap_or_else(|| format!("ThreadPoolExecutor-{id}")),
+            initializer: self.initializer,
+            keep_locals: self.keep_locals,
+            queue,
+            state: WaitQueue::new(PoolState {
+                threads: 0,
+                idle: 0,
+                blocked: 0,
+                shutdown: false,
+                broken: None,
+                handles: Vec::new(),
+                spawned: 0,
+            }),
+        });
+        ThreadPoolExecutor {
+            h: std::sync::Arc::new(Handle { inner }),
+        }
+    }
+}
+
+impl ThreadPoolExecutor {
+    /// A pool of at most `max_workers` threads (at least 1), otherwise default.
+    ///
+    /// ```
+    /// assert_eq!(concur_core::futures::ThreadPoolExecutor::new(4).max_workers(), 4);
+    /// ```
+    pub fn new(max_workers: usize) -> Self {
+        Self::builder().max_workers(max_workers).build()
+    }
+
+    /// A [`Builder`] with every option at its default.
+    ///
+    /// ```
+    /// let _ = concur_core::futures::ThreadPoolExecutor::builder();
+    /// ```
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    /// The configured maximum number of (non-temporary) workers.
+    ///
+    /// ```
+    /// assert_eq!(concur_core::futures::ThreadPoolExecutor::new(2).max_workers(), 2);
+    /// ```
+    pub fn max_workers(&self) -> usize {
+        self.h.inner.max_workers
+    }
+
+    /// How many worker threads are alive now (temporary ones included).
+    ///
+    /// ```
+    /// use concur_core::futures::{Executor, ThreadPoolExecutor};
+    /// let pool = ThreadPoolExecutor::new(4);
+    /// pool.submit(|| ()).unwrap().result().unwrap();
+    /// assert_eq!(pool.num_threads(), 1);
+    /// ```
+    pub fn num_threads(&self) -> usize {
+        self.h.inner.state.lock().threads
+    }
+
+    /// Like [`submit`](Executor::submit), but fails at once with an
+    /// [`is_full`](TaskError::is_full) error instead of blocking while a bounded
+    /// submission queue is full.
+    ///
+    /// # Errors
+    /// `is_full`, `is_shutdown`, `is_broken_executor`.
+    ///
+    /// ```
+    /// use concur_core::futures::ThreadPoolExecutor;
+    /// let pool = ThreadPoolExecutor::new(1);
+    /// assert_eq!(pool.try_submit(|| 5).unwrap().result().unwrap(), 5);
+    /// ```
+    pub fn try_submit<F, T>(&self, f: F) -> Result<Future<T>, TaskError>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        submit(&self.h.inner, f, false)
+    }
+}
+
+impl Executor for ThreadPoolExecutor {
+    fn submit<F, T>(&self, f: F) -> Result<Future<T>, TaskError>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        submit(&self.h.inner, f, true)
+    }
+
+    fn shutdown(&self, wait: bool, cancel_futures: bool) -> Result<(), TaskError> {
+        shutdown(&self.h.inner, wait, cancel_futures)
+    }
+}
+
+fn check_open(s: &PoolState) -> Result<(), TaskError> {
+    if let Some(msg) = &s.broken {
+        return Err(TaskError::broken_executor(msg.clone()));
+    }
+    if s.shutdown {
+        return Err(TaskError::shutdown());
+    }
+    Ok(())
+}
+
+fn submit<F, T>(pool: &Arc<PoolInner>, f: F, block: bool) -> Result<Future<T>, TaskError>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    check_open(&pool.state.lock())?;
+    let fut = Future::with_job(pool.id, Box::new(f));
+    let item = Item::Job(fut.runnable());
+    if block {
+        pool.queue.put(item).map_err(|_| closed_error(pool))?;
+    } else {
+        pool.queue.try_put(item).map_err(|e| match e {
+            TryPutError::Full(_) => TaskError::full(),
+            TryPutError::ShutDown(_) => closed_error(pool),
+        })?;
+    }
+    adjust_threads(pool);
+    Ok(fut)
+}
+
+fn closed_error(pool: &PoolInner) -> TaskError {
+    check_open(&pool.state.lock())
+        .err()
+        .unwrap_or_else(TaskError::shutdown)
+}
+
+/// Starts a worker if more tasks are queued than workers wait for work and the pool
+/// (not counting workers blocked on futures of this pool) is below capacity: Python's
+/// `_adjust_thread_count`, with an exact idle count instead of its idle semaphore.
+fn adjust_threads(pool: &Arc<PoolInner>) {
+    let n = {
+        let mut s = pool.state.lock();
+        if pool.queue.qsize() <= s.idle
+            || s.threads - s.blocked >= pool.max_workers
+            || s.broken.is_some()
+        {
+            return;
+        }
+        s.threads += 1;
+        s.spawned += 1;
+        s.handles.retain(|h| h.is_alive());
+        s.spawned
+    };
+    let p = pool.clone();
+    let r = thread::Builder::new()
+        .name(format!("{}_{}", pool.prefix, n - 1))
+        .spawn(move || worker(p));
+    let mut s = pool.state.lock();
+    match r {
+        Ok(h) => s.handles.push(h),
+        Err(e) => {
+            s.threads -= 1;
+            s.notify(usize::MAX);
+            tracing::error!(error = %e, "could not start a pool worker thread");
+        }
+    }
+}
+
+struct Hooks(Arc<PoolInner>);
+
+impl PoolHooks for Hooks {
+    fn enter_blocked(&self) {
+        self.0.state.lock().blocked += 1;
+        adjust_threads(&self.0);
+    }
+    fn exit_blocked(&self) {
+        let surplus = {
+            let mut s = self.0.state.lock();
+            s.blocked -= 1;
+            s.threads - s.blocked > self.0.max_workers
+        };
+        if surplus {
+            // Best effort: if the queue is full or shut down, the extra idle worker
+            // simply stays until shutdown.
+            let _ = self.0.queue.try_put(Item::Retire);
+        }
+    }
+}
+
+fn worker(pool: Arc<PoolInner>) {
+    future::set_worker(Some(WorkerCtx {
+        pool_id: pool.id,
+        hooks: Rc::new(Hooks(pool.clone())),
+    }));
+    let ok = match &pool.initializer {
+        Some(init) => match catch_unwind(AssertUnwindSafe(|| init())) {
+            Ok(()) => true,
+            Err(p) => {
+                let e = TaskError::from_payload(p);
+                tracing::error!(error = %e, "exception in initializer");
+                broken(&pool, format!("a thread initializer failed: {e}"));
+                false
+            }
+        },
+        None => true,
+    };
+    if ok {
+        loop {
+            {
+                let mut s = pool.state.lock();
+                if s.threads - s.blocked > pool.max_workers {
+                    break;
+                }
+                s.idle += 1;
+            }
+            let got = pool.queue.get();
+            pool.state.lock().idle -= 1;
+            match got {
+                Ok(Item::Job(job)) => {
+                    if !pool.keep_locals {
+                        crate::thread::reset_thread_locals();
+                    }
+                    job.run();
+                }
+                Ok(Item::Retire) => {} // the loop head exits if this worker is surplus
+                Err(_) => break,
+            }
+        }
+    }
+    future::set_worker(None);
+    let mut s = pool.state.lock();
+    s.threads -= 1;
+    s.notify(usize::MAX);
+}
+
+/// Marks the pool broken and fails everything queued (Python's `_initializer_failed`).
+fn broken(pool: &PoolInner, msg: String) {
+    {
+        let mut s = pool.state.lock();
+        if s.broken.is_none() {
+            s.broken = Some(msg.clone());
+        }
+    }
+    pool.queue.shutdown(false);
+    while let Ok(item) = pool.queue.try_get() {
+        if let Item::Job(job) = item {
+            job.fail(TaskError::broken_executor(msg.clone()));
+        }
+    }
+}
+
+fn shutdown(pool: &Arc<PoolInner>, wait: bool, cancel_futures: bool) -> Result<(), TaskError> {
+    pool.state.lock().shutdown = true;
+    if cancel_futures {
+        while let Ok(item) = pool.queue.try_get() {
+            if let Item::Job(job) = item {
+                job.cancel();
+            }
+        }
+    }
+    pool.queue.shutdown(false);
+    if !wait {
+        return Ok(());
+    }
+    if future::current_worker().is_some_and(|c| c.pool_id == pool.id) {
+        return Err(TaskError::self_wait(
+            "a task cannot wait for the shutdown of its own pool (it would deadlock)",
+        ));
+    }
+    loop {
+        let hs = std::mem::take(&mut pool.state.lock().handles);
+        if hs.is_empty() {
+            break;
+        }
+        for h in hs {
+            let _ = h.join();
+        }
+    }
+    let g = pool.state.lock();
+    let _ = g.wait_while(None, |s| s.threads == 0);
+    Ok(())
+}
