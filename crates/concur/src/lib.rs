@@ -88,3 +88,7 @@
 //! the first-class target of the process tier to come.
 
 pub use concur_core::{deadlock, futures, queue, sync, thread};
+
+/// The process tier (Python's `multiprocessing`), behind the default feature `process`.
+#[cfg(feature = "process")]
+pub use concur_process as process;

@@ -1,0 +1,5 @@
+//! # concur-process
+//!
+//! Python's `multiprocessing`, rebuilt in Rust: the process tier of `concur`.
+//! Linux is the target; everything that talks to the OS lives under `sys`.
+mod sys;

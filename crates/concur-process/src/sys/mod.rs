@@ -1,0 +1,1 @@
+//! Operating-system glue (Linux). Other Unixes can follow by adding siblings here.
