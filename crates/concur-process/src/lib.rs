@@ -2,4 +2,6 @@
 //!
 //! Python's `multiprocessing`, rebuilt in Rust: the process tier of `concur`.
 //! Linux is the target; everything that talks to the OS lives under `sys`.
+#[allow(dead_code)] // used by connections and shared memory as they land
+mod fds;
 mod sys;
