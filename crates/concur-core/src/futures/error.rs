@@ -17,6 +17,7 @@ pub(crate) enum Kind {
     Taken,
     User,
     WorkerDied,
+    InvalidState,
 }
 
 #[derive(Clone)]
@@ -80,6 +81,21 @@ impl TaskError {
             "Box<dyn Any>".to_owned()
         };
         Self::panic(msg, None)
+    }
+
+    /// Runs `f`, turning a panic into an [`is_panic`](Self::is_panic) error with its
+    /// message and `file:line:column` (recorded by the panic hook instead of printed:
+    /// the panic is a value now, delivered to whoever holds the future).
+    pub(crate) fn catch<R>(f: impl FnOnce() -> R) -> Result<R, TaskError> {
+        crate::thread::install_panic_hook();
+        crate::thread::capture(f).map_err(|(p, c)| match c {
+            Some(c) => Self::panic(c.message, c.location),
+            None => Self::from_payload(p),
+        })
+    }
+
+    pub(crate) fn invalid_state(message: impl Into<String>) -> Self {
+        Self::new(Kind::InvalidState, message)
     }
 
     pub(crate) fn cancelled() -> Self {
@@ -180,15 +196,15 @@ impl TaskError {
         self.is_panic().then_some(self.0.message.as_str())
     }
 
-    /// Where the task panicked (`file:line:column`), when it is known. Tasks on this
-    /// tier do not capture locations yet (always `None` for them); the process tier
-    /// fills it in from the worker's report.
+    /// Where the task panicked (`file:line:column`), when it is known: always for a
+    /// task run by a pool of this crate (the panic hook records it instead of printing
+    /// it); the process tier fills it in from the worker's report.
     ///
     /// ```
     /// use concur_core::futures::{Executor, ThreadPoolExecutor};
     /// let pool = ThreadPoolExecutor::new(1);
     /// let e = pool.submit(|| -> () { panic!("x") }).unwrap().result().unwrap_err();
-    /// assert!(e.panic_location().is_none());
+    /// assert!(e.panic_location().unwrap().contains(".rs:"));
     /// ```
     pub fn panic_location(&self) -> Option<&str> {
         self.0.location.as_deref()
@@ -313,6 +329,17 @@ impl TaskError {
     /// ```
     pub fn is_user(&self) -> bool {
         self.0.kind == Kind::User
+    }
+
+    /// True if the call does not fit the object's state, such as `join` on a pool that
+    /// is still running (Python's `ValueError` there).
+    ///
+    /// ```
+    /// let pool = concur_core::futures::ThreadPool::new(1);
+    /// assert!(pool.join().unwrap_err().is_invalid_state());
+    /// ```
+    pub fn is_invalid_state(&self) -> bool {
+        self.0.kind == Kind::InvalidState
     }
 
     /// True if a worker process died (used by the process tier).

@@ -4,11 +4,22 @@ use super::error::TaskError;
 use super::future::Future;
 use crate::shim::Arc;
 use std::collections::VecDeque;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
+/// How far a map has got, as told to a [progress hook](MapOptions::progress).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Progress {
+    /// Items whose function has returned (or panicked) so far.
+    pub done: usize,
+    /// All items, when the input's length is known up front (an exact `size_hint`).
+    pub total: Option<usize>,
+}
+
+/// A progress hook shared by the workers of one map.
+type ProgressHook = std::sync::Arc<dyn Fn(Progress) + Send + Sync>;
+
 /// Options of [`Executor::map`] (Python's `timeout`, `chunksize` and 3.14's
-/// `buffersize`).
+/// `buffersize`, plus an optional progress hook).
 ///
 /// ```
 /// use concur_core::futures::MapOptions;
@@ -16,25 +27,40 @@ use std::time::{Duration, Instant};
 /// let o = MapOptions::new().chunksize(4).buffersize(8).timeout(Duration::from_secs(5));
 /// assert_eq!(o.get_chunksize(), 4);
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct MapOptions {
     timeout: Option<Duration>,
-    chunksize: usize,
+    chunksize: Option<usize>,
     buffersize: usize,
+    progress: Option<ProgressHook>,
 }
 
 impl Default for MapOptions {
     fn default() -> Self {
         MapOptions {
             timeout: None,
-            chunksize: 1,
+            chunksize: None,
             buffersize: 64,
+            progress: None,
         }
     }
 }
 
+impl std::fmt::Debug for MapOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MapOptions")
+            .field("timeout", &self.timeout)
+            .field("chunksize", &self.chunksize)
+            .field("buffersize", &self.buffersize)
+            .field("progress", &self.progress.is_some())
+            .finish()
+    }
+}
+
 impl MapOptions {
-    /// No timeout, `chunksize` 1, at most 64 chunks submitted ahead.
+    /// No timeout, `chunksize` 1 (for [`ThreadPool::map`](super::ThreadPool::map):
+    /// Python's `len / (4 × workers)`), at most 64 chunks submitted ahead, no progress
+    /// hook.
     ///
     /// ```
     /// assert_eq!(concur_core::futures::MapOptions::new().get_chunksize(), 1);
@@ -59,7 +85,34 @@ impl MapOptions {
     /// assert_eq!(concur_core::futures::MapOptions::new().chunksize(0).get_chunksize(), 1);
     /// ```
     pub fn chunksize(mut self, n: usize) -> Self {
-        self.chunksize = n.max(1);
+        self.chunksize = Some(n.max(1));
+        self
+    }
+
+    /// Calls `hook` each time an item's function has returned (or panicked), from the
+    /// worker that ran it: [`Progress::done`] counts items so far and
+    /// [`Progress::total`] is the input's length when known. Calls from several workers
+    /// may overlap and arrive slightly out of order (each `done` value is seen once;
+    /// the last item's call carries `done == total`). A hook that panics is reported
+    /// through `tracing` and does not affect the items.
+    ///
+    /// ```
+    /// use concur_core::futures::{Executor, MapOptions, ThreadPoolExecutor};
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    ///
+    /// let most = Arc::new(AtomicUsize::new(0));
+    /// let m = most.clone();
+    /// let opts = MapOptions::new().progress(move |p| {
+    ///     assert_eq!(p.total, Some(10));
+    ///     m.fetch_max(p.done, Ordering::SeqCst);
+    /// });
+    /// let pool = ThreadPoolExecutor::new(2);
+    /// let n = pool.map(|x: u32| x, 0..10, opts).unwrap().count();
+    /// assert_eq!((n, most.load(Ordering::SeqCst)), (10, 10));
+    /// ```
+    pub fn progress(mut self, hook: impl Fn(Progress) + Send + Sync + 'static) -> Self {
+        self.progress = Some(std::sync::Arc::new(hook));
         self
     }
 
@@ -80,7 +133,64 @@ impl MapOptions {
     /// assert_eq!(concur_core::futures::MapOptions::new().chunksize(3).get_chunksize(), 3);
     /// ```
     pub fn get_chunksize(&self) -> usize {
+        self.chunksize.unwrap_or(1)
+    }
+
+    /// The chunk size in effect for an input of `len` items on `workers` workers: the
+    /// one set, or else Python `Pool.map`'s `ceil(len / (4 × workers))`.
+    pub(crate) fn chunksize_for(&self, len: Option<usize>, workers: usize) -> usize {
         self.chunksize
+            .or_else(|| len.map(|n| n.div_ceil(4 * workers.max(1)).max(1)))
+            .unwrap_or(1)
+    }
+
+    /// The read-ahead bound in chunks.
+    pub(crate) fn buffer_size(&self) -> usize {
+        self.buffersize
+    }
+
+    /// The timeout, if any.
+    pub(crate) fn get_timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
+
+    /// The progress reporter of one map over `total` items (`None` without a hook).
+    pub(crate) fn reporter(&self, total: Option<usize>) -> Option<Reporter> {
+        self.progress.as_ref().map(|hook| Reporter {
+            hook: hook.clone(),
+            done: std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+            total,
+        })
+    }
+}
+
+/// Counts finished items of one map and calls its progress hook.
+#[derive(Clone)]
+pub(crate) struct Reporter {
+    hook: ProgressHook,
+    done: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    total: Option<usize>,
+}
+
+impl Reporter {
+    /// One more item finished.
+    pub(crate) fn item_done(&self) {
+        let done = self.done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        let p = Progress {
+            done,
+            total: self.total,
+        };
+        if let Err(e) = TaskError::catch(|| (self.hook)(p)) {
+            tracing::error!(error = %e, "exception in a map progress hook");
+        }
+    }
+}
+
+/// The exact length of an iterator, when its `size_hint` tells it.
+pub(crate) fn exact_len(it: &impl Iterator) -> Option<usize> {
+    match it.size_hint() {
+        (lo, Some(hi)) if lo == hi => Some(lo),
+        _ => None,
     }
 }
 
@@ -170,10 +280,14 @@ pub trait Executor {
         F: Fn(I::Item) -> T + Send + Sync + 'static,
         T: Send + 'static,
     {
+        let input = items.into_iter();
+        let total = exact_len(&input);
         let mut m = Map {
             exec: self,
             f: Arc::new(f),
-            input: items.into_iter(),
+            reporter: options.reporter(total),
+            chunksize: options.get_chunksize(),
+            input,
             opts: options.clone(),
             deadline: options.timeout.and_then(crate::time::deadline_after),
             inflight: VecDeque::new(),
@@ -190,6 +304,25 @@ pub trait Executor {
 
 type Chunk<T> = Vec<Result<T, TaskError>>;
 
+/// Applies `f` to each item of a chunk, each panic caught at its item, reporting
+/// progress per item.
+pub(crate) fn run_chunk<A, T>(
+    f: &(impl Fn(A) -> T + ?Sized),
+    chunk: Vec<A>,
+    reporter: Option<&Reporter>,
+) -> Chunk<T> {
+    chunk
+        .into_iter()
+        .map(|x| {
+            let r = TaskError::catch(|| f(x));
+            if let Some(rep) = reporter {
+                rep.item_done();
+            }
+            r
+        })
+        .collect()
+}
+
 /// The lazy result iterator of [`Executor::map`]: `next` blocks until the next result
 /// in input order is ready, submitting more work as it goes. Dropping it cancels the
 /// tasks that have not started.
@@ -205,6 +338,8 @@ type Chunk<T> = Vec<Result<T, TaskError>>;
 pub struct Map<'a, E, I, F, T> {
     exec: &'a E,
     f: Arc<F>,
+    reporter: Option<Reporter>,
+    chunksize: usize,
     input: I,
     opts: MapOptions,
     deadline: Option<Instant>,
@@ -225,21 +360,15 @@ where
     /// Submits chunks until `buffersize` are in flight; returns a submit error.
     fn fill(&mut self) -> Option<TaskError> {
         while !self.input_done && self.inflight.len() < self.opts.buffersize {
-            let chunk: Vec<I::Item> = self.input.by_ref().take(self.opts.chunksize).collect();
+            let chunk: Vec<I::Item> = self.input.by_ref().take(self.chunksize).collect();
             if chunk.is_empty() {
                 self.input_done = true;
                 break;
             }
             let n = chunk.len();
             let f = self.f.clone();
-            let job = move || {
-                chunk
-                    .into_iter()
-                    .map(|x| {
-                        catch_unwind(AssertUnwindSafe(|| f(x))).map_err(TaskError::from_payload)
-                    })
-                    .collect::<Chunk<T>>()
-            };
+            let reporter = self.reporter.clone();
+            let job = move || run_chunk(&*f, chunk, reporter.as_ref());
             match self.exec.submit(job) {
                 Ok(fut) => self.inflight.push_back((fut, n)),
                 Err(e) => {

@@ -188,7 +188,7 @@ pub(crate) fn run_job<T>(shared: &Arc<Shared<T>>) -> bool {
         }
     };
     TASKS.with(|t| t.borrow_mut().push(shared.id));
-    let r = catch_unwind(AssertUnwindSafe(job)).map_err(TaskError::from_payload);
+    let r = TaskError::catch(job);
     TASKS.with(|t| t.borrow_mut().pop());
     complete(shared, r);
     true
@@ -455,7 +455,7 @@ impl<T> Future<T> {
 
     /// Blocks until done or `deadline`, applying the pool rules (self-wait error,
     /// inline run of a queued task of the same pool, temporary worker).
-    fn wait_done(&self, deadline: Option<Instant>) -> Result<(), TaskError> {
+    pub(crate) fn wait_done(&self, deadline: Option<Instant>) -> Result<(), TaskError> {
         if self.done() {
             return Ok(());
         }

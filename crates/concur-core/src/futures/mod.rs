@@ -1,5 +1,6 @@
 //! Python's `concurrent.futures` for threads: [`Future`], [`Promise`],
-//! [`as_completed`], [`wait`], the [`Executor`] trait and [`ThreadPoolExecutor`].
+//! [`as_completed`], [`wait`], the [`Executor`] trait, [`ThreadPoolExecutor`] and
+//! `multiprocessing.pool.ThreadPool` as [`ThreadPool`].
 //!
 //! ```
 //! use concur_core::futures::{as_completed, Executor, ThreadPoolExecutor};
@@ -20,18 +21,22 @@
 //! | `as_completed(fs, timeout)`, `wait(fs, timeout, return_when)` | [`as_completed`], [`wait`] + [`ReturnWhen`] |
 //! | `asyncio.to_thread(f)` | [`to_thread`] (awaitable in any runtime) |
 //! | `CancelledError`, `TimeoutError`, `BrokenExecutor` | [`TaskError`] predicates |
+//! | `multiprocessing.pool.ThreadPool(n)`: `apply`, `apply_async`, `map`, `map_async`, `starmap`, `imap`, `imap_unordered`, `close`, `terminate`, `join` | [`ThreadPool`], [`AsyncResult`] (`get`, `wait`, `ready`, `successful`) |
+//! | `tqdm`-style progress over `map`/`imap` | [`MapOptions::progress`] + [`Progress`] |
 
 mod error;
 mod executor;
 mod future;
+mod pool;
 mod thread_pool;
 mod wait;
 
 pub use error::TaskError;
-pub use executor::{Executor, Map, MapOptions};
+pub use executor::{Executor, Map, MapOptions, Progress};
 #[doc(hidden)]
 pub use future::unobserved_failures;
 pub use future::{Future, Promise};
+pub use pool::{AsyncResult, IMapUnordered, StarArgs, ThreadPool};
 pub use thread_pool::{Builder, ThreadPoolExecutor};
 pub use wait::{AsCompleted, DoneAndNotDone, ReturnWhen, as_completed, wait};
 

@@ -10,7 +10,6 @@ use crate::shim::Arc;
 use crate::sync::waiters::WaitQueue;
 use crate::thread::{self, JoinHandle};
 use std::fmt;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
 
 /// What the work queue carries.
@@ -240,6 +239,11 @@ impl ThreadPoolExecutor {
         Builder::default()
     }
 
+    /// The pool's identity (what `WorkerCtx::pool_id` holds on its workers).
+    pub(crate) fn id(&self) -> u64 {
+        self.h.inner.id
+    }
+
     /// The configured maximum number of (non-temporary) workers.
     ///
     /// ```
@@ -391,10 +395,9 @@ fn worker(pool: Arc<PoolInner>) {
         hooks: Rc::new(Hooks(pool.clone())),
     }));
     let ok = match &pool.initializer {
-        Some(init) => match catch_unwind(AssertUnwindSafe(|| init())) {
+        Some(init) => match TaskError::catch(|| init()) {
             Ok(()) => true,
-            Err(p) => {
-                let e = TaskError::from_payload(p);
+            Err(e) => {
                 tracing::error!(error = %e, "exception in initializer");
                 broken(&pool, format!("a thread initializer failed: {e}"));
                 false
