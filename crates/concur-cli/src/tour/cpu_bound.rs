@@ -108,7 +108,7 @@ fn sum_range(lo: u64, hi: u64, bar: &ProgressBar) -> u64 {
 }
 
 /// `ROUNDS` applications of the SplitMix64 finaliser (Steele, Lea & Flood, 2014).
-fn chain(mut x: u64) -> u64 {
+pub(super) fn chain(mut x: u64) -> u64 {
     for _ in 0..ROUNDS {
         x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
         x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);

@@ -12,6 +12,7 @@ mod cpu_bound;
 mod critical_section;
 mod deadlock;
 mod locked_counter;
+mod pool_map;
 mod queue;
 mod thread;
 
@@ -37,6 +38,8 @@ pub fn registry() -> Vec<Box<dyn Step>> {
         Box::new(deadlock::LockOrder),
         // queue: the image-download worker pool
         Box::new(queue::QueueWorkers),
+        // futures: ThreadPool.map with a progress bar
+        Box::new(pool_map::PoolMap),
         // Later issues add their steps here: queue, futures, process, cluster.
     ]
 }
