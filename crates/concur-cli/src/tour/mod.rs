@@ -11,7 +11,9 @@
 mod cpu_bound;
 mod critical_section;
 mod deadlock;
+mod futures;
 mod locked_counter;
+mod nested;
 mod queue;
 mod thread;
 
@@ -37,7 +39,10 @@ pub fn registry() -> Vec<Box<dyn Step>> {
         Box::new(deadlock::LockOrder),
         // queue: the image-download worker pool
         Box::new(queue::QueueWorkers),
-        // Later issues add their steps here: queue, futures, process, cluster.
+        // concurrent.futures: page downloads, nested waits (CWE-410/833)
+        Box::new(futures::PageDownloads),
+        Box::new(nested::NestedWaits),
+        // Later issues add their steps here: process, cluster.
     ]
 }
 
