@@ -83,7 +83,14 @@ fn tour_quick_json_passes_and_has_every_step() {
     assert_eq!(doc["steps_failed"], 0);
     let steps = doc["steps"].as_array().expect("steps array");
     let names: Vec<&str> = steps.iter().filter_map(|s| s["name"].as_str()).collect();
-    for want in ["critical-section", "locked-counter", "cpu-bound"] {
+    for want in [
+        "critical-section",
+        "locked-counter",
+        "cpu-bound",
+        "futures",
+        "nested",
+        "pool-map",
+    ] {
         assert!(names.contains(&want), "step {want} missing from {names:?}");
     }
     assert_eq!(doc["steps_run"].as_u64(), Some(steps.len() as u64));
@@ -108,6 +115,34 @@ fn tour_quick_json_passes_and_has_every_step() {
         .and_then(|fs| fs.iter().find(|f| f["name"] == "locked: final value"))
         .expect("locked total figure");
     assert_eq!(total["value"], 0);
+
+    let figure = |step: &str, name: &str| -> Value {
+        steps
+            .iter()
+            .find(|s| s["name"] == step)
+            .and_then(|s| s["figures"].as_array())
+            .and_then(|fs| fs.iter().find(|f| f["name"] == name))
+            .map(|f| f["value"].clone())
+            .unwrap_or_else(|| panic!("no figure {name:?} in step {step}"))
+    };
+    // as_completed: one failed download, its error reported at its own page.
+    assert_eq!(figure("futures", "downloaded"), 7);
+    let error = figure("futures", "error (at its page)");
+    assert!(
+        error.as_str().is_some_and(|e| e.starts_with("page 3: ")),
+        "{error}"
+    );
+    // Nested waits complete with the right values (Python deadlocks on these).
+    assert_eq!(figure("nested", "pool of 1: nested result"), 42);
+    assert_eq!(
+        figure("nested", "pool of 2: 10 outer x inner"),
+        "[0, 1, 4, 9, 16, 25, 36, 49, 64, 81]"
+    );
+    assert_eq!(figure("nested", "tree on pool of 1: leaves"), 25);
+    assert_eq!(
+        figure("pool-map", "progress reported"),
+        figure("pool-map", "items")
+    );
 }
 
 #[test]

@@ -11,7 +11,9 @@
 mod cpu_bound;
 mod critical_section;
 mod deadlock;
+mod futures;
 mod locked_counter;
+mod nested;
 mod pool_map;
 mod queue;
 mod thread;
@@ -38,9 +40,12 @@ pub fn registry() -> Vec<Box<dyn Step>> {
         Box::new(deadlock::LockOrder),
         // queue: the image-download worker pool
         Box::new(queue::QueueWorkers),
-        // futures: ThreadPool.map with a progress bar
+        // concurrent.futures: page downloads, nested waits (CWE-410/833), and
+        // ThreadPool.map with a progress bar
+        Box::new(futures::PageDownloads),
+        Box::new(nested::NestedWaits),
         Box::new(pool_map::PoolMap),
-        // Later issues add their steps here: queue, futures, process, cluster.
+        // Later issues add their steps here: process, cluster.
     ]
 }
 
