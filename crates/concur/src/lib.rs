@@ -12,7 +12,7 @@
 //! | [`thread`] | `threading.Thread`, `current_thread`, `Timer`, `local`, `excepthook` | threads whose `join` returns the closure's value or its panic |
 //! | [`sync`] | `threading.Lock`, `RLock`, `Condition`, `Semaphore`, `BoundedSemaphore`, `Event`, `Barrier` | cloneable handles, four blocking forms |
 //! | [`queue`] | `queue.Queue`, `LifoQueue`, `PriorityQueue`, `SimpleQueue` | bounded or unbounded, task tracking (`task_done`/`join`), `shutdown` as in 3.13 |
-//! | [`futures`] | `concurrent.futures`: `Future`, `ThreadPoolExecutor`, `as_completed`, `wait`; `asyncio.to_thread` | one `Future` type (also a `std::future::Future`), the `Executor` trait, nested waits that never deadlock the pool |
+//! | [`futures`] | `concurrent.futures`: `Future`, `ThreadPoolExecutor`, `as_completed`, `wait`; `multiprocessing.pool.ThreadPool`; `asyncio.to_thread` | one `Future` type (also a `std::future::Future`), the `Executor` trait, nested waits that never deadlock the pool |
 //! | [`deadlock`] | — | lock-order inversion and wait-for cycle detection (`CONCUR_DEADLOCK`) |
 //!
 //! Processes and the cluster tier come in later releases (see the README's map for what

@@ -88,6 +88,16 @@ fn every_reexport_is_reachable() {
     assert_eq!(futures::to_thread(|| 2).result().unwrap(), 2);
     let _: Option<futures::TaskError> = None;
     pool.shutdown(true, false).unwrap();
+    let tp = futures::ThreadPool::new(2);
+    let opts = futures::MapOptions::new().progress(|p: futures::Progress| assert!(p.done >= 1));
+    assert_eq!(tp.map_with(|x: u8| x + 1, [1, 2], opts).unwrap(), [2, 3]);
+    let r: futures::AsyncResult<u8> = tp.apply_async(|| 1).unwrap();
+    assert_eq!(r.get().unwrap(), 1);
+    let un: futures::IMapUnordered<'_, _, _, u8> = tp.imap_unordered(|x: u8| x, [3]).unwrap();
+    assert_eq!(un.map(Result::unwrap).sum::<u8>(), 3);
+    assert_eq!(futures::StarArgs::call((1, 2), &|a: i32, b: i32| a + b), 3);
+    tp.close();
+    tp.join().unwrap();
 
     // deadlock
     let _: deadlock::Mode = deadlock::mode();
