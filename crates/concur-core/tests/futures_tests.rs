@@ -878,6 +878,28 @@ fn a_waiting_worker_runs_only_the_awaited_task_inline() {
 }
 
 #[test]
+fn as_completed_and_wait_inside_a_pool_of_one() {
+    // Python deadlocks here: the only worker waits for subtasks queued behind it.
+    within(LIMIT, "as_completed/wait on a pool of 1", || {
+        let pool = ThreadPoolExecutor::new(1);
+        let p = pool.clone();
+        let outer = pool
+            .submit(move || {
+                let fs: Vec<_> = (0..3).map(|i| p.submit(move || i * 10).unwrap()).collect();
+                let mut seen: Vec<i32> = as_completed(&fs, None)
+                    .map(|f| f.unwrap().result().unwrap())
+                    .collect();
+                seen.sort();
+                let more: Vec<_> = (0..3).map(|i| p.submit(move || i).unwrap()).collect();
+                let r = wait(&more, None, ReturnWhen::AllCompleted);
+                (seen, r.done.len(), r.not_done.len())
+            })
+            .unwrap();
+        assert_eq!(outer.result().unwrap(), (vec![0, 10, 20], 3, 0));
+    });
+}
+
+#[test]
 fn self_wait_is_an_error() {
     within(LIMIT, "self wait", || {
         let pool = ThreadPoolExecutor::new(2);

@@ -247,6 +247,27 @@ pub(crate) fn current_worker() -> Option<WorkerCtx> {
     WORKER.with(|w| w.borrow().clone())
 }
 
+/// Runs `block`, a wait on several futures at once (`as_completed`, `wait`, a map's
+/// results), under the pool rules: when this thread is a worker of the pool that owns
+/// any future in `pending`, the pool lends a temporary worker while it blocks, so the
+/// awaited tasks can run even on a pool of one.
+pub(crate) fn blocking_on<'a, T: 'a, R>(
+    pending: impl IntoIterator<Item = &'a Future<T>>,
+    block: impl FnOnce() -> R,
+) -> R {
+    let ctx = current_worker()
+        .filter(|c| c.pool_id != 0 && pending.into_iter().any(|f| f.shared.pool_id == c.pool_id));
+    match ctx {
+        Some(ctx) => {
+            ctx.hooks.enter_blocked();
+            let r = block();
+            ctx.hooks.exit_blocked();
+            r
+        }
+        None => block(),
+    }
+}
+
 /// True if the task `id` is running on this thread (maybe below an inline task).
 fn running_here(id: u64) -> bool {
     TASKS.with(|t| t.borrow().contains(&id))

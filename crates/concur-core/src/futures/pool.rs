@@ -7,7 +7,7 @@
 
 use super::error::TaskError;
 use super::executor::{Executor, Map, MapOptions, Reporter, exact_len, run_chunk};
-use super::future::{Future, Promise};
+use super::future::{Future, Promise, blocking_on};
 use super::thread_pool::ThreadPoolExecutor;
 use crate::queue::SimpleQueue;
 use crate::sync::Lock;
@@ -722,32 +722,23 @@ where
         None
     }
 
-    /// Waits for the next result. A worker of this very pool waits through the oldest
-    /// chunk's future (which runs it inline or lends the pool a temporary worker, so a
-    /// pool of one cannot deadlock); any other thread waits on the results themselves.
+    /// Waits for the next result (in completion order). On a worker of this very pool
+    /// the pool lends a temporary worker meanwhile, so a pool of one cannot deadlock.
     fn wait_next(&mut self) -> Result<Result<T, TaskError>, TaskError> {
-        loop {
-            if let Some(r) = self.results.try_get() {
-                return Ok(r);
-            }
-            let on_own_worker =
-                super::future::current_worker().is_some_and(|c| c.pool_id == self.pool.exec.id());
-            if !on_own_worker {
-                return match self.deadline {
-                    None => Ok(self.results.get()),
-                    Some(d) => self.results.get_deadline(d).ok_or_else(|| {
-                        TaskError::timeout(format!(
-                            "imap_unordered timed out with {} results outstanding",
-                            self.pending
-                        ))
-                    }),
-                };
-            }
-            match self.inflight.pop_front() {
-                Some(fut) => fut.wait_done(self.deadline)?,
-                None => return Ok(self.results.get()),
-            }
-        }
+        let (results, deadline) = (&self.results, self.deadline);
+        let got = blocking_on(
+            self.inflight.iter().filter(|f| !f.done()),
+            || match deadline {
+                None => Some(results.get()),
+                Some(d) => results.get_deadline(d),
+            },
+        );
+        got.ok_or_else(|| {
+            TaskError::timeout(format!(
+                "imap_unordered timed out with {} results outstanding",
+                self.pending
+            ))
+        })
     }
 
     fn cancel_rest(&mut self) {

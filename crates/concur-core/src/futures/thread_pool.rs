@@ -239,11 +239,6 @@ impl ThreadPoolExecutor {
         Builder::default()
     }
 
-    /// The pool's identity (what `WorkerCtx::pool_id` holds on its workers).
-    pub(crate) fn id(&self) -> u64 {
-        self.h.inner.id
-    }
-
     /// The configured maximum number of (non-temporary) workers.
     ///
     /// ```

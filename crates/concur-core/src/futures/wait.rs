@@ -2,7 +2,7 @@
 //! installed on every future; here a [`Watch`] each future pushes its index into).
 
 use super::error::TaskError;
-use super::future::{Future, Watch};
+use super::future::{Future, Watch, blocking_on};
 use crate::shim::Arc;
 use std::collections::{HashSet, VecDeque};
 use std::time::{Duration, Instant};
@@ -89,8 +89,18 @@ impl<'a, T> Iterator for AsCompleted<'a, T> {
         let i = match self.ready.pop_front() {
             Some(i) => i,
             None => {
-                let g = self.watch.q.lock();
-                let (mut g, ok) = g.wait_while(self.deadline, |v| !v.is_empty());
+                let fs = self.fs;
+                let pending = self
+                    .registered
+                    .iter()
+                    .map(|&i| &fs[i])
+                    .filter(|f| !f.done());
+                let (mut g, ok) = blocking_on(pending, || {
+                    self.watch
+                        .q
+                        .lock()
+                        .wait_while(self.deadline, |v| !v.is_empty())
+                });
                 if !ok {
                     self.failed = true;
                     return Some(Err(TaskError::timeout(format!(
@@ -203,8 +213,13 @@ pub fn wait<T>(
             if satisfied(&done) {
                 break;
             }
-            let g = watch.q.lock();
-            let (mut g, ok) = g.wait_while(deadline, |v| !v.is_empty());
+            let pending = registered
+                .iter()
+                .filter(|i| !done.contains(i))
+                .map(|&i| &fs[i]);
+            let (mut g, ok) = blocking_on(pending, || {
+                watch.q.lock().wait_while(deadline, |v| !v.is_empty())
+            });
             done.extend(g.drain(..));
             drop(g);
             if !ok {
