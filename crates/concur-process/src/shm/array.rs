@@ -190,7 +190,8 @@ impl<T: Pod> Block<T> {
         h.shape.store(shape as u32, Ordering::Relaxed);
         h.elem_size.store(size as u32, Ordering::Relaxed);
         h.elem_align.store(align as u32, Ordering::Relaxed);
-        h.flags.store(if own { OWN_LOCK } else { 0 }, Ordering::Relaxed);
+        h.flags
+            .store(if own { OWN_LOCK } else { 0 }, Ordering::Relaxed);
         h.len.store(len as u64, Ordering::Relaxed);
         h.lock_offset.store(lock_offset as u64, Ordering::Relaxed);
         h.data_offset.store(data as u64, Ordering::Relaxed);
@@ -201,8 +202,12 @@ impl<T: Pod> Block<T> {
     /// Attaches to a received block, checking its header against `shape` and `T`.
     fn attach(shape: Shape, mem: SharedMemory, external: Option<Lock>) -> io::Result<Self> {
         let h = header(&mem)?;
-        if h.magic.load(Ordering::Acquire) != MAGIC || h.shape.load(Ordering::Relaxed) != shape as u32 {
-            return Err(invalid("shared memory does not hold the expected value or array"));
+        if h.magic.load(Ordering::Acquire) != MAGIC
+            || h.shape.load(Ordering::Relaxed) != shape as u32
+        {
+            return Err(invalid(
+                "shared memory does not hold the expected value or array",
+            ));
         }
         if h.elem_size.load(Ordering::Relaxed) as usize != size_of::<T>()
             || h.elem_align.load(Ordering::Relaxed) as usize != align_of::<T>()
@@ -215,7 +220,9 @@ impl<T: Pod> Block<T> {
         let bytes = len
             .checked_mul(size_of::<T>())
             .ok_or_else(|| invalid("bad array length"))?;
-        if mem.mapping().range(data, bytes, align_of::<T>()).is_none() || data < size_of::<ArrayHeader>() {
+        if mem.mapping().range(data, bytes, align_of::<T>()).is_none()
+            || data < size_of::<ArrayHeader>()
+        {
             return Err(invalid("shared array data lies outside its block"));
         }
         let own = h.flags.load(Ordering::Relaxed) & OWN_LOCK != 0;
@@ -256,7 +263,10 @@ impl<T: Pod> Block<T> {
     /// Runs `f` with the array's lock held for a copy (if it has one).
     #[track_caller]
     fn locked<R>(&self, f: impl FnOnce() -> R) -> R {
-        let _guard = self.lock.as_ref().and_then(|l| l.acquire_for_copy(self.data_key()));
+        let _guard = self
+            .lock
+            .as_ref()
+            .and_then(|l| l.acquire_for_copy(self.data_key()));
         f()
     }
 
@@ -319,7 +329,11 @@ impl<T: Pod> Block<T> {
     pub(crate) fn to_wire(&self) -> BlockWire {
         BlockWire {
             mem: self.mem.clone(),
-            lock: if self.own_lock { None } else { self.lock.clone() },
+            lock: if self.own_lock {
+                None
+            } else {
+                self.lock.clone()
+            },
         }
     }
 

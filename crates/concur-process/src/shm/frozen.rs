@@ -85,7 +85,9 @@ impl<T: Pod> FrozenArray<T> {
         let (size, align) = (size_of::<T>(), align_of::<T>());
         let bad = |m: &str| io::Error::new(io::ErrorKind::InvalidInput, m.to_owned());
         if size == 0 || align > sys::page_size() {
-            return Err(bad("element type must have a non-zero size and at most page alignment"));
+            return Err(bad(
+                "element type must have a non-zero size and at most page alignment",
+            ));
         }
         let data = size_of::<FrozenHeader>().next_multiple_of(align.max(64));
         let bytes: &[u8] = bytemuck::cast_slice(items);

@@ -49,7 +49,11 @@ unsafe impl Sync for Mapping {}
 
 impl Mapping {
     /// Maps the whole file behind `fd` (its current size), shared.
-    pub(crate) fn new(fd: OwnedFd, writable: bool, name: Option<Box<str>>) -> io::Result<Arc<Self>> {
+    pub(crate) fn new(
+        fd: OwnedFd,
+        writable: bool,
+        name: Option<Box<str>>,
+    ) -> io::Result<Arc<Self>> {
         let (len, id) = sys::stat(fd.as_fd())?;
         let ptr = sys::map(&fd, len, writable)?;
         Ok(Arc::new(Mapping {

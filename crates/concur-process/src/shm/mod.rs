@@ -35,6 +35,9 @@ pub(crate) mod mapping;
 pub(crate) mod sys;
 mod value;
 
+#[cfg(test)]
+mod tests;
+
 pub use array::{Array, Locking};
 pub use frozen::FrozenArray;
 pub use value::Value;
@@ -288,11 +291,13 @@ impl SharedMemory {
     }
 
     fn checked(&self, offset: usize, count: usize) -> Result<*mut u8, AccessError> {
-        self.map.range(offset, count, 1).ok_or(AccessError::OutOfBounds {
-            start: offset,
-            count,
-            len: self.len(),
-        })
+        self.map
+            .range(offset, count, 1)
+            .ok_or(AccessError::OutOfBounds {
+                start: offset,
+                count,
+                len: self.len(),
+            })
     }
 
     /// The address of the first byte in this process (page-aligned). Getting it is
@@ -494,10 +499,29 @@ impl fmt::Display for AccessError {
                 start.saturating_add(count)
             ),
             AccessError::LengthMismatch { expected, got } => {
-                write!(f, "length mismatch: expected {expected} elements, got {got}")
+                write!(
+                    f,
+                    "length mismatch: expected {expected} elements, got {got}"
+                )
             }
         }
     }
 }
 
 impl std::error::Error for AccessError {}
+
+/// For `?` in functions returning `io::Result`: an `InvalidInput` error.
+///
+/// ```
+/// fn f() -> std::io::Result<()> {
+///     let shm = concur_process::shm::SharedMemory::new(1)?;
+///     shm.write_at(1, &[0])?;
+///     Ok(())
+/// }
+/// assert_eq!(f().unwrap_err().kind(), std::io::ErrorKind::InvalidInput);
+/// ```
+impl From<AccessError> for io::Error {
+    fn from(e: AccessError) -> Self {
+        io::Error::new(io::ErrorKind::InvalidInput, e)
+    }
+}

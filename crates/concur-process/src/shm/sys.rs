@@ -18,9 +18,8 @@ const SHM_DIR: &str = "/dev/shm";
 pub(crate) const SIZE_SEALS: SealFlags = SealFlags::SHRINK.union(SealFlags::GROW);
 
 /// Seals that make a block immutable for everyone, forever (kernel-enforced).
-pub(crate) const FROZEN_SEALS: SealFlags = SIZE_SEALS
-    .union(SealFlags::WRITE)
-    .union(SealFlags::SEAL);
+pub(crate) const FROZEN_SEALS: SealFlags =
+    SIZE_SEALS.union(SealFlags::WRITE).union(SealFlags::SEAL);
 
 /// The identity of a file: device and inode (the same for every descriptor and
 /// every mapping of one block, in every process).

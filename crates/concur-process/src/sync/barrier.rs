@@ -311,7 +311,9 @@ impl Barrier {
         let s = self.state();
         let mut held = self.lock();
         if s.broken.load(Ordering::Relaxed) != 0 {
-            return Err(BrokenBarrierError::new(kind_from_u32(s.cause.load(Ordering::Relaxed))));
+            return Err(BrokenBarrierError::new(kind_from_u32(
+                s.cause.load(Ordering::Relaxed),
+            )));
         }
         let cycle = s.cycle.load(Ordering::Relaxed);
         let index = s.count.load(Ordering::Relaxed);

@@ -183,8 +183,14 @@ impl Condition {
     #[track_caller]
     pub fn acquire(&self) -> AcquireResult<ConditionGuard<'_>> {
         let r: AcquireResult<()> = match &self.lock {
-            CondLock::Lock(l) => l.acquire().map(|g| g.leak()).map_err(|e| e.map(|g| g.leak())),
-            CondLock::RLock(r) => r.acquire().map(|g| g.leak()).map_err(|e| e.map(|g| g.leak())),
+            CondLock::Lock(l) => l
+                .acquire()
+                .map(|g| g.leak())
+                .map_err(|e| e.map(|g| g.leak())),
+            CondLock::RLock(r) => r
+                .acquire()
+                .map(|g| g.leak())
+                .map_err(|e| e.map(|g| g.leak())),
         };
         r.map(|()| self.guard())
             .map_err(|e| e.map(|()| self.guard()))

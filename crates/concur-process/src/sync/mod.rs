@@ -58,6 +58,9 @@ mod semaphore;
 pub(crate) mod shared;
 pub(crate) mod tid;
 
+#[cfg(test)]
+mod tests;
+
 pub use barrier::{Barrier, BarrierBuilder, BrokenBarrierError};
 pub use condition::{Condition, ConditionGuard};
 pub use event::Event;
@@ -139,7 +142,9 @@ impl<G> OwnerDied<G> {
     }
 
     pub(crate) fn map<U>(self, f: impl FnOnce(G) -> U) -> OwnerDied<U> {
-        OwnerDied { guard: f(self.guard) }
+        OwnerDied {
+            guard: f(self.guard),
+        }
     }
 }
 
@@ -148,6 +153,22 @@ impl<G> fmt::Debug for OwnerDied<G> {
         f.debug_struct("OwnerDied").finish_non_exhaustive()
     }
 }
+
+/// Compares the carried values (handy for `Result<bool, OwnerDied<bool>>`).
+///
+/// ```
+/// use concur_process::sync::OwnerDied;
+/// assert_eq!(OwnerDied::new(true), OwnerDied::new(true));
+/// let r: Result<bool, OwnerDied<bool>> = Ok(false);
+/// assert_eq!(r, Ok(false));
+/// ```
+impl<G: PartialEq> PartialEq for OwnerDied<G> {
+    fn eq(&self, other: &Self) -> bool {
+        self.guard == other.guard
+    }
+}
+
+impl<G: Eq> Eq for OwnerDied<G> {}
 
 impl<G> fmt::Display for OwnerDied<G> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

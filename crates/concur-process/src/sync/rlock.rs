@@ -147,7 +147,8 @@ impl RLock {
             }
             Outcome::HeldByCaller => {
                 let c = self.raw.count().checked_add(1);
-                self.raw.set_count(c.expect("RLock recursion count overflow"));
+                self.raw
+                    .set_count(c.expect("RLock recursion count overflow"));
                 Ok(self.guard())
             }
             Outcome::Busy => Err(TryAcquireError::WouldBlock),

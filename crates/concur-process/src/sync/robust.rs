@@ -90,7 +90,12 @@ impl RobustMutex {
                     libc::pthread_mutexattr_setrobust(a, libc::PTHREAD_MUTEX_ROBUST),
                 )
             })
-            .and_then(|()| check("pthread_mutex_init", libc::pthread_mutex_init(self.m.get(), a)))
+            .and_then(|()| {
+                check(
+                    "pthread_mutex_init",
+                    libc::pthread_mutex_init(self.m.get(), a),
+                )
+            })
         };
         // SAFETY: `a` is initialised; a mutex initialised from it does not need it.
         unsafe { libc::pthread_mutexattr_destroy(a) };
@@ -155,7 +160,9 @@ impl RobustMutex {
 /// `CLOCK_REALTIME` now plus `d`, saturating.
 fn realtime_after(d: Duration) -> libc::timespec {
     let now = rustix::time::clock_gettime(rustix::time::ClockId::Realtime);
-    let mut sec = now.tv_sec.saturating_add(i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2));
+    let mut sec = now
+        .tv_sec
+        .saturating_add(i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2));
     let mut nsec = now.tv_nsec + i64::from(d.subsec_nanos());
     if nsec >= 1_000_000_000 {
         nsec -= 1_000_000_000;

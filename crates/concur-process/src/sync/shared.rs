@@ -116,7 +116,11 @@ impl<S: SharedState> Shared<S> {
     }
 
     fn locate(mem: SharedMemory, offset: usize) -> io::Result<Self> {
-        if mem.mapping().range(offset, size_of::<S>(), align_of::<S>()).is_none() {
+        if mem
+            .mapping()
+            .range(offset, size_of::<S>(), align_of::<S>())
+            .is_none()
+        {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 "shared object lies outside its shared memory block",

@@ -26,7 +26,10 @@ thread_local! {
 }
 
 fn gettid() -> u32 {
-    rustix::thread::gettid().as_raw_nonzero().get().unsigned_abs()
+    rustix::thread::gettid()
+        .as_raw_nonzero()
+        .get()
+        .unsigned_abs()
 }
 
 fn page() -> Option<&'static AtomicU64> {

@@ -78,7 +78,9 @@ impl Child {
             if start.elapsed() > limit {
                 self.signal(libc::SIGKILL);
                 let _ = self.reap_blocking();
-                panic!("child for {what:?} still running after {limit:?}: killed (probable deadlock)");
+                panic!(
+                    "child for {what:?} still running after {limit:?}: killed (probable deadlock)"
+                );
             }
             std::thread::sleep(Duration::from_millis(1));
         }
