@@ -106,9 +106,14 @@ impl Mapping {
         self.pins.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Undoes one [`pin`](Mapping::pin).
+    /// Undoes one [`pin`](Mapping::pin). Never goes below zero: a lock locked through
+    /// one mapping and unlocked through another mapping of the same block (possible
+    /// with `leak` + `release`) leaves the first pinned — leaked, never unmapped
+    /// early.
     pub(crate) fn unpin(&self) {
-        self.pins.fetch_sub(1, Ordering::Relaxed);
+        let _ = self
+            .pins
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |p| p.checked_sub(1));
     }
 }
 
