@@ -163,7 +163,7 @@ fn test_barrier_timeout() {
     run_parties(|| {
         let i = b.wait().unwrap();
         if i == N / 2 {
-            thread::sleep(Duration::from_millis(600)); // one party is late
+            thread::sleep(Duration::from_secs(1)); // one party is late
         }
         if b.wait_timeout(Duration::from_millis(300)).is_err() {
             bump(&results);
@@ -182,7 +182,7 @@ fn test_default_timeout() {
     run_parties(|| {
         let i = b.wait_timeout(Duration::from_secs(30)).unwrap();
         if i == N / 2 {
-            thread::sleep(Duration::from_millis(600)); // later than the default timeout
+            thread::sleep(Duration::from_secs(1)); // later than the default timeout
         }
         if let Err(e) = b.wait() {
             assert!(e.kind() == BrokenKind::Timeout || b.broken());

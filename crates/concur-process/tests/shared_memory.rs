@@ -383,3 +383,24 @@ fn racing_raw_copies_are_whole_for_aligned_words() {
     }
     child.expect_success(LIMIT, "writer");
 }
+
+#[test]
+fn handles_are_send_and_sync() {
+    fn both<T: Send + Sync>() {}
+    both::<SharedMemory>();
+    both::<Value<u64>>();
+    both::<Array<f32>>();
+    both::<FrozenArray<u8>>();
+    both::<Lock>();
+    both::<concur_process::sync::RLock>();
+    both::<concur_process::sync::Semaphore>();
+    both::<concur_process::sync::BoundedSemaphore>();
+    both::<concur_process::sync::Event>();
+    both::<concur_process::sync::Condition>();
+    both::<concur_process::sync::Barrier>();
+    // And they can be moved to and used from another thread.
+    let v = Value::new(1u8).unwrap();
+    let v2 = v.clone();
+    thread::spawn(move || v2.set(2)).join().unwrap();
+    assert_eq!(v.get(), 2);
+}

@@ -392,6 +392,14 @@ impl fmt::Debug for Condition {
 /// assert_eq!(g.wait_timeout(std::time::Duration::from_millis(5)).unwrap(), false);
 /// # Ok::<(), std::io::Error>(())
 /// ```
+///
+/// A guard cannot move to another thread (the C library requires the owner to unlock):
+///
+/// ```compile_fail
+/// fn send<T: Send>(_: T) {}
+/// let lock = concur_process::sync::Condition::new().unwrap();
+/// send(lock.acquire().unwrap());
+/// ```
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct ConditionGuard<'a> {
     cond: &'a Condition,

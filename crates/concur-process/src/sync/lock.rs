@@ -317,6 +317,14 @@ impl fmt::Debug for Lock {
 /// assert!(!lock.locked());
 /// # Ok::<(), std::io::Error>(())
 /// ```
+///
+/// A guard cannot move to another thread (the C library requires the owner to unlock):
+///
+/// ```compile_fail
+/// fn send<T: Send>(_: T) {}
+/// let lock = concur_process::sync::Lock::new().unwrap();
+/// send(lock.acquire().unwrap());
+/// ```
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct LockGuard<'a> {
     lock: &'a Lock,

@@ -112,7 +112,8 @@ impl RawLock {
             Attempt::Acquired | Attempt::OwnerDied => {
                 self.shared.mem().mapping().pin();
                 s.owner.store(tid::current(), Ordering::Relaxed);
-                let pending = s.death_pending.swap(0, Ordering::Relaxed) != 0;
+                let pending = s.death_pending.load(Ordering::Relaxed) != 0
+                    && s.death_pending.swap(0, Ordering::Relaxed) != 0;
                 Outcome::Acquired {
                     owner_died: a == Attempt::OwnerDied || pending,
                 }

@@ -316,6 +316,14 @@ impl fmt::Debug for RLock {
 /// assert!(!r.locked());
 /// # Ok::<(), std::io::Error>(())
 /// ```
+///
+/// A guard cannot move to another thread (the C library requires the owner to unlock):
+///
+/// ```compile_fail
+/// fn send<T: Send>(_: T) {}
+/// let lock = concur_process::sync::RLock::new().unwrap();
+/// send(lock.acquire().unwrap());
+/// ```
 #[must_use = "the level is released as soon as the guard is dropped"]
 pub struct RLockGuard<'a> {
     lock: &'a RLock,
