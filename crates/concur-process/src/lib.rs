@@ -5,3 +5,9 @@
 #[allow(dead_code)] // used by connections and shared memory as they land
 mod fds;
 mod sys;
+
+// Shared memory and process-shared synchronisation (`shm`, `sync`).
+pub mod shm;
+pub mod sync;
+pub use shm::{Array, FrozenArray, SharedMemory, Value};
+pub use sync::{Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore};
