@@ -5,3 +5,12 @@
 #[allow(dead_code)] // used by connections and shared memory as they land
 mod fds;
 mod sys;
+
+// -- processes and connections ------------------------------------------------------
+mod connection;
+mod error;
+mod process;
+pub use connection::{Connection, ConnectionError, DEFAULT_MAX_FRAME, Pipe};
+pub use error::ProcessError;
+pub use process::{Process, ProcessBuilder, StartMethod};
+// -----------------------------------------------------------------------------------
