@@ -122,15 +122,13 @@ fn run(t: Trampoline, args: &[u8], fds: Vec<OwnedFd>, control: &Connection, name
 /// socket closes (the parent died, even in a way the parent-death signal missed).
 fn spawn_watcher(control: &Connection) {
     let raw: RawFd = control.as_fd().as_raw_fd();
-    let r = std::thread::Builder::new()
-        .name(sys::WATCHER_THREAD.to_owned())
-        .spawn(move || {
-            // SAFETY: the control connection stays open until the process exits: the
-            // entry points below end the process with `exit_now` while it is in scope.
-            let fd = unsafe { BorrowedFd::borrow_raw(raw) };
-            crate::sys::socket::wait_hangup(fd);
-            sys::kill_self();
-        });
+    let r = sys::spawn_helper(sys::WATCHER_THREAD, move || {
+        // SAFETY: the control connection stays open until the process exits: the
+        // entry points below end the process with `exit_now` while it is in scope.
+        let fd = unsafe { BorrowedFd::borrow_raw(raw) };
+        crate::sys::socket::wait_hangup(fd);
+        sys::kill_self();
+    });
     if r.is_err() {
         // Without a watcher the parent-death signal still binds us to the parent.
         tracing::warn!("concur child: could not start its watcher thread");
@@ -253,6 +251,9 @@ pub(crate) struct ForkPayload {
     pub(crate) parent_end: RawFd,
     pub(crate) parent_pid: u32,
     pub(crate) name: String,
+    /// Whether other threads may have run at the fork (a forced fork): then the child
+    /// leaves Rust's stdout buffer unflushed at exit rather than risk its lock.
+    pub(crate) forced: bool,
 }
 
 /// The whole life of a forked child, on the copy of the launcher thread.
@@ -271,5 +272,8 @@ pub(crate) fn fork_child_main(p: ForkPayload) -> ! {
     let (t, args, fds, name) = (p.trampoline, p.args, p.fds, p.name);
     let code = panic::catch_unwind(AssertUnwindSafe(|| run(t, &args, fds, &control, &name)))
         .unwrap_or(101);
+    if p.forced {
+        sys::exit_unflushed(code)
+    }
     sys::exit_now(code)
 }

@@ -36,14 +36,12 @@ fn jobs() -> io::Result<mpsc::Sender<Job>> {
         return Ok(l.jobs.clone());
     }
     let (tx, rx) = mpsc::channel::<Job>();
-    std::thread::Builder::new()
-        .name(sys::LAUNCHER_THREAD.to_owned())
-        .spawn(move || {
-            // The sender lives in a static, so this loop never ends.
-            for job in rx {
-                let _ = panic::catch_unwind(AssertUnwindSafe(job));
-            }
-        })?;
+    sys::spawn_helper(sys::LAUNCHER_THREAD, move || {
+        // The sender lives in a static, so this loop never ends.
+        for job in rx {
+            let _ = panic::catch_unwind(AssertUnwindSafe(job));
+        }
+    })?;
     *g = Some(Launcher {
         jobs: tx.clone(),
         owner: me,

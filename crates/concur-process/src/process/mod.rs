@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use concur_core::sync::Lock;
 use rustix::event::{PollFd, PollFlags};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use crate::connection::Connection;
 use crate::error::ProcessError;
@@ -33,7 +33,7 @@ use protocol::{Failure, Identity, Report, Start};
 /// assert_eq!(p.join().unwrap(), 42);
 /// assert_eq!(StartMethod::default(), StartMethod::Spawn);
 /// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum StartMethod {
     /// Re-executes the current binary (`/proc/self/exe`); the child is recognized
@@ -43,10 +43,17 @@ pub enum StartMethod {
     Spawn,
     /// Forks the parent: fast, and the child starts with a copy of the parent's memory.
     /// A forked child gets only one thread; if another thread held a lock at that
-    /// moment (an allocator arena, stdout, a `Mutex` of yours), the child finds it held
-    /// forever. So `start` refuses ([`ProcessError::is_fork_refused`]) while threads
-    /// other than the caller and this crate's idle helpers are running, unless `force`
-    /// is set: forcing says you know none of them holds anything the child will touch.
+    /// moment (stdout, a `Mutex` of yours, a logger), the child finds it held forever.
+    /// So `start` refuses ([`ProcessError::is_fork_refused`]) while threads other than
+    /// the caller and this crate's idle helpers are running, unless `force` is set:
+    /// forcing says you know none of them holds anything the child will touch. (glibc's
+    /// allocator is safe to use after a fork. A forced child does not flush Rust's
+    /// stdout buffer when it ends, as that takes the stdout lock: end output lines with
+    /// a newline, or flush, in a function run that way.)
+    ///
+    /// The fork is made by this crate's launcher thread (see [`Process`]); the caller
+    /// waits for it without holding any lock, so it is not among the threads that
+    /// count.
     Fork {
         /// Fork even though other threads are running.
         force: bool,
@@ -324,8 +331,9 @@ impl<R: Serialize + DeserializeOwned> Process<R> {
     }
 }
 
-impl<R> Process<R> {
-    /// A [`ProcessBuilder`] with the defaults.
+impl Process<()> {
+    /// A [`ProcessBuilder`] with the defaults (the same as [`ProcessBuilder::new`]; the
+    /// builder decides the result type, whatever `Process<_>` this is called on).
     ///
     /// ```
     /// let p = concur_process::Process::builder().name("n").build(|x: u8| x, 1);
@@ -334,7 +342,9 @@ impl<R> Process<R> {
     pub fn builder() -> ProcessBuilder {
         ProcessBuilder::new()
     }
+}
 
+impl<R> Process<R> {
     /// The process's name.
     ///
     /// ```
@@ -501,6 +511,7 @@ impl<R> Process<R> {
             parent_end: parent_end.as_raw_fd(),
             parent_pid: sys::getpid(),
             name: self.name.clone(),
+            forced: force,
         };
         let pid = launcher::fork(payload).map_err(ProcessError::spawn)?;
         let started = open_started(pid)?;

@@ -59,9 +59,7 @@ fn reaper() -> std::io::Result<Handles> {
     )?);
     let (tx, rx) = mpsc::channel();
     let w = wake.clone();
-    std::thread::Builder::new()
-        .name(sys::REAPER_THREAD.to_owned())
-        .spawn(move || run(&rx, &w))?;
+    sys::spawn_helper(sys::REAPER_THREAD, move || run(&rx, &w))?;
     *g = Some(Reaper {
         entries: tx.clone(),
         wake: wake.clone(),

@@ -15,6 +15,21 @@ pub(crate) const REAPER_THREAD: &str = "concur-reaper";
 /// See [`LAUNCHER_THREAD`].
 pub(crate) const WATCHER_THREAD: &str = "concur-watcher";
 
+/// Starts one of this crate's helper threads, named `name` (one of the names above),
+/// and returns once it runs: std names a thread from inside it, so before that it
+/// would still carry its creator's name and be counted by [`other_threads`].
+pub(crate) fn spawn_helper(name: &str, f: impl FnOnce() + Send + 'static) -> io::Result<()> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
+    std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || {
+            let _ = tx.send(());
+            f();
+        })?;
+    rx.recv()
+        .map_err(|_| io::Error::other("a helper thread failed to start"))
+}
+
 /// How a child process ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Exit {
@@ -161,12 +176,17 @@ pub(crate) unsafe fn fork() -> io::Result<Option<u32>> {
     }
 }
 
-/// Ends this process at once with `code`, after flushing Rust's standard output;
-/// runs no `atexit` handlers and no destructors (a forked child must not run the
-/// parent's).
+/// Ends this process at once with `code`, after flushing Rust's standard output
+/// buffer; runs no `atexit` handlers and no destructors (a forked child must not run
+/// the parent's).
 pub(crate) fn exit_now(code: i32) -> ! {
     let _ = std::io::stdout().flush();
-    let _ = std::io::stderr().flush();
+    exit_unflushed(code)
+}
+
+/// Ends this process at once with `code`, touching no lock at all: for a child forked
+/// while other threads ran, where the standard output lock may have been copied held.
+pub(crate) fn exit_unflushed(code: i32) -> ! {
     // SAFETY: `_exit` is always safe to call; it does not return.
     unsafe { libc::_exit(code) }
 }
@@ -174,7 +194,7 @@ pub(crate) fn exit_now(code: i32) -> ! {
 /// Kills this process with SIGKILL (what the parent-death signal would have done).
 pub(crate) fn kill_self() -> ! {
     let _ = rustix::process::kill_process(rustix::process::getpid(), Signal::KILL);
-    exit_now(137)
+    exit_unflushed(137)
 }
 
 /// How many threads of this process are running besides the calling thread and this
