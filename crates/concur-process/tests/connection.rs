@@ -153,7 +153,12 @@ fn one_way_pipe_like_test_duplex_false() {
         assert!(!writer.readable() && writer.writable());
         assert!(reader.send(&2i32).unwrap_err().is_wrong_direction());
         assert!(writer.recv::<i32>().unwrap_err().is_wrong_direction());
-        assert!(writer.poll(Duration::ZERO).unwrap_err().is_wrong_direction());
+        assert!(
+            writer
+                .poll(Duration::ZERO)
+                .unwrap_err()
+                .is_wrong_direction()
+        );
         drop(writer);
         assert!(reader.recv::<i32>().unwrap_err().is_eof());
     });
@@ -213,13 +218,18 @@ fn timeouts_keep_a_partial_message() {
         assert!(conn.try_recv_bytes().unwrap_err().is_timeout());
         raw.write_all(&f[5..40_000]).unwrap();
         let t = Instant::now();
-        let e = conn.recv_bytes_timeout(Duration::from_millis(30)).unwrap_err();
+        let e = conn
+            .recv_bytes_timeout(Duration::from_millis(30))
+            .unwrap_err();
         assert!(e.is_timeout());
         assert!(t.elapsed() >= Duration::from_millis(30));
         let deadline = Instant::now() + Duration::from_millis(10);
         assert!(conn.recv_bytes_deadline(deadline).unwrap_err().is_timeout());
         raw.write_all(&f[40_000..]).unwrap();
-        assert_eq!(conn.recv_bytes_timeout(Duration::from_secs(10)).unwrap(), body);
+        assert_eq!(
+            conn.recv_bytes_timeout(Duration::from_secs(10)).unwrap(),
+            body
+        );
     });
 }
 
@@ -262,7 +272,8 @@ fn max_frame_is_enforced_before_allocating() {
         let (conn, mut raw) = raw_pair();
         conn.set_max_frame(1024);
         // Claims 4 GiB - 1; must fail at once, not allocate or wait for the bytes.
-        raw.write_all(&[0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]).unwrap();
+        raw.write_all(&[0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0])
+            .unwrap();
         let e = conn.recv_bytes().unwrap_err();
         assert!(e.is_too_large(), "{e}");
         // The stream is no longer trusted: the error sticks.
@@ -292,7 +303,10 @@ fn malformed_headers_are_errors() {
         let (conn, mut raw) = raw_pair();
         raw.write_all(&[0, 0, 0, 0, 2, 0, 0, 0]).unwrap();
         let e = conn.recv_bytes().unwrap_err();
-        assert!(e.is_malformed() && e.to_string().contains("descriptors"), "{e}");
+        assert!(
+            e.is_malformed() && e.to_string().contains("descriptors"),
+            "{e}"
+        );
     });
 }
 
@@ -396,7 +410,10 @@ fn echo(conn: Connection) -> u32 {
 fn test_connection_with_an_echo_child() {
     within(LIMIT, "echo child", || {
         let (conn, child_conn) = Pipe::duplex().unwrap();
-        let p = Process::builder().daemon(true).spawn(echo, child_conn).unwrap();
+        let p = Process::builder()
+            .daemon(true)
+            .spawn(echo, child_conn)
+            .unwrap();
         // test_spawn_close: the parent's copy may go right after the start.
         conn.send(&(1i32, 2.25f64, None::<u8>)).unwrap();
         let bytes = conn.recv_bytes().unwrap();

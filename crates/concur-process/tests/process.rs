@@ -41,7 +41,10 @@ fn test_process_attributes_and_value() {
                 .name("worker")
                 .daemon(true)
                 .start_method(method)
-                .build(|(a, b): (u32, String)| format!("{b}{a}"), (7, "x".to_owned()));
+                .build(
+                    |(a, b): (u32, String)| format!("{b}{a}"),
+                    (7, "x".to_owned()),
+                );
             assert_eq!(p.name(), "worker");
             assert!(p.daemon());
             assert_eq!(p.exitcode(), None);
@@ -70,7 +73,10 @@ fn exit_codes_like_test_sys_exit() {
     within(LIMIT, "exit codes", || {
         for method in both_methods() {
             for code in [0, 1, 8, 255] {
-                let p = Process::builder().start_method(method).spawn(exit_with, code).unwrap();
+                let p = Process::builder()
+                    .start_method(method)
+                    .spawn(exit_with, code)
+                    .unwrap();
                 let e = p.join().unwrap_err();
                 assert!(e.is_exited(), "{e}");
                 assert_eq!(e.exit_status(), Some(code));
@@ -84,7 +90,10 @@ fn exit_codes_like_test_sys_exit() {
 fn terminate_and_kill_give_minus_the_signal() {
     within(LIMIT, "terminate/kill", || {
         for method in both_methods() {
-            let p = Process::builder().start_method(method).spawn(sleep_ms, 60_000).unwrap();
+            let p = Process::builder()
+                .start_method(method)
+                .spawn(sleep_ms, 60_000)
+                .unwrap();
             assert!(p.is_alive());
             p.terminate().unwrap();
             let e = p.join().unwrap_err();
@@ -94,7 +103,10 @@ fn terminate_and_kill_give_minus_the_signal() {
             p.terminate().unwrap();
             p.kill().unwrap();
 
-            let p = Process::builder().start_method(method).spawn(sleep_ms, 60_000).unwrap();
+            let p = Process::builder()
+                .start_method(method)
+                .spawn(sleep_ms, 60_000)
+                .unwrap();
             p.kill().unwrap();
             assert_eq!(p.join().unwrap_err().signal(), Some(9));
             assert_eq!(p.exitcode(), Some(-9));
@@ -108,9 +120,15 @@ fn terminate_and_kill_give_minus_the_signal() {
 fn a_panic_comes_back_with_its_message_and_location() {
     within(LIMIT, "panic", || {
         for method in both_methods() {
-            let p = Process::builder().start_method(method).spawn(fails, 2).unwrap();
+            let p = Process::builder()
+                .start_method(method)
+                .spawn(fails, 2)
+                .unwrap();
             assert_eq!(p.join().unwrap(), 2);
-            let p = Process::builder().start_method(method).spawn(fails, 5).unwrap();
+            let p = Process::builder()
+                .start_method(method)
+                .spawn(fails, 5)
+                .unwrap();
             let e = p.join().unwrap_err();
             assert!(e.is_panic());
             assert_eq!(e.panic_message(), Some("n is too big: 5"));
@@ -132,12 +150,26 @@ fn join_timeout_on_a_sleeping_child() {
         assert!(t.elapsed() >= Duration::from_millis(200));
         assert!(p.is_alive());
         assert_eq!(p.exitcode(), None);
-        let e = p.join_deadline(Instant::now() + Duration::from_millis(50)).unwrap_err();
+        let e = p
+            .join_deadline(Instant::now() + Duration::from_millis(50))
+            .unwrap_err();
         assert!(e.is_timeout());
         p.kill().unwrap();
-        assert_eq!(p.join_timeout(Duration::from_secs(30)).unwrap_err().signal(), Some(9));
+        assert_eq!(
+            p.join_timeout(Duration::from_secs(30))
+                .unwrap_err()
+                .signal(),
+            Some(9)
+        );
         // A short sleeper joins within its timeout with its value.
-        let p = Process::spawn(|ms: u64| { sleep_ms(ms); ms }, 100).unwrap();
+        let p = Process::spawn(
+            |ms: u64| {
+                sleep_ms(ms);
+                ms
+            },
+            100,
+        )
+        .unwrap();
         assert_eq!(p.join_timeout(Duration::from_secs(30)).unwrap(), 100);
     });
 }
@@ -213,7 +245,10 @@ fn a_connection_comes_back_as_a_result() {
                 .unwrap();
             let b: Connection = p.join().unwrap();
             assert_eq!(b.recv::<String>().unwrap(), "from the child");
-            assert!(b.recv::<String>().unwrap_err().is_eof(), "the child is gone");
+            assert!(
+                b.recv::<String>().unwrap_err().is_eof(),
+                "the child is gone"
+            );
         }
     });
 }
@@ -230,7 +265,10 @@ fn fork_is_refused_while_threads_run() {
         assert!(e.is_fork_refused(), "{e}");
         assert!(e.to_string().contains("thread"));
         // Forced, it runs.
-        let p = Process::builder().start_method(FORKED).spawn(|x: u8| x + 1, 1).unwrap();
+        let p = Process::builder()
+            .start_method(FORKED)
+            .spawn(|x: u8| x + 1, 1)
+            .unwrap();
         assert_eq!(p.join().unwrap(), 2);
         tx.send(()).unwrap();
         busy.join().unwrap().unwrap();
@@ -290,7 +328,9 @@ fn test_many_processes_from_many_threads() {
             })
             .collect();
         let total: u64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
-        let expect: u64 = (0..4u64).flat_map(|t| (0..6).map(move |i| (t * 10 + i).pow(2))).sum();
+        let expect: u64 = (0..4u64)
+            .flat_map(|t| (0..6).map(move |i| (t * 10 + i).pow(2)))
+            .sum();
         assert_eq!(total, expect);
     });
 }
@@ -300,9 +340,18 @@ fn children_outlive_the_thread_that_started_them() {
     within(LIMIT, "launcher thread", || {
         // The parent-death signal is bound to a thread; children are made by a
         // long-lived launcher thread, so the starting thread may end.
-        let p = std::thread::spawn(|| Process::spawn(|ms: u64| { sleep_ms(ms); 5u8 }, 300).unwrap())
-            .join()
-            .unwrap();
+        let p = std::thread::spawn(|| {
+            Process::spawn(
+                |ms: u64| {
+                    sleep_ms(ms);
+                    5u8
+                },
+                300,
+            )
+            .unwrap()
+        })
+        .join()
+        .unwrap();
         sleep_ms(100);
         assert_eq!(p.join().unwrap(), 5);
     });
@@ -329,7 +378,11 @@ fn a_second_joiner_times_out_on_the_first() {
         let q = p.clone();
         let first = std::thread::spawn(move || q.join());
         sleep_ms(50);
-        assert!(p.join_timeout(Duration::from_millis(50)).unwrap_err().is_timeout());
+        assert!(
+            p.join_timeout(Duration::from_millis(50))
+                .unwrap_err()
+                .is_timeout()
+        );
         p.kill().unwrap();
         assert_eq!(first.join().unwrap().unwrap_err().signal(), Some(9));
     });
@@ -347,7 +400,10 @@ fn start_errors() {
     }
     let p = Process::new(|_: Refuses| 0u8, Refuses);
     let e = p.start().unwrap_err();
-    assert!(e.is_serialization() && e.to_string().contains("arguments"), "{e}");
+    assert!(
+        e.is_serialization() && e.to_string().contains("arguments"),
+        "{e}"
+    );
     assert!(p.start().unwrap_err().is_already_started());
     assert!(p.join().unwrap_err().is_not_started());
     let p = Process::new(|x: u8| x, 1);
@@ -367,7 +423,10 @@ fn a_result_that_cannot_be_serialized_is_a_typed_error() {
     within(LIMIT, "bad result", || {
         let p = Process::spawn(|_: ()| Refuses, ()).unwrap();
         let e: ProcessError = p.join().map(|_| ()).unwrap_err();
-        assert!(e.is_serialization() && e.to_string().contains("result"), "{e}");
+        assert!(
+            e.is_serialization() && e.to_string().contains("result"),
+            "{e}"
+        );
         assert_eq!(p.exitcode(), Some(1));
     });
 }
@@ -377,19 +436,28 @@ fn no_zombies_after_join_or_drop() {
     within(LIMIT, "zombies", || {
         for method in both_methods() {
             // Joined.
-            let p = Process::builder().start_method(method).spawn(|x: u8| x, 1).unwrap();
+            let p = Process::builder()
+                .start_method(method)
+                .spawn(|x: u8| x, 1)
+                .unwrap();
             let pid = p.pid().unwrap();
             p.join().unwrap();
             assert_eq!(proc_state(pid), None);
             // Exited, never joined, dropped.
-            let p = Process::builder().start_method(method).spawn(|x: u8| x, 1).unwrap();
+            let p = Process::builder()
+                .start_method(method)
+                .spawn(|x: u8| x, 1)
+                .unwrap();
             let pid = p.pid().unwrap();
             assert!(eventually(Duration::from_secs(30), || !p.is_alive()));
             assert_eq!(proc_state(pid), Some('Z'));
             drop(p);
             assert_eq!(proc_state(pid), None);
             // Still running when dropped (not a daemon): it finishes, then is reaped.
-            let p = Process::builder().start_method(method).spawn(sleep_ms, 200).unwrap();
+            let p = Process::builder()
+                .start_method(method)
+                .spawn(sleep_ms, 200)
+                .unwrap();
             let pid = p.pid().unwrap();
             drop(p);
             assert!(proc_state(pid).is_some_and(|s| s != 'Z'), "keeps running");
@@ -410,7 +478,12 @@ fn no_zombies_after_join_or_drop() {
 /// The intermediate parent: starts three sleeping children, reports their pids, sleeps.
 fn middle((report, method): (Connection, StartMethod)) {
     let kids: Vec<Process<()>> = (0..3)
-        .map(|_| Process::builder().start_method(method).spawn(sleep_ms, 60_000).unwrap())
+        .map(|_| {
+            Process::builder()
+                .start_method(method)
+                .spawn(sleep_ms, 60_000)
+                .unwrap()
+        })
         .collect();
     let pids: Vec<u32> = kids.iter().map(|k| k.pid().unwrap()).collect();
     report.send(&pids).unwrap();
@@ -426,12 +499,17 @@ fn a_sigkilled_parent_leaves_no_children_running() {
             let pids: Vec<u32> = mine.recv_timeout(Duration::from_secs(30)).unwrap();
             assert_eq!(pids.len(), 3);
             for &pid in &pids {
-                assert!(proc_state(pid).is_some_and(|s| s != 'Z'), "child {pid} runs");
+                assert!(
+                    proc_state(pid).is_some_and(|s| s != 'Z'),
+                    "child {pid} runs"
+                );
             }
             parent.kill().unwrap();
             let killed = Instant::now();
             assert_eq!(parent.join().unwrap_err().signal(), Some(9));
-            let all_gone = eventually(Duration::from_secs(2), || pids.iter().all(|&p| gone_or_dead(p)));
+            let all_gone = eventually(Duration::from_secs(2), || {
+                pids.iter().all(|&p| gone_or_dead(p))
+            });
             assert!(
                 all_gone,
                 "{method:?}: children still running {:?} after {:?}",

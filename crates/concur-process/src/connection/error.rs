@@ -74,11 +74,17 @@ impl ConnectionError {
     }
 
     pub(crate) fn decode(err: impl fmt::Display) -> Self {
-        Self::new(Kind::Decode, format!("the message could not be decoded: {err}"))
+        Self::new(
+            Kind::Decode,
+            format!("the message could not be decoded: {err}"),
+        )
     }
 
     pub(crate) fn encode(err: impl fmt::Display) -> Self {
-        Self::new(Kind::Encode, format!("the value could not be encoded: {err}"))
+        Self::new(
+            Kind::Encode,
+            format!("the value could not be encoded: {err}"),
+        )
     }
 
     pub(crate) fn direction(message: &'static str) -> Self {

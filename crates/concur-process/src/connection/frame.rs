@@ -153,7 +153,10 @@ impl Rx {
                 self.fds.len()
             ))));
         }
-        Ok(Status::Complete { len: len_usize, nfds })
+        Ok(Status::Complete {
+            len: len_usize,
+            nfds,
+        })
     }
 
     /// Makes progress towards one frame: returns it when one is (or becomes) complete,
@@ -256,7 +259,8 @@ impl Rx {
             self.buf.truncate(self.end);
             self.buf.reserve(need);
             let spare = &mut self.buf.spare_capacity_mut()[..need];
-            let r = socket::recv_into_uninit(fd, spare, nonblocking).map_err(ConnectionError::io)?;
+            let r =
+                socket::recv_into_uninit(fd, spare, nonblocking).map_err(ConnectionError::io)?;
             if let Read::Bytes(n) = r {
                 // SAFETY: `recv` initialized the first `n` bytes of the spare capacity
                 // (n <= need <= spare capacity).

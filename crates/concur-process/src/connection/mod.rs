@@ -53,6 +53,8 @@ impl Pipe {
     /// w.send_bytes(b"one way").unwrap();
     /// assert_eq!(r.recv_bytes().unwrap(), b"one way");
     /// ```
+    // `Pipe` is a namespace named after Python's function; `new` makes its pair.
+    #[allow(clippy::new_ret_no_self)]
     pub fn new(duplex: bool) -> std::io::Result<(Connection, Connection)> {
         let (a, b) = socket::socketpair()?;
         if duplex {
@@ -449,9 +451,7 @@ impl Connection {
     /// assert!(b.recv_bytes_timeout(Duration::from_millis(5)).unwrap_err().is_timeout());
     /// ```
     pub fn recv_bytes_timeout(&self, timeout: Duration) -> Result<Vec<u8>, ConnectionError> {
-        self.recv_frame_with(Instant::now().checked_add(timeout), |body, _| {
-            body.to_vec()
-        })
+        self.recv_frame_with(Instant::now().checked_add(timeout), |body, _| body.to_vec())
     }
 
     /// Receives one message as bytes, blocking until `deadline` at the latest.
@@ -485,7 +485,9 @@ impl Connection {
         f: impl FnOnce(&[u8], Vec<OwnedFd>) -> U,
     ) -> Result<U, ConnectionError> {
         self.check_readable()?;
-        let mut rx = self.lock_rx(deadline).ok_or_else(ConnectionError::timeout)?;
+        let mut rx = self
+            .lock_rx(deadline)
+            .ok_or_else(ConnectionError::timeout)?;
         let max = self.max_frame();
         loop {
             match rx.advance(self.fd.as_fd(), max, deadline.is_some())? {
@@ -495,12 +497,9 @@ impl Connection {
                     return Ok(out);
                 }
                 Step::WouldBlock => {
-                    let ready = socket::wait_for(
-                        self.fd.as_fd(),
-                        rustix::event::PollFlags::IN,
-                        deadline,
-                    )
-                    .map_err(ConnectionError::io)?;
+                    let ready =
+                        socket::wait_for(self.fd.as_fd(), rustix::event::PollFlags::IN, deadline)
+                            .map_err(ConnectionError::io)?;
                     if !ready {
                         return Err(ConnectionError::timeout());
                     }
@@ -608,7 +607,9 @@ impl Serialize for Connection {
         use serde::ser::Error;
         let rx = self.rx.acquire();
         if let Some(b) = rx.broken() {
-            return Err(S::Error::custom(format!("cannot send a broken connection: {b}")));
+            return Err(S::Error::custom(format!(
+                "cannot send a broken connection: {b}"
+            )));
         }
         let fd = fds::register(self.fd.as_fd()).map_err(S::Error::custom)?;
         let (bytes, queued) = rx.buffered();

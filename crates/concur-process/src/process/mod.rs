@@ -165,9 +165,9 @@ impl ProcessBuilder {
         let args = encoded
             .map(|bytes| (bytes, fds))
             .map_err(|e| format!("the arguments could not be serialized: {e}"));
-        let name = self.name.unwrap_or_else(|| {
-            format!("Process-{}", NEXT_NUMBER.fetch_add(1, Ordering::Relaxed))
-        });
+        let name = self
+            .name
+            .unwrap_or_else(|| format!("Process-{}", NEXT_NUMBER.fetch_add(1, Ordering::Relaxed)));
         Process {
             name,
             daemon: self.daemon,
@@ -587,7 +587,10 @@ impl<R> Process<R> {
     {
         let mut st = match deadline {
             None => self.state.acquire(),
-            Some(d) => self.state.acquire_deadline(d).ok_or_else(ProcessError::timeout)?,
+            Some(d) => self
+                .state
+                .acquire_deadline(d)
+                .ok_or_else(ProcessError::timeout)?,
         };
         if let State::Running(run) = &mut *st {
             let Some(started) = self.started.get() else {
@@ -631,7 +634,8 @@ impl<R> Process<R> {
             if exited {
                 // Readable pidfd: the child has exited, so this does not block.
                 if let Some(exit) = sys::wait(pidfd, true, true).map_err(ProcessError::io)? {
-                    self.exit.store(i64::from(exit.exitcode()), Ordering::Release);
+                    self.exit
+                        .store(i64::from(exit.exitcode()), Ordering::Release);
                     tracing::debug!(name = %self.name, code = exit.exitcode(), "process exited");
                     if run.report.is_none() && !run.eof {
                         read_report(run);

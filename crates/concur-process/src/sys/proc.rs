@@ -51,7 +51,10 @@ impl Exit {
 
 /// This process's id.
 pub(crate) fn getpid() -> u32 {
-    rustix::process::getpid().as_raw_nonzero().get().unsigned_abs()
+    rustix::process::getpid()
+        .as_raw_nonzero()
+        .get()
+        .unsigned_abs()
 }
 
 /// The parent's process id (0 when there is none).
@@ -204,7 +207,11 @@ pub(crate) fn other_threads() -> io::Result<usize> {
     let mut n = 0;
     for entry in std::fs::read_dir("/proc/self/task")? {
         let entry = entry?;
-        let Some(tid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+        let Some(tid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
             continue;
         };
         if tid == me {

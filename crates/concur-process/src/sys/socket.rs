@@ -37,7 +37,11 @@ pub(crate) fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
 
 /// Shuts down one direction of `fd` (`SHUT_RD` when `read`, else `SHUT_WR`).
 pub(crate) fn shutdown(fd: BorrowedFd<'_>, read: bool) -> io::Result<()> {
-    let how = if read { Shutdown::Read } else { Shutdown::Write };
+    let how = if read {
+        Shutdown::Read
+    } else {
+        Shutdown::Write
+    };
     Ok(rustix::net::shutdown(fd, how)?)
 }
 
