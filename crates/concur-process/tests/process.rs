@@ -519,3 +519,23 @@ fn a_sigkilled_parent_leaves_no_children_running() {
         }
     });
 }
+
+#[test]
+fn large_arguments_and_results_pass_whole() {
+    within(LIMIT, "large args", || {
+        for method in both_methods() {
+            // Far larger than a socket buffer, so both sides must stream.
+            let v: Vec<u64> = (0..1 << 20).collect();
+            let p = Process::builder()
+                .start_method(method)
+                .spawn(
+                    |v: Vec<u64>| v.iter().map(|x| x * 2).collect::<Vec<u64>>(),
+                    v,
+                )
+                .unwrap();
+            let out = p.join().unwrap();
+            assert_eq!(out.len(), 1 << 20);
+            assert!(out.iter().enumerate().all(|(i, &x)| x == 2 * i as u64));
+        }
+    });
+}

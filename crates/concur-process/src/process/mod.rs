@@ -38,7 +38,9 @@ use protocol::{Failure, Identity, Report, Start};
 pub enum StartMethod {
     /// Re-executes the current binary (`/proc/self/exe`); the child is recognized
     /// before `main` and runs only the function. The default: always safe, whatever
-    /// threads the parent runs. Costs an `exec` (a few milliseconds).
+    /// threads the parent runs. Costs an `exec` (about a millisecond or two). As in
+    /// Python, the child's standard input is `/dev/null`; its output goes where the
+    /// parent's goes.
     #[default]
     Spawn,
     /// Forks the parent: fast, and the child starts with a copy of the parent's memory.
@@ -50,6 +52,11 @@ pub enum StartMethod {
     /// allocator is safe to use after a fork. A forced child does not flush Rust's
     /// stdout buffer when it ends, as that takes the stdout lock: end output lines with
     /// a newline, or flush, in a function run that way.)
+    ///
+    /// Like any `fork`, the child inherits every descriptor of the parent, including
+    /// the parent's ends of pipes: a forked child waiting for end-of-stream on a
+    /// [`Connection`] never sees it while its own copy of the other end is open (send an
+    /// explicit last message instead, as with Python's fork method).
     ///
     /// The fork is made by this crate's launcher thread (see [`Process`]); the caller
     /// waits for it without holding any lock, so it is not among the threads that
