@@ -39,3 +39,27 @@ fn the_same_binary_runs_it() {
     p.start().unwrap();
     assert_eq!(p.join().unwrap(), 2);
 }
+
+#[test]
+fn a_child_dies_when_its_control_socket_closes() {
+    // The parent-death signal is not involved here: the parent lives and only closes
+    // its end of the control socket, which the child's watcher thread must notice.
+    for method in [StartMethod::Spawn, StartMethod::Fork { force: true }] {
+        let p = Process::builder()
+            .start_method(method)
+            .spawn(|ms: u64| std::thread::sleep(Duration::from_millis(ms)), 60_000)
+            .unwrap();
+        // Let the child reach its function (and start its watcher).
+        std::thread::sleep(Duration::from_millis(100));
+        {
+            let mut st = p.state.acquire();
+            let State::Running(run) = &mut *st else {
+                panic!("not running")
+            };
+            let (dummy, _other) = crate::sys::socket::socketpair().unwrap();
+            drop(std::mem::replace(&mut run.control, Connection::from_fd(dummy)));
+        }
+        let e = p.join_timeout(Duration::from_secs(20)).unwrap_err();
+        assert_eq!(e.signal(), Some(9), "{method:?}: {e}");
+    }
+}
