@@ -601,7 +601,8 @@ struct Wire {
 /// connection handed to another process loses nothing. Only concur transports (a
 /// `Connection`, a `Process` argument or result) can carry it; plain postcard refuses.
 /// The sender keeps its own handle: drop it if the receiver is to see end-of-stream
-/// when it is done.
+/// when it is done. Serializing waits for a receive in progress on another thread to
+/// finish (its buffered data must be complete).
 impl Serialize for Connection {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::Error;

@@ -47,7 +47,10 @@ fn a_child_dies_when_its_control_socket_closes() {
     for method in [StartMethod::Spawn, StartMethod::Fork { force: true }] {
         let p = Process::builder()
             .start_method(method)
-            .spawn(|ms: u64| std::thread::sleep(Duration::from_millis(ms)), 60_000)
+            .spawn(
+                |ms: u64| std::thread::sleep(Duration::from_millis(ms)),
+                60_000,
+            )
             .unwrap();
         // Let the child reach its function (and start its watcher).
         std::thread::sleep(Duration::from_millis(100));
@@ -57,7 +60,10 @@ fn a_child_dies_when_its_control_socket_closes() {
                 panic!("not running")
             };
             let (dummy, _other) = crate::sys::socket::socketpair().unwrap();
-            drop(std::mem::replace(&mut run.control, Connection::from_fd(dummy)));
+            drop(std::mem::replace(
+                &mut run.control,
+                Connection::from_fd(dummy),
+            ));
         }
         let e = p.join_timeout(Duration::from_secs(20)).unwrap_err();
         assert_eq!(e.signal(), Some(9), "{method:?}: {e}");
