@@ -85,6 +85,7 @@ pub(crate) mod serde_fd {
     use super::*;
     use serde::{Deserialize, Deserializer, Serialize, Serializer, de, ser};
 
+    #[cfg_attr(not(test), allow(dead_code))] // values that own their fd use it
     pub(crate) fn serialize<S: Serializer>(fd: &OwnedFd, s: S) -> Result<S::Ok, S::Error> {
         register(fd.as_fd())
             .map_err(ser::Error::custom)?

@@ -2,9 +2,89 @@
 //!
 //! Python's `multiprocessing`, rebuilt in Rust: the process tier of `concur`.
 //! Linux is the target; everything that talks to the OS lives under `sys`.
-#[allow(dead_code)] // used by connections and shared memory as they land
+//!
+//! ## Processes and pipes
+//!
+//! A [`Process`] runs a Rust function in a child process and returns its value from
+//! `join`; a [`Pipe`] makes two [`Connection`]s that carry serde values (and the file
+//! descriptors inside them) between processes:
+//!
+//! ```
+//! use concur_process::{Connection, Pipe, Process};
+//!
+//! fn square(x: u64) -> u64 { x * x }
+//!
+//! let p = Process::spawn(square, 7).unwrap();
+//! assert_eq!(p.join().unwrap(), 49);
+//!
+//! let (parent, child) = Pipe::duplex().unwrap();
+//! let echo = Process::spawn(|c: Connection| { let s: String = c.recv().unwrap(); s.len() }, child).unwrap();
+//! parent.send(&"hello").unwrap();
+//! assert_eq!(echo.join().unwrap(), 5);
+//! ```
+//!
+//! | Python | here |
+//! |---|---|
+//! | `Process(target=f, args=a, name=.., daemon=..)` | [`Process::new`]`(f, a)`, [`Process::builder`]`().name(..).daemon(..).build(f, a)` |
+//! | `p.start()`, `p.join()`, `p.join(t)` | [`Process::start`], [`Process::join`] (returns `f`'s value), `join_timeout`, `join_deadline` |
+//! | `p.is_alive()`, `p.pid`, `p.name`, `p.exitcode` | [`Process::is_alive`], [`Process::pid`], [`Process::name`], [`Process::exitcode`] |
+//! | `p.terminate()`, `p.kill()` | [`Process::terminate`], [`Process::kill`] |
+//! | `set_start_method("spawn" / "fork")` | [`ProcessBuilder::start_method`]`(`[`StartMethod`]`::Spawn / Fork { force })` |
+//! | `Pipe(duplex)` | [`Pipe::new`]`(duplex)`, [`Pipe::duplex`], [`Pipe::one_way`] |
+//! | `conn.send(x)`, `conn.recv()`, `send_bytes`, `recv_bytes`, `poll(t)` | [`Connection::send`], [`Connection::recv`] (+ `try_`, `_timeout`, `_deadline`), [`Connection::send_bytes`], [`Connection::recv_bytes`], [`Connection::poll`] |
+//! | `EOFError`, an exception raised in the child | [`ConnectionError::is_eof`], [`ProcessError::is_panic`] with the message and location |
+//!
+//! ### How a child finds the function: no set-up in `main`, tests or examples
+//!
+//! The default start method, [`StartMethod::Spawn`], re-executes the running binary
+//! (`/proc/self/exe`). The child is recognized **before `main` runs**, by a
+//! constructor this crate places in the binary's `.init_array` (linked whenever
+//! `Process::start` is): it finds the `CONCUR_PROCESS_CHILD` environment variable
+//! naming its inherited control socket, removes it, reads the start message, runs the
+//! function, sends back the result, and `_exit`s. So `main` never runs in a child, and
+//! the same works unchanged in `cargo test` test binaries, doctests and examples: no
+//! call to add anywhere.
+//!
+//! The function must capture nothing (a `fn` or a non-capturing closure; a capturing
+//! closure does not compile), because the child receives no code, only an address:
+//! `Process::new` monomorphizes a trampoline for the function's type, and the parent
+//! sends its offset from a fixed anchor function, which the child adds to its own
+//! anchor (both processes run the same binary, so ASLR moves both alike). Before using
+//! it, the child checks that it runs the same binary as the parent (device, inode, size
+//! and modification time of the executable, and a layout fingerprint of the build) and
+//! refuses otherwise ([`ProcessError::is_identity_mismatch`]). The arguments and the
+//! result travel serialized (postcard) on the control socket, with their file
+//! descriptors (`SCM_RIGHTS`), so a `Connection`, shared memory or a process-shared lock
+//! passed as an argument arrives usable.
+//!
+//! [`StartMethod::Fork`] forks instead: faster, refused while other threads run unless
+//! forced (see its docs).
+//!
+//! ### No orphans, no zombies
+//!
+//! Every child is made by a long-lived launcher thread and arms
+//! `PR_SET_PDEATHSIG(SIGKILL)` (which Linux ties to the creating *thread*), checking
+//! its parent is still there afterwards; a watcher thread in the child also kills it
+//! when the parent's end of its control socket closes. If the parent dies, even by
+//! SIGKILL, its children die with it. Joining reaps a child; a `Process` dropped while
+//! its child runs hands it to a reaper thread (killing it first if it is a daemon).
+//!
+//! ### Testing inside `cargo test`
+//!
+//! Nothing to set up. A spawned child's output goes straight to the terminal (it is not
+//! captured by the test harness). A *forked* child inherits the capture buffer of the
+//! thread that first started a process, so its output is lost unless the tests run
+//! with `--nocapture`.
 mod fds;
 mod sys;
+
+// Processes and connections.
+mod connection;
+mod error;
+mod process;
+pub use connection::{Connection, ConnectionError, DEFAULT_MAX_FRAME, Pipe};
+pub use error::ProcessError;
+pub use process::{Process, ProcessBuilder, StartMethod};
 
 // Shared memory and process-shared synchronisation (`shm`, `sync`).
 pub mod shm;

@@ -1,0 +1,290 @@
+//! The wire format and the receive buffer of a connection.
+//!
+//! A message is one frame: an 8-byte header, then `len` bytes of body.
+//!
+//! | bytes | field | rule |
+//! |---|---|---|
+//! | 0..4 | `len`, u32 little-endian | at most the receiver's `max_frame`, checked before any allocation |
+//! | 4..6 | `nfds`, u16 little-endian | descriptors sent with this frame (`SCM_RIGHTS` on its first byte), at most 253 |
+//! | 6..8 | flags, u16 | must be zero (reserved) |
+//!
+//! The receiver reads into a buffer that it keeps between messages, so a small message
+//! costs one `recvmsg`; descriptors go to a queue in arrival order and each frame takes
+//! its `nfds` from the front (they always arrive no later than the frame's header, see
+//! `sys::socket`). The rest of a large body is read with plain `recv`, exactly as many
+//! bytes as the frame still lacks, into spare capacity (no zeroing).
+//! A header that breaks these rules leaves the stream unusable: the buffer records the
+//! error and repeats it on every later receive.
+
+use std::collections::VecDeque;
+use std::ops::Range;
+use std::os::fd::{BorrowedFd, OwnedFd};
+
+use super::error::ConnectionError;
+use crate::sys::socket::{self, MAX_FDS, Read};
+
+/// Length of a frame header.
+pub(crate) const HEADER: usize = 8;
+
+/// Bodies still lacking more than this are read straight into spare capacity.
+const LARGE: usize = 16 * 1024;
+/// Smallest free space offered to one `recvmsg`.
+const MIN_READ: usize = 4 * 1024;
+/// An idle buffer with more capacity than this is freed after a message.
+const KEEP: usize = 1 << 20;
+
+/// Encodes a frame header.
+pub(crate) fn header(len: usize, nfds: usize) -> [u8; HEADER] {
+    debug_assert!(len <= u32::MAX as usize && nfds <= MAX_FDS);
+    let mut h = [0u8; HEADER];
+    h[..4].copy_from_slice(&(len as u32).to_le_bytes());
+    h[4..6].copy_from_slice(&(nfds as u16).to_le_bytes());
+    h
+}
+
+/// Whether a whole frame is buffered.
+enum Status {
+    /// A frame with this body length and descriptor count is complete.
+    Complete { len: usize, nfds: usize },
+    /// This many more bytes are needed before anything can be decided.
+    Need(usize),
+}
+
+/// The receive side's state: buffered bytes and descriptors, end of stream, and a
+/// sticky framing error.
+pub(crate) struct Rx {
+    /// Buffered bytes are `buf[start..end]`; `buf[end..]` is zeroed scratch space.
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    fds: VecDeque<OwnedFd>,
+    eof: bool,
+    broken: Option<ConnectionError>,
+}
+
+/// The outcome of [`Rx::advance`].
+pub(crate) enum Step {
+    /// A frame is ready: its body is `buf[body]` (see [`Rx::body`]), with its descriptors.
+    Frame(Range<usize>, Vec<OwnedFd>),
+    /// Nothing more could be read without blocking.
+    WouldBlock,
+}
+
+impl Rx {
+    pub(crate) fn new() -> Self {
+        Rx {
+            buf: Vec::new(),
+            start: 0,
+            end: 0,
+            fds: VecDeque::new(),
+            eof: false,
+            broken: None,
+        }
+    }
+
+    /// A receive buffer that starts with `bytes` and `fds` already queued (a connection
+    /// that arrived in a message, with what its sender had buffered).
+    pub(crate) fn with_buffered(bytes: Vec<u8>, fds: Vec<OwnedFd>) -> Self {
+        let end = bytes.len();
+        Rx {
+            buf: bytes,
+            start: 0,
+            end,
+            fds: fds.into(),
+            eof: false,
+            broken: None,
+        }
+    }
+
+    /// The buffered bytes and queued descriptors (to send this connection elsewhere).
+    pub(crate) fn buffered(&self) -> (&[u8], impl Iterator<Item = BorrowedFd<'_>>) {
+        use std::os::fd::AsFd;
+        (
+            &self.buf[self.start..self.end],
+            self.fds.iter().map(|f| f.as_fd()),
+        )
+    }
+
+    /// The sticky framing error, if the stream is broken.
+    pub(crate) fn broken(&self) -> Option<&ConnectionError> {
+        self.broken.as_ref()
+    }
+
+    fn fail(&mut self, e: ConnectionError) -> ConnectionError {
+        self.broken = Some(e.duplicate());
+        e
+    }
+
+    fn status(&mut self, max: usize) -> Result<Status, ConnectionError> {
+        if let Some(b) = &self.broken {
+            return Err(b.duplicate());
+        }
+        let avail = self.end - self.start;
+        if avail < HEADER {
+            return Ok(Status::Need(HEADER - avail));
+        }
+        let h = &self.buf[self.start..self.start + HEADER];
+        let len = u32::from_le_bytes([h[0], h[1], h[2], h[3]]);
+        let nfds = usize::from(u16::from_le_bytes([h[4], h[5]]));
+        let flags = u16::from_le_bytes([h[6], h[7]]);
+        if flags != 0 {
+            return Err(self.fail(ConnectionError::malformed(format!(
+                "malformed frame header: reserved flags {flags:#06x} are not zero"
+            ))));
+        }
+        if nfds > MAX_FDS {
+            return Err(self.fail(ConnectionError::malformed(format!(
+                "malformed frame header: {nfds} descriptors announced (at most {MAX_FDS})"
+            ))));
+        }
+        // `len` fits usize on every platform this crate builds for (64-bit Linux and
+        // 32-bit with a u32 length).
+        let len_usize = len as usize;
+        if len_usize > max {
+            return Err(self.fail(ConnectionError::too_large(u64::from(len), max)));
+        }
+        let total = HEADER + len_usize;
+        if avail < total {
+            return Ok(Status::Need(total - avail));
+        }
+        if self.fds.len() < nfds {
+            return Err(self.fail(ConnectionError::malformed(format!(
+                "a message announced {nfds} descriptors but {} arrived",
+                self.fds.len()
+            ))));
+        }
+        Ok(Status::Complete {
+            len: len_usize,
+            nfds,
+        })
+    }
+
+    /// Makes progress towards one frame: returns it when one is (or becomes) complete,
+    /// reading from `fd` as needed. With `nonblocking`, stops with `WouldBlock` rather
+    /// than wait; otherwise blocks until a frame is complete.
+    ///
+    /// # Errors
+    /// End of stream (also in the middle of a frame), a framing error (sticky), or an
+    /// I/O error.
+    pub(crate) fn advance(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        max: usize,
+        nonblocking: bool,
+    ) -> Result<Step, ConnectionError> {
+        loop {
+            match self.status(max)? {
+                Status::Complete { len, nfds } => {
+                    let body = self.start + HEADER..self.start + HEADER + len;
+                    self.start = body.end;
+                    let fds = self.fds.drain(..nfds).collect();
+                    return Ok(Step::Frame(body, fds));
+                }
+                Status::Need(need) => {
+                    if self.eof {
+                        let have = self.end - self.start;
+                        return Err(if have == 0 {
+                            ConnectionError::eof()
+                        } else {
+                            self.fail(ConnectionError::new(
+                                super::error::Kind::Eof,
+                                format!(
+                                    "the peer closed the connection in the middle of a \
+                                     message ({have} bytes of it arrived)"
+                                ),
+                            ))
+                        });
+                    }
+                    match self.fill(fd, need, nonblocking)? {
+                        Read::Bytes(_) => {}
+                        Read::Eof => self.eof = true,
+                        Read::WouldBlock => return Ok(Step::WouldBlock),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether a receive would return at once: a whole frame, an end of stream or an
+    /// error is ready. Reads what is available without blocking.
+    pub(crate) fn ready(&mut self, fd: BorrowedFd<'_>, max: usize) -> bool {
+        loop {
+            match self.status(max) {
+                Err(_) | Ok(Status::Complete { .. }) => return true,
+                Ok(Status::Need(_)) if self.eof => return true,
+                Ok(Status::Need(need)) => match self.fill(fd, need, true) {
+                    Ok(Read::Bytes(_)) => {}
+                    Ok(Read::Eof) => self.eof = true,
+                    Ok(Read::WouldBlock) => return false,
+                    Err(_) => return true,
+                },
+            }
+        }
+    }
+
+    /// The body of a frame returned by [`Rx::advance`]; valid until the next call.
+    pub(crate) fn body(&self, body: Range<usize>) -> &[u8] {
+        &self.buf[body]
+    }
+
+    /// Call after the body of the last frame has been used: recycles the buffer.
+    pub(crate) fn consumed(&mut self) {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+            if self.buf.capacity() > KEEP {
+                self.buf = Vec::new();
+            }
+        }
+    }
+
+    /// One read of at most `need` bytes when they all belong to the current frame's
+    /// large body, otherwise one `recvmsg` of whatever is available.
+    fn fill(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        need: usize,
+        nonblocking: bool,
+    ) -> Result<Read, ConnectionError> {
+        if self.start > 0 {
+            // Move the partial frame to the front; after this `start` stays 0 until the
+            // frame is consumed, so each byte moves at most once.
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if need > LARGE && self.end >= HEADER {
+            // The header is in: the next `need` bytes are this frame's body, which
+            // carries no descriptors of its own, so a plain `recv` is exact.
+            self.buf.truncate(self.end);
+            self.buf.reserve(need);
+            let spare = &mut self.buf.spare_capacity_mut()[..need];
+            let r =
+                socket::recv_into_uninit(fd, spare, nonblocking).map_err(ConnectionError::io)?;
+            if let Read::Bytes(n) = r {
+                // SAFETY: `recv` initialized the first `n` bytes of the spare capacity
+                // (n <= need <= spare capacity).
+                unsafe { self.buf.set_len(self.end + n) };
+                self.end += n;
+            }
+            return Ok(r);
+        }
+        let want = need.max(MIN_READ);
+        if self.buf.len() - self.end < want {
+            self.buf.resize(self.end + want.max(LARGE), 0);
+        }
+        let (r, lost) =
+            socket::recv_with_fds(fd, &mut self.buf[self.end..], &mut self.fds, nonblocking)
+                .map_err(ConnectionError::io)?;
+        if let Read::Bytes(n) = r {
+            self.end += n;
+        }
+        if lost {
+            return Err(self.fail(ConnectionError::malformed(
+                "descriptors sent with a message were lost (more than 253 in one \
+                 message, or this process is out of file descriptors)",
+            )));
+        }
+        Ok(r)
+    }
+}

@@ -1,0 +1,135 @@
+//! What parent and child say on the control socket, and how a function is found in a
+//! re-executed binary.
+//!
+//! Parent → child (Spawn only; a forked child already has everything in memory): one
+//! [`Start`] frame whose descriptors are those of the serialized arguments. Then
+//! nothing: the child's watcher thread takes the end of the stream for the death of
+//! its parent.
+//!
+//! Child → parent: at most one [`Report`] frame (its descriptors are those of the
+//! result), then the child exits. No report means the child exited or was killed
+//! before its function returned.
+//!
+//! Finding the function: `Process::new` monomorphizes [`trampoline`](super::child)
+//! for the function's type; the parent sends the trampoline's address as an offset
+//! from [`anchor`] (the same in every process running this binary, whatever ASLR
+//! chose), and the child adds its own `anchor` address back. That is only sound in the
+//! same binary, so the start message also carries the parent's [`Identity`] of the
+//! executable and the child refuses to run anything if its own differs.
+
+use serde::{Deserialize, Serialize};
+use std::io;
+
+use crate::connection::Connection;
+
+/// Marks a start message of this protocol version.
+pub(crate) const MAGIC: u32 = 0x0c0c_0001;
+
+/// The fixed point that function offsets are measured from.
+#[inline(never)]
+pub(crate) fn anchor() -> usize {
+    // Not an empty body, so it is not merged with another identical function.
+    std::hint::black_box(MAGIC as usize)
+}
+
+fn addr_of_anchor() -> usize {
+    anchor as fn() -> usize as usize
+}
+
+/// The offset of the function at `addr` from [`anchor`].
+pub(crate) fn offset_of(addr: usize) -> i64 {
+    (addr as i64).wrapping_sub(addr_of_anchor() as i64)
+}
+
+/// The address at `offset` from [`anchor`] in this process.
+pub(crate) fn address_at(offset: i64) -> usize {
+    (addr_of_anchor() as i64).wrapping_add(offset) as usize
+}
+
+/// The identity of the running executable: its file (device, inode, size and
+/// modification time of `/proc/self/exe`), the crate version, and a layout
+/// fingerprint of this build (the offsets of two functions from [`anchor`], which
+/// change with almost any change to the code).
+#[derive(Serialize, Deserialize, PartialEq, Eq, Debug, Clone)]
+pub(crate) struct Identity {
+    exe: [u64; 5],
+    version: String,
+    layout: [i64; 2],
+}
+
+impl Identity {
+    /// This process's identity.
+    pub(crate) fn current() -> io::Result<Identity> {
+        Ok(Identity {
+            exe: crate::sys::proc::exe_stat()?,
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            layout: [
+                offset_of(Identity::current as fn() -> io::Result<Identity> as usize),
+                offset_of(super::child::child_hook_address()),
+            ],
+        })
+    }
+
+    /// The identity used when this process cannot tell its own: it matches no child,
+    /// so nothing is ever looked up on a guess.
+    pub(crate) fn unknown() -> Identity {
+        Identity {
+            exe: [u64::MAX; 5],
+            version: String::new(),
+            layout: [0, 0],
+        }
+    }
+
+    /// A deliberately wrong identity, for the tests of the check.
+    #[cfg(test)]
+    pub(crate) fn corrupted(mut self) -> Identity {
+        self.exe[1] ^= 1;
+        self
+    }
+}
+
+/// The start message of a spawned child.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct Start {
+    pub(crate) magic: u32,
+    pub(crate) identity: Identity,
+    /// The trampoline's offset from [`anchor`].
+    pub(crate) offset: i64,
+    pub(crate) name: String,
+    /// The serialized arguments; descriptor indices refer to the frame's descriptors.
+    pub(crate) args: Vec<u8>,
+}
+
+/// Why a child could not run its function (sent in [`Report::Failed`]).
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Failure {
+    /// The child runs a different binary.
+    Identity,
+    /// The start message was malformed.
+    BadStart,
+    /// The arguments did not decode.
+    DecodeArgs,
+    /// The result did not encode.
+    EncodeResult,
+}
+
+/// The child's report: its function's value, its panic, or why it could not run.
+/// Generic in the value; the other variants encode the same for every `R`, so code that
+/// does not know `R` sends a `Report<()>`.
+#[derive(Serialize, Deserialize)]
+pub(crate) enum Report<R> {
+    Ok(R),
+    Panic {
+        message: String,
+        location: Option<String>,
+    },
+    Failed {
+        failure: Failure,
+        message: String,
+    },
+}
+
+/// Sends a failure report (best effort: the parent may be gone).
+pub(crate) fn send_failure(control: &Connection, failure: Failure, message: String) {
+    let _ = control.send(&Report::<()>::Failed { failure, message });
+}
