@@ -103,6 +103,9 @@ fn check_sum(who: &str, got: u64, n: u64) -> Result<(), String> {
     }
 }
 
+/// A map run's time and output.
+type MapRun = Result<(Duration, Vec<u64>), String>;
+
 /// One subject of a case: how to run it once.
 struct Subject {
     name: &'static str,
@@ -286,7 +289,7 @@ pub fn python_chunksize(len: usize) -> usize {
     len.div_ceil(4 * WORKERS).max(1)
 }
 
-fn concur_map(input: &[u64], chunksize: usize) -> Result<(Duration, Vec<u64>), String> {
+fn concur_map(input: &[u64], chunksize: usize) -> MapRun {
     let pool = ThreadPoolExecutor::new(WORKERS);
     let opts = MapOptions::new()
         .chunksize(chunksize)
@@ -301,7 +304,7 @@ fn concur_map(input: &[u64], chunksize: usize) -> Result<(Duration, Vec<u64>), S
     Ok((elapsed, out))
 }
 
-fn rayon_map(input: &[u64]) -> Result<(Duration, Vec<u64>), String> {
+fn rayon_map(input: &[u64]) -> MapRun {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(WORKERS)
         .build()
@@ -311,18 +314,14 @@ fn rayon_map(input: &[u64]) -> Result<(Duration, Vec<u64>), String> {
     Ok((begin.elapsed(), out))
 }
 
-fn sequential_map(input: &[u64]) -> Result<(Duration, Vec<u64>), String> {
+fn sequential_map(input: &[u64]) -> MapRun {
     let begin = Instant::now();
     let out: Vec<u64> = input.iter().map(|&x| double_plus_one(x)).collect();
     Ok((begin.elapsed(), out))
 }
 
 /// Checks a map's output against the expected one and returns the time.
-fn checked(
-    who: &str,
-    r: Result<(Duration, Vec<u64>), String>,
-    want: &[u64],
-) -> Result<Duration, String> {
+fn checked(who: &str, r: MapRun, want: &[u64]) -> Result<Duration, String> {
     let (t, out) = r?;
     if out.as_slice() == want {
         Ok(t)
@@ -344,7 +343,7 @@ fn map_subjects(case: &FuturesCase) -> Vec<Subject> {
     let want: std::rc::Rc<Vec<u64>> =
         std::rc::Rc::new(input.iter().map(|&x| double_plus_one(x)).collect());
     let heuristic = python_chunksize(input.len());
-    let subject = |name, origin, run: fn(&[u64]) -> Result<(Duration, Vec<u64>), String>| {
+    let subject = |name, origin, run: fn(&[u64]) -> MapRun| {
         let (input, want) = (input.clone(), want.clone());
         Subject {
             name,
