@@ -67,6 +67,9 @@ pub enum Suite {
     Lock,
     /// `Queue` against crossbeam-channel, std mpsc, a naive queue and Python.
     Queue,
+    /// `ThreadPoolExecutor` submit/result and map against rayon, threadpool, std threads,
+    /// sequential code and Python.
+    Futures,
 }
 
 /// What a subcommand concluded: whether every check it made passed.

@@ -21,6 +21,10 @@ pub enum Family {
     QueueBounded,
     /// Unbounded FIFO queues and channels.
     QueueUnbounded,
+    /// Task pools: submit a task, read its result.
+    Submit,
+    /// Parallel map collected in order.
+    Map,
 }
 
 /// Who wrote the lock: concur itself or an anchor it is compared with.
@@ -37,8 +41,14 @@ pub enum Origin {
     Crossbeam,
     /// A naive `Mutex<VecDeque>` + `Condvar` queue written in the bench.
     Naive,
-    /// CPython's `queue.Queue`, run in a `python3` child process.
+    /// CPython (`queue.Queue`, `concurrent.futures`), run in a `python3` child process.
     Python,
+    /// rayon, the reference anchor for task pools and parallel map.
+    Rayon,
+    /// The `threadpool` crate.
+    Threadpool,
+    /// Plain sequential code on the calling thread.
+    Sequential,
 }
 
 impl Origin {
@@ -46,7 +56,7 @@ impl Origin {
     pub fn is_reference(self) -> bool {
         matches!(
             self,
-            Origin::ParkingLot | Origin::Crossbeam | Origin::Python
+            Origin::ParkingLot | Origin::Crossbeam | Origin::Python | Origin::Rayon
         )
     }
 }

@@ -5,6 +5,9 @@
 //!   lock) — over every lock of [`adapters::all`]; the reference anchor is parking_lot.
 //! - `queue`: SPSC, MPSC 4→1, MPMC 2→2 and 4→4 through bounded(1024) and unbounded
 //!   FIFOs (see [`queue`]); the reference anchor is crossbeam-channel.
+//! - `futures`: `ThreadPoolExecutor` submit + result of many trivial tasks, and a parallel
+//!   map collected into a `Vec` (see [`futures`]); the reference anchor is rayon (and
+//!   Python's executor for submit + result).
 //!
 //! Every case runs every subject `--runs` times. Runs are interleaved (run 1 of every
 //! subject, then run 2...) so that a burst of load on a shared machine spreads over all
@@ -13,6 +16,7 @@
 //! ns/op` (≥ 1 means concur is faster).
 
 mod adapters;
+mod futures;
 mod queue;
 
 use crate::machine::Machine;
@@ -39,10 +43,13 @@ struct Config {
     cases: Vec<Case>,
     /// The queue suite's cases.
     queue_cases: Vec<queue::QueueCase>,
+    /// The futures suite's cases.
+    futures_cases: Vec<futures::FuturesCase>,
     /// The deadlock-detection mode the locks ran under (the goal is stated for `Off`).
     deadlock_mode: String,
     operation: &'static str,
     queue_operation: &'static str,
+    futures_operation: &'static str,
 }
 
 #[derive(Debug, Serialize)]
@@ -101,9 +108,10 @@ pub fn run(args: &BenchArgs) -> io::Result<Outcome> {
         },
     ];
     let suites: Vec<&'static str> = match args.suite {
-        Suite::All => vec!["lock", "queue"],
+        Suite::All => vec!["lock", "queue", "futures"],
         Suite::Lock => vec!["lock"],
         Suite::Queue => vec!["queue"],
+        Suite::Futures => vec!["futures"],
     };
     let locks = if suites.contains(&"lock") {
         adapters::all()
@@ -121,13 +129,20 @@ pub fn run(args: &BenchArgs) -> io::Result<Outcome> {
         Vec::new()
     };
     let queues = queue::subjects();
+    let futures_cases = if suites.contains(&"futures") {
+        futures::cases(args.quick)
+    } else {
+        Vec::new()
+    };
     let machine = Machine::probe();
 
     let mut results: Vec<Measurement> = Vec::new();
     let mut errors = Vec::new();
     let mut notes = Vec::new();
     let total = u64::from(runs)
-        * (cases.len() * locks.len() + queue::measurement_count(&queue_cases, &queues)) as u64;
+        * (cases.len() * locks.len()
+            + queue::measurement_count(&queue_cases, &queues)
+            + futures::measurement_count(&futures_cases)) as u64;
     let bar = Bars::new(args.json).bar(total, "bench");
     for case in &cases {
         let first = results.len();
@@ -167,6 +182,14 @@ pub fn run(args: &BenchArgs) -> io::Result<Outcome> {
     if suites.contains(&"queue") {
         queue::python_anchor(args.quick, runs, &bar, &mut results, &mut notes);
     }
+    futures::run_suite(
+        &futures_cases,
+        runs,
+        &bar,
+        &mut results,
+        &mut errors,
+        &mut notes,
+    );
     bar.finish_and_clear();
 
     for m in &mut results {
@@ -186,9 +209,11 @@ pub fn run(args: &BenchArgs) -> io::Result<Outcome> {
             suites,
             cases,
             queue_cases,
+            futures_cases,
             deadlock_mode: format!("{:?}", concur::deadlock::mode()),
             operation: "acquire, increment the guarded u64, release",
             queue_operation: queue::OPERATION,
+            futures_operation: futures::OPERATION,
         },
         results,
         ratios,
@@ -254,7 +279,8 @@ impl Stats {
 }
 
 /// For each case and family, concur against its reference anchors: parking_lot for
-/// locks; crossbeam-channel, and Python's `queue.Queue` where measured, for queues.
+/// locks; crossbeam-channel, and Python's `queue.Queue` where measured, for queues;
+/// rayon, and Python's `ThreadPoolExecutor` where measured, for futures.
 fn ratios(results: &[Measurement]) -> Vec<Ratio> {
     let mut out = Vec::new();
     for c in results.iter().filter(|m| m.origin == Origin::Concur) {
@@ -310,10 +336,10 @@ fn write_table(out: &mut impl Write, r: &BenchReport) -> io::Result<()> {
     )?;
     writeln!(
         out,
-        "{:<6} {:<20} {:<28} {:>10} {:>10} {:>10} {:>14}  vs anchor",
+        "{:<7} {:<20} {:<30} {:>10} {:>10} {:>10} {:>14}  vs anchor",
         "suite", "case", "subject", "median ns", "min ns", "max ns", "ops/s"
     )?;
-    writeln!(out, "{}", "-".repeat(124))?;
+    writeln!(out, "{}", "-".repeat(127))?;
     for res in &r.results {
         let ratio = r
             .ratios
@@ -324,7 +350,7 @@ fn write_table(out: &mut impl Write, r: &BenchReport) -> io::Result<()> {
             .join(", ");
         writeln!(
             out,
-            "{:<6} {:<20} {:<28} {:>10.2} {:>10.2} {:>10.2} {:>14}  {}",
+            "{:<7} {:<20} {:<30} {:>10.2} {:>10.2} {:>10.2} {:>14}  {}",
             res.suite,
             res.case,
             res.subject,
@@ -338,7 +364,8 @@ fn write_table(out: &mut impl Write, r: &BenchReport) -> io::Result<()> {
     writeln!(
         out,
         "\nvs anchor = anchor ns/op / concur ns/op (>= 1: concur is faster). Goals: Lock >= 0.9x \
-         parking_lot; bounded Queue >= 1.0x crossbeam SPSC, >= 0.8x MPMC, >= 30x Python."
+         parking_lot; bounded Queue >= 1.0x crossbeam SPSC, >= 0.8x MPMC, >= 30x Python; \
+         ThreadPoolExecutor submit+result >= 1.0x rayon spawn+oneshot, map >= 1.0x rayon collect."
     )?;
     for n in &r.notes {
         writeln!(out, "note: {n}")?;

@@ -379,19 +379,11 @@ where
         }
         None
     }
-}
 
-impl<E, I, F, T> Iterator for Map<'_, E, I, F, T>
-where
-    E: Executor,
-    I: Iterator,
-    I::Item: Send + 'static,
-    F: Fn(I::Item) -> T + Send + Sync + 'static,
-    T: Send + 'static,
-{
-    type Item = Result<T, TaskError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
+    /// `next` once `current` is empty: submits more chunks, waits for the oldest one
+    /// in flight and yields its first result (or `None` at the end).
+    #[inline(never)]
+    fn next_chunk(&mut self) -> Option<Result<T, TaskError>> {
         loop {
             if let Some(r) = self.current.pop_front() {
                 return Some(r);
@@ -409,6 +401,8 @@ where
                 continue;
             };
             match fut.take_deadline(self.deadline) {
+                // An empty `current` takes the chunk's buffer as is (no copy).
+                Ok(v) if self.current.is_empty() => self.current = VecDeque::from(v),
                 Ok(v) => self.current.extend(v),
                 Err(e) if e.is_timeout() => {
                     fut.cancel();
@@ -418,6 +412,27 @@ where
                 }
                 Err(e) => self.current.extend((0..n).map(|_| Err(e.clone()))),
             }
+        }
+    }
+}
+
+impl<E, I, F, T> Iterator for Map<'_, E, I, F, T>
+where
+    E: Executor,
+    I: Iterator,
+    I::Item: Send + 'static,
+    F: Fn(I::Item) -> T + Send + Sync + 'static,
+    T: Send + 'static,
+{
+    type Item = Result<T, TaskError>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        // The per-item path is one `pop_front`, small enough to inline into the caller's
+        // loop; waiting for and unpacking the next chunk is out of line.
+        match self.current.pop_front() {
+            Some(r) => Some(r),
+            None => self.next_chunk(),
         }
     }
 }

@@ -339,35 +339,65 @@ impl<T: Send + 'static> Future<T> {
         }
     }
 
-    /// The type-erased "run me" handle a pool queues.
-    pub(crate) fn runnable(&self) -> Box<dyn Runnable> {
-        Box::new(JobRef(self.shared.clone()))
+    /// The type-erased "run me" handle a pool queues: the shared cell itself, so
+    /// queueing a task allocates nothing more.
+    pub(crate) fn runnable(&self) -> TaskPtr<dyn Runnable> {
+        #[cfg(not(concur_loom))]
+        {
+            let p: TaskPtr<dyn Runnable> = self.shared.clone();
+            p
+        }
+        #[cfg(concur_loom)]
+        {
+            Box::new(JobRef(self.shared.clone()))
+        }
     }
 }
+
+/// The owning pointer a pool queues a task through: the future's `Arc` itself (std's
+/// `Arc` coerces to `Arc<dyn Runnable>`); loom's `Arc` cannot be unsized, so under
+/// loom a box holding a clone of it.
+#[cfg(not(concur_loom))]
+pub(crate) type TaskPtr<S> = std::sync::Arc<S>;
+/// See the non-loom definition.
+#[cfg(concur_loom)]
+pub(crate) type TaskPtr<S> = Box<S>;
 
 /// A queued pool task.
-pub(crate) trait Runnable: Send {
+pub(crate) trait Runnable: Send + Sync {
     /// Runs the job if still pending; true if it ran.
-    fn run(&self) -> bool;
+    fn run(self: TaskPtr<Self>) -> bool;
     /// Cancels the task if still pending.
-    fn cancel(&self) -> bool;
+    fn cancel(self: TaskPtr<Self>) -> bool;
     /// Fails the task (if not done) with `e`.
-    fn fail(&self, e: TaskError);
+    fn fail(self: TaskPtr<Self>, e: TaskError);
 }
 
+#[cfg(not(concur_loom))]
+impl<T: Send + 'static> Runnable for Shared<T> {
+    fn run(self: TaskPtr<Self>) -> bool {
+        run_job(&self)
+    }
+    fn cancel(self: TaskPtr<Self>) -> bool {
+        Future { shared: self }.cancel()
+    }
+    fn fail(self: TaskPtr<Self>, e: TaskError) {
+        complete(&self, Err(e));
+    }
+}
+
+#[cfg(concur_loom)]
 struct JobRef<T>(Arc<Shared<T>>);
 
+#[cfg(concur_loom)]
 impl<T: Send + 'static> Runnable for JobRef<T> {
-    fn run(&self) -> bool {
+    fn run(self: TaskPtr<Self>) -> bool {
         run_job(&self.0)
     }
-    fn cancel(&self) -> bool {
-        Future {
-            shared: self.0.clone(),
-        }
-        .cancel()
+    fn cancel(self: TaskPtr<Self>) -> bool {
+        Future { shared: self.0 }.cancel()
     }
-    fn fail(&self, e: TaskError) {
+    fn fail(self: TaskPtr<Self>, e: TaskError) {
         complete(&self.0, Err(e));
     }
 }
@@ -515,8 +545,12 @@ impl<T> Future<T> {
 
     /// Waits (at most until `deadline`, `None`: forever) and moves the value out.
     pub(crate) fn take_deadline(&self, deadline: Option<Instant>) -> Result<T, TaskError> {
-        self.wait_done(deadline)?;
         let mut g = self.shared.state.lock();
+        if !matches!(g.status, Status::Finished | Status::Cancelled) {
+            drop(g);
+            self.wait_done(deadline)?;
+            g = self.shared.state.lock();
+        }
         g.observed = true;
         take_outcome(&mut g)
     }
@@ -653,8 +687,14 @@ impl<T: Clone> Future<T> {
     /// assert_eq!(f.result_deadline(Some(Instant::now() + Duration::from_secs(1))).unwrap(), 3);
     /// ```
     pub fn result_deadline(&self, deadline: Option<Instant>) -> Result<T, TaskError> {
-        self.wait_done(deadline)?;
+        // Already done (the common case when results are read after submitting many
+        // tasks): one lock, no waiting logic.
         let mut g = self.shared.state.lock();
+        if !matches!(g.status, Status::Finished | Status::Cancelled) {
+            drop(g);
+            self.wait_done(deadline)?;
+            g = self.shared.state.lock();
+        }
         g.observed = true;
         match &g.outcome {
             Some(Ok(v)) => Ok(v.clone()),

@@ -4,9 +4,10 @@
 
 use super::error::TaskError;
 use super::executor::Executor;
-use super::future::{self, Future, PoolHooks, Runnable, WorkerCtx};
+use super::future::{self, Future, PoolHooks, Runnable, TaskPtr, WorkerCtx};
 use crate::queue::{Queue, TryPutError};
 use crate::shim::Arc;
+use crate::shim::atomic::{AtomicBool, AtomicUsize, Ordering};
 use crate::sync::waiters::WaitQueue;
 use crate::thread::{self, JoinHandle};
 use std::fmt;
@@ -14,18 +15,20 @@ use std::rc::Rc;
 
 /// What the work queue carries.
 enum Item {
-    Job(Box<dyn Runnable>),
+    Job(TaskPtr<dyn Runnable>),
     /// Sent when a blocked worker resumes: one surplus worker (if still surplus) exits.
     Retire,
 }
 
 type Initializer = std::sync::Arc<dyn Fn() + Send + Sync>;
 
+/// The pool's bookkeeping, under `PoolInner::state`'s lock. `threads - blocked` and
+/// "shut down or broken" are mirrored into `PoolInner::active` and `PoolInner::closed`
+/// on every change (under the lock), so that `submit` and the worker loop can read them
+/// without locking; whoever acts on them takes the lock and re-checks.
 struct PoolState {
     /// Worker threads alive (or about to start).
     threads: usize,
-    /// Workers waiting for work right now.
-    idle: usize,
     /// Workers blocked in a wait on a future of this pool.
     blocked: usize,
     shutdown: bool,
@@ -42,6 +45,23 @@ struct PoolInner {
     keep_locals: bool,
     queue: Queue<Item>,
     state: WaitQueue<PoolState>,
+    /// Workers waiting for work right now (incremented before a worker's `get`,
+    /// decremented after it returns; no lock).
+    idle: AtomicUsize,
+    /// `threads - blocked` of the state (the workers that count against
+    /// `max_workers`), written under the state lock.
+    active: AtomicUsize,
+    /// The state is shut down or broken, written under the state lock.
+    closed: AtomicBool,
+}
+
+impl PoolInner {
+    /// Mirrors the state's counts and flags into the lock-free fields (state lock held).
+    fn publish(&self, s: &PoolState) {
+        self.active.store(s.threads - s.blocked, Ordering::SeqCst);
+        self.closed
+            .store(s.shutdown || s.broken.is_some(), Ordering::SeqCst);
+    }
 }
 
 /// The user-facing owner: dropping the last handle shuts the pool down and waits.
@@ -206,13 +226,15 @@ impl Builder {
             queue,
             state: WaitQueue::new(PoolState {
                 threads: 0,
-                idle: 0,
                 blocked: 0,
                 shutdown: false,
                 broken: None,
                 handles: Vec::new(),
                 spawned: 0,
             }),
+            idle: AtomicUsize::new(0),
+            active: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
         });
         ThreadPoolExecutor {
             h: std::sync::Arc::new(Handle { inner }),
@@ -310,7 +332,12 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    check_open(&pool.state.lock())?;
+    // Shutdown and breakage set `closed` before they shut the queue, so a submit that
+    // misses the flag still fails at the `put` below, or is queued before the queue
+    // closes (as a submit that won the race for the lock always was).
+    if pool.closed.load(Ordering::SeqCst) {
+        check_open(&pool.state.lock())?;
+    }
     let fut = Future::with_job(pool.id, Box::new(f));
     let item = Item::Job(fut.runnable());
     if block {
@@ -334,17 +361,22 @@ fn closed_error(pool: &PoolInner) -> TaskError {
 /// Starts a worker if more tasks are queued than workers wait for work and the pool
 /// (not counting workers blocked on futures of this pool) is below capacity: Python's
 /// `_adjust_thread_count`, with an exact idle count instead of its idle semaphore.
+///
+/// The common cases (a worker is idle, or the pool is at capacity) are decided without
+/// the state lock; a spawn re-checks under it.
 fn adjust_threads(pool: &Arc<PoolInner>) {
+    let busy = |pool: &PoolInner| pool.queue.qsize() <= pool.idle.load(Ordering::SeqCst);
+    if busy(pool) || pool.active.load(Ordering::SeqCst) >= pool.max_workers {
+        return;
+    }
     let n = {
         let mut s = pool.state.lock();
-        if pool.queue.qsize() <= s.idle
-            || s.threads - s.blocked >= pool.max_workers
-            || s.broken.is_some()
-        {
+        if busy(pool) || s.threads - s.blocked >= pool.max_workers || s.broken.is_some() {
             return;
         }
         s.threads += 1;
         s.spawned += 1;
+        pool.publish(&s);
         s.handles.retain(|h| h.is_alive());
         s.spawned
     };
@@ -357,6 +389,7 @@ fn adjust_threads(pool: &Arc<PoolInner>) {
         Ok(h) => s.handles.push(h),
         Err(e) => {
             s.threads -= 1;
+            pool.publish(&s);
             s.notify(usize::MAX);
             tracing::error!(error = %e, "could not start a pool worker thread");
         }
@@ -367,13 +400,18 @@ struct Hooks(Arc<PoolInner>);
 
 impl PoolHooks for Hooks {
     fn enter_blocked(&self) {
-        self.0.state.lock().blocked += 1;
+        {
+            let mut s = self.0.state.lock();
+            s.blocked += 1;
+            self.0.publish(&s);
+        }
         adjust_threads(&self.0);
     }
     fn exit_blocked(&self) {
         let surplus = {
             let mut s = self.0.state.lock();
             s.blocked -= 1;
+            self.0.publish(&s);
             s.threads - s.blocked > self.0.max_workers
         };
         if surplus {
@@ -402,15 +440,15 @@ fn worker(pool: Arc<PoolInner>) {
     };
     if ok {
         loop {
-            {
-                let mut s = pool.state.lock();
+            if pool.active.load(Ordering::SeqCst) > pool.max_workers {
+                let s = pool.state.lock();
                 if s.threads - s.blocked > pool.max_workers {
                     break;
                 }
-                s.idle += 1;
             }
+            pool.idle.fetch_add(1, Ordering::SeqCst);
             let got = pool.queue.get();
-            pool.state.lock().idle -= 1;
+            pool.idle.fetch_sub(1, Ordering::SeqCst);
             match got {
                 Ok(Item::Job(job)) => {
                     if !pool.keep_locals {
@@ -426,6 +464,7 @@ fn worker(pool: Arc<PoolInner>) {
     future::set_worker(None);
     let mut s = pool.state.lock();
     s.threads -= 1;
+    pool.publish(&s);
     s.notify(usize::MAX);
 }
 
@@ -436,6 +475,7 @@ fn broken(pool: &PoolInner, msg: String) {
         if s.broken.is_none() {
             s.broken = Some(msg.clone());
         }
+        pool.publish(&s);
     }
     pool.queue.shutdown(false);
     while let Ok(item) = pool.queue.try_get() {
@@ -446,7 +486,11 @@ fn broken(pool: &PoolInner, msg: String) {
 }
 
 fn shutdown(pool: &Arc<PoolInner>, wait: bool, cancel_futures: bool) -> Result<(), TaskError> {
-    pool.state.lock().shutdown = true;
+    {
+        let mut s = pool.state.lock();
+        s.shutdown = true;
+        pool.publish(&s);
+    }
     if cancel_futures {
         while let Ok(item) = pool.queue.try_get() {
             if let Item::Job(job) = item {
