@@ -22,7 +22,7 @@
 // `criterion_group!` generates an undocumented `pub fn benches`.
 #![allow(missing_docs)]
 
-use concur_core::futures::{Executor, MapOptions, ThreadPoolExecutor};
+use concur_core::futures::{Executor, MapOptions, ThreadPool, ThreadPoolExecutor};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rayon::prelude::*;
 use std::hint::black_box;
@@ -184,6 +184,14 @@ fn map_collect(c: &mut Criterion) {
             });
         });
     }
+    let slices = ThreadPool::new(WORKERS);
+    g.bench_function("concur ThreadPool::map_slice", |b| {
+        b.iter_custom(|iters| {
+            timed_map(iters, &want, || {
+                slices.map_slice(|&x| double_plus_one(x), &input).unwrap()
+            })
+        });
+    });
     let rayon = rayon::ThreadPoolBuilder::new()
         .num_threads(WORKERS)
         .build()

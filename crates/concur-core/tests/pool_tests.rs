@@ -544,3 +544,117 @@ fn with_executor_keeps_its_initializer() {
         assert!((1..=2).contains(&k), "once per worker, got {k}");
     });
 }
+
+#[test]
+fn map_slice_borrows_and_keeps_order() {
+    within(LIMIT, "map_slice", || {
+        let pool = ThreadPool::new(2);
+        let k = n(10_000, 200) as u64;
+        let xs: Vec<u64> = (0..k).collect();
+        let offset = 7; // borrowed by the function
+        let out = pool.map_slice(|x| sqr(*x) + offset, &xs).unwrap();
+        assert_eq!(out, xs.iter().map(|x| sqr(*x) + 7).collect::<Vec<_>>());
+        let out = pool
+            .map_slice_with(|x| x + 1, &xs, MapOptions::new().chunksize(3))
+            .unwrap();
+        assert_eq!(out.len(), xs.len());
+        assert!(pool.map_slice(|x: &u8| *x, &[]).unwrap().is_empty());
+        assert_eq!(pool.map_slice(|_: &u8| (), &[1, 2, 3]).unwrap().len(), 3);
+    });
+}
+
+/// Counts live values, so a test can see that failed maps drop exactly what they made.
+#[derive(Debug)]
+struct Tracked(Arc<AtomicUsize>);
+
+impl Tracked {
+    fn new(live: &Arc<AtomicUsize>) -> Self {
+        live.fetch_add(1, Ordering::SeqCst);
+        Tracked(live.clone())
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn map_slice_failure_reports_the_first_position_and_drops_what_was_made() {
+    within(LIMIT, "map_slice failure", || {
+        let pool = ThreadPool::new(2);
+        let live = Arc::new(AtomicUsize::new(0));
+        let xs: Vec<usize> = (0..n(400, 40)).collect();
+        let l = live.clone();
+        let e = pool
+            .map_slice_with(
+                move |&x| {
+                    if x % 13 == 5 {
+                        panic!("bad {x}");
+                    }
+                    Tracked::new(&l)
+                },
+                &xs,
+                MapOptions::new().chunksize(4),
+            )
+            .unwrap_err();
+        assert_eq!(e.panic_message(), Some("bad 5"));
+        assert!(e.panic_location().is_some());
+        assert_eq!(
+            live.load(Ordering::SeqCst),
+            0,
+            "every made value dropped once"
+        );
+        // And a good run keeps every value alive until the caller drops them.
+        let l = live.clone();
+        let ok = pool.map_slice(move |_| Tracked::new(&l), &xs).unwrap();
+        assert_eq!(live.load(Ordering::SeqCst), xs.len());
+        drop(ok);
+        assert_eq!(live.load(Ordering::SeqCst), 0);
+    });
+}
+
+#[test]
+fn map_slice_on_a_closed_or_terminated_pool() {
+    within(LIMIT, "map_slice closed", || {
+        let pool = ThreadPool::new(1);
+        pool.close();
+        assert!(pool.map_slice(|x: &u8| *x, &[1]).unwrap_err().is_shutdown());
+        pool.join().unwrap();
+    });
+}
+
+#[test]
+fn map_slice_nested_on_a_pool_of_one() {
+    within(LIMIT, "map_slice nested", || {
+        let pool = Arc::new(ThreadPool::new(1));
+        let p = pool.clone();
+        let total = pool
+            .apply(move || {
+                let xs: Vec<u64> = (0..100).collect();
+                p.map_slice(|x| x * 2, &xs).unwrap().iter().sum::<u64>()
+            })
+            .unwrap();
+        assert_eq!(total, 9900);
+    });
+}
+
+#[test]
+fn map_slice_reports_progress() {
+    within(LIMIT, "map_slice progress", || {
+        let pool = ThreadPool::new(2);
+        let most = Arc::new(AtomicUsize::new(0));
+        let m = most.clone();
+        let xs = vec![1u8; n(1000, 50)];
+        let opts = MapOptions::new().progress(move |p| {
+            assert_eq!(p.total, Some(xs_len()));
+            m.fetch_max(p.done, Ordering::SeqCst);
+        });
+        fn xs_len() -> usize {
+            n(1000, 50)
+        }
+        pool.map_slice_with(|x| *x, &xs, opts).unwrap();
+        assert_eq!(most.load(Ordering::SeqCst), xs.len());
+    });
+}

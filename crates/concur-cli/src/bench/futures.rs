@@ -13,7 +13,9 @@
 //!   thread holds its stack until joined) in windows of [`THREAD_WINDOW`] threads.
 //! - `map-collect`: map a trivial function (`x * 2 + 1`) over a `Vec<u64>` of N items
 //!   and collect the results in order into a `Vec`, checked against the sequential
-//!   result: concur `Executor::map` (two chunk sizes, see [`map_subjects`]), rayon
+//!   result: concur `ThreadPool::map_slice` (the borrowed-slice form, workers writing
+//!   into the output, like rayon) and the lazy, ordered `Executor::map` (two chunk
+//!   sizes, see [`map_subjects`]), rayon
 //!   `par_iter().map().collect()` inside a 2-thread pool, and plain sequential
 //!   `iter().map().collect()`.
 //!
@@ -23,7 +25,7 @@
 
 use super::adapters::{Family, Origin};
 use super::{Measurement, Stats};
-use concur::futures::{Executor, MapOptions, ThreadPoolExecutor};
+use concur::futures::{Executor, MapOptions, ThreadPool, ThreadPoolExecutor};
 use indicatif::ProgressBar;
 use rayon::prelude::*;
 use serde::Serialize;
@@ -304,6 +306,18 @@ fn concur_map(input: &[u64], chunksize: usize) -> MapRun {
     Ok((elapsed, out))
 }
 
+/// `ThreadPool::map_slice`: the borrowed-slice form, workers writing into the output.
+fn concur_map_slice(input: &[u64]) -> MapRun {
+    let pool = ThreadPool::new(WORKERS);
+    let begin = Instant::now();
+    let out = pool
+        .map_slice(|&x| double_plus_one(x), input)
+        .map_err(|e| format!("concur map_slice: {e}"))?;
+    let elapsed = begin.elapsed();
+    drop(pool);
+    Ok((elapsed, out))
+}
+
 fn rayon_map(input: &[u64]) -> MapRun {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(WORKERS)
@@ -362,6 +376,11 @@ fn map_subjects(case: &FuturesCase) -> Vec<Subject> {
         }
     };
     vec![
+        subject(
+            "concur ThreadPool::map_slice",
+            Origin::Concur,
+            concur_map_slice,
+        ),
         concur_subject("concur map (chunk len/8)", heuristic),
         concur_subject("concur map (chunk 16384)", MAP_TUNED_CHUNKSIZE),
         subject("rayon par_iter collect", Origin::Rayon, rayon_map),
@@ -404,7 +423,11 @@ fn measurement(case: &FuturesCase, subject: &'static str, origin: Origin, ops: u
 pub fn measurement_count(cases: &[FuturesCase]) -> usize {
     cases
         .iter()
-        .map(|c| if c.python_items > 0 { 5 } else { 4 })
+        .map(|c| match (c.name, c.python_items) {
+            ("map-collect", _) => 5,
+            (_, 0) => 4,
+            _ => 5,
+        })
         .sum()
 }
 

@@ -28,6 +28,7 @@ mod error;
 mod executor;
 mod future;
 mod pool;
+mod slice_map;
 mod thread_pool;
 mod wait;
 

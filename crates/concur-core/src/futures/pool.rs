@@ -121,7 +121,7 @@ impl ThreadPool {
         &self.exec
     }
 
-    fn check_running(&self) -> Result<(), TaskError> {
+    pub(super) fn check_running(&self) -> Result<(), TaskError> {
         if self.state.load(Ordering::Acquire) == RUNNING {
             Ok(())
         } else {
