@@ -90,6 +90,8 @@ fn tour_quick_json_passes_and_has_every_step() {
         "futures",
         "nested",
         "pool-map",
+        "processes",
+        "shared-counter",
     ] {
         assert!(names.contains(&want), "step {want} missing from {names:?}");
     }
@@ -142,6 +144,22 @@ fn tour_quick_json_passes_and_has_every_step() {
     assert_eq!(
         figure("pool-map", "progress reported"),
         figure("pool-map", "items")
+    );
+    // Processes: the same lists built in 2 children as sequentially.
+    assert_eq!(
+        figure("processes", "checksum"),
+        figure("processes", "checksum (processes)")
+    );
+    // A shared Value under its lock across 4 processes: exact; without it: never more.
+    assert_eq!(
+        figure("shared-counter", "locked: final value"),
+        figure("shared-counter", "locked: expected")
+    );
+    let expected = figure("shared-counter", "locked: expected").as_u64();
+    let racy = figure("shared-counter", "racy: final value").as_u64();
+    assert!(
+        racy <= expected && expected == Some(4 * 20_000),
+        "{racy:?} {expected:?}"
     );
 }
 

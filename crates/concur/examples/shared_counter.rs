@@ -33,23 +33,27 @@
 //!
 //! Run: `cargo run --release -p concur --example shared_counter`
 
-use concur::process::{Process, Value};
-use std::time::Instant;
+use concur::process::{Event, Process, Value};
+use std::time::{Duration, Instant};
 
 /// Processes incrementing the counter.
 const PROCS: usize = 4;
 /// Increments per process.
 const N: u64 = 100_000;
+/// How long a child waits for the others to be started (bounded: never a hang).
+const GO_LIMIT: Duration = Duration::from_secs(60);
 
 /// `n` increments as a separate read and write (Python's bare `v.value += 1`).
-fn add((v, n): (Value<u64>, u64)) {
+fn add((v, n, go): (Value<u64>, u64, Event)) {
+    go.wait_timeout(GO_LIMIT);
     for _ in 0..n {
         v.set(v.get() + 1);
     }
 }
 
 /// `n` increments, each under the value's lock (Python's `with v.get_lock(): ...`).
-fn add_locked((v, n): (Value<u64>, u64)) {
+fn add_locked((v, n, go): (Value<u64>, u64, Event)) {
+    go.wait_timeout(GO_LIMIT);
     let lock = v
         .get_lock()
         .expect("Value::new makes a value with its own lock");
@@ -59,17 +63,22 @@ fn add_locked((v, n): (Value<u64>, u64)) {
     }
 }
 
-/// Starts `PROCS` processes running `f` on the counter and joins them all.
+/// Starts `PROCS` processes running `f` on the counter, lets them go together, and
+/// joins them all.
 /// (`f` is a generic parameter, not a `fn` pointer: a `Process` runs a function that
 /// captures nothing, known from its type alone.)
-fn run_all<F>(f: F, v: &Value<u64>) -> Result<std::time::Duration, Box<dyn std::error::Error>>
+fn run_all<F>(f: F, v: &Value<u64>) -> Result<Duration, Box<dyn std::error::Error>>
 where
-    F: Fn((Value<u64>, u64)) + Copy + 'static,
+    F: Fn((Value<u64>, u64, Event)) + Copy + 'static,
 {
-    let start = Instant::now();
+    let go = Event::new()?;
     let ps: Vec<Process<()>> = (0..PROCS)
-        .map(|_| Process::spawn(f, (v.clone(), N)))
+        .map(|_| Process::spawn(f, (v.clone(), N, go.clone())))
         .collect::<Result<_, _>>()?;
+    // Every child waits for this, so they all count at once (a child started a few
+    // milliseconds before the next one could otherwise finish before it begins).
+    let start = Instant::now();
+    go.set();
     for p in &ps {
         p.join()?;
     }
