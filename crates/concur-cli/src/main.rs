@@ -67,6 +67,9 @@ pub enum Suite {
     Lock,
     /// `Queue` against crossbeam-channel, std mpsc, a naive queue and Python.
     Queue,
+    /// `Process` start, `Pipe` round trips and `Array` writes against the bare OS
+    /// mechanisms and Python's `multiprocessing`.
+    Process,
 }
 
 /// What a subcommand concluded: whether every check it made passed.
@@ -79,6 +82,10 @@ pub enum Outcome {
 }
 
 fn main() -> ExitCode {
+    // A child started by `concur bench --suite process` (a bare exec or a raw echo).
+    if let Some(code) = bench::child_mode() {
+        return code;
+    }
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Tour(args) => tour::run(args),

@@ -21,6 +21,12 @@ pub enum Family {
     QueueBounded,
     /// Unbounded FIFO queues and channels.
     QueueUnbounded,
+    /// Starting a child process and joining it.
+    ProcessStart,
+    /// A message to a child process and back.
+    PipeRoundTrip,
+    /// Bulk writes into memory.
+    BulkWrite,
 }
 
 /// Who wrote the lock: concur itself or an anchor it is compared with.
@@ -37,8 +43,11 @@ pub enum Origin {
     Crossbeam,
     /// A naive `Mutex<VecDeque>` + `Condvar` queue written in the bench.
     Naive,
-    /// CPython's `queue.Queue`, run in a `python3` child process.
+    /// CPython (`queue.Queue`, `multiprocessing`), run in a `python3` child process.
     Python,
+    /// The bare OS mechanism under a concur feature, written in the bench: an `exec`
+    /// of the same binary, a socketpair ping-pong, a `memcpy`.
+    Os,
 }
 
 impl Origin {
@@ -46,7 +55,7 @@ impl Origin {
     pub fn is_reference(self) -> bool {
         matches!(
             self,
-            Origin::ParkingLot | Origin::Crossbeam | Origin::Python
+            Origin::ParkingLot | Origin::Crossbeam | Origin::Python | Origin::Os
         )
     }
 }

@@ -5,6 +5,10 @@
 //!   lock) — over every lock of [`adapters::all`]; the reference anchor is parking_lot.
 //! - `queue`: SPSC, MPSC 4→1, MPMC 2→2 and 4→4 through bounded(1024) and unbounded
 //!   FIFOs (see [`queue`]); the reference anchor is crossbeam-channel.
+//! - `process`: `Process` start + join per start method, `Connection` round trips and
+//!   bulk `Array` writes (see [`process`]); the reference anchors are the bare OS
+//!   mechanism (an exec of this binary, a socketpair ping-pong, a memcpy) and Python's
+//!   `multiprocessing`.
 //!
 //! Every case runs every subject `--runs` times. Runs are interleaved (run 1 of every
 //! subject, then run 2...) so that a burst of load on a shared machine spreads over all
@@ -13,7 +17,10 @@
 //! ns/op` (≥ 1 means concur is faster).
 
 mod adapters;
+mod process;
 mod queue;
+
+pub use process::child_mode;
 
 use crate::machine::Machine;
 use crate::progress::Bars;
@@ -39,10 +46,13 @@ struct Config {
     cases: Vec<Case>,
     /// The queue suite's cases.
     queue_cases: Vec<queue::QueueCase>,
+    /// The process suite's sizes (absent when it did not run).
+    process_sizes: Option<process::ProcessSizes>,
     /// The deadlock-detection mode the locks ran under (the goal is stated for `Off`).
     deadlock_mode: String,
     operation: &'static str,
     queue_operation: &'static str,
+    process_operation: &'static str,
 }
 
 #[derive(Debug, Serialize)]
@@ -101,10 +111,14 @@ pub fn run(args: &BenchArgs) -> io::Result<Outcome> {
         },
     ];
     let suites: Vec<&'static str> = match args.suite {
-        Suite::All => vec!["lock", "queue"],
+        Suite::All => vec!["lock", "queue", "process"],
         Suite::Lock => vec!["lock"],
         Suite::Queue => vec!["queue"],
+        Suite::Process => vec!["process"],
     };
+    let process_sizes = suites
+        .contains(&"process")
+        .then(|| process::ProcessSizes::new(args.quick));
     let locks = if suites.contains(&"lock") {
         adapters::all()
     } else {
@@ -167,6 +181,9 @@ pub fn run(args: &BenchArgs) -> io::Result<Outcome> {
     if suites.contains(&"queue") {
         queue::python_anchor(args.quick, runs, &bar, &mut results, &mut notes);
     }
+    if let Some(sizes) = &process_sizes {
+        process::run_suite(sizes, runs, &bar, &mut results, &mut errors, &mut notes);
+    }
     bar.finish_and_clear();
 
     for m in &mut results {
@@ -186,9 +203,11 @@ pub fn run(args: &BenchArgs) -> io::Result<Outcome> {
             suites,
             cases,
             queue_cases,
+            process_sizes,
             deadlock_mode: format!("{:?}", concur::deadlock::mode()),
             operation: "acquire, increment the guarded u64, release",
             queue_operation: queue::OPERATION,
+            process_operation: process::OPERATION,
         },
         results,
         ratios,
@@ -310,10 +329,10 @@ fn write_table(out: &mut impl Write, r: &BenchReport) -> io::Result<()> {
     )?;
     writeln!(
         out,
-        "{:<6} {:<20} {:<28} {:>10} {:>10} {:>10} {:>14}  vs anchor",
+        "{:<7} {:<20} {:<33} {:>12} {:>12} {:>12} {:>14}  vs anchor",
         "suite", "case", "subject", "median ns", "min ns", "max ns", "ops/s"
     )?;
-    writeln!(out, "{}", "-".repeat(124))?;
+    writeln!(out, "{}", "-".repeat(138))?;
     for res in &r.results {
         let ratio = r
             .ratios
@@ -324,7 +343,7 @@ fn write_table(out: &mut impl Write, r: &BenchReport) -> io::Result<()> {
             .join(", ");
         writeln!(
             out,
-            "{:<6} {:<20} {:<28} {:>10.2} {:>10.2} {:>10.2} {:>14}  {}",
+            "{:<7} {:<20} {:<33} {:>12.2} {:>12.2} {:>12.2} {:>14}  {}",
             res.suite,
             res.case,
             res.subject,
@@ -340,6 +359,14 @@ fn write_table(out: &mut impl Write, r: &BenchReport) -> io::Result<()> {
         "\nvs anchor = anchor ns/op / concur ns/op (>= 1: concur is faster). Goals: Lock >= 0.9x \
          parking_lot; bounded Queue >= 1.0x crossbeam SPSC, >= 0.8x MPMC, >= 30x Python."
     )?;
+    if r.config.suites.contains(&"process") {
+        writeln!(
+            out,
+            "Process goals: ForkServer >= 5x Python fork start; Spawn >= 0.67x bare exec \
+             (<= 1.5x its time); Connection >= 0.9x raw socketpair; Array >= 0.8x memcpy \
+             (array-write: one op = one MiB)."
+        )?;
+    }
     for n in &r.notes {
         writeln!(out, "note: {n}")?;
     }
