@@ -70,6 +70,9 @@ pub enum Suite {
     /// `ThreadPoolExecutor` submit/result and map against rayon, threadpool, std threads,
     /// sequential code and Python.
     Futures,
+    /// `Process` start, `Pipe` round trips and `Array` writes against the bare OS
+    /// mechanisms and Python's `multiprocessing`.
+    Process,
 }
 
 /// What a subcommand concluded: whether every check it made passed.
@@ -82,6 +85,10 @@ pub enum Outcome {
 }
 
 fn main() -> ExitCode {
+    // A child started by `concur bench --suite process` (a bare exec or a raw echo).
+    if let Some(code) = bench::child_mode() {
+        return code;
+    }
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Tour(args) => tour::run(args),

@@ -90,6 +90,8 @@ fn tour_quick_json_passes_and_has_every_step() {
         "futures",
         "nested",
         "pool-map",
+        "processes",
+        "shared-counter",
     ] {
         assert!(names.contains(&want), "step {want} missing from {names:?}");
     }
@@ -142,6 +144,22 @@ fn tour_quick_json_passes_and_has_every_step() {
     assert_eq!(
         figure("pool-map", "progress reported"),
         figure("pool-map", "items")
+    );
+    // Processes: the same lists built in 2 children as sequentially.
+    assert_eq!(
+        figure("processes", "checksum"),
+        figure("processes", "checksum (processes)")
+    );
+    // A shared Value under its lock across 4 processes: exact; without it: never more.
+    assert_eq!(
+        figure("shared-counter", "locked: final value"),
+        figure("shared-counter", "locked: expected")
+    );
+    let expected = figure("shared-counter", "locked: expected").as_u64();
+    let racy = figure("shared-counter", "racy: final value").as_u64();
+    assert!(
+        racy <= expected && expected == Some(4 * 20_000),
+        "{racy:?} {expected:?}"
     );
 }
 
@@ -239,4 +257,59 @@ fn bench_queue_suite_measures_concur_beside_crossbeam() {
             .iter()
             .any(|m| m["subject"] == "std::sync::mpsc" && m["case"] == "mpmc-2-2-bounded")
     );
+}
+
+#[test]
+fn bench_process_suite_measures_concur_beside_the_os_floor() {
+    let run = concur(&[
+        "bench", "--quick", "--json", "--runs", "1", "--suite", "process",
+    ]);
+    assert_eq!(run.code, Some(0), "exit code; stderr:\n{}", run.stderr);
+    let doc = json(&run);
+    assert_eq!(
+        doc["errors"].as_array().map(Vec::len),
+        Some(0),
+        "{}",
+        doc["errors"]
+    );
+    assert_eq!(doc["config"]["suites"], serde_json::json!(["process"]));
+    let results = doc["results"].as_array().expect("results array");
+    for (case, concur, anchor) in [
+        (
+            "start-join",
+            "concur Process (Spawn)",
+            "bare exec of this binary",
+        ),
+        (
+            "start-join",
+            "concur Process (Fork)",
+            "bare exec of this binary",
+        ),
+        (
+            "pipe-round-trip",
+            "concur Connection (u64)",
+            "raw socketpair 8 B",
+        ),
+        (
+            "array-write",
+            "concur Array<u8>::copy_from_slice",
+            "memcpy into a Vec<u8>",
+        ),
+    ] {
+        for subject in [concur, anchor] {
+            let m = results
+                .iter()
+                .find(|m| m["suite"] == "process" && m["case"] == case && m["subject"] == subject)
+                .unwrap_or_else(|| panic!("no result for {subject} / {case}"));
+            assert!(m["median_ns_per_op"].as_f64().is_some_and(|x| x > 0.0));
+        }
+        let ratio = doc["ratios"]
+            .as_array()
+            .and_then(|rs| {
+                rs.iter()
+                    .find(|r| r["case"] == case && r["concur"] == concur && r["anchor"] == anchor)
+            })
+            .unwrap_or_else(|| panic!("no ratio for {concur} / {anchor}"));
+        assert!(ratio["throughput_ratio"].as_f64().is_some_and(|x| x > 0.0));
+    }
 }

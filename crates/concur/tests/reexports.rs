@@ -102,3 +102,83 @@ fn every_reexport_is_reachable() {
     // deadlock
     let _: deadlock::Mode = deadlock::mode();
 }
+
+/// The process tier (`concur::process`, default feature `process`): every re-export.
+#[cfg(feature = "process")]
+#[test]
+fn every_process_reexport_is_reachable() {
+    use concur::process::{
+        Array, Barrier, BoundedSemaphore, Condition, Connection, ConnectionError,
+        DEFAULT_MAX_FRAME, Event, FrozenArray, Lock, Pipe, Process, ProcessBuilder, ProcessError,
+        RLock, Semaphore, SharedMemory, StartMethod, Value, shm, sync,
+    };
+
+    // Process, ProcessBuilder, StartMethod, ProcessError
+    let p = Process::spawn(|x: u32| x + 1, 41).unwrap();
+    assert_eq!(p.join_timeout(Duration::from_secs(60)).unwrap(), 42);
+    assert_eq!(p.exitcode(), Some(0));
+    let b: ProcessBuilder = Process::builder()
+        .name("reexport")
+        .start_method(StartMethod::Spawn);
+    let unstarted = b.build(|x: u8| x, 0);
+    assert_eq!(unstarted.name(), "reexport");
+    let e: ProcessError = unstarted.join().expect_err("never started");
+    assert!(e.is_not_started(), "{e}");
+    assert_eq!(StartMethod::default(), StartMethod::Spawn);
+
+    // Pipe, Connection, ConnectionError, DEFAULT_MAX_FRAME
+    let (a, c): (Connection, Connection) = Pipe::duplex().unwrap();
+    assert_eq!(a.max_frame(), DEFAULT_MAX_FRAME);
+    a.send(&"ping").unwrap();
+    assert_eq!(
+        c.recv_timeout::<String>(Duration::from_secs(10)).unwrap(),
+        "ping"
+    );
+    drop(a);
+    let eof: ConnectionError = c.recv::<String>().expect_err("the other end is closed");
+    assert!(eof.is_eof());
+    let (r, w) = Pipe::one_way().unwrap();
+    w.send_bytes(b"xy").unwrap();
+    assert_eq!(r.recv_bytes().unwrap(), b"xy");
+
+    // shm: SharedMemory, Value, Array, FrozenArray (also through the module)
+    let mem = SharedMemory::new(16).unwrap();
+    mem.write_at(0, b"abc").unwrap();
+    let mut buf = [0u8; 3];
+    mem.read_at(0, &mut buf).unwrap();
+    assert_eq!(&buf, b"abc");
+    let v: shm::Value<u64> = Value::new(1).unwrap();
+    v.with_lock(|x| *x += 1).unwrap();
+    assert_eq!(v.get(), 2);
+    assert!(Value::new_raw(0u8).unwrap().get_lock().is_none());
+    let arr: shm::Array<u16> = Array::from_slice(&[1, 2]).unwrap();
+    arr.copy_from_slice(&[3, 4]).unwrap();
+    assert_eq!(arr.to_vec(), [3, 4]);
+    let frozen = FrozenArray::from_slice(&[5u32, 6]).unwrap();
+    assert_eq!(&frozen[..], &[5, 6]);
+
+    // sync: Lock, RLock, Semaphore, BoundedSemaphore, Event, Condition, Barrier
+    let lock: sync::Lock = Lock::new().unwrap();
+    drop(lock.acquire().unwrap());
+    assert!(!lock.locked());
+    let r = RLock::new().unwrap();
+    {
+        let _g1 = r.acquire().unwrap();
+        let _g2 = r.acquire().unwrap();
+        assert_eq!(r.count(), 2);
+    }
+    let s = Semaphore::new(1).unwrap();
+    drop(s.acquire());
+    let bs = BoundedSemaphore::new(1).unwrap();
+    assert!(bs.release().is_err());
+    let ev = Event::new().unwrap();
+    ev.set();
+    assert!(ev.wait_timeout(Duration::from_secs(1)));
+    let cond = Condition::new().unwrap();
+    {
+        let mut g = cond.acquire().unwrap();
+        assert!(!g.wait_timeout(Duration::from_millis(1)).unwrap());
+    }
+    let barrier = Barrier::new(1).unwrap();
+    assert_eq!(barrier.wait().unwrap(), 0);
+}

@@ -25,6 +25,12 @@ pub enum Family {
     Submit,
     /// Parallel map collected in order.
     Map,
+    /// Starting a child process and joining it.
+    ProcessStart,
+    /// A message to a child process and back.
+    PipeRoundTrip,
+    /// Bulk writes into memory.
+    BulkWrite,
 }
 
 /// Who wrote the lock: concur itself or an anchor it is compared with.
@@ -41,7 +47,7 @@ pub enum Origin {
     Crossbeam,
     /// A naive `Mutex<VecDeque>` + `Condvar` queue written in the bench.
     Naive,
-    /// CPython (`queue.Queue`, `concurrent.futures`), run in a `python3` child process.
+    /// CPython (`queue.Queue`, `concurrent.futures`, `multiprocessing`), run in a `python3` child process.
     Python,
     /// rayon, the reference anchor for task pools and parallel map.
     Rayon,
@@ -49,6 +55,9 @@ pub enum Origin {
     Threadpool,
     /// Plain sequential code on the calling thread.
     Sequential,
+    /// The bare OS mechanism under a concur feature, written in the bench: an `exec`
+    /// of the same binary, a socketpair ping-pong, a `memcpy`.
+    Os,
 }
 
 impl Origin {
@@ -56,7 +65,7 @@ impl Origin {
     pub fn is_reference(self) -> bool {
         matches!(
             self,
-            Origin::ParkingLot | Origin::Crossbeam | Origin::Python | Origin::Rayon
+            Origin::ParkingLot | Origin::Crossbeam | Origin::Python | Origin::Rayon | Origin::Os
         )
     }
 }

@@ -8,6 +8,10 @@
 //! - `futures`: `ThreadPoolExecutor` submit + result of many trivial tasks, and a parallel
 //!   map collected into a `Vec` (see [`futures`]); the reference anchor is rayon (and
 //!   Python's executor for submit + result).
+//! - `process`: `Process` start + join per start method, `Connection` round trips and
+//!   bulk `Array` writes (see [`process`]); the reference anchors are the bare OS
+//!   mechanism (an exec of this binary, a socketpair ping-pong, a memcpy) and Python's
+//!   `multiprocessing`.
 //!
 //! Every case runs every subject `--runs` times. Runs are interleaved (run 1 of every
 //! subject, then run 2...) so that a burst of load on a shared machine spreads over all
@@ -17,7 +21,10 @@
 
 mod adapters;
 mod futures;
+mod process;
 mod queue;
+
+pub use process::child_mode;
 
 use crate::machine::Machine;
 use crate::progress::Bars;
@@ -45,11 +52,14 @@ struct Config {
     queue_cases: Vec<queue::QueueCase>,
     /// The futures suite's cases.
     futures_cases: Vec<futures::FuturesCase>,
+    /// The process suite's sizes (absent when it did not run).
+    process_sizes: Option<process::ProcessSizes>,
     /// The deadlock-detection mode the locks ran under (the goal is stated for `Off`).
     deadlock_mode: String,
     operation: &'static str,
     queue_operation: &'static str,
     futures_operation: &'static str,
+    process_operation: &'static str,
 }
 
 #[derive(Debug, Serialize)]
@@ -108,11 +118,15 @@ pub fn run(args: &BenchArgs) -> io::Result<Outcome> {
         },
     ];
     let suites: Vec<&'static str> = match args.suite {
-        Suite::All => vec!["lock", "queue", "futures"],
+        Suite::All => vec!["lock", "queue", "futures", "process"],
         Suite::Lock => vec!["lock"],
         Suite::Queue => vec!["queue"],
         Suite::Futures => vec!["futures"],
+        Suite::Process => vec!["process"],
     };
+    let process_sizes = suites
+        .contains(&"process")
+        .then(|| process::ProcessSizes::new(args.quick));
     let locks = if suites.contains(&"lock") {
         adapters::all()
     } else {
@@ -190,6 +204,9 @@ pub fn run(args: &BenchArgs) -> io::Result<Outcome> {
         &mut errors,
         &mut notes,
     );
+    if let Some(sizes) = &process_sizes {
+        process::run_suite(sizes, runs, &bar, &mut results, &mut errors, &mut notes);
+    }
     bar.finish_and_clear();
 
     for m in &mut results {
@@ -214,6 +231,8 @@ pub fn run(args: &BenchArgs) -> io::Result<Outcome> {
             operation: "acquire, increment the guarded u64, release",
             queue_operation: queue::OPERATION,
             futures_operation: futures::OPERATION,
+            process_sizes,
+            process_operation: process::OPERATION,
         },
         results,
         ratios,
@@ -336,10 +355,10 @@ fn write_table(out: &mut impl Write, r: &BenchReport) -> io::Result<()> {
     )?;
     writeln!(
         out,
-        "{:<7} {:<20} {:<30} {:>10} {:>10} {:>10} {:>14}  vs anchor",
+        "{:<7} {:<20} {:<33} {:>12} {:>12} {:>12} {:>14}  vs anchor",
         "suite", "case", "subject", "median ns", "min ns", "max ns", "ops/s"
     )?;
-    writeln!(out, "{}", "-".repeat(127))?;
+    writeln!(out, "{}", "-".repeat(138))?;
     for res in &r.results {
         let ratio = r
             .ratios
@@ -350,7 +369,7 @@ fn write_table(out: &mut impl Write, r: &BenchReport) -> io::Result<()> {
             .join(", ");
         writeln!(
             out,
-            "{:<7} {:<20} {:<30} {:>10.2} {:>10.2} {:>10.2} {:>14}  {}",
+            "{:<7} {:<20} {:<33} {:>12.2} {:>12.2} {:>12.2} {:>14}  {}",
             res.suite,
             res.case,
             res.subject,
@@ -367,6 +386,14 @@ fn write_table(out: &mut impl Write, r: &BenchReport) -> io::Result<()> {
          parking_lot; bounded Queue >= 1.0x crossbeam SPSC, >= 0.8x MPMC, >= 30x Python; \
          ThreadPoolExecutor submit+result >= 1.0x rayon spawn+oneshot, map >= 1.0x rayon collect."
     )?;
+    if r.config.suites.contains(&"process") {
+        writeln!(
+            out,
+            "Process goals: ForkServer >= 5x Python fork start; Spawn >= 0.67x bare exec \
+             (<= 1.5x its time); Connection >= 0.9x raw socketpair; Array >= 0.8x memcpy \
+             (array-write: one op = one MiB)."
+        )?;
+    }
     for n in &r.notes {
         writeln!(out, "note: {n}")?;
     }

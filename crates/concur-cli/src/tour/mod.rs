@@ -15,6 +15,7 @@ mod futures;
 mod locked_counter;
 mod nested;
 mod pool_map;
+mod processes;
 mod queue;
 mod thread;
 
@@ -45,7 +46,11 @@ pub fn registry() -> Vec<Box<dyn Step>> {
         Box::new(futures::PageDownloads),
         Box::new(nested::NestedWaits),
         Box::new(pool_map::PoolMap),
-        // Later issues add their steps here: process, cluster.
+        // multiprocessing: CPU-bound work in child processes, a shared Value with and
+        // without its lock
+        Box::new(processes::Processes),
+        Box::new(processes::SharedCounter),
+        // Later issues add their steps here: cluster.
     ]
 }
 

@@ -1,0 +1,619 @@
+//! The process suite: `concur::process` beside the bare OS mechanism it is built on and
+//! beside CPython's `multiprocessing`.
+//!
+//! Three cases, each timed per operation:
+//! - `start-join`: start a child that runs an empty function, and join it. Subjects:
+//!   `Process` with each start method `StartMethod` has (Spawn, Fork; ForkServer when
+//!   it exists), a bare `std::process::Command` exec of this same binary that exits at
+//!   once (the floor under Spawn, which also re-executes this binary), and Python's
+//!   `multiprocessing.Process` with the fork and spawn start methods.
+//! - `pipe-round-trip`: one small value to a child that echoes it back. Subjects: a
+//!   `Connection` (a `u64`, serialized and framed), a raw ping-pong of 8 bytes over a
+//!   Unix socketpair with a bare child (`write`/`read`, no framing), and Python's
+//!   `multiprocessing.Pipe` with a forked child. Starting the child is not timed.
+//! - `array-write`: one bulk write of a large buffer into shared memory. Subjects:
+//!   `Array<u8>::copy_from_slice` (with its own lock, taken once per write) and
+//!   `copy_from_slice` into a `Vec<u8>` (a plain `memcpy`). Both destinations are
+//!   written once before timing, so page faults are not measured. One operation is one
+//!   MiB written (`ops/s` is MiB/s).
+//!
+//! Every child the suite starts is joined (or waited for) before the run ends.
+
+use super::adapters::{Family, Origin};
+use super::{Measurement, Stats};
+use concur::process::{Array, Connection, Pipe, Process, StartMethod};
+use indicatif::ProgressBar;
+use serde::Serialize;
+use std::cell::OnceCell;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::process::{Command, ExitCode, Stdio};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// What the operations are, for the JSON document.
+pub const OPERATION: &str = "start-join: start a child running an empty function and join it; \
+     pipe-round-trip: a u64 (8 bytes raw) to a child and back; array-write: one MiB written \
+     in bulk (a 64 MiB buffer per write)";
+
+/// The environment variable that makes this binary a bench child (see [`child_mode`]).
+const CHILD_ENV: &str = "CONCUR_BENCH_CHILD";
+
+/// How long a bench child may take before it counts as hung.
+const CHILD_LIMIT: Duration = Duration::from_secs(60);
+
+/// Sizes of the suite's cases.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProcessSizes {
+    /// Children started and joined per run (concur, bare exec).
+    pub starts: u64,
+    /// Children per run for Python's fork start method.
+    pub python_fork_starts: u64,
+    /// Children per run for Python's spawn start method (about 70 ms each).
+    pub python_spawn_starts: u64,
+    /// Round trips per run.
+    pub round_trips: u64,
+    /// Bytes of the bulk buffer.
+    pub array_bytes: usize,
+    /// Bulk writes per run.
+    pub array_writes: u64,
+}
+
+impl ProcessSizes {
+    /// Full or `--quick` sizes.
+    pub fn new(quick: bool) -> Self {
+        if quick {
+            ProcessSizes {
+                starts: 5,
+                python_fork_starts: 3,
+                python_spawn_starts: 2,
+                round_trips: 2_000,
+                array_bytes: 16 << 20,
+                array_writes: 2,
+            }
+        } else {
+            ProcessSizes {
+                starts: 50,
+                python_fork_starts: 20,
+                python_spawn_starts: 6,
+                round_trips: 20_000,
+                array_bytes: 64 << 20,
+                array_writes: 8,
+            }
+        }
+    }
+}
+
+/// If this process was started by the suite as a bare child, does the child's job and
+/// says how to exit; `None` in every other process (called first thing in `main`).
+///
+/// - `exit`: exits at once (the bare-exec floor of `start-join`);
+/// - `echo`: echoes 8-byte messages on its standard input (one end of a socketpair)
+///   until the stream ends (the raw ping-pong of `pipe-round-trip`).
+pub fn child_mode() -> Option<ExitCode> {
+    let mode = std::env::var_os(CHILD_ENV)?;
+    Some(match mode.to_str() {
+        Some("exit") => ExitCode::SUCCESS,
+        Some("echo") => match raw_echo() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("concur bench child: echo failed: {e}");
+                ExitCode::from(1)
+            }
+        },
+        _ => {
+            eprintln!("concur bench child: unknown mode {mode:?}");
+            ExitCode::from(2)
+        }
+    })
+}
+
+/// The raw echo loop on fd 0: read 8 bytes, write them back, until end of stream.
+fn raw_echo() -> std::io::Result<()> {
+    let fd: OwnedFd = std::io::stdin().as_fd().try_clone_to_owned()?;
+    let mut sock = UnixStream::from(fd);
+    let mut buf = [0u8; 8];
+    loop {
+        match sock.read_exact(&mut buf) {
+            Ok(()) => sock.write_all(&buf)?,
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// One subject of a case: how to run it once, in ns per operation.
+struct Subject {
+    case: &'static str,
+    name: &'static str,
+    family: Family,
+    origin: Origin,
+    ops: u64,
+    run: Box<dyn Fn() -> Result<f64, String>>,
+}
+
+/// Runs the suite into `results`; failures go to `errors`, skipped anchors to `notes`.
+pub fn run_suite(
+    sizes: &ProcessSizes,
+    runs: u32,
+    bar: &ProgressBar,
+    results: &mut Vec<Measurement>,
+    errors: &mut Vec<String>,
+    notes: &mut Vec<String>,
+) {
+    let python = PythonScript::write(notes);
+    let subjects = subjects(sizes, python.as_ref(), notes);
+    bar.inc_length(u64::from(runs) * subjects.len() as u64);
+    let first = results.len();
+    for s in &subjects {
+        results.push(Measurement {
+            suite: "process",
+            case: s.case,
+            subject: s.name,
+            family: s.family,
+            origin: s.origin,
+            threads: 1,
+            ops_per_run: s.ops,
+            runs_ns_per_op: Vec::with_capacity(runs as usize),
+            median_ns_per_op: f64::NAN,
+            median_ops_per_sec: f64::NAN,
+            min_ns_per_op: f64::NAN,
+            max_ns_per_op: f64::NAN,
+        });
+    }
+    // Interleaved by case: run 1 of every subject of the case, then run 2...
+    let mut cases: Vec<&'static str> = subjects.iter().map(|s| s.case).collect();
+    cases.dedup();
+    for case in cases {
+        for run in 0..runs {
+            for (i, s) in subjects.iter().enumerate().filter(|(_, s)| s.case == case) {
+                bar.set_message(format!("{} {} run {}/{runs}", s.case, s.name, run + 1));
+                match (s.run)() {
+                    Ok(ns) => results[first + i].runs_ns_per_op.push(ns),
+                    Err(e) => errors.push(format!("process/{}/{}: {e}", s.case, s.name)),
+                }
+                bar.inc(1);
+            }
+        }
+    }
+    // A subject that failed every run leaves no measurement behind.
+    let mut i = first;
+    while i < results.len() {
+        if Stats::of(&results[i].runs_ns_per_op).is_none() {
+            results.remove(i);
+        } else {
+            i += 1;
+        }
+    }
+    if let Some(py) = python {
+        py.remove();
+    }
+}
+
+/// Every subject, in display order.
+fn subjects(
+    sizes: &ProcessSizes,
+    python: Option<&PythonScript>,
+    notes: &mut Vec<String>,
+) -> Vec<Subject> {
+    let mut out = Vec::new();
+    let starts = sizes.starts;
+    out.push(Subject {
+        case: "start-join",
+        name: "concur Process (Spawn)",
+        family: Family::ProcessStart,
+        origin: Origin::Concur,
+        ops: starts,
+        run: Box::new(move || start_join(StartMethod::Spawn, starts)),
+    });
+    out.push(Subject {
+        case: "start-join",
+        name: "concur Process (Fork)",
+        family: Family::ProcessStart,
+        origin: Origin::Concur,
+        ops: starts,
+        run: Box::new(move || start_join(StartMethod::Fork { force: false }, starts)),
+    });
+    notes.push(
+        "StartMethod has no ForkServer variant in this build: its start-join case and the \
+         goal ForkServer >= 5x Python's fork start are not measured"
+            .to_owned(),
+    );
+    out.push(Subject {
+        case: "start-join",
+        name: "bare exec of this binary",
+        family: Family::ProcessStart,
+        origin: Origin::Os,
+        ops: starts,
+        run: Box::new(move || bare_exec(starts)),
+    });
+    if let Some(py) = python {
+        for (name, method, n) in [
+            (
+                "python3 mp.Process (fork)",
+                "fork",
+                sizes.python_fork_starts,
+            ),
+            (
+                "python3 mp.Process (spawn)",
+                "spawn",
+                sizes.python_spawn_starts,
+            ),
+        ] {
+            let path = py.path.clone();
+            out.push(Subject {
+                case: "start-join",
+                name,
+                family: Family::ProcessStart,
+                origin: Origin::Python,
+                ops: n,
+                run: Box::new(move || python_ns(&path, &["start", method, &n.to_string()])),
+            });
+        }
+    }
+
+    let trips = sizes.round_trips;
+    out.push(Subject {
+        case: "pipe-round-trip",
+        name: "concur Connection (u64)",
+        family: Family::PipeRoundTrip,
+        origin: Origin::Concur,
+        ops: trips,
+        run: Box::new(move || connection_round_trips(trips)),
+    });
+    out.push(Subject {
+        case: "pipe-round-trip",
+        name: "raw socketpair 8 B",
+        family: Family::PipeRoundTrip,
+        origin: Origin::Os,
+        ops: trips,
+        run: Box::new(move || raw_round_trips(trips)),
+    });
+    if let Some(py) = python {
+        let path = py.path.clone();
+        out.push(Subject {
+            case: "pipe-round-trip",
+            name: "python3 mp.Pipe (fork)",
+            family: Family::PipeRoundTrip,
+            origin: Origin::Python,
+            ops: trips,
+            run: Box::new(move || python_ns(&path, &["pipe", &trips.to_string()])),
+        });
+    }
+
+    let (bytes, writes) = (sizes.array_bytes, sizes.array_writes);
+    let mib = (bytes >> 20) as u64 * writes;
+    // Allocated at the first array-write run, not before: 3 x 64 MiB resident while the
+    // start-join case runs would slow every fork (page tables are copied) and measure
+    // the bench's memory instead of the start method.
+    let targets: Rc<OnceCell<Result<BulkTargets, String>>> = Rc::default();
+    for (name, origin, vec) in [
+        ("concur Array<u8>::copy_from_slice", Origin::Concur, false),
+        ("memcpy into a Vec<u8>", Origin::Os, true),
+    ] {
+        let targets = targets.clone();
+        out.push(Subject {
+            case: "array-write",
+            name,
+            family: Family::BulkWrite,
+            origin,
+            ops: mib,
+            run: Box::new(move || {
+                let t = targets
+                    .get_or_init(|| {
+                        BulkTargets::new(bytes).map_err(|e| format!("shared memory: {e}"))
+                    })
+                    .as_ref()
+                    .map_err(Clone::clone)?;
+                if vec {
+                    t.vec_write(writes)
+                } else {
+                    t.array_write(writes)
+                }
+            }),
+        });
+    }
+    out
+}
+
+/// The function the `start-join` children run: nothing.
+fn nothing(_: ()) {}
+
+/// `n` start + join of a child running [`nothing`]; ns per child.
+fn start_join(method: StartMethod, n: u64) -> Result<f64, String> {
+    let start = Instant::now();
+    for _ in 0..n {
+        let p = Process::builder()
+            .start_method(method)
+            .spawn(nothing, ())
+            .map_err(|e| e.to_string())?;
+        p.join_timeout(CHILD_LIMIT).map_err(|e| e.to_string())?;
+    }
+    Ok(per_op(start.elapsed(), n))
+}
+
+/// `n` exec + wait of this binary in its immediate-exit mode; ns per child.
+fn bare_exec(n: u64) -> Result<f64, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+    let start = Instant::now();
+    for _ in 0..n {
+        let status = Command::new(&exe)
+            .env(CHILD_ENV, "exit")
+            .stdin(Stdio::null())
+            .status()
+            .map_err(|e| format!("exec: {e}"))?;
+        if !status.success() {
+            return Err(format!("the bare child exited with {status}"));
+        }
+    }
+    Ok(per_op(start.elapsed(), n))
+}
+
+/// The child end of the `Connection` round trips: echoes `u64`s until `u64::MAX`.
+fn echo(c: Connection) -> u64 {
+    let mut n = 0;
+    while let Ok(x) = c.recv::<u64>() {
+        if x == u64::MAX || c.send(&x).is_err() {
+            break;
+        }
+        n += 1;
+    }
+    n
+}
+
+/// `n` round trips through a `Connection` with a spawned echo child; ns per trip.
+fn connection_round_trips(n: u64) -> Result<f64, String> {
+    let (mine, theirs) = Pipe::duplex().map_err(|e| format!("pipe: {e}"))?;
+    let child = Process::spawn(echo, theirs).map_err(|e| e.to_string())?;
+    let timed = (|| -> Result<f64, String> {
+        let trip = |i: u64| -> Result<(), String> {
+            mine.send(&i).map_err(|e| e.to_string())?;
+            match mine.recv_timeout::<u64>(CHILD_LIMIT) {
+                Ok(back) if back == i => Ok(()),
+                Ok(back) => Err(format!("sent {i}, got {back} back")),
+                Err(e) => Err(e.to_string()),
+            }
+        };
+        trip(0)?; // the child is up: not timed
+        let start = Instant::now();
+        for i in 1..=n {
+            trip(i)?;
+        }
+        Ok(per_op(start.elapsed(), n))
+    })();
+    // Always end and join the child, even after an error.
+    let _ = mine.send(&u64::MAX);
+    drop(mine);
+    let echoed = child.join_timeout(CHILD_LIMIT).map_err(|e| e.to_string())?;
+    let ns = timed?;
+    if echoed != n + 1 {
+        return Err(format!("the child echoed {echoed} values, not {}", n + 1));
+    }
+    Ok(ns)
+}
+
+/// `n` 8-byte round trips over a socketpair with a bare echo child; ns per trip.
+fn raw_round_trips(n: u64) -> Result<f64, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+    let (mut mine, theirs) = UnixStream::pair().map_err(|e| format!("socketpair: {e}"))?;
+    let mut child = Command::new(exe)
+        .env(CHILD_ENV, "echo")
+        .stdin(Stdio::from(OwnedFd::from(theirs)))
+        .spawn()
+        .map_err(|e| format!("exec: {e}"))?;
+    mine.set_read_timeout(Some(CHILD_LIMIT))
+        .map_err(|e| e.to_string())?;
+    let mut trip = |i: u64| -> Result<(), String> {
+        mine.write_all(&i.to_ne_bytes())
+            .map_err(|e| e.to_string())?;
+        let mut back = [0u8; 8];
+        mine.read_exact(&mut back).map_err(|e| e.to_string())?;
+        if u64::from_ne_bytes(back) == i {
+            Ok(())
+        } else {
+            Err(format!("sent {i}, got {back:?} back"))
+        }
+    };
+    let timed = trip(0).and_then(|()| {
+        let start = Instant::now();
+        for i in 1..=n {
+            trip(i)?;
+        }
+        Ok(per_op(start.elapsed(), n))
+    });
+    drop(mine); // end of stream: the child's loop ends
+    let status = child.wait().map_err(|e| format!("wait: {e}"))?;
+    let ns = timed?;
+    if !status.success() {
+        return Err(format!("the raw echo child exited with {status}"));
+    }
+    Ok(ns)
+}
+
+/// The destinations of the bulk writes and the source buffer, allocated once.
+struct BulkTargets {
+    source: Vec<u8>,
+    array: Array<u8>,
+    vec: std::cell::RefCell<Vec<u8>>,
+}
+
+impl BulkTargets {
+    fn new(bytes: usize) -> std::io::Result<Self> {
+        let source: Vec<u8> = (0..bytes).map(|i| (i * 31 % 251) as u8).collect();
+        let array = Array::<u8>::zeroed(bytes)?;
+        array
+            .copy_from_slice(&source)
+            .map_err(std::io::Error::from)?; // fault the pages in
+        let vec = source.clone(); // written once: its pages are in too
+        Ok(BulkTargets {
+            source,
+            array,
+            vec: std::cell::RefCell::new(vec),
+        })
+    }
+
+    fn mib(&self) -> u64 {
+        (self.source.len() >> 20) as u64
+    }
+
+    fn array_write(&self, writes: u64) -> Result<f64, String> {
+        let start = Instant::now();
+        for _ in 0..writes {
+            self.array
+                .copy_from_slice(std::hint::black_box(&self.source))
+                .map_err(|e| e.to_string())?;
+        }
+        let elapsed = start.elapsed();
+        let last = self.source.len() - 1;
+        if self.array.get(last) != Some(self.source[last]) {
+            return Err("the array does not hold what was written".into());
+        }
+        Ok(per_op(elapsed, writes * self.mib()))
+    }
+
+    fn vec_write(&self, writes: u64) -> Result<f64, String> {
+        let mut vec = self.vec.borrow_mut();
+        let start = Instant::now();
+        for _ in 0..writes {
+            vec.copy_from_slice(std::hint::black_box(&self.source));
+            std::hint::black_box(&mut *vec);
+        }
+        let elapsed = start.elapsed();
+        if *vec != self.source {
+            return Err("the vector does not hold what was written".into());
+        }
+        Ok(per_op(elapsed, writes * self.mib()))
+    }
+}
+
+fn per_op(elapsed: Duration, ops: u64) -> f64 {
+    elapsed.as_secs_f64() * 1e9 / ops.max(1) as f64
+}
+
+/// CPython's side: `multiprocessing.Process` start + join and `Pipe` round trips,
+/// timed inside Python. Run from a file (not `-c`): the spawn start method re-imports
+/// the main module in the child.
+const PYTHON: &str = r#"
+import multiprocessing as mp, sys, time
+
+def nothing():
+    pass
+
+def echo(conn):
+    while True:
+        x = conn.recv()
+        if x is None:
+            break
+        conn.send(x)
+
+if __name__ == "__main__":
+    if sys.argv[1] == "start":
+        ctx, n = mp.get_context(sys.argv[2]), int(sys.argv[3])
+        p = ctx.Process(target=nothing); p.start(); p.join()  # warm-up, not timed
+        t = time.perf_counter()
+        for _ in range(n):
+            p = ctx.Process(target=nothing)
+            p.start()
+            p.join()
+        print((time.perf_counter() - t) * 1e9 / n)
+    else:
+        ctx, n = mp.get_context("fork"), int(sys.argv[2])
+        a, b = ctx.Pipe()
+        p = ctx.Process(target=echo, args=(b,)); p.start()
+        a.send(0); a.recv()  # the child is up, not timed
+        t = time.perf_counter()
+        for i in range(n):
+            a.send(i)
+            assert a.recv() == i
+        el = time.perf_counter() - t
+        a.send(None); p.join()
+        print(el * 1e9 / n)
+"#;
+
+/// The Python script, written to a temporary file while the suite runs.
+struct PythonScript {
+    path: std::path::PathBuf,
+}
+
+impl PythonScript {
+    /// Writes the script if `python3` runs; otherwise leaves a note and returns None.
+    fn write(notes: &mut Vec<String>) -> Option<Self> {
+        match Command::new("python3").arg("--version").output() {
+            Ok(o) if o.status.success() => {}
+            Ok(o) => {
+                notes.push(format!(
+                    "python3 --version failed ({}): Python anchors skipped",
+                    o.status
+                ));
+                return None;
+            }
+            Err(e) => {
+                notes.push(format!(
+                    "python3 not available, Python anchors skipped: {e}"
+                ));
+                return None;
+            }
+        }
+        let path =
+            std::env::temp_dir().join(format!("concur-bench-process-{}.py", std::process::id()));
+        match std::fs::write(&path, PYTHON) {
+            Ok(()) => Some(PythonScript { path }),
+            Err(e) => {
+                notes.push(format!(
+                    "could not write the Python script, Python anchors skipped: {e}"
+                ));
+                None
+            }
+        }
+    }
+
+    fn remove(self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Runs the script with `args`; the ns per operation it prints.
+fn python_ns(path: &std::path::Path, args: &[&str]) -> Result<f64, String> {
+    let out = Command::new("python3")
+        .arg(path)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("python3: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "python3 exited with {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse::<f64>()
+        .map_err(|e| format!("python3 printed no timing: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_round_trips_check_the_echo() {
+        let ns = connection_round_trips(20).expect("round trips");
+        assert!(ns > 0.0);
+    }
+
+    #[test]
+    fn bulk_writes_land() {
+        let t = BulkTargets::new(2 << 20).expect("shared memory");
+        assert!(t.array_write(2).expect("array") > 0.0);
+        assert!(t.vec_write(2).expect("vec") > 0.0);
+        assert_eq!(t.array.to_vec(), t.source);
+    }
+
+    #[test]
+    fn concur_start_join_runs() {
+        assert!(start_join(StartMethod::Spawn, 2).expect("spawn") > 0.0);
+    }
+}
