@@ -275,16 +275,19 @@ impl<T: Pod> Block<T> {
     pub(crate) fn read(&self, start: usize, out: &mut [T]) {
         debug_assert!(start + out.len() <= self.len);
         self.locked(|| {
+            let src = self.data_ptr().wrapping_add(start);
+            if self.lock.is_some() {
+                // SAFETY: in range (as below), and this thread holds the lock that
+                // every access to a locked array's data takes, in every process: no
+                // one writes these bytes while we copy, so a plain (vectorised) copy
+                // cannot race.
+                unsafe { std::ptr::copy_nonoverlapping(src, out.as_mut_ptr(), out.len()) };
+                return;
+            }
             // SAFETY: the elements are inside the mapping (start + count <= len, and
             // the data range was checked at creation/attach); no reference into them
-            // is alive in this thread (`with_lock` on this data makes `locked` panic)
-            // nor, for a locked array, in any other (they would hold the lock).
-            unsafe {
-                mapping::load(
-                    self.data_ptr().wrapping_add(start).cast(),
-                    bytemuck::cast_slice_mut(out),
-                )
-            }
+            // is alive in this thread (`with_lock` on this data makes `locked` panic).
+            unsafe { mapping::load(src.cast(), bytemuck::cast_slice_mut(out)) }
         });
     }
 
@@ -293,13 +296,15 @@ impl<T: Pod> Block<T> {
     pub(crate) fn write(&self, start: usize, src: &[T]) {
         debug_assert!(start + src.len() <= self.len);
         self.locked(|| {
-            // SAFETY: as in `read`.
-            unsafe {
-                mapping::store(
-                    self.data_ptr().wrapping_add(start).cast(),
-                    bytemuck::cast_slice(src),
-                )
+            let dst = self.data_ptr().wrapping_add(start);
+            if self.lock.is_some() {
+                // SAFETY: as in `read`: in range, and exclusive under the lock that
+                // every access to this data takes.
+                unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst, src.len()) };
+                return;
             }
+            // SAFETY: as in `read`.
+            unsafe { mapping::store(dst.cast(), bytemuck::cast_slice(src)) }
         });
     }
 
