@@ -442,3 +442,39 @@ fn large_arguments_and_results_pass_whole() {
         assert!(out.iter().enumerate().all(|(i, &x)| x == 2 * i as u64));
     });
 }
+
+#[test]
+fn a_long_name_is_fine_and_names_the_child() {
+    within(LIMIT, "long name", || {
+        let name = format!("wörker-{}", "x".repeat(100_000));
+        let p = served()
+            .name(name.clone())
+            .spawn(
+                |_: ()| std::fs::read_to_string("/proc/self/comm").unwrap(),
+                (),
+            )
+            .unwrap();
+        assert_eq!(p.name(), name);
+        // The OS keeps the first 15 bytes.
+        assert_eq!(p.join().unwrap().trim_end(), "wörker-xxxxxxx");
+    });
+}
+
+/// Ignores SIGCHLD (which `exec` passes on to the fork server), then reports how a
+/// served child exited.
+fn with_sigchld_ignored(code: i32) -> Option<i32> {
+    // SAFETY: sets a disposition, no handler; this process runs no other threads that
+    // care about SIGCHLD.
+    unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
+    let p = served().spawn(exit_with, code).unwrap();
+    let _ = p.join();
+    p.exitcode()
+}
+
+#[test]
+fn an_ignored_sigchld_does_not_lose_exit_statuses() {
+    within(LIMIT, "SIGCHLD ignored", || {
+        let p = Process::spawn(with_sigchld_ignored, 7).unwrap();
+        assert_eq!(p.join().unwrap(), Some(7));
+    });
+}

@@ -310,7 +310,9 @@ struct Started {
 /// parent dies, even by SIGKILL, its children die too. A join reaps the child; a
 /// `Process` dropped while its child runs hands the child to a reaper thread, which
 /// reaps it when it ends (a [daemon](ProcessBuilder::daemon) child is killed first).
-/// Unlike Python, the parent's exit does not wait for non-daemon children: they are
+/// A [`ForkServer`](StartMethod::ForkServer) child is bound the same way to the fork
+/// server, which is bound to the launcher thread; the server reaps it, so it is never
+/// a zombie even before a join. Unlike Python, the parent's exit does not wait for non-daemon children: they are
 /// killed with it, so join the ones whose work matters.
 ///
 /// **How a spawned child finds the function** (and why no set-up is needed in `main`,

@@ -94,7 +94,7 @@ pub(crate) fn fork(
 ) -> Result<Forked, ProcessError> {
     let body = postcard::to_stdvec(&Request {
         offset,
-        name: name.to_owned(),
+        name: os_name(name).to_owned(),
     })
     .map_err(|e| ProcessError::serialization(format!("fork server request: {e}")))?;
     let (status_r, status_w) = sys::status_pipe().map_err(ProcessError::spawn)?;
@@ -134,6 +134,16 @@ pub(crate) fn fork(
     Err(ProcessError::spawn(last.unwrap_or_else(|| {
         io::Error::other("the fork server could not be started")
     })))
+}
+
+/// The part of a process's name a served child uses (the OS keeps 15 bytes of it): a
+/// request stays small whatever the name.
+fn os_name(name: &str) -> &str {
+    let mut end = name.len().min(64);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    &name[..end]
 }
 
 /// One request and its reply: `Ok(Err(why))` if the server made no child, `Err` if the

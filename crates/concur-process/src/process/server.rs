@@ -53,6 +53,9 @@ struct Child {
 /// The whole life of a fork server, before `main`. `fd` is its socket to the parent.
 pub(crate) fn server_main(fd: OwnedFd) -> ! {
     sys::set_thread_name(sys::FORK_SERVER_NAME);
+    // An ignored SIGCHLD survives `exec` and would make the kernel reap the children
+    // itself, taking their exit status with them.
+    sys::default_sigchld();
     let conn = Connection::from_fd(fd);
     conn.set_max_frame(MAX_REQUEST);
     if !greet(&conn) {

@@ -255,6 +255,14 @@ pub(crate) fn ignore_sigpipe() {
     }
 }
 
+/// Restores SIGCHLD's default disposition (children stay waitable until reaped).
+pub(crate) fn default_sigchld() {
+    // SAFETY: setting a signal disposition to SIG_DFL installs no handler code.
+    unsafe {
+        libc::signal(libc::SIGCHLD, libc::SIG_DFL);
+    }
+}
+
 /// Forks the calling process. `Ok(None)` in the child, `Ok(Some(pid))` in the parent.
 ///
 /// # Safety
