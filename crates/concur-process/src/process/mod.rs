@@ -76,8 +76,8 @@ pub enum StartMethod {
     /// its output goes where the parent's went when the server started.
     ///
     /// The server is started on the first `ForkServer` start in a process (one `exec`,
-    /// a millisecond or two) and then serves every later one; if it ever dies, the
-    /// next start replaces it. It dies with its parent process, and its children with
+    /// a millisecond or two) and then serves every later one, one at a time: `start`
+    /// blocks for one round trip to it. If it ever dies, the next start replaces it. It dies with its parent process, and its children with
     /// it (see [`Process`]). The children are the server's, not the parent's, so
     /// `pid` names a grandchild in `ps`; the server reaps them and tells the parent
     /// their exit status, and [`join`](Process::join), [`exitcode`](Process::exitcode),
