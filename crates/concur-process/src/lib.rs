@@ -92,9 +92,10 @@
 //! its parent is still there afterwards; a watcher thread in the child also kills it
 //! when the parent's end of its control socket closes. If the parent dies, even by
 //! SIGKILL, its children die with it. A fork server is such a child too (made by the
-//! launcher thread, with the parent-death signal), and its children arm the signal
-//! bound to the server (which has only one thread) and watch their control sockets:
-//! a dead parent takes its server and all the server's children with it. The server
+//! launcher thread, with the parent-death signal), its children arm the signal bound
+//! to the server (which has only one thread), and the server watches their control
+//! sockets for the parent's end closing (the job of a watcher thread elsewhere): a
+//! dead parent takes its server and all the server's children with it. The server
 //! reaps its children itself, and exits (killing any left) at the end of its socket. Joining reaps a child; a `Process` dropped while
 //! its child runs hands it to a reaper thread (killing it first if it is a daemon).
 //!

@@ -4,8 +4,9 @@
 //!
 //! It stays **single-threaded** for its whole life, so every fork copies a process
 //! whose only thread is the one forking: no lock can be copied held, and the child may
-//! do anything afterwards (start its watcher thread, allocate, print). All its waiting
-//! is one `poll` on its socket to the parent and the pidfds of its running children.
+//! do anything afterwards (start threads, allocate, print). All its waiting is one
+//! `poll` on its socket to the parent, the pidfds of its running children and its
+//! copies of their control sockets.
 //!
 //! Its life, in order:
 //! 1. It is started by the parent's launcher thread with `PR_SET_PDEATHSIG(SIGKILL)`
@@ -14,19 +15,24 @@
 //!    look functions up by offset, as a spawned child does); it answers [`Welcome`].
 //! 3. Per [`Request`] it forks. The child arms its own parent-death signal (bound to
 //!    the server's only thread), closes every descriptor of the server's but its
-//!    control socket, and then lives exactly like a forked child: watcher thread on
-//!    the control socket, arguments read from it, function, report, `_exit`. The
-//!    server answers a [`Reply`] with the child's pid and a pidfd for it (the parent
+//!    control socket, and then lives like a forked child: arguments read from the
+//!    control socket, function, report, `_exit`. The server answers a [`Reply`] with the child's pid and a pidfd for it (the parent
 //!    cannot open one safely itself: the server may reap the child at any moment,
 //!    after which its pid could be reused).
-//! 4. When a child's pidfd turns readable the server reaps it and writes its exit
-//!    status to the status pipe that came with the request, then closes the pipe.
-//! 5. At the end of its socket (the parent closed it or died) it kills and reaps its
+//! 4. The server keeps its copy of the child's end of the control socket and polls
+//!    it for the peer's hang-up: when the parent's end closes (the parent died, or
+//!    gave the child up) it kills the child. That is the watcher thread of spawned
+//!    and forked children, done here so that a served child starts no thread (which
+//!    would cost about as much as the rest of its start).
+//! 5. When a child's pidfd turns readable the server reaps it, writes its exit
+//!    status to the status pipe that came with the request, and closes the pipe and
+//!    its copy of the control socket (so the parent then sees its end of the stream).
+//! 6. At the end of its socket (the parent closed it or died) it kills and reaps its
 //!    remaining children and exits.
 //!
 //! Nothing here is an orphan: the children die with the server (parent-death signal)
-//! and when their control socket's other end closes (watcher), and the server dies
-//! with the parent.
+//! and when their control socket's other end closes (the server's watch), and the
+//! server dies with the parent.
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::panic::{self, AssertUnwindSafe};
@@ -48,6 +54,54 @@ struct Child {
     pidfd: OwnedFd,
     /// The write end of the child's status pipe.
     status: OwnedFd,
+    /// The server's copy of the child's end of its control socket, watched for the
+    /// parent's end closing; `None` once it did (and the child was killed).
+    control: Option<OwnedFd>,
+}
+
+/// What one `poll` of the server reported.
+struct Events {
+    /// The parent sent a request (or closed its socket).
+    parent: bool,
+    /// Per child: it exited.
+    exited: Vec<bool>,
+    /// Per child: the parent's end of its control socket closed.
+    orphaned: Vec<bool>,
+}
+
+/// Waits until the parent writes, a child exits or a child's parent end closes.
+fn wait_events(conn: &Connection, children: &[Child]) -> Events {
+    let mut fds = Vec::with_capacity(1 + 2 * children.len());
+    let mut slots = Vec::with_capacity(2 * children.len());
+    fds.push(PollFd::from_borrowed_fd(conn.as_fd(), PollFlags::IN));
+    for (i, c) in children.iter().enumerate() {
+        fds.push(PollFd::new(&c.pidfd, PollFlags::IN));
+        slots.push((i, false));
+        if let Some(control) = &c.control {
+            // Only the peer's hang-up: the data on it is the child's to read.
+            fds.push(PollFd::new(control, PollFlags::RDHUP));
+            slots.push((i, true));
+        }
+    }
+    if socket::poll_until(&mut fds, None).is_err() {
+        // Only EINVAL/ENOMEM can get here; try again rather than spin hard.
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let mut ev = Events {
+        parent: !fds[0].revents().is_empty(),
+        exited: vec![false; children.len()],
+        orphaned: vec![false; children.len()],
+    };
+    for (p, &(i, is_control)) in fds[1..].iter().zip(&slots) {
+        if !p.revents().is_empty() {
+            if is_control {
+                ev.orphaned[i] = true;
+            } else {
+                ev.exited[i] = true;
+            }
+        }
+    }
+    ev
 }
 
 /// The whole life of a fork server, before `main`. `fd` is its socket to the parent.
@@ -63,21 +117,16 @@ pub(crate) fn server_main(fd: OwnedFd) -> ! {
     }
     let mut children: Vec<Child> = Vec::new();
     loop {
-        let (parent_ready, exited) = {
-            let mut fds = Vec::with_capacity(1 + children.len());
-            fds.push(PollFd::from_borrowed_fd(conn.as_fd(), PollFlags::IN));
-            for c in &children {
-                fds.push(PollFd::new(&c.pidfd, PollFlags::IN));
-            }
-            if socket::poll_until(&mut fds, None).is_err() {
-                // Only EINVAL/ENOMEM can get here; try again rather than spin hard.
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            let exited: Vec<bool> = fds[1..].iter().map(|p| !p.revents().is_empty()).collect();
-            (!fds[0].revents().is_empty(), exited)
-        };
-        let mut flags = exited.into_iter();
-        children.retain(|c| !(flags.next().unwrap_or(false) && reap(c)));
+        let ev = wait_events(&conn, &children);
+        for (c, _) in children.iter_mut().zip(&ev.orphaned).filter(|(_, o)| **o) {
+            // What a child's watcher thread would do, done here so that the child
+            // needs no thread: its parent is gone (or gave it up).
+            let _ = sys::signal(c.pidfd.as_fd(), true);
+            c.control = None;
+        }
+        let mut exited = ev.exited.into_iter();
+        children.retain(|c| !(exited.next().unwrap_or(false) && reap(c)));
+        let parent_ready = ev.parent;
         if parent_ready && !serve(&conn, &mut children) {
             break;
         }
@@ -176,7 +225,6 @@ fn fork_child(
     match unsafe { sys::fork() } {
         Ok(None) => worker_main(control, server, req),
         Ok(Some(pid)) => {
-            drop(control);
             let pidfd = match sys::pidfd_open(pid) {
                 Ok(p) => p,
                 Err(e) => {
@@ -189,7 +237,11 @@ fn fork_child(
             let copy = pidfd
                 .try_clone()
                 .map_err(|e| format!("could not duplicate the child's pidfd: {e}"));
-            children.push(Child { pidfd, status });
+            children.push(Child {
+                pidfd,
+                status,
+                control: Some(control),
+            });
             // Without a copy for the parent the child still runs and is reaped; the
             // parent is told the start failed and closes the control socket, which
             // ends the child.
@@ -215,14 +267,12 @@ fn worker_main(control: OwnedFd, server: u32, req: Request) -> ! {
     }
     let control = Connection::from_fd(control);
     control.set_max_frame(usize::MAX);
-    // Read before the watcher starts: it drops whatever arrives on the socket. Until
-    // then the end of the stream ends this read, and the process, instead.
+    // No watcher thread: the server watches the control socket for this process.
     let args = control.recv_frame_with(None, |body, fds| (body.to_vec(), fds));
     let Ok((args, fds)) = args else {
         // The parent went away before sending the arguments.
         sys::exit_now(1);
     };
-    child::spawn_watcher(&control);
     let addr = protocol::address_at(req.offset);
     // SAFETY: the server runs the very binary its parent runs (checked by `greet`),
     // and this process is a copy of the server, where `addr` is `anchor + offset` for
@@ -232,7 +282,5 @@ fn worker_main(control: OwnedFd, server: u32, req: Request) -> ! {
         child::run(t, &args, fds, &control, &req.name)
     }))
     .unwrap_or(101);
-    // `control` is still open here, so the watcher cannot mistake our own exit for the
-    // parent's death.
     sys::exit_now(code)
 }
