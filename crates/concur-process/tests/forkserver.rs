@@ -396,7 +396,7 @@ fn a_sigkilled_parent_leaves_no_children_and_no_server_running() {
 }
 
 /// Kills this process's fork server under a running child, then starts another one.
-fn server_dies(_: ()) -> (Option<i32>, i32, u32, u32) {
+fn server_dies(_: ()) -> (Option<i32>, i32, u32, u32, bool) {
     let p = served().spawn(sleep_ms, 60_000).unwrap();
     let old = ppid(p.pid().unwrap()).unwrap();
     // SAFETY: `old` is our own child (the fork server), not yet reaped.
@@ -410,7 +410,9 @@ fn server_dies(_: ()) -> (Option<i32>, i32, u32, u32) {
     // The next start replaces the server.
     let q = served().spawn(|x: i32| x * 2, 21).unwrap();
     let new = ppid(q.pid().unwrap()).unwrap();
-    (code, q.join().unwrap(), old, new)
+    // Replacing it reaped the dead one.
+    let reaped = proc_state(old).is_none();
+    (code, q.join().unwrap(), old, new, reaped)
 }
 
 #[test]
@@ -418,11 +420,11 @@ fn a_dead_server_is_replaced() {
     within(LIMIT, "server replaced", || {
         // In a child of its own, so that killing its server touches no other test.
         let p = Process::spawn(server_dies, ()).unwrap();
-        let (code, value, old, new) = p.join().unwrap();
+        let (code, value, old, new, reaped) = p.join().unwrap();
         assert_eq!(code, Some(9));
         assert_eq!(value, 42);
         assert_ne!(old, new);
-        assert_eq!(proc_state(old), None, "the dead server was reaped");
+        assert!(reaped, "the dead server was reaped");
     });
 }
 
@@ -476,5 +478,34 @@ fn an_ignored_sigchld_does_not_lose_exit_statuses() {
     within(LIMIT, "SIGCHLD ignored", || {
         let p = Process::spawn(with_sigchld_ignored, 7).unwrap();
         assert_eq!(p.join().unwrap(), Some(7));
+    });
+}
+
+fn open_fds(_: ()) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_served_child_inherits_none_of_the_parents_descriptors() {
+    within(LIMIT, "descriptors", || {
+        let pipes: Vec<_> = (0..40).map(|_| Pipe::duplex().unwrap()).collect();
+        let fds = served().spawn(open_fds, ()).unwrap().join().unwrap();
+        // Standard input, output and error, the control socket, and the directory
+        // being listed: nothing of the parent's 80 pipe ends, nor of the server's.
+        assert!(fds.len() <= 5, "{fds:?}");
+        // A forked child, for contrast, has them all.
+        let forked = Process::builder()
+            .start_method(StartMethod::Fork { force: true })
+            .spawn(open_fds, ())
+            .unwrap()
+            .join()
+            .unwrap();
+        assert!(forked.len() >= 80, "{forked:?}");
+        drop(pipes);
     });
 }
