@@ -96,13 +96,14 @@
 //! to the server (which has only one thread), and the server watches their control
 //! sockets for the parent's end closing (the job of a watcher thread elsewhere): a
 //! dead parent takes its server and all the server's children with it. The server
-//! reaps its children itself, and exits (killing any left) at the end of its socket. Joining reaps a child; a `Process` dropped while
-//! its child runs hands it to a reaper thread (killing it first if it is a daemon).
+//! reaps its children itself, and exits (killing any left) at the end of its socket.
+//! Joining reaps a child; a `Process` dropped while its child runs hands it to a
+//! reaper thread (killing it first if it is a daemon).
 //!
 //! ### Testing inside `cargo test`
 //!
-//! Nothing to set up. A spawned child's output goes straight to the terminal (it is not
-//! captured by the test harness). A *forked* child inherits the capture buffer of the
+//! Nothing to set up. A spawned or fork-server child's output goes straight to the
+//! terminal (it is not captured by the test harness). A *forked* child inherits the capture buffer of the
 //! thread that first started a process, so its output is lost unless the tests run
 //! with `--nocapture`.
 mod fds;

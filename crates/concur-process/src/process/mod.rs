@@ -77,10 +77,11 @@ pub enum StartMethod {
     ///
     /// The server is started on the first `ForkServer` start in a process (one `exec`,
     /// a millisecond or two) and then serves every later one, one at a time: `start`
-    /// blocks for one round trip to it. If it ever dies, the next start replaces it. It dies with its parent process, and its children with
-    /// it (see [`Process`]). The children are the server's, not the parent's, so
-    /// `pid` names a grandchild in `ps`; the server reaps them and tells the parent
-    /// their exit status, and [`join`](Process::join), [`exitcode`](Process::exitcode),
+    /// blocks for one round trip to it. If it ever dies, the next start replaces it.
+    /// It dies with its parent process, and its children with it (see [`Process`]).
+    /// The children are the server's, not the parent's, so `pid` names a grandchild
+    /// in `ps`; the server reaps them and tells the parent their exit status, and
+    /// [`join`](Process::join), [`exitcode`](Process::exitcode),
     /// [`terminate`](Process::terminate) and [`kill`](Process::kill) work exactly as
     /// with the other methods.
     ///
@@ -312,8 +313,8 @@ struct Started {
 /// reaps it when it ends (a [daemon](ProcessBuilder::daemon) child is killed first).
 /// A [`ForkServer`](StartMethod::ForkServer) child is bound the same way to the fork
 /// server, which is bound to the launcher thread; the server reaps it, so it is never
-/// a zombie even before a join. Unlike Python, the parent's exit does not wait for non-daemon children: they are
-/// killed with it, so join the ones whose work matters.
+/// a zombie even before a join. Unlike Python, the parent's exit does not wait for
+/// non-daemon children: they are killed with it, so join the ones whose work matters.
 ///
 /// **How a spawned child finds the function** (and why no set-up is needed in `main`,
 /// in tests or in examples): see the crate documentation.

@@ -16,9 +16,10 @@
 //! 3. Per [`Request`] it forks. The child arms its own parent-death signal (bound to
 //!    the server's only thread), closes every descriptor of the server's but its
 //!    control socket, and then lives like a forked child: arguments read from the
-//!    control socket, function, report, `_exit`. The server answers a [`Reply`] with the child's pid and a pidfd for it (the parent
-//!    cannot open one safely itself: the server may reap the child at any moment,
-//!    after which its pid could be reused).
+//!    control socket, function, report, `_exit`. The server answers a [`Reply`] with
+//!    the child's pid and a pidfd for it (the parent cannot open one safely itself:
+//!    the server may reap the child at any moment, after which its pid could be
+//!    reused).
 //! 4. The server keeps its copy of the child's end of the control socket and polls
 //!    it for the peer's hang-up: when the parent's end closes (the parent died, or
 //!    gave the child up) it kills the child. That is the watcher thread of spawned
