@@ -16,12 +16,37 @@ use crate::fds;
 use crate::sys::proc as sys;
 
 /// The environment variable that tells a re-executed binary it is a spawned child:
-/// `1:<fd>`, the protocol version and the inherited control socket.
+/// `<role>:<fd>`, its [`Role`] (`1` a child, `2` a fork server) and the inherited
+/// control socket.
 pub(crate) const ENV: &str = "CONCUR_PROCESS_CHILD";
 
-/// The argument a spawned child is given (visible in `ps`; and should the hook ever
-/// not run, a test harness takes it as a filter that matches no test).
-pub(crate) const CHILD_ARG: &str = "--concur-process-child";
+/// What a re-executed binary is to be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// A spawned child: runs one function and exits.
+    Child,
+    /// A fork server: forks children on request (see `server`).
+    ForkServer,
+}
+
+impl Role {
+    /// The value of [`ENV`] for this role and control socket.
+    pub(crate) fn env_value(self, fd: RawFd) -> String {
+        match self {
+            Role::Child => format!("1:{fd}"),
+            Role::ForkServer => format!("2:{fd}"),
+        }
+    }
+
+    /// The argument the process is given (visible in `ps`; and should the hook ever
+    /// not run, a test harness takes it as a filter that matches no test).
+    pub(crate) fn arg(self) -> &'static str {
+        match self {
+            Role::Child => "--concur-process-child",
+            Role::ForkServer => "--concur-fork-server",
+        }
+    }
+}
 
 /// A monomorphized entry point: decodes the arguments, runs the function, reports, and
 /// returns the exit status.
@@ -112,7 +137,13 @@ fn install_panic_hook() {
 }
 
 /// Runs the function through its trampoline with the process set up as a child.
-fn run(t: Trampoline, args: &[u8], fds: Vec<OwnedFd>, control: &Connection, name: &str) -> i32 {
+pub(crate) fn run(
+    t: Trampoline,
+    args: &[u8],
+    fds: Vec<OwnedFd>,
+    control: &Connection,
+    name: &str,
+) -> i32 {
     sys::set_thread_name(name);
     install_panic_hook();
     t(args, fds, control)
@@ -120,7 +151,7 @@ fn run(t: Trampoline, args: &[u8], fds: Vec<OwnedFd>, control: &Connection, name
 
 /// Starts the thread that kills this process when the parent's end of the control
 /// socket closes (the parent died, even in a way the parent-death signal missed).
-fn spawn_watcher(control: &Connection) {
+pub(crate) fn spawn_watcher(control: &Connection) {
     let raw: RawFd = control.as_fd().as_raw_fd();
     let r = sys::spawn_helper(sys::WATCHER_THREAD, move || {
         // SAFETY: the control connection stays open until the process exits: the
@@ -160,12 +191,32 @@ extern "C" fn child_hook() {
     // reads the environment concurrently. Removing the variable keeps grandchildren
     // started with `std::process::Command` from taking themselves for children.
     unsafe { std::env::remove_var(ENV) };
-    spawned_main(&value)
+    sys::ignore_sigpipe();
+    let Some((role, raw)) = parse_env(&value) else {
+        // Not started by concur (someone set the variable by hand): say so and stop
+        // rather than run `main` as a child.
+        eprintln!("{ENV} is set but does not name a control socket; exiting");
+        sys::exit_now(2);
+    };
+    // SAFETY: the parent made this descriptor (checked open and a socket by
+    // `parse_env`) for this process image alone; nothing else here owns it.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    let _ = sys::set_cloexec(fd.as_fd());
+    match role {
+        Role::Child => spawned_main(fd),
+        Role::ForkServer => super::server::server_main(fd),
+    }
 }
 
-fn parse_env(value: &OsStr) -> Option<RawFd> {
+fn parse_env(value: &OsStr) -> Option<(Role, RawFd)> {
     let s = value.to_str()?;
-    let fd: RawFd = s.strip_prefix("1:")?.parse().ok()?;
+    let (role, fd) = s.split_once(':')?;
+    let role = match role {
+        "1" => Role::Child,
+        "2" => Role::ForkServer,
+        _ => return None,
+    };
+    let fd: RawFd = fd.parse().ok()?;
     // The descriptor must be open and a socket before anything takes ownership of it.
     let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
     // SAFETY: `fstat` writes a `stat` into the buffer on success and only reads the
@@ -173,22 +224,11 @@ fn parse_env(value: &OsStr) -> Option<RawFd> {
     let ok = unsafe { libc::fstat(fd, st.as_mut_ptr()) } == 0;
     // SAFETY: initialized by the successful `fstat` just above.
     let is_socket = ok && (unsafe { st.assume_init() }.st_mode & libc::S_IFMT) == libc::S_IFSOCK;
-    is_socket.then_some(fd)
+    is_socket.then_some((role, fd))
 }
 
 /// The whole life of a spawned child, before `main`.
-fn spawned_main(value: &OsStr) -> ! {
-    sys::ignore_sigpipe();
-    let Some(raw) = parse_env(value) else {
-        // Not started by concur (someone set the variable by hand): say so and stop
-        // rather than run `main` as a child.
-        eprintln!("{ENV} is set but does not name a control socket; exiting");
-        sys::exit_now(2);
-    };
-    // SAFETY: the parent made this descriptor (checked open and a socket above) for
-    // this process image alone; nothing else here owns it.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    let _ = sys::set_cloexec(fd.as_fd());
+fn spawned_main(fd: OwnedFd) -> ! {
     let control = Connection::from_fd(fd);
     control.set_max_frame(usize::MAX);
     let code = panic::catch_unwind(AssertUnwindSafe(|| spawned_run(&control))).unwrap_or(101);

@@ -63,21 +63,21 @@ fn on_launcher<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> io:
         .map_err(|_| io::Error::other("the process launcher failed while starting a child"))
 }
 
-/// Starts `/proc/self/exe` as a spawned child that inherits `child_end` as its control
-/// socket. Returns its pid.
-pub(crate) fn spawn_exec(child_end: OwnedFd) -> io::Result<u32> {
-    on_launcher(move || exec_child(&child_end))?
+/// Starts `/proc/self/exe` as a spawned child (or a fork server, by `role`) that
+/// inherits `child_end` as its control socket. Returns its pid.
+pub(crate) fn spawn_exec(child_end: OwnedFd, role: child::Role) -> io::Result<u32> {
+    on_launcher(move || exec_child(&child_end, role))?
 }
 
-fn exec_child(child_end: &OwnedFd) -> io::Result<u32> {
+fn exec_child(child_end: &OwnedFd, role: child::Role) -> io::Result<u32> {
     let parent = sys::getpid();
     let raw = child_end.as_raw_fd();
     let mut cmd = Command::new("/proc/self/exe");
     if let Some(arg0) = std::env::args_os().next() {
         cmd.arg0(arg0);
     }
-    cmd.arg(child::CHILD_ARG)
-        .env(child::ENV, format!("1:{raw}"))
+    cmd.arg(role.arg())
+        .env(child::ENV, role.env_value(raw))
         .stdin(Stdio::null());
     let pre_exec = move || {
         // SAFETY: `raw` is open in the forked child: it is the child's copy of

@@ -4,6 +4,8 @@ pub(crate) mod child;
 mod launcher;
 mod protocol;
 mod reaper;
+mod served;
+mod server;
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -20,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::connection::Connection;
 use crate::error::ProcessError;
 use crate::fds;
-use crate::sys::proc::{self as sys, Exit};
+use crate::sys::proc::{self as sys, Exit, StatusRead};
 use crate::sys::socket;
 use child::{ForkPayload, NoCaptures, Trampoline};
 use protocol::{Failure, Identity, Report, Start};
@@ -65,6 +67,31 @@ pub enum StartMethod {
         /// Fork even though other threads are running.
         force: bool,
     },
+    /// Asks a fork server to fork the child: as fast as [`Fork`](StartMethod::Fork)
+    /// (no `exec` per child), and as safe as [`Spawn`](StartMethod::Spawn) whatever
+    /// threads the parent runs, because the server is a fresh, single-threaded `exec`
+    /// of the current binary that does nothing but fork. The child starts with the
+    /// server's memory (the binary as it is before `main`), not the parent's, and
+    /// inherits none of the parent's descriptors; its standard input is `/dev/null`,
+    /// its output goes where the parent's went when the server started.
+    ///
+    /// The server is started on the first `ForkServer` start in a process (one `exec`,
+    /// a millisecond or two) and then serves every later one, one at a time: `start`
+    /// blocks for one round trip to it. If it ever dies, the next start replaces it.
+    /// It dies with its parent process, and its children with it (see [`Process`]).
+    /// The children are the server's, not the parent's, so `pid` names a grandchild
+    /// in `ps`; the server reaps them and tells the parent their exit status, and
+    /// [`join`](Process::join), [`exitcode`](Process::exitcode),
+    /// [`terminate`](Process::terminate) and [`kill`](Process::kill) work exactly as
+    /// with the other methods.
+    ///
+    /// ```
+    /// use concur_process::{Process, StartMethod};
+    /// let p = Process::builder().start_method(StartMethod::ForkServer).spawn(|x: u32| x + 1, 41).unwrap();
+    /// assert_eq!(p.join().unwrap(), 42);
+    /// assert_eq!(p.exitcode(), Some(0));
+    /// ```
+    ForkServer,
 }
 
 /// Configures a [`Process`]: name, daemon flag, start method (Python's `Process(...)`
@@ -243,6 +270,8 @@ enum State {
 struct Started {
     pid: u32,
     pidfd: OwnedFd,
+    /// For a child of the fork server (not ours to `waitid`): where its status comes.
+    served: Option<served::Served>,
 }
 
 /// A child process running a Rust function: Python's `multiprocessing.Process`, whose
@@ -282,8 +311,10 @@ struct Started {
 /// parent dies, even by SIGKILL, its children die too. A join reaps the child; a
 /// `Process` dropped while its child runs hands the child to a reaper thread, which
 /// reaps it when it ends (a [daemon](ProcessBuilder::daemon) child is killed first).
-/// Unlike Python, the parent's exit does not wait for non-daemon children: they are
-/// killed with it, so join the ones whose work matters.
+/// A [`ForkServer`](StartMethod::ForkServer) child is bound the same way to the fork
+/// server, which is bound to the launcher thread; the server reaps it, so it is never
+/// a zombie even before a join. Unlike Python, the parent's exit does not wait for
+/// non-daemon children: they are killed with it, so join the ones whose work matters.
 ///
 /// **How a spawned child finds the function** (and why no set-up is needed in `main`,
 /// in tests or in examples): see the crate documentation.
@@ -426,6 +457,7 @@ impl<R> Process<R> {
         let (started, control) = match self.method {
             StartMethod::Spawn => self.start_spawn(trampoline, args, fds)?,
             StartMethod::Fork { force } => self.start_fork(force, trampoline, args, fds)?,
+            StartMethod::ForkServer => self.start_served(trampoline, args, fds)?,
         };
         tracing::debug!(name = %self.name, pid = started.pid, "process started");
         let _ = self.started.set(started);
@@ -443,6 +475,42 @@ impl<R> Process<R> {
         args: Vec<u8>,
         fds: Vec<OwnedFd>,
     ) -> Result<(Started, Connection), ProcessError> {
+        let identity = self.identity()?;
+        let start = Start {
+            magic: protocol::MAGIC,
+            identity,
+            offset: protocol::offset_of(trampoline as usize),
+            name: self.name.clone(),
+            args,
+        };
+        let body = postcard::to_stdvec(&start)
+            .map_err(|e| ProcessError::serialization(format!("start message: {e}")))?;
+        let (parent_end, child_end) = socket::socketpair().map_err(ProcessError::spawn)?;
+        let pid =
+            launcher::spawn_exec(child_end, child::Role::Child).map_err(ProcessError::spawn)?;
+        let started = open_started(pid)?;
+        let control = Connection::from_fd(parent_end);
+        control.set_max_frame(usize::MAX);
+        let borrowed: Vec<BorrowedFd<'_>> = fds.iter().map(|f| f.as_fd()).collect();
+        match control.send_frame(&body, &borrowed) {
+            // A child that died already is reported by join, with its status.
+            Err(e) if !e.is_eof() => {
+                let _ = sys::signal(started.pidfd.as_fd(), true);
+                let _ = sys::wait(started.pidfd.as_fd(), true, true);
+                return Err(if e.is_too_large() {
+                    ProcessError::serialization(format!("the arguments are too large: {e}"))
+                } else {
+                    ProcessError::spawn(e.into())
+                });
+            }
+            _ => {}
+        }
+        Ok((started, control))
+    }
+
+    /// The identity of this binary that children are checked against; refuses to start
+    /// anything when this process is a child whose hook did not run.
+    fn identity(&self) -> Result<Identity, ProcessError> {
         if std::env::var_os(child::ENV).is_some() {
             // Only possible if this binary's child hook did not run: re-executing it
             // would run `main` again instead of the function.
@@ -465,26 +533,32 @@ impl<R> Process<R> {
         } else {
             identity
         };
-        let start = Start {
-            magic: protocol::MAGIC,
-            identity,
-            offset: protocol::offset_of(trampoline as usize),
-            name: self.name.clone(),
-            args,
-        };
-        let body = postcard::to_stdvec(&start)
-            .map_err(|e| ProcessError::serialization(format!("start message: {e}")))?;
+        Ok(identity)
+    }
+
+    fn start_served(
+        &self,
+        trampoline: Trampoline,
+        args: Vec<u8>,
+        fds: Vec<OwnedFd>,
+    ) -> Result<(Started, Connection), ProcessError> {
+        let identity = self.identity()?;
         let (parent_end, child_end) = socket::socketpair().map_err(ProcessError::spawn)?;
-        let pid = launcher::spawn_exec(child_end).map_err(ProcessError::spawn)?;
-        let started = open_started(pid)?;
+        let offset = protocol::offset_of(trampoline as usize);
+        let forked = served::fork(&identity, offset, &self.name, child_end.as_fd())?;
+        drop(child_end);
+        let started = Started {
+            pid: forked.pid,
+            pidfd: forked.pidfd,
+            served: Some(forked.served),
+        };
         let control = Connection::from_fd(parent_end);
         control.set_max_frame(usize::MAX);
         let borrowed: Vec<BorrowedFd<'_>> = fds.iter().map(|f| f.as_fd()).collect();
-        match control.send_frame(&body, &borrowed) {
+        match control.send_frame(&args, &borrowed) {
             // A child that died already is reported by join, with its status.
             Err(e) if !e.is_eof() => {
                 let _ = sys::signal(started.pidfd.as_fd(), true);
-                let _ = sys::wait(started.pidfd.as_fd(), true, true);
                 return Err(if e.is_too_large() {
                     ProcessError::serialization(format!("the arguments are too large: {e}"))
                 } else {
@@ -603,7 +677,7 @@ impl<R> Process<R> {
             let Some(started) = self.started.get() else {
                 return Err(ProcessError::not_started());
             };
-            let exit = self.wait_exit(run, started.pidfd.as_fd(), deadline)?;
+            let exit = self.wait_exit(run, started, deadline)?;
             let report = run.report.take();
             *st = State::Finished(Finished {
                 report,
@@ -618,17 +692,22 @@ impl<R> Process<R> {
         }
     }
 
-    /// Waits for the child's exit while reading its report; reaps it.
+    /// Waits for the child's exit while reading its report; reaps it (or, for a child
+    /// of the fork server, takes the status the server sends once it reaped it).
     fn wait_exit(
         &self,
         run: &mut Running,
-        pidfd: BorrowedFd<'_>,
+        started: &Started,
         deadline: Option<Instant>,
     ) -> Result<Exit, ProcessError> {
+        let ends = match &started.served {
+            None => started.pidfd.as_fd(),
+            Some(served) => served.fd(),
+        };
         loop {
             let listen = !run.eof && run.report.is_none();
             let mut pfds = [
-                PollFd::from_borrowed_fd(pidfd, PollFlags::IN),
+                PollFd::from_borrowed_fd(ends, PollFlags::IN),
                 PollFd::from_borrowed_fd(run.control.as_fd(), PollFlags::IN),
             ];
             let n = if listen { 2 } else { 1 };
@@ -639,8 +718,7 @@ impl<R> Process<R> {
                 read_report(run);
             }
             if exited {
-                // Readable pidfd: the child has exited, so this does not block.
-                if let Some(exit) = sys::wait(pidfd, true, true).map_err(ProcessError::io)? {
+                if let Some(exit) = self.collect_exit(started, deadline)? {
                     self.exit
                         .store(i64::from(exit.exitcode()), Ordering::Release);
                     tracing::debug!(name = %self.name, code = exit.exitcode(), "process exited");
@@ -652,6 +730,38 @@ impl<R> Process<R> {
             }
             if ready == 0 {
                 return Err(ProcessError::timeout());
+            }
+        }
+    }
+
+    /// The exit of a child whose exit was just signalled (readable pidfd or status
+    /// pipe); reaps a child of ours. `None` if it turns out not to have exited.
+    fn collect_exit(
+        &self,
+        started: &Started,
+        deadline: Option<Instant>,
+    ) -> Result<Option<Exit>, ProcessError> {
+        let Some(served) = &started.served else {
+            // Readable pidfd: the child has exited, so this does not block.
+            return sys::wait(started.pidfd.as_fd(), true, true).map_err(ProcessError::io);
+        };
+        match served.try_exit(&self.exit) {
+            StatusRead::Exit(exit) => Ok(Some(exit)),
+            StatusRead::Pending => Ok(None),
+            StatusRead::Lost => {
+                // The server died without reporting: its children die with it by
+                // SIGKILL (their parent-death signal), so once this one is gone that
+                // is how it ended.
+                let gone = socket::wait_for(started.pidfd.as_fd(), PollFlags::IN, deadline)
+                    .map_err(ProcessError::io)?;
+                if !gone {
+                    return Err(ProcessError::timeout());
+                }
+                tracing::warn!(name = %self.name, "the fork server died before reporting");
+                let exit = Exit::Signal(libc::SIGKILL);
+                self.exit
+                    .store(i64::from(exit.exitcode()), Ordering::Release);
+                Ok(Some(exit))
             }
         }
     }
@@ -684,6 +794,21 @@ impl<R> Process<R> {
     /// ```
     pub fn exitcode(&self) -> Option<i32> {
         let started = self.started.get()?;
+        if let Some(served) = &started.served {
+            return match served.try_exit(&self.exit) {
+                StatusRead::Exit(exit) => Some(exit.exitcode()),
+                StatusRead::Pending => None,
+                // The server died without reporting (see `collect_exit`).
+                StatusRead::Lost => {
+                    let gone = socket::wait_for(
+                        started.pidfd.as_fd(),
+                        PollFlags::IN,
+                        Some(Instant::now()),
+                    );
+                    gone.unwrap_or(false).then_some(-libc::SIGKILL)
+                }
+            };
+        }
         for _ in 0..1000 {
             let c = self.exit.load(Ordering::Acquire);
             if c != NO_EXIT {
@@ -744,7 +869,11 @@ impl<R> Process<R> {
 /// it cannot have been reaped, so the pid is still its own).
 fn open_started(pid: u32) -> Result<Started, ProcessError> {
     match sys::pidfd_open(pid) {
-        Ok(pidfd) => Ok(Started { pid, pidfd }),
+        Ok(pidfd) => Ok(Started {
+            pid,
+            pidfd,
+            served: None,
+        }),
         Err(e) => {
             let _ = sys::kill_pid(pid);
             sys::reap_pid(pid);
@@ -801,7 +930,11 @@ impl<R> Drop for Process<R> {
         let State::Running(run) = state else {
             return; // already reaped by a join
         };
-        if !matches!(sys::wait(started.pidfd.as_fd(), false, true), Ok(None)) {
+        if let Some(served) = &started.served {
+            if matches!(served.try_exit(&self.exit), StatusRead::Exit(_)) {
+                return; // exited, and reaped by the fork server
+            }
+        } else if !matches!(sys::wait(started.pidfd.as_fd(), false, true), Ok(None)) {
             return; // it had exited: reaped just now
         }
         if self.daemon {

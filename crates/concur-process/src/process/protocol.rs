@@ -10,6 +10,15 @@
 //! result), then the child exits. No report means the child exited or was killed
 //! before its function returned.
 //!
+//! With a fork server (see `server`), the parent first talks to the server on its own
+//! socket: one [`Hello`] answered by a [`Welcome`] when the server starts, then per
+//! child one [`Request`] (descriptors: the child's end of the control socket and the
+//! write end of a status pipe) answered by a [`Reply`] (descriptor: a pidfd of the
+//! new child). The child then reads one frame of arguments (body: the serialized
+//! arguments; descriptors: theirs) from its control socket and reports as above; the
+//! server writes the child's exit status to the status pipe once it has reaped it
+//! (`sys::proc::write_status`).
+//!
 //! Finding the function: `Process::new` monomorphizes [`trampoline`](super::child)
 //! for the function's type; the parent sends the trampoline's address as an offset
 //! from [`anchor`] (the same in every process running this binary, whatever ASLR
@@ -98,6 +107,38 @@ pub(crate) struct Start {
     pub(crate) name: String,
     /// The serialized arguments; descriptor indices refer to the frame's descriptors.
     pub(crate) args: Vec<u8>,
+}
+
+/// The first message to a fork server: the protocol version and the parent's binary.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct Hello {
+    pub(crate) magic: u32,
+    pub(crate) identity: Identity,
+}
+
+/// A fork server's answer to [`Hello`].
+#[derive(Serialize, Deserialize)]
+pub(crate) enum Welcome {
+    /// Ready to fork children.
+    Ready,
+    /// It will not serve this parent (and exits).
+    Refused { failure: Failure, message: String },
+}
+
+/// Asks a fork server for a child that runs the trampoline at `offset`.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct Request {
+    pub(crate) offset: i64,
+    pub(crate) name: String,
+}
+
+/// A fork server's answer to a [`Request`].
+#[derive(Serialize, Deserialize)]
+pub(crate) enum Reply {
+    /// The child runs; its pidfd is the frame's descriptor.
+    Forked { pid: u32 },
+    /// No child was made.
+    Failed { message: String },
 }
 
 /// Why a child could not run its function (sent in [`Report::Failed`]).

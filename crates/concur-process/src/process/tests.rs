@@ -1,5 +1,5 @@
-//! Unit tests of what the public API cannot reach: the binary identity check and the
-//! anchor arithmetic.
+//! Unit tests of what the public API cannot reach: the binary identity check, the
+//! anchor arithmetic, the fork server's greeting and the watcher.
 
 use super::protocol::{self, Identity};
 use super::*;
@@ -34,6 +34,15 @@ fn a_child_in_a_different_binary_refuses_to_run_the_function() {
 }
 
 #[test]
+fn a_fork_server_in_a_different_binary_refuses_to_serve() {
+    let mine = Identity::current().unwrap();
+    let e = served::greet_for_test(&mine.clone().corrupted()).unwrap_err();
+    assert!(e.is_identity_mismatch(), "{e}");
+    assert!(e.to_string().contains("fork server"), "{e}");
+    served::greet_for_test(&mine).unwrap();
+}
+
+#[test]
 fn the_same_binary_runs_it() {
     let p = Process::builder().build(|x: u32| x + 1, 1);
     p.start().unwrap();
@@ -44,7 +53,11 @@ fn the_same_binary_runs_it() {
 fn a_child_dies_when_its_control_socket_closes() {
     // The parent-death signal is not involved here: the parent lives and only closes
     // its end of the control socket, which the child's watcher thread must notice.
-    for method in [StartMethod::Spawn, StartMethod::Fork { force: true }] {
+    for method in [
+        StartMethod::Spawn,
+        StartMethod::Fork { force: true },
+        StartMethod::ForkServer,
+    ] {
         let p = Process::builder()
             .start_method(method)
             .spawn(

@@ -14,6 +14,8 @@ pub(crate) const LAUNCHER_THREAD: &str = "concur-launcher";
 pub(crate) const REAPER_THREAD: &str = "concur-reaper";
 /// See [`LAUNCHER_THREAD`].
 pub(crate) const WATCHER_THREAD: &str = "concur-watcher";
+/// The OS-visible name of a fork server process.
+pub(crate) const FORK_SERVER_NAME: &str = "concur-forksrv";
 
 /// Starts one of this crate's helper threads, named `name` (one of the names above),
 /// and returns once it runs: std names a thread from inside it, so before that it
@@ -45,6 +47,15 @@ impl Exit {
         match self {
             Exit::Code(c) => c,
             Exit::Signal(s) => -s,
+        }
+    }
+
+    /// The inverse of [`exitcode`](Exit::exitcode).
+    pub(crate) fn from_exitcode(code: i32) -> Exit {
+        if code < 0 {
+            Exit::Signal(code.saturating_neg())
+        } else {
+            Exit::Code(code)
         }
     }
 }
@@ -134,6 +145,87 @@ pub(crate) fn set_parent_death_kill() -> io::Result<()> {
     ))?)
 }
 
+/// A pipe for one exit status: the read end close-on-exec and non-blocking (so a
+/// status can be polled for), the write end close-on-exec and blocking. Returns
+/// `(read, write)`.
+pub(crate) fn status_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+    rustix::fs::fcntl_setfl(&r, rustix::fs::OFlags::NONBLOCK)?;
+    Ok((r, w))
+}
+
+/// What reading an exit status from a [`status_pipe`] gave.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum StatusRead {
+    /// The status (Python's `exitcode` form).
+    Exit(Exit),
+    /// Nothing yet: the writer still holds its end.
+    Pending,
+    /// The writer closed its end without writing a whole status.
+    Lost,
+}
+
+/// Writes `exit` to the write end of a [`status_pipe`]. Never blocks: the pipe is new
+/// and a status is far smaller than its buffer (and than `PIPE_BUF`, so the write is
+/// atomic). A reader that went away is not an error.
+pub(crate) fn write_status(fd: BorrowedFd<'_>, exit: Exit) {
+    let bytes = exit.exitcode().to_le_bytes();
+    loop {
+        match rustix::io::write(fd, &bytes) {
+            Err(rustix::io::Errno::INTR) => {}
+            _ => return,
+        }
+    }
+}
+
+/// Reads the status from the read end of a [`status_pipe`] without blocking. The
+/// status is consumed: a second read gives `Lost` (once the writer closed) or
+/// `Pending`.
+pub(crate) fn read_status(fd: BorrowedFd<'_>) -> StatusRead {
+    let mut b = [0u8; 4];
+    loop {
+        return match rustix::io::read(fd, &mut b) {
+            Ok(4) => StatusRead::Exit(Exit::from_exitcode(i32::from_le_bytes(b))),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(rustix::io::Errno::AGAIN) => StatusRead::Pending,
+            // End of stream, a torn write (impossible below PIPE_BUF) or an error.
+            _ => StatusRead::Lost,
+        };
+    }
+}
+
+/// Closes every descriptor from 3 up except `keep`: for a process forked from a fork
+/// server, which must hold nothing of the server's (its socket to the parent, other
+/// workers' pidfds and status pipes).
+///
+/// # Safety
+/// Every `OwnedFd` for a closed descriptor must never be used or dropped afterwards
+/// (the caller ends the process with `_exit` without dropping them).
+pub(crate) unsafe fn close_all_but(keep: BorrowedFd<'_>) -> io::Result<()> {
+    let k = u32::try_from(std::os::fd::AsRawFd::as_raw_fd(&keep))
+        .map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
+    let ranges = [(3, k.checked_sub(1)), (k + 1, Some(u32::MAX))];
+    for (first, last) in ranges {
+        let Some(last) = last.filter(|&l| l >= first) else {
+            continue;
+        };
+        // SAFETY: `close_range` only closes descriptors; that nothing still refers to
+        // them is this function's contract.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_close_range,
+                libc::c_uint::from(first),
+                libc::c_uint::from(last),
+                0 as libc::c_uint,
+            )
+        };
+        if r != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
 /// Clears close-on-exec on `fd` so an `exec`'d image inherits it. Async-signal-safe.
 pub(crate) fn clear_cloexec(fd: BorrowedFd<'_>) -> io::Result<()> {
     Ok(rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())?)
@@ -160,6 +252,14 @@ pub(crate) fn ignore_sigpipe() {
     // what the Rust runtime does before `main`.
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+}
+
+/// Restores SIGCHLD's default disposition (children stay waitable until reaped).
+pub(crate) fn default_sigchld() {
+    // SAFETY: setting a signal disposition to SIG_DFL installs no handler code.
+    unsafe {
+        libc::signal(libc::SIGCHLD, libc::SIG_DFL);
     }
 }
 
