@@ -8,7 +8,7 @@
 //! | `meta` | magic, joinable flag, item type hash, byte capacity, maxsize, shutdown | creator; `shutdown` by `shutdown` |
 //! | `prod` | producers' robust mutex, `pos` (tail, bytes), `count` (items put), repair marks | producers, under their mutex |
 //! | `cons` | consumers' robust mutex, `pos` (head, bytes), `count` (items taken), repair marks | consumers, under their mutex |
-//! | `wait` | waiter counts and futex sequence words for not-empty, not-full, all-done | waiters and wakers |
+//! | `wait` | futex event words for not-empty, not-full, all-done | waiters and wakers |
 //! | `done` | `task_done` count | `task_done` |
 //! | data | `cap` bytes of records | producers at the tail, read by consumers at the head |
 //!
@@ -33,13 +33,18 @@
 //!
 //! # Waiting
 //!
-//! Waiting uses an event count per condition: the waiter increments the waiter count,
-//! issues a `SeqCst` fence, reads the sequence word, re-checks its condition, and only
-//! then sleeps on the sequence word (futex); the waker changes the state, issues a
-//! `SeqCst` fence and, only if the waiter count is non-zero, bumps the sequence word
-//! and wakes. So the fast path makes no system call, and a wake cannot be lost: either
-//! the waker sees the waiter, or the waiter sees the change. A short spin precedes the
-//! sleep. Not-empty wakes one getter per item; not-full and all-done wake everyone.
+//! Each condition (not empty, not full, all done) has an event word in shared memory
+//! whose low bit says "a sleeper announced itself". A waiter spins briefly, then sets
+//! the bit (`fetch_or`, `SeqCst`), issues a `SeqCst` fence, re-checks its condition,
+//! and only then sleeps on the word (futex) with the value it set. A waker changes
+//! the state, issues a `SeqCst` fence and reads the word: only if the bit is set does
+//! it bump the word (clearing the bit, by compare-exchange) and wake every sleeper.
+//! So the fast path makes no system call, a sleep episode costs one wake however many
+//! items arrive before the sleeper runs, and no wake is lost: either the waker sees
+//! the bit, or the waiter's re-check sees the change; a bump between the waiter's
+//! `fetch_or` and its sleep makes the futex return at once. (An event count in the
+//! style of Dmitry Vyukov's and of futex-based condition variables, learned from
+//! their descriptions; written here from scratch.)
 //!
 //! # Dying processes
 //!
@@ -51,8 +56,8 @@
 //! lost with it (as in Python). Each side writes a repair mark (`pend_pos` = old
 //! position + 1, `pend_count` = old count) before publishing and clears it after, so
 //! the next locker can make `count` agree with `pos` if the owner died between the two
-//! stores. A process killed while *waiting* leaves its waiter count raised, which only
-//! costs later wakers a needless `futex` wake.
+//! stores. A process killed while *waiting* leaves the sleeper bit set, which only
+//! costs the next waker one needless `futex` wake.
 
 use crate::shm::SharedMemory;
 use crate::sync::futex;
@@ -93,6 +98,8 @@ const HEADER_BYTES: u64 = 8;
 /// Smallest and largest byte capacity of the ring.
 pub(crate) const MIN_CAPACITY: usize = 64;
 pub(crate) const MAX_CAPACITY: usize = 1 << 30;
+/// The low bit of an event word: a sleeper announced itself since the last bump.
+const SLEEPER: u32 = 1;
 /// Spins before a waiter registers and sleeps.
 const SPINS: u32 = 200;
 
@@ -118,11 +125,8 @@ struct Side {
 
 #[repr(C, align(64))]
 struct Waits {
-    getters: AtomicU32,
     not_empty: AtomicU32,
-    putters: AtomicU32,
     not_full: AtomicU32,
-    joiners: AtomicU32,
     all_done: AtomicU32,
 }
 
@@ -293,14 +297,9 @@ fn publish(side: &Side, pos: u64, count: u64, size: u64, count_first: bool) {
     side.pend_pos.store(0, Ordering::Relaxed);
 }
 
-/// Waits on the event count (`waiters`, `seq`) until `ready` or the deadline (module
-/// docs). Returns after one sleep at most; the caller re-checks.
-fn wait_for(
-    waiters: &AtomicU32,
-    seq: &AtomicU32,
-    deadline: Option<Instant>,
-    ready: impl Fn() -> bool,
-) {
+/// Waits on the event word `seq` until `ready` or the deadline (module docs).
+/// Returns after one sleep at most; the caller re-checks.
+fn wait_for(seq: &AtomicU32, deadline: Option<Instant>, ready: impl Fn() -> bool) {
     for i in 0..SPINS {
         if ready() {
             return;
@@ -311,21 +310,27 @@ fn wait_for(
             std::thread::yield_now();
         }
     }
-    waiters.fetch_add(1, Ordering::SeqCst);
+    // Announce a sleeper, then look again: a waker that published before our look
+    // is seen by it; one that publishes after it sees the flag (both sides SeqCst).
+    let s = seq.fetch_or(SLEEPER, Ordering::SeqCst) | SLEEPER;
     fence(Ordering::SeqCst);
-    let s = seq.load(Ordering::SeqCst);
     if !ready() {
         futex::wait(seq, s, deadline);
     }
-    waiters.fetch_sub(1, Ordering::SeqCst);
 }
 
-/// The waker's half of [`wait_for`]: after changing the state.
-fn wake(waiters: &AtomicU32, seq: &AtomicU32, n: u32) {
+/// The waker's half of [`wait_for`], after changing the state: if a sleeper was
+/// announced, bumps the word (clearing the flag) and wakes every sleeper. One system
+/// call per sleep, however many wakers come before the sleepers run again.
+fn wake(seq: &AtomicU32) {
     fence(Ordering::SeqCst);
-    if waiters.load(Ordering::Relaxed) != 0 {
-        seq.fetch_add(1, Ordering::SeqCst);
-        futex::wake(seq, n);
+    let v = seq.load(Ordering::Relaxed);
+    if v & SLEEPER != 0
+        && seq
+            .compare_exchange(v, v.wrapping_add(1), Ordering::SeqCst, Ordering::Relaxed)
+            .is_ok()
+    {
+        futex::wake_all(seq);
     }
 }
 
@@ -516,14 +521,14 @@ impl Ring {
                 self.write_at(tail + HEADER_BYTES, payload);
                 publish(&h.prod, tail, puts, need, true);
                 drop(g);
-                wake(&h.wait.getters, &h.wait.not_empty, 1);
+                wake(&h.wait.not_empty);
                 return Ok(());
             }
             drop(g);
             if wait.expired() {
                 return Err(PutFail::Full);
             }
-            wait_for(&h.wait.putters, &h.wait.not_full, wait.deadline(), || {
+            wait_for(&h.wait.not_full, wait.deadline(), || {
                 self.is_shutdown() || {
                     let p = &h.prod;
                     self.has_room(
@@ -561,7 +566,7 @@ impl Ring {
             if self.has_item(head) {
                 let r = self.take(head, out);
                 drop(g);
-                wake(&h.wait.putters, &h.wait.not_full, u32::MAX);
+                wake(&h.wait.not_full);
                 return r;
             }
             drop(g);
@@ -571,7 +576,7 @@ impl Ring {
             if wait.expired() {
                 return Err(GetFail::Empty);
             }
-            wait_for(&h.wait.getters, &h.wait.not_empty, wait.deadline(), || {
+            wait_for(&h.wait.not_empty, wait.deadline(), || {
                 self.is_shutdown() || self.has_item(h.cons.pos.load(Ordering::Relaxed))
             });
         }
@@ -627,12 +632,8 @@ impl Ring {
             drop(gp);
         }
         let w = &h.wait;
-        for (waiters, seq) in [
-            (&w.getters, &w.not_empty),
-            (&w.putters, &w.not_full),
-            (&w.joiners, &w.all_done),
-        ] {
-            wake(waiters, seq, u32::MAX);
+        for seq in [&w.not_empty, &w.not_full, &w.all_done] {
+            wake(seq);
         }
         dropped
     }
@@ -653,7 +654,7 @@ impl Ring {
             {
                 Ok(_) => {
                     if d + 1 >= h.prod.count.load(Ordering::SeqCst) {
-                        wake(&h.wait.joiners, &h.wait.all_done, u32::MAX);
+                        wake(&h.wait.all_done);
                     }
                     return true;
                 }
@@ -678,7 +679,7 @@ impl Ring {
             if Wait::Until(deadline).expired() {
                 return false;
             }
-            wait_for(&w.joiners, &w.all_done, deadline, || self.all_done());
+            wait_for(&w.all_done, deadline, || self.all_done());
         }
     }
 }
