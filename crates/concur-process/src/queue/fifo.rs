@@ -13,6 +13,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::io;
 use std::marker::PhantomData;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// A fingerprint of the item type, checked when a handle is received.
@@ -68,6 +69,9 @@ fn deadline_after(timeout: Duration) -> Option<Instant> {
 /// ```
 pub struct Queue<T> {
     pub(super) ring: Ring,
+    /// The last item this handle encoded did not fit the stack buffer: encode the
+    /// next one straight to the heap (a hint only).
+    big: AtomicBool,
     _items: PhantomData<fn(T) -> T>,
 }
 
@@ -75,6 +79,7 @@ impl<T> Clone for Queue<T> {
     fn clone(&self) -> Self {
         Queue {
             ring: self.ring.clone(),
+            big: AtomicBool::new(false),
             _items: PhantomData,
         }
     }
@@ -107,6 +112,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         };
         Ring::create(bytes, maxsize as u64, joinable, type_hash::<T>()).map(|ring| Queue {
             ring,
+            big: AtomicBool::new(false),
             _items: PhantomData,
         })
     }
@@ -114,6 +120,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     pub(super) fn from_mem(mem: SharedMemory, need_joinable: bool) -> io::Result<Self> {
         Ring::attach(mem, type_hash::<T>(), need_joinable).map(|ring| Queue {
             ring,
+            big: AtomicBool::new(false),
             _items: PhantomData,
         })
     }
@@ -194,6 +201,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
             Some(n) => &small[..n],
             None => &big,
         };
+        self.big.store(bytes.len() > SMALL, Ordering::Relaxed);
         let max = self.ring.max_payload();
         if bytes.len() > max {
             return Err(Rejected::TooLarge {
