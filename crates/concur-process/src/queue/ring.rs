@@ -211,7 +211,10 @@ pub(crate) struct Ring {
     mem: SharedMemory,
     cap: u64,
     maxsize: u64,
-    /// Lower bounds of the consumers' `pos` and `count` (see the module docs).
+    /// Lower bounds of the consumers' `pos` and `count` (see the module docs). The
+    /// position caches are raised with `AcqRel` and read with `Acquire`, so a thread
+    /// trusting a position another thread of this process read from shared memory
+    /// (with `Acquire`) also sees what that position published.
     head_cache: AtomicU64,
     gets_cache: AtomicU64,
     /// Lower bound of the producers' `pos`.
@@ -481,7 +484,7 @@ impl Ring {
                 && puts.saturating_sub(gets) < self.maxsize
         };
         if fits(
-            self.head_cache.load(Ordering::Relaxed),
+            self.head_cache.load(Ordering::Acquire),
             self.gets_cache.load(Ordering::Relaxed),
         ) {
             return true;
@@ -489,7 +492,7 @@ impl Ring {
         let c = &self.header().cons;
         let head = c.pos.load(Ordering::Acquire);
         let gets = c.count.load(Ordering::Acquire);
-        self.head_cache.fetch_max(head, Ordering::Relaxed);
+        self.head_cache.fetch_max(head, Ordering::AcqRel);
         self.gets_cache.fetch_max(gets, Ordering::Relaxed);
         fits(head, gets)
     }
@@ -543,11 +546,11 @@ impl Ring {
 
     /// Whether a record may be waiting at `head` (refreshing the tail cache).
     fn has_item(&self, head: u64) -> bool {
-        if self.tail_cache.load(Ordering::Relaxed) > head {
+        if self.tail_cache.load(Ordering::Acquire) > head {
             return true;
         }
         let tail = self.header().prod.pos.load(Ordering::Acquire);
-        self.tail_cache.fetch_max(tail, Ordering::Relaxed);
+        self.tail_cache.fetch_max(tail, Ordering::AcqRel);
         tail > head
     }
 
@@ -587,7 +590,7 @@ impl Ring {
     fn take(&self, head: u64, out: &mut Buf) -> Result<(), GetFail> {
         let h = self.header();
         let gets = h.cons.count.load(Ordering::Relaxed);
-        let tail = self.tail_cache.load(Ordering::Relaxed);
+        let tail = self.tail_cache.load(Ordering::Acquire);
         let mut hdr = [0u8; HEADER_BYTES as usize];
         self.read_at(head, &mut hdr);
         let len = u64::from(u32::from_le_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]));
@@ -733,5 +736,65 @@ mod tests {
         p.pos.store(16, Ordering::Relaxed);
         repair(p);
         assert_eq!(p.count.load(Ordering::Relaxed), 1);
+    }
+
+    /// A forked child takes `side`'s mutex, runs `f` (half an operation) and exits
+    /// holding it, as if killed there.
+    fn die_holding(ring: &Ring, side: fn(&Header) -> &Side, f: fn(&Ring)) {
+        use crate::sync::test_common::{LIMIT, fork};
+        let child = fork(|| {
+            let g = lock(side(ring.header()), Wait::Now).expect("free");
+            f(ring);
+            std::mem::forget(g); // exit holding it
+        });
+        child.expect_success(LIMIT, "die holding the lock");
+    }
+
+    #[test]
+    fn a_producer_dying_mid_put_leaves_no_record_and_the_counts_right() {
+        let r = Ring::create(64, 10, false, 1).unwrap();
+        die_holding(
+            &r,
+            |h| &h.prod,
+            |r| {
+                let p = &r.header().prod;
+                // Counted, half written, never published.
+                p.pend_count.store(0, Ordering::Relaxed);
+                p.pend_pos.store(1, Ordering::Relaxed);
+                p.count.store(1, Ordering::Relaxed);
+                r.write_at(0, &[0xff; 12]);
+            },
+        );
+        assert_eq!(r.qsize(), 1, "the dead producer's count, until repaired");
+        let mut out = Buf::new();
+        assert_eq!(r.get(&mut out, Wait::Now), Err(GetFail::Empty));
+        r.put(b"ok", Wait::Now).unwrap(); // recovers the mutex, repairs the count
+        assert_eq!(r.qsize(), 1);
+        r.get(&mut out, Wait::Now).unwrap();
+        assert_eq!(out.as_slice(), b"ok");
+        assert_eq!(r.qsize(), 0);
+    }
+
+    #[test]
+    fn a_consumer_dying_mid_get_loses_only_its_item_and_the_counts_right() {
+        let r = Ring::create(64, 10, false, 1).unwrap();
+        r.put(b"first", Wait::Now).unwrap();
+        r.put(b"second", Wait::Now).unwrap();
+        die_holding(
+            &r,
+            |h| &h.cons,
+            |r| {
+                let c = &r.header().cons;
+                // Took the first record (16 bytes), died before counting it.
+                c.pend_count.store(0, Ordering::Relaxed);
+                c.pend_pos.store(1, Ordering::Relaxed);
+                c.pos.store(16, Ordering::Release);
+            },
+        );
+        let mut out = Buf::new();
+        r.get(&mut out, Wait::Now).unwrap();
+        assert_eq!(out.as_slice(), b"second");
+        assert_eq!(r.qsize(), 0);
+        assert_eq!(r.get(&mut out, Wait::Now), Err(GetFail::Empty));
     }
 }
