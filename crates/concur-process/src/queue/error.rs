@@ -53,8 +53,30 @@ impl Error for Rejected {}
 /// record is consumed; the queue stays usable.
 ///
 /// ```
-/// # use concur_process::queue::DecodeError;
-/// fn show(e: &DecodeError) -> String { e.to_string() }
+/// use concur_process::queue::{GetError, Queue};
+/// use serde::{Deserialize, Deserializer, Serialize, de::Error};
+///
+/// /// Serializes any value but refuses to decode zero.
+/// #[derive(Serialize)]
+/// struct NonZero(u8);
+/// impl<'de> Deserialize<'de> for NonZero {
+///     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+///         match u8::deserialize(d)? {
+///             0 => Err(D::Error::custom("zero refused")),
+///             v => Ok(NonZero(v)),
+///         }
+///     }
+/// }
+///
+/// let q = Queue::new(0)?;
+/// q.put(NonZero(0)).unwrap();
+/// q.put(NonZero(7)).unwrap();
+/// match q.get() {
+///     Err(GetError::Decode(e)) => assert!(e.to_string().starts_with("a queued item could not be decoded")),
+///     _ => panic!("expected a decode error"),
+/// }
+/// assert_eq!(q.get().unwrap().0, 7); // the queue carries on
+/// # Ok::<(), std::io::Error>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DecodeError {
