@@ -4,6 +4,8 @@
 //! Groups (throughput in elements: one element is one item):
 //! - `process_queue/u64`: `Queue<u64>`;
 //! - `process_queue/bytes_1k`: `Queue<Vec<u8>>` of 1 KiB vectors;
+//! - `process_queue/same_thread_u64`: a put and a get of a `u64` by one thread (the
+//!   cost of the two operations without any cross-process traffic);
 //! - `pipe/u64`, `pipe/bytes_1k`: the same items over a one-way `Pipe`, as a baseline
 //!   (Python's `multiprocessing.Queue` is a pipe fed by a thread).
 //!
@@ -104,7 +106,23 @@ fn bench_pipe<T: Item>(c: &mut Criterion, name: &str) {
     child.join().unwrap();
 }
 
+fn bench_same_thread(c: &mut Criterion) {
+    let q = Queue::<u64>::new(0).unwrap();
+    let mut g = c.benchmark_group("process_queue");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("same_thread_u64", |b| {
+        let mut i = 0u64;
+        b.iter(|| {
+            q.put(i).unwrap();
+            i += 1;
+            black_box(q.get().unwrap())
+        });
+    });
+    g.finish();
+}
+
 fn benches(c: &mut Criterion) {
+    bench_same_thread(c);
     bench_queue::<u64>(c, "u64");
     bench_queue::<Vec<u8>>(c, "bytes_1k");
     bench_pipe::<u64>(c, "u64");

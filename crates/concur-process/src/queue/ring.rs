@@ -114,20 +114,34 @@ struct Meta {
     shutdown: AtomicU32,
 }
 
+/// One value on a cache line of its own, so that polling it does not steal the
+/// line holding its writer's lock and bookkeeping (or another hot value).
+#[repr(C, align(64))]
+struct Line<T>(T);
+
+impl<T> std::ops::Deref for Line<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+/// One side (producers or consumers): its mutex and bookkeeping, written only by
+/// the holder, and the published position, which the other side polls.
 #[repr(C, align(64))]
 struct Side {
     lock: RobustMutex,
-    pos: AtomicU64,
     count: AtomicU64,
     pend_pos: AtomicU64,
     pend_count: AtomicU64,
+    pos: Line<AtomicU64>,
 }
 
 #[repr(C, align(64))]
 struct Waits {
-    not_empty: AtomicU32,
-    not_full: AtomicU32,
-    all_done: AtomicU32,
+    not_empty: Line<AtomicU32>,
+    not_full: Line<AtomicU32>,
+    all_done: Line<AtomicU32>,
 }
 
 #[repr(C, align(64))]
