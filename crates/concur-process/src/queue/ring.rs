@@ -12,6 +12,10 @@
 //! | `done` | `task_done` count | `task_done` |
 //! | data | `cap` bytes of records | producers at the tail, read by consumers at the head |
 //!
+//! Every part starts a 64-byte cache line; each side's `pos` and each event word have
+//! a line of their own, so the other side polling them does not steal the line its
+//! writer's mutex and bookkeeping live on.
+//!
 //! `pos` values are monotonic byte counters (never wrapped); the physical offset is
 //! `pos % cap`. A record is an 8-byte header (payload length, `u32`, then 4 zero
 //! bytes) and the payload padded to 8 bytes; `cap` is a multiple of 8, so a header
