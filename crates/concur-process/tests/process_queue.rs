@@ -1,8 +1,9 @@
 //! Process queues across real child processes.
 //!
 //! Ported from CPython 3.13 `Lib/test/_test_multiprocessing.py`, `_TestQueue`:
-//! `test_put`, `test_get`, `test_fork`, `test_qsize`, `test_task_done`, `test_timeout`
-//! and `test_closed_queue_empty_exceptions` (here: shutdown), in their `processes`
+//! `test_put`, `test_get`, `test_fork`, `test_qsize`, `test_task_done`, `test_timeout`,
+//! `test_closed_queue_empty_exceptions` and `test_closed_queue_put_get_exceptions`
+//! (with `shutdown` for `close`), in their `processes`
 //! flavour (children started with `Process`, `Spawn` unless named). Timing checks are
 //! lower bounds only. Added: many producer and consumer processes (every item exactly
 //! once, each producer's items in order), large items wrapping a small ring, typed
@@ -285,6 +286,30 @@ fn shutdown_drains_then_fails_and_wakes_a_blocked_child() {
         assert_eq!(q.get(), Err(GetError::ShutDown));
         assert_eq!(q.try_get(), Err(TryGetError::ShutDown));
     });
+}
+
+/// `test_closed_queue_empty_exceptions` and `test_closed_queue_put_get_exceptions`,
+/// with `shutdown` in place of `close`: a closed, unused queue is empty without
+/// error; put and get then fail (Python: `ValueError`, here `ShutDown`).
+#[test]
+fn test_closed_queue_empty_and_put_get_errors() {
+    let plain = Queue::<u32>::new(0).unwrap();
+    let joinable = JoinableQueue::<u32>::new(0).unwrap();
+    for q in [&plain, &*joinable] {
+        q.shutdown(false);
+        assert!(q.empty());
+        assert_eq!(q.qsize(), 0);
+        assert!(q.put(1).unwrap_err().is_shutdown());
+        assert!(q.try_put(1).unwrap_err().is_shutdown());
+        assert!(q.put_timeout(1, TIMEOUT1).unwrap_err().is_shutdown());
+        assert_eq!(q.get(), Err(GetError::ShutDown));
+        assert_eq!(q.get_timeout(TIMEOUT1), Err(GetTimeoutError::ShutDown));
+    }
+    let simple = SimpleQueue::<u32>::new().unwrap();
+    simple.shutdown(false);
+    assert!(simple.empty());
+    assert!(simple.put(1).unwrap_err().is_shutdown());
+    assert!(simple.get().unwrap_err().is_shutdown());
 }
 
 #[test]
