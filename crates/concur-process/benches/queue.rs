@@ -3,7 +3,10 @@
 //!
 //! Groups (throughput in elements: one element is one item):
 //! - `process_queue/u64`: `Queue<u64>`;
-//! - `process_queue/bytes_1k`: `Queue<Vec<u8>>` of 1 KiB vectors;
+//! - `process_queue/bytes_1k`: `Queue<Vec<u8>>` of 1 KiB vectors (serde encodes a
+//!   `Vec<u8>` element by element, which dominates);
+//! - `process_queue/bytes_1k_serialize_bytes`: the same kilobyte as one serde byte
+//!   string (as `serde_bytes` does);
 //! - `process_queue/same_thread_u64`: a put and a get of a `u64` by one thread (the
 //!   cost of the two operations without any cross-process traffic);
 //! - `pipe/u64`, `pipe/bytes_1k`: the same items over a one-way `Pipe`, as a baseline
@@ -37,6 +40,38 @@ impl Item for u64 {
 impl Item for Vec<u8> {
     fn make(i: u64) -> Self {
         vec![i as u8; 1024]
+    }
+}
+
+/// 1 KiB encoded as one byte string (`serialize_bytes`, what the `serde_bytes` crate
+/// does) instead of serde's element-by-element `Vec<u8>`: a copy on each side.
+struct Bytes(Vec<u8>);
+
+impl Serialize for Bytes {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Bytes {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Bytes;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("bytes")
+            }
+            fn visit_bytes<E>(self, v: &[u8]) -> Result<Bytes, E> {
+                Ok(Bytes(v.to_vec()))
+            }
+        }
+        d.deserialize_bytes(V)
+    }
+}
+
+impl Item for Bytes {
+    fn make(i: u64) -> Self {
+        Bytes(vec![i as u8; 1024])
     }
 }
 
@@ -125,6 +160,7 @@ fn benches(c: &mut Criterion) {
     bench_same_thread(c);
     bench_queue::<u64>(c, "u64");
     bench_queue::<Vec<u8>>(c, "bytes_1k");
+    bench_queue::<Bytes>(c, "bytes_1k_serialize_bytes");
     bench_pipe::<u64>(c, "u64");
     bench_pipe::<Vec<u8>>(c, "bytes_1k");
 }

@@ -568,8 +568,13 @@ impl Ring {
             return true;
         }
         let tail = self.header().prod.pos.load(Ordering::Acquire);
-        self.tail_cache.fetch_max(tail, Ordering::AcqRel);
-        tail > head
+        if tail > head {
+            // Only when there is news: polling an empty queue stays read-only.
+            self.tail_cache.fetch_max(tail, Ordering::AcqRel);
+            true
+        } else {
+            false
+        }
     }
 
     /// Takes the record at the head into `out` (replacing its contents), waiting as
