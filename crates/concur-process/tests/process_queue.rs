@@ -444,6 +444,38 @@ fn large_items_wrap_a_small_ring_across_processes() {
     });
 }
 
+#[test]
+fn threads_of_one_process_and_a_child_share_a_queue() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Queue<String>>();
+    assert_send_sync::<SimpleQueue<String>>();
+    assert_send_sync::<JoinableQueue<String>>();
+    within(LIMIT, "threads and a child consumer", || {
+        let q = Queue::<u64>::bounded(8).unwrap();
+        let child = Process::spawn(
+            |q: Queue<u64>| {
+                (0..4000)
+                    .map(|_| q.get_timeout(LIMIT).unwrap())
+                    .sum::<u64>()
+            },
+            q.clone(),
+        )
+        .unwrap();
+        std::thread::scope(|s| {
+            for t in 0..4u64 {
+                let q = &q; // one handle, shared by reference
+                s.spawn(move || {
+                    for i in 0..1000 {
+                        q.put(t * 1000 + i).unwrap();
+                    }
+                });
+            }
+        });
+        assert_eq!(child.join().unwrap(), (0..4000).sum::<u64>());
+        assert!(q.empty());
+    });
+}
+
 // ---------------------------------------------------------------- rejections
 
 #[test]
