@@ -122,3 +122,7 @@ pub mod shm;
 pub mod sync;
 pub use shm::{Array, FrozenArray, SharedMemory, Value};
 pub use sync::{Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore};
+
+// Process queues on a shared-memory ring (`queue`).
+pub mod queue;
+pub use queue::{JoinableQueue, Queue, SimpleQueue};
