@@ -136,6 +136,11 @@ impl MapOptions {
         self.chunksize.unwrap_or(1)
     }
 
+    /// The chunk size set, if any.
+    pub(crate) fn get_chunksize_opt(&self) -> Option<usize> {
+        self.chunksize
+    }
+
     /// The chunk size in effect for an input of `len` items on `workers` workers: the
     /// one set, or else Python `Pool.map`'s `ceil(len / (4 × workers))`.
     pub(crate) fn chunksize_for(&self, len: Option<usize>, workers: usize) -> usize {
