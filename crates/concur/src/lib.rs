@@ -14,9 +14,10 @@
 //! | [`queue`] | `queue.Queue`, `LifoQueue`, `PriorityQueue`, `SimpleQueue` | bounded or unbounded, task tracking (`task_done`/`join`), `shutdown` as in 3.13 |
 //! | [`futures`] | `concurrent.futures`: `Future`, `ThreadPoolExecutor`, `as_completed`, `wait`; `multiprocessing.pool.ThreadPool`; `asyncio.to_thread` | one `Future` type (also a `std::future::Future`), the `Executor` trait, nested waits that never deadlock the pool |
 //! | [`deadlock`] | — | lock-order inversion and wait-for cycle detection (`CONCUR_DEADLOCK`) |
+//! | `process` (feature `process`, on by default; Linux) | `multiprocessing`: `Process` (spawn, fork, forkserver), `Pipe`, `Queue`, `SimpleQueue`, `JoinableQueue`, `Value`, `Array`, `shared_memory`, process-shared locks | children bound to their parent's life, robust locks that report a dead owner |
 //!
-//! Processes and the cluster tier come in later releases (see the README's map for what
-//! exists today).
+//! Process pools and the cluster tier come in later releases (see the README's map for
+//! what exists today).
 //!
 //! ## Hello, threads
 //!

@@ -29,6 +29,8 @@ pub enum Family {
     ProcessStart,
     /// A message to a child process and back.
     PipeRoundTrip,
+    /// Items streamed from a producer process through a process queue.
+    ProcessQueue,
     /// Bulk writes into memory.
     BulkWrite,
 }

@@ -1,7 +1,7 @@
 //! The process suite: `concur::process` beside the bare OS mechanism it is built on and
 //! beside CPython's `multiprocessing`.
 //!
-//! Three cases, each timed per operation:
+//! Four cases, each timed per operation:
 //! - `start-join`: start a child that runs an empty function, and join it. Subjects:
 //!   `Process` with each start method (Spawn, Fork, ForkServer: the first start of a
 //!   run also starts the server, counted in), a bare `std::process::Command` exec of this same binary that exits at
@@ -11,6 +11,9 @@
 //!   `Connection` (a `u64`, serialized and framed), a raw ping-pong of 8 bytes over a
 //!   Unix socketpair with a bare child (`write`/`read`, no framing), and Python's
 //!   `multiprocessing.Pipe` with a forked child. Starting the child is not timed.
+//! - `queue-stream`: items from one producer process to this one through a queue.
+//!   Subjects: `process::Queue<u64>` with a spawned producer, and Python's `mp.Queue`
+//!   with a forked one; the clock starts at the first item.
 //! - `array-write`: one bulk write of a large buffer into shared memory. Subjects:
 //!   `Array<u8>::copy_from_slice` (with its own lock, taken once per write) and
 //!   `copy_from_slice` into a `Vec<u8>` (a plain `memcpy`). Both destinations are
@@ -21,7 +24,7 @@
 
 use super::adapters::{Family, Origin};
 use super::{Measurement, Stats};
-use concur::process::{Array, Connection, Pipe, Process, StartMethod};
+use concur::process::{Array, Connection, Pipe, Process, Queue, StartMethod};
 use indicatif::ProgressBar;
 use serde::Serialize;
 use std::cell::OnceCell;
@@ -54,6 +57,10 @@ pub struct ProcessSizes {
     pub python_spawn_starts: u64,
     /// Round trips per run.
     pub round_trips: u64,
+    /// Items one producer process puts through a queue per run.
+    pub queue_items: u64,
+    /// Items per run for Python's `mp.Queue`.
+    pub python_queue_items: u64,
     /// Bytes of the bulk buffer.
     pub array_bytes: usize,
     /// Bulk writes per run.
@@ -69,6 +76,8 @@ impl ProcessSizes {
                 python_fork_starts: 3,
                 python_spawn_starts: 2,
                 round_trips: 2_000,
+                queue_items: 20_000,
+                python_queue_items: 5_000,
                 array_bytes: 16 << 20,
                 array_writes: 2,
             }
@@ -78,6 +87,8 @@ impl ProcessSizes {
                 python_fork_starts: 20,
                 python_spawn_starts: 6,
                 round_trips: 20_000,
+                queue_items: 2_000_000,
+                python_queue_items: 200_000,
                 array_bytes: 64 << 20,
                 array_writes: 8,
             }
@@ -281,6 +292,27 @@ fn subjects(sizes: &ProcessSizes, python: Option<&PythonScript>) -> Vec<Subject>
         });
     }
 
+    let items = sizes.queue_items;
+    out.push(Subject {
+        case: "queue-stream",
+        name: "concur process::Queue (u64)",
+        family: Family::ProcessQueue,
+        origin: Origin::Concur,
+        ops: items,
+        run: Box::new(move || queue_stream(items)),
+    });
+    if let Some(py) = python {
+        let (path, n) = (py.path.clone(), sizes.python_queue_items);
+        out.push(Subject {
+            case: "queue-stream",
+            name: "python3 mp.Queue (fork)",
+            family: Family::ProcessQueue,
+            origin: Origin::Python,
+            ops: n,
+            run: Box::new(move || python_ns(&path, &["queue", &n.to_string()])),
+        });
+    }
+
     let (bytes, writes) = (sizes.array_bytes, sizes.array_writes);
     let mib = (bytes >> 20) as u64 * writes;
     // Allocated at the first array-write run, not before: 3 x 64 MiB resident while the
@@ -392,6 +424,43 @@ fn connection_round_trips(n: u64) -> Result<f64, String> {
     Ok(ns)
 }
 
+/// The producer of `queue-stream`: puts `0..=n` (0 says "up"); how many it put.
+fn produce((q, n): (Queue<u64>, u64)) -> u64 {
+    for i in 0..=n {
+        if q.put(i).is_err() {
+            return i;
+        }
+    }
+    n + 1
+}
+
+/// `n` items from a spawned producer process through a `process::Queue`; ns per item
+/// (the child's start is not timed: the clock starts at its first item).
+fn queue_stream(n: u64) -> Result<f64, String> {
+    let q = Queue::<u64>::new(0).map_err(|e| format!("queue: {e}"))?;
+    let child = Process::spawn(produce, (q.clone(), n)).map_err(|e| e.to_string())?;
+    let timed = (|| -> Result<f64, String> {
+        q.get_timeout(CHILD_LIMIT).map_err(|e| e.to_string())?;
+        let start = Instant::now();
+        let mut sum = 0u64;
+        for _ in 0..n {
+            sum += q.get_timeout(CHILD_LIMIT).map_err(|e| e.to_string())?;
+        }
+        let ns = per_op(start.elapsed(), n);
+        if sum != n * (n + 1) / 2 {
+            return Err(format!("queue-stream: wrong sum {sum}"));
+        }
+        Ok(ns)
+    })();
+    q.shutdown(true);
+    let put = child.join_timeout(CHILD_LIMIT).map_err(|e| e.to_string())?;
+    let ns = timed?;
+    if put != n + 1 {
+        return Err(format!("the producer put {put} items, not {}", n + 1));
+    }
+    Ok(ns)
+}
+
 /// `n` 8-byte round trips over a socketpair with a bare echo child; ns per trip.
 fn raw_round_trips(n: u64) -> Result<f64, String> {
     let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
@@ -499,6 +568,10 @@ import multiprocessing as mp, sys, time
 def nothing():
     pass
 
+def produce(q, n):
+    for i in range(n + 1):
+        q.put(i)
+
 def echo(conn):
     while True:
         x = conn.recv()
@@ -516,6 +589,19 @@ if __name__ == "__main__":
             p.start()
             p.join()
         print((time.perf_counter() - t) * 1e9 / n)
+    elif sys.argv[1] == "queue":
+        ctx, n = mp.get_context("fork"), int(sys.argv[2])
+        q = ctx.Queue()
+        p = ctx.Process(target=produce, args=(q, n)); p.start()
+        q.get()  # the producer is up, not timed
+        t = time.perf_counter()
+        s = 0
+        for _ in range(n):
+            s += q.get()
+        el = time.perf_counter() - t
+        assert s == n * (n + 1) // 2
+        p.join()
+        print(el * 1e9 / n)
     else:
         ctx, n = mp.get_context("fork"), int(sys.argv[2])
         a, b = ctx.Pipe()
