@@ -400,7 +400,9 @@ fn connection_round_trips(n: u64) -> Result<f64, String> {
     let timed = (|| -> Result<f64, String> {
         let trip = |i: u64| -> Result<(), String> {
             mine.send(&i).map_err(|e| e.to_string())?;
-            match mine.recv_timeout::<u64>(CHILD_LIMIT) {
+            // A blocking `recv`, as Python's `conn.recv()` and the raw anchor's `read`:
+            // it cannot hang on a dead child, whose end closes (end of stream).
+            match mine.recv::<u64>() {
                 Ok(back) if back == i => Ok(()),
                 Ok(back) => Err(format!("sent {i}, got {back} back")),
                 Err(e) => Err(e.to_string()),

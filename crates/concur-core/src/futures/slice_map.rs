@@ -20,7 +20,8 @@ struct Ctx<'a, A, F, T> {
     /// The output buffer (capacity `items.len()`); chunk `k` writes only its range.
     out: *mut T,
     chunksize: usize,
-    /// How many items at the start of each chunk's range were written.
+    /// How many items at the start of each chunk's range were written (kept for types
+    /// with drop glue, whose values must be dropped after a failure; 0 otherwise).
     written: Box<[AtomicUsize]>,
     /// The first failure by position: (item index, error).
     failure: Lock<Option<(usize, TaskError)>>,
@@ -69,8 +70,17 @@ where
     };
     let (f, reporter) = (ctx.f, ctx.reporter.as_ref());
     let r = TaskError::catch(|| {
+        if !std::mem::needs_drop::<T>() && reporter.is_none() {
+            // Nothing to drop after a panic, and the chunk's start orders its failure
+            // among the others just as well (a chunk fails at most once): a loop with
+            // no counter, which the compiler can vectorise like a plain collect.
+            for (slot, x) in out.iter_mut().zip(items) {
+                slot.write(f(x));
+            }
+            return;
+        }
         // Local slices and a drop guard (rather than a counter the unwinding path
-        // reads) keep this loop as tight as a plain `iter().map().collect()`.
+        // reads) keep this loop tight while recording exactly what was written.
         let mut written = Written {
             count: 0,
             slot: &ctx.written[k],

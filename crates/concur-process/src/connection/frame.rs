@@ -205,6 +205,12 @@ impl Rx {
         }
     }
 
+    /// Whether the buffer alone settles the next receive (a whole frame, the end of the
+    /// stream or an error), without reading from the socket.
+    pub(crate) fn settled(&mut self, max: usize) -> bool {
+        self.eof || !matches!(self.status(max), Ok(Status::Need(_)))
+    }
+
     /// Whether a receive would return at once: a whole frame, an end of stream or an
     /// error is ready. Reads what is available without blocking.
     pub(crate) fn ready(&mut self, fd: BorrowedFd<'_>, max: usize) -> bool {

@@ -489,6 +489,15 @@ impl Connection {
             .lock_rx(deadline)
             .ok_or_else(ConnectionError::timeout)?;
         let max = self.max_frame();
+        if deadline.is_some() && !rx.settled(max) {
+            // Wait first, then read: a non-blocking read that finds nothing yet (the
+            // usual case for a reply) would cost a third system call.
+            let ready = socket::wait_for(self.fd.as_fd(), rustix::event::PollFlags::IN, deadline)
+                .map_err(ConnectionError::io)?;
+            if !ready {
+                return Err(ConnectionError::timeout());
+            }
+        }
         loop {
             match rx.advance(self.fd.as_fd(), max, deadline.is_some())? {
                 Step::Frame(body, fds) => {
