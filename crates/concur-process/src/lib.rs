@@ -89,12 +89,14 @@
 //!
 //! Every child is made by a long-lived launcher thread and arms
 //! `PR_SET_PDEATHSIG(SIGKILL)` (which Linux ties to the creating *thread*), checking
-//! its parent is still there afterwards; a watcher thread in the child also kills it
-//! when the parent's end of its control socket closes. If the parent dies, even by
+//! its parent is still there afterwards; the child also kills itself when the parent's
+//! end of its control socket closes (the socket is in signal-driven mode and a `SIGIO`
+//! handler checks for the end of stream: no extra thread; a child that installs its own
+//! `SIGIO` handler keeps the parent-death signal only). If the parent dies, even by
 //! SIGKILL, its children die with it. A fork server is such a child too (made by the
 //! launcher thread, with the parent-death signal), its children arm the signal bound
 //! to the server (which has only one thread), and the server watches their control
-//! sockets for the parent's end closing (the job of a watcher thread elsewhere): a
+//! sockets for the parent's end closing (the job of the `SIGIO` handler elsewhere): a
 //! dead parent takes its server and all the server's children with it. The server
 //! reaps its children itself, and exits (killing any left) at the end of its socket.
 //! Joining reaps a child; a `Process` dropped while its child runs hands it to a

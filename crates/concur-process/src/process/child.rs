@@ -1,6 +1,7 @@
 //! The child's side: the constructor that recognizes a spawned child before `main`,
 //! the entry of a forked child, the trampoline that runs the user's function, and the
-//! watcher thread that ends the child when its parent goes away.
+//! watch that ends the child when its parent goes away (a `SIGIO` handler on the
+//! control socket, or a watcher thread where that cannot be armed).
 
 use std::cell::RefCell;
 use std::ffi::OsStr;
@@ -149,10 +150,15 @@ pub(crate) fn run(
     t(args, fds, control)
 }
 
-/// Starts the thread that kills this process when the parent's end of the control
-/// socket closes (the parent died, even in a way the parent-death signal missed).
+/// Makes this process end when the parent's end of the control socket closes (the
+/// parent died, even in a way the parent-death signal missed): through `SIGIO` on the
+/// socket, or a watcher thread where that cannot be set up.
 pub(crate) fn spawn_watcher(control: &Connection) {
     let raw: RawFd = control.as_fd().as_raw_fd();
+    // Signal-driven first (no thread to start); a watcher thread if that fails.
+    if crate::sys::hangup::arm(raw).is_ok() {
+        return;
+    }
     let r = sys::spawn_helper(sys::WATCHER_THREAD, move || {
         // SAFETY: the control connection stays open until the process exits: the
         // entry points below end the process with `exit_now` while it is in scope.

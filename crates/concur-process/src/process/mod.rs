@@ -306,8 +306,8 @@ struct Started {
 /// pidfd, so they can never hit an unrelated process that reused the pid.
 ///
 /// **No orphans, no zombies.** Each child has `PR_SET_PDEATHSIG(SIGKILL)` armed against
-/// a launcher thread that lives as long as the parent process, and a watcher thread
-/// that kills it when its control socket reports the parent's end closed: if the
+/// a launcher thread that lives as long as the parent process, and a watch on its
+/// control socket (a `SIGIO` handler, or a watcher thread) that kills it when its control socket reports the parent's end closed: if the
 /// parent dies, even by SIGKILL, its children die too. A join reaps the child; a
 /// `Process` dropped while its child runs hands the child to a reaper thread, which
 /// reaps it when it ends (a [daemon](ProcessBuilder::daemon) child is killed first).

@@ -3,8 +3,8 @@
 //!
 //! Parent → child (Spawn only; a forked child already has everything in memory): one
 //! [`Start`] frame whose descriptors are those of the serialized arguments. Then
-//! nothing: the child's watcher thread takes the end of the stream for the death of
-//! its parent.
+//! nothing: the child's watch (`SIGIO` on the socket, or a watcher thread) takes the
+//! end of the stream for the death of its parent.
 //!
 //! Child → parent: at most one [`Report`] frame (its descriptors are those of the
 //! result), then the child exits. No report means the child exited or was killed

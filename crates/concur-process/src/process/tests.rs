@@ -52,7 +52,7 @@ fn the_same_binary_runs_it() {
 #[test]
 fn a_child_dies_when_its_control_socket_closes() {
     // The parent-death signal is not involved here: the parent lives and only closes
-    // its end of the control socket, which the child's watcher thread must notice.
+    // its end of the control socket, which the child's watch (`SIGIO`) must notice.
     for method in [
         StartMethod::Spawn,
         StartMethod::Fork { force: true },
