@@ -390,7 +390,7 @@ fn write_table(out: &mut impl Write, r: &BenchReport) -> io::Result<()> {
         writeln!(
             out,
             "Process goals: ForkServer >= 5x Python fork start; Spawn >= 0.67x bare exec \
-             (<= 1.5x its time); Connection >= 0.9x raw socketpair; Array >= 0.8x memcpy \
+             (<= 1.5x its time); Connection >= 0.9x raw socketpair; process::Queue >= 20x Python mp.Queue; Array >= 0.8x memcpy \
              (array-write: one op = one MiB)."
         )?;
     }
