@@ -109,8 +109,9 @@ fn every_reexport_is_reachable() {
 fn every_process_reexport_is_reachable() {
     use concur::process::{
         Array, Barrier, BoundedSemaphore, Condition, Connection, ConnectionError,
-        DEFAULT_MAX_FRAME, Event, FrozenArray, Lock, Pipe, Process, ProcessBuilder, ProcessError,
-        RLock, Semaphore, SharedMemory, StartMethod, Value, shm, sync,
+        DEFAULT_MAX_FRAME, Event, FrozenArray, JoinableQueue, Lock, Pipe, Process, ProcessBuilder,
+        ProcessError, Queue, RLock, Semaphore, SharedMemory, SimpleQueue, StartMethod, Value,
+        queue, shm, sync,
     };
 
     // Process, ProcessBuilder, StartMethod, ProcessError
@@ -181,4 +182,22 @@ fn every_process_reexport_is_reachable() {
     }
     let barrier = Barrier::new(1).unwrap();
     assert_eq!(barrier.wait().unwrap(), 0);
+
+    // queue: Queue, SimpleQueue, JoinableQueue (also through the module)
+    let q: queue::Queue<u8> = Queue::new(0).unwrap();
+    q.put(1).unwrap();
+    assert_eq!(q.get().unwrap(), 1);
+    let sq = SimpleQueue::<String>::new().unwrap();
+    sq.put("s".to_owned()).unwrap();
+    assert_eq!(sq.get().unwrap(), "s");
+    let jq = JoinableQueue::<u8>::new(0).unwrap();
+    jq.put(2).unwrap();
+    assert_eq!(jq.get().unwrap(), 2);
+    jq.task_done().unwrap();
+    jq.join();
+    let spawned = Process::builder()
+        .start_method(StartMethod::ForkServer)
+        .spawn(|x: u8| x, 7)
+        .unwrap();
+    assert_eq!(spawned.join_timeout(Duration::from_secs(60)).unwrap(), 7);
 }
