@@ -881,6 +881,16 @@ fn a_waiting_worker_runs_only_the_awaited_task_inline() {
 fn as_completed_and_wait_inside_a_pool_of_one() {
     // Python deadlocks here: the only worker waits for subtasks queued behind it.
     within(LIMIT, "as_completed/wait on a pool of 1", || {
+        // Repeated: a worker retiring while the outer task blocks again once raced
+        // with the spawn of its replacement.
+        for _ in 0..n(200, 2) {
+            nested_as_completed_and_wait();
+        }
+    });
+}
+
+fn nested_as_completed_and_wait() {
+    {
         let pool = ThreadPoolExecutor::new(1);
         let p = pool.clone();
         let outer = pool
@@ -896,7 +906,7 @@ fn as_completed_and_wait_inside_a_pool_of_one() {
             })
             .unwrap();
         assert_eq!(outer.result().unwrap(), (vec![0, 10, 20], 3, 0));
-    });
+    }
 }
 
 #[test]

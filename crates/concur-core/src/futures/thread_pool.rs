@@ -438,11 +438,19 @@ fn worker(pool: Arc<PoolInner>) {
         },
         None => true,
     };
+    let mut counted = true;
     if ok {
         loop {
             if pool.active.load(Ordering::SeqCst) > pool.max_workers {
-                let s = pool.state.lock();
+                let mut s = pool.state.lock();
                 if s.threads - s.blocked > pool.max_workers {
+                    // Leave the count in the same critical section as the decision: a
+                    // worker that blocks right after must see this one gone (and start
+                    // a replacement), not count on a worker that is already leaving.
+                    s.threads -= 1;
+                    pool.publish(&s);
+                    s.notify(usize::MAX);
+                    counted = false;
                     break;
                 }
             }
@@ -462,10 +470,12 @@ fn worker(pool: Arc<PoolInner>) {
         }
     }
     future::set_worker(None);
-    let mut s = pool.state.lock();
-    s.threads -= 1;
-    pool.publish(&s);
-    s.notify(usize::MAX);
+    if counted {
+        let mut s = pool.state.lock();
+        s.threads -= 1;
+        pool.publish(&s);
+        s.notify(usize::MAX);
+    }
 }
 
 /// Marks the pool broken and fails everything queued (Python's `_initializer_failed`).
