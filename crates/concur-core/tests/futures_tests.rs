@@ -993,3 +993,38 @@ fn awaiting_a_promise_future() {
         t.join().unwrap();
     });
 }
+
+/// Every future a racing `submit` returned finishes (with a value or an error) within a
+/// bound: none is stranded in the queue of a pool whose workers are gone.
+fn racing_submits_all_finish(pool: ThreadPoolExecutor, close: impl FnOnce(&ThreadPoolExecutor)) {
+    let p = pool.clone();
+    let submitter = std::thread::spawn(move || {
+        (0..n(40, 4))
+            .filter_map(|_| p.submit(|| 1).ok())
+            .collect::<Vec<_>>()
+    });
+    close(&pool);
+    for f in submitter.join().unwrap() {
+        if let Err(e) = f.result_timeout(Duration::from_secs(10)) {
+            assert!(!e.is_timeout(), "a future was left pending: {e}");
+        }
+    }
+}
+
+#[test]
+fn submits_racing_shutdown_or_breakage_never_leave_a_future_pending() {
+    within(LIMIT, "racing submits", || {
+        for _ in 0..n(100, 2) {
+            racing_submits_all_finish(ThreadPoolExecutor::new(2), |p| {
+                p.shutdown(false, false).unwrap();
+            });
+            let broken = ThreadPoolExecutor::builder()
+                .max_workers(2)
+                .initializer(|| panic!("init failed"))
+                .build();
+            racing_submits_all_finish(broken, |p| {
+                let _ = p.submit(|| 0);
+            });
+        }
+    });
+}

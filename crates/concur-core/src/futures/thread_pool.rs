@@ -8,7 +8,7 @@ use super::future::{self, Future, PoolHooks, Runnable, TaskPtr, WorkerCtx};
 use crate::queue::{Queue, TryPutError};
 use crate::shim::Arc;
 use crate::shim::atomic::{AtomicBool, AtomicUsize, Ordering};
-use crate::sync::waiters::WaitQueue;
+use crate::sync::waiters::{QueueGuard, WaitQueue};
 use crate::thread::{self, JoinHandle};
 use std::fmt;
 use std::rc::Rc;
@@ -348,6 +348,15 @@ where
             TryPutError::ShutDown(_) => closed_error(pool),
         })?;
     }
+    if pool.closed.load(Ordering::SeqCst) {
+        // The put may have landed after the pool closed (see `fail_stragglers`): with
+        // no worker left to take it, fail it here rather than leave it pending.
+        let none_left = pool.state.lock().threads == 0;
+        if none_left {
+            fail_stragglers(pool);
+        }
+        return Ok(fut);
+    }
     adjust_threads(pool);
     Ok(fut)
 }
@@ -447,10 +456,11 @@ fn worker(pool: Arc<PoolInner>) {
                     // Leave the count in the same critical section as the decision: a
                     // worker that blocks right after must see this one gone (and start
                     // a replacement), not count on a worker that is already leaving.
-                    s.threads -= 1;
-                    pool.publish(&s);
-                    s.notify(usize::MAX);
                     counted = false;
+                    if leave(&pool, &mut s) {
+                        drop(s);
+                        fail_stragglers(&pool);
+                    }
                     break;
                 }
             }
@@ -472,9 +482,33 @@ fn worker(pool: Arc<PoolInner>) {
     future::set_worker(None);
     if counted {
         let mut s = pool.state.lock();
-        s.threads -= 1;
-        pool.publish(&s);
-        s.notify(usize::MAX);
+        if leave(&pool, &mut s) {
+            drop(s);
+            fail_stragglers(&pool);
+        }
+    }
+}
+
+/// Takes a worker off the count (state lock held); true if it was the last one of a
+/// closed pool, which must then fail any straggler left in the queue.
+fn leave(pool: &PoolInner, s: &mut QueueGuard<'_, PoolState>) -> bool {
+    s.threads -= 1;
+    pool.publish(s);
+    s.notify(usize::MAX);
+    s.threads == 0 && (s.shutdown || s.broken.is_some())
+}
+
+/// Fails what is still queued in a closed pool with no worker left: tasks whose `put`
+/// raced the shutdown (the queue lets such a put land; module docs of `queue::chan`)
+/// after the last worker's final `get`. Whoever comes last — that worker, or the
+/// submitter that sees no worker after its `put` — runs this, so no future is left
+/// pending forever.
+fn fail_stragglers(pool: &PoolInner) {
+    let e = closed_error(pool);
+    while let Ok(item) = pool.queue.try_get() {
+        if let Item::Job(job) = item {
+            job.fail(e.clone());
+        }
     }
 }
 
