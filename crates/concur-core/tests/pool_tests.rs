@@ -408,12 +408,8 @@ fn terminate_cancels_queued_work_promptly() {
             )
             .unwrap();
         std::thread::sleep(Duration::from_millis(50));
-        let t = Instant::now();
         pool.terminate().unwrap();
-        assert!(
-            t.elapsed() < Duration::from_secs(5),
-            "terminate returned promptly"
-        );
+        // Promptness shows in what ran (`within` bounds a hang), not in a timing.
         assert!(
             ran.load(Ordering::SeqCst) <= 2,
             "queued tasks were cancelled"

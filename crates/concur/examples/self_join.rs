@@ -8,7 +8,7 @@
 //! Run: `cargo run --release -p concur --example self_join`
 
 use concur::thread;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let worker = thread::Builder::new().name("worker").spawn(|| {
@@ -19,8 +19,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         (err.to_string(), start.elapsed())
     })?;
     let (message, took) = worker.join()?;
+    // The error is immediate (microseconds); printed, not asserted: a busy machine
+    // may deschedule the thread at any point.
     println!("worker joining itself: {message} (after {took:?}, no hang)");
-    assert!(took < Duration::from_secs(1));
 
     // The main thread, too.
     let err = thread::current_thread().join().expect_err("self-join");
