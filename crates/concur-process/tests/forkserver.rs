@@ -1,10 +1,10 @@
-//! The `ForkServer` start method, ported from CPython's
+//! What is particular to the `ForkServer` start method, ported from CPython's
 //! `Lib/test/_test_multiprocessing.py` as run under the "forkserver" start method
-//! (`_TestProcess`: `test_process`, `test_terminate`, `test_kill`, `test_sys_exit`,
-//! `test_many_processes`, `test_recursion`; `_TestConnection`'s passing of a connection
-//! to a child), plus what concur adds: values and panics come back from `join`, the
-//! server is shared and replaced when it dies, it needs no single-threaded parent, and
-//! no child or server outlives a SIGKILLed parent or stays a zombie.
+//! (`_TestProcess`: `test_many_processes`, `test_recursion`, join timeouts, `is_alive`),
+//! plus what concur adds: the server is shared and replaced when it dies, it needs no
+//! single-threaded parent, and no child or server outlives a SIGKILLed parent or stays
+//! a zombie. What holds for every start method alike (attributes, exit codes, signals,
+//! panics, connections, large values) runs for ForkServer in `tests/process.rs`.
 
 mod common;
 
@@ -27,42 +27,11 @@ fn exit_with(code: i32) {
     std::process::exit(code)
 }
 
-fn fails(n: u32) -> u32 {
-    if n > 2 {
-        panic!("n is too big: {n}");
-    }
-    n
-}
-
 /// The parent pid of `pid`, from `/proc/<pid>/stat`.
 fn ppid(pid: u32) -> Option<u32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let after = &stat[stat.rfind(')')? + 1..];
     after.split_whitespace().nth(1)?.parse().ok()
-}
-
-#[test]
-fn test_process_attributes_and_value() {
-    within(LIMIT, "test_process", || {
-        let p = served().name("worker").daemon(true).build(
-            |(a, b): (u32, String)| format!("{b}{a}"),
-            (7, "x".to_owned()),
-        );
-        assert_eq!(p.name(), "worker");
-        assert!(p.daemon());
-        assert_eq!(p.start_method(), SERVED);
-        assert_eq!(p.exitcode(), None);
-        assert!(!p.is_alive());
-        assert_eq!(p.pid(), None);
-        p.start().unwrap();
-        assert!(p.start().unwrap_err().is_already_started());
-        let pid = p.pid().unwrap();
-        assert_ne!(pid, std::process::id());
-        assert_eq!(p.join().unwrap(), "x7");
-        assert!(!p.is_alive());
-        assert_eq!(p.exitcode(), Some(0));
-        assert!(p.join().unwrap_err().is_already_joined());
-    });
 }
 
 #[test]
@@ -85,53 +54,6 @@ fn children_are_forked_by_one_shared_server() {
         assert_eq!(ppid(server), Some(std::process::id()), "the server is ours");
         let comm = std::fs::read_to_string(format!("/proc/{server}/comm")).unwrap();
         assert_eq!(comm.trim_end(), "concur-forksrv");
-    });
-}
-
-#[test]
-fn exit_codes_like_test_sys_exit() {
-    within(LIMIT, "exit codes", || {
-        for code in [0, 1, 8, 255] {
-            let p = served().spawn(exit_with, code).unwrap();
-            let e = p.join().unwrap_err();
-            assert!(e.is_exited(), "{e}");
-            assert_eq!(e.exit_status(), Some(code));
-            assert_eq!(p.exitcode(), Some(code));
-        }
-    });
-}
-
-#[test]
-fn terminate_and_kill_give_minus_the_signal() {
-    within(LIMIT, "terminate/kill", || {
-        let p = served().spawn(sleep_ms, 60_000).unwrap();
-        assert!(p.is_alive());
-        p.terminate().unwrap();
-        let e = p.join().unwrap_err();
-        assert!(e.is_signaled() && e.signal() == Some(15), "{e}");
-        assert_eq!(p.exitcode(), Some(-15));
-        // Signalling an exited (and reaped) child is not an error.
-        p.terminate().unwrap();
-        p.kill().unwrap();
-
-        let p = served().spawn(sleep_ms, 60_000).unwrap();
-        p.kill().unwrap();
-        assert_eq!(p.join().unwrap_err().signal(), Some(9));
-        assert_eq!(p.exitcode(), Some(-9));
-    });
-}
-
-#[test]
-fn a_panic_comes_back_with_its_message_and_location() {
-    within(LIMIT, "panic", || {
-        assert_eq!(served().spawn(fails, 2).unwrap().join().unwrap(), 2);
-        let p = served().spawn(fails, 5).unwrap();
-        let e = p.join().unwrap_err();
-        assert!(e.is_panic(), "{e}");
-        assert_eq!(e.panic_message(), Some("n is too big: 5"));
-        assert!(e.panic_location().unwrap().contains("forkserver.rs"), "{e}");
-        assert_eq!(e.exit_status(), Some(1));
-        assert_eq!(p.exitcode(), Some(1));
     });
 }
 
@@ -182,56 +104,6 @@ fn is_alive_follows_the_child() {
         assert_eq!(proc_state(p.pid().unwrap()), None, "reaped by the server");
         assert_eq!(p.join().unwrap(), 4);
         assert_eq!(p.exitcode(), Some(0));
-    });
-}
-
-#[test]
-fn a_connection_passed_to_a_child_works_both_ways() {
-    within(LIMIT, "connection to child", || {
-        let (mine, theirs) = Pipe::duplex().unwrap();
-        let p = served()
-            .spawn(
-                |c: Connection| {
-                    // Unlike a forked child, a served one holds no copy of the
-                    // parent's end: the end of the stream arrives.
-                    let mut total = 0u64;
-                    while let Ok(x) = c.recv::<u64>() {
-                        total += x;
-                        c.send(&total).unwrap();
-                    }
-                    total
-                },
-                theirs,
-            )
-            .unwrap();
-        for i in 1..=10u64 {
-            mine.send(&i).unwrap();
-            assert_eq!(mine.recv::<u64>().unwrap(), i * (i + 1) / 2);
-        }
-        drop(mine);
-        assert_eq!(p.join().unwrap(), 55);
-    });
-}
-
-#[test]
-fn a_connection_comes_back_as_a_result() {
-    within(LIMIT, "connection from child", || {
-        let p = served()
-            .spawn(
-                |greeting: String| {
-                    let (a, b) = Pipe::duplex().unwrap();
-                    a.send(&greeting).unwrap();
-                    b
-                },
-                "from the child".to_owned(),
-            )
-            .unwrap();
-        let b: Connection = p.join().unwrap();
-        assert_eq!(b.recv::<String>().unwrap(), "from the child");
-        assert!(
-            b.recv::<String>().unwrap_err().is_eof(),
-            "the child is gone"
-        );
     });
 }
 
@@ -425,23 +297,6 @@ fn a_dead_server_is_replaced() {
         assert_eq!(value, 42);
         assert_ne!(old, new);
         assert!(reaped, "the dead server was reaped");
-    });
-}
-
-#[test]
-fn large_arguments_and_results_pass_whole() {
-    within(LIMIT, "large args", || {
-        // Far larger than a socket buffer, so both sides must stream.
-        let v: Vec<u64> = (0..1 << 20).collect();
-        let p = served()
-            .spawn(
-                |v: Vec<u64>| v.iter().map(|x| x * 2).collect::<Vec<u64>>(),
-                v,
-            )
-            .unwrap();
-        let out = p.join().unwrap();
-        assert_eq!(out.len(), 1 << 20);
-        assert!(out.iter().enumerate().all(|(i, &x)| x == 2 * i as u64));
     });
 }
 

@@ -14,8 +14,10 @@ use concur_process::{Connection, Pipe, Process, ProcessError, StartMethod};
 
 const FORKED: StartMethod = StartMethod::Fork { force: true };
 
-fn both_methods() -> [StartMethod; 2] {
-    [StartMethod::Spawn, FORKED]
+/// Every start method: the tests that loop over it hold for all three alike
+/// (`tests/forkserver.rs` keeps what is particular to the fork server).
+fn every_method() -> [StartMethod; 3] {
+    [StartMethod::Spawn, FORKED, StartMethod::ForkServer]
 }
 
 fn sleep_ms(ms: u64) {
@@ -36,7 +38,7 @@ fn fails(n: u32) -> u32 {
 #[test]
 fn test_process_attributes_and_value() {
     within(LIMIT, "test_process", || {
-        for method in both_methods() {
+        for method in every_method() {
             let p = Process::builder()
                 .name("worker")
                 .daemon(true)
@@ -71,7 +73,7 @@ fn default_names_are_numbered() {
 #[test]
 fn exit_codes_like_test_sys_exit() {
     within(LIMIT, "exit codes", || {
-        for method in both_methods() {
+        for method in every_method() {
             for code in [0, 1, 8, 255] {
                 let p = Process::builder()
                     .start_method(method)
@@ -89,7 +91,7 @@ fn exit_codes_like_test_sys_exit() {
 #[test]
 fn terminate_and_kill_give_minus_the_signal() {
     within(LIMIT, "terminate/kill", || {
-        for method in both_methods() {
+        for method in every_method() {
             let p = Process::builder()
                 .start_method(method)
                 .spawn(sleep_ms, 60_000)
@@ -119,7 +121,7 @@ fn terminate_and_kill_give_minus_the_signal() {
 #[test]
 fn a_panic_comes_back_with_its_message_and_location() {
     within(LIMIT, "panic", || {
-        for method in both_methods() {
+        for method in every_method() {
             let p = Process::builder()
                 .start_method(method)
                 .spawn(fails, 2)
@@ -196,7 +198,7 @@ fn is_alive_follows_the_child() {
 #[test]
 fn a_connection_passed_to_a_child_works_both_ways() {
     within(LIMIT, "connection to child", || {
-        for method in both_methods() {
+        for method in every_method() {
             let (mine, theirs) = Pipe::duplex().unwrap();
             let p = Process::builder()
                 .start_method(method)
@@ -231,7 +233,7 @@ fn a_connection_passed_to_a_child_works_both_ways() {
 #[test]
 fn a_connection_comes_back_as_a_result() {
     within(LIMIT, "connection from child", || {
-        for method in both_methods() {
+        for method in every_method() {
             let p = Process::builder()
                 .start_method(method)
                 .spawn(
@@ -434,7 +436,8 @@ fn a_result_that_cannot_be_serialized_is_a_typed_error() {
 #[test]
 fn no_zombies_after_join_or_drop() {
     within(LIMIT, "zombies", || {
-        for method in both_methods() {
+        // A served child is reaped by its server: never a zombie to see (tests/forkserver.rs).
+        for method in [StartMethod::Spawn, FORKED] {
             // Joined.
             let p = Process::builder()
                 .start_method(method)
@@ -523,7 +526,7 @@ fn a_sigkilled_parent_leaves_no_children_running() {
 #[test]
 fn large_arguments_and_results_pass_whole() {
     within(LIMIT, "large args", || {
-        for method in both_methods() {
+        for method in every_method() {
             // Far larger than a socket buffer, so both sides must stream.
             let v: Vec<u64> = (0..1 << 20).collect();
             let p = Process::builder()
