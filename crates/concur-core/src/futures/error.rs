@@ -27,6 +27,7 @@ struct Inner {
     location: Option<String>,
     exit_status: Option<i32>,
     signal: Option<i32>,
+    out_of_memory: bool,
     source: Option<Arc<dyn Error + Send + Sync>>,
 }
 
@@ -62,11 +63,20 @@ impl TaskError {
             location: None,
             exit_status: None,
             signal: None,
+            out_of_memory: false,
             source: None,
         }))
     }
 
-    pub(crate) fn panic(message: String, location: Option<String>) -> Self {
+    /// A panic with its message and `file:line:column`, for executors that run tasks
+    /// elsewhere (a worker process) and bring the panic back as text.
+    ///
+    /// ```
+    /// use concur_core::futures::TaskError;
+    /// let e = TaskError::panic("boom".into(), Some("src/main.rs:1:1".into()));
+    /// assert_eq!((e.panic_message(), e.panic_location()), (Some("boom"), Some("src/main.rs:1:1")));
+    /// ```
+    pub fn panic(message: String, location: Option<String>) -> Self {
         let mut e = Self::new(Kind::Panic, message);
         e.0.location = location;
         e
@@ -98,11 +108,22 @@ impl TaskError {
         Self::new(Kind::InvalidState, message)
     }
 
-    pub(crate) fn cancelled() -> Self {
+    /// The error of a cancelled task.
+    ///
+    /// ```
+    /// assert!(concur_core::futures::TaskError::cancelled().is_cancelled());
+    /// ```
+    pub fn cancelled() -> Self {
         Self::new(Kind::Cancelled, "the future was cancelled")
     }
 
-    pub(crate) fn timeout(message: impl Into<String>) -> Self {
+    /// A timeout with `message` (a wait that ran out, or a task that overran its time
+    /// limit and was stopped).
+    ///
+    /// ```
+    /// assert!(concur_core::futures::TaskError::timeout("late").is_timeout());
+    /// ```
+    pub fn timeout(message: impl Into<String>) -> Self {
         Self::new(Kind::Timeout, message)
     }
 
@@ -118,7 +139,12 @@ impl TaskError {
         Self::new(Kind::BrokenExecutor, message)
     }
 
-    pub(crate) fn shutdown() -> Self {
+    /// The error of a submit after shutdown.
+    ///
+    /// ```
+    /// assert!(concur_core::futures::TaskError::shutdown().is_shutdown());
+    /// ```
+    pub fn shutdown() -> Self {
         Self::new(Kind::Shutdown, "cannot schedule new futures after shutdown")
     }
 
@@ -170,6 +196,37 @@ impl TaskError {
         e.0.exit_status = exit_status;
         e.0.signal = signal;
         e
+    }
+
+    /// A worker process that the kernel's OOM killer or a memory limit killed while it
+    /// ran the task; `detail` says which.
+    ///
+    /// ```
+    /// let e = concur_core::futures::TaskError::out_of_memory(Some(9), "over the pool's 64 MiB memory limit");
+    /// assert!(e.is_worker_died() && e.is_out_of_memory());
+    /// assert!(e.to_string().contains("out of memory"));
+    /// ```
+    pub fn out_of_memory(signal: Option<i32>, detail: impl Into<String>) -> Self {
+        let mut e = Self::new(
+            Kind::WorkerDied,
+            format!(
+                "the worker running the task died: out of memory ({})",
+                detail.into()
+            ),
+        );
+        e.0.signal = signal;
+        e.0.out_of_memory = true;
+        e
+    }
+
+    /// True if the task's worker died for lack of memory (see
+    /// [`out_of_memory`](Self::out_of_memory)).
+    ///
+    /// ```
+    /// assert!(!concur_core::futures::TaskError::worker_died(None, Some(9)).is_out_of_memory());
+    /// ```
+    pub fn is_out_of_memory(&self) -> bool {
+        self.0.out_of_memory
     }
 
     /// True if the task panicked (Python: the task raised).

@@ -199,24 +199,176 @@ pub(crate) fn exact_len(it: &impl Iterator) -> Option<usize> {
     }
 }
 
-/// Something that runs closures and hands back [`Future`]s: Python's
+/// How an executor runs one form of task `J`, and what the task yields.
+///
+/// Each executor implements it for the task forms it can run, which is how one
+/// [`Executor`] trait covers threads and processes: a
+/// [`ThreadPoolExecutor`](super::ThreadPoolExecutor) runs any `Send` closure, a
+/// [`Call`] and a [`MapChunk`]; a process pool runs the same forms when the function
+/// captures nothing and the arguments and results are serializable. Call it through
+/// [`Executor::submit`], [`Executor::call`] and [`Executor::map`].
+///
+/// ```
+/// use concur_core::futures::{Call, Executor, Runs, ThreadPoolExecutor, TaskError, Future};
+///
+/// // Generic over any executor that can run `double(x)`:
+/// fn double_on<E: Runs<Call<fn(u32) -> u32, u32>, Output = u32>>(e: &E) -> u32 {
+///     fn double(x: u32) -> u32 { x * 2 }
+///     e.submit_job(Call::new(double as fn(u32) -> u32, 21)).unwrap().result().unwrap()
+/// }
+/// assert_eq!(double_on(&ThreadPoolExecutor::new(1)), 42);
+/// ```
+pub trait Runs<J> {
+    /// The value the task produces.
+    type Output;
+
+    /// Schedules `job` and returns its future (what [`Executor::submit`] calls).
+    ///
+    /// # Errors
+    /// As [`Executor::submit`].
+    fn submit_job(&self, job: J) -> Result<Future<Self::Output>, TaskError>;
+}
+
+/// A function with its argument, as one task: Python's `submit(fn, *args)`.
+/// [`Executor::call`] makes one. On a process pool the function must capture nothing
+/// and `A` must be serializable; on threads any `FnOnce(A) -> T` will do.
+///
+/// ```
+/// use concur_core::futures::Call;
+/// let c = Call::new(|x: u8| x + 1, 1u8);
+/// let (f, a) = c.into_parts();
+/// assert_eq!(f(a), 2);
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct Call<F, A> {
+    f: F,
+    args: A,
+}
+
+impl<F, A> Call<F, A> {
+    /// The task `f(args)`.
+    ///
+    /// ```
+    /// let _ = concur_core::futures::Call::new(|s: String| s.len(), String::from("ab"));
+    /// ```
+    pub fn new(f: F, args: A) -> Self {
+        Call { f, args }
+    }
+
+    /// The function and the argument.
+    ///
+    /// ```
+    /// let (f, a) = concur_core::futures::Call::new(|x: i32| -x, 3).into_parts();
+    /// assert_eq!(f(a), -3);
+    /// ```
+    pub fn into_parts(self) -> (F, A) {
+        (self.f, self.args)
+    }
+}
+
+/// One chunk of an [`Executor::map`]: the function, a run of consecutive items, and
+/// the map's progress counter. Executors run it with [`run`](MapChunk::run) (in this
+/// process) or take it apart with [`into_parts`](MapChunk::into_parts) (to run the
+/// items elsewhere and report with [`ChunkProgress::items_done`]).
+///
+/// ```
+/// use concur_core::futures::{Executor, MapOptions, ThreadPoolExecutor};
+/// // `map` makes the chunks; a chunk is only seen by executors.
+/// let pool = ThreadPoolExecutor::new(1);
+/// assert_eq!(pool.map(|x: u8| x, [1, 2], MapOptions::new()).unwrap().count(), 2);
+/// ```
+pub struct MapChunk<F, A> {
+    f: Arc<F>,
+    items: Vec<A>,
+    progress: ChunkProgress,
+}
+
+impl<F, A> std::fmt::Debug for MapChunk<F, A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MapChunk")
+            .field("items", &self.items.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The progress counter of a map, handed to whoever runs one of its chunks.
+#[derive(Clone, Default)]
+pub struct ChunkProgress(Option<Reporter>);
+
+impl std::fmt::Debug for ChunkProgress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("ChunkProgress")
+            .field(&self.0.is_some())
+            .finish()
+    }
+}
+
+impl ChunkProgress {
+    /// Reports `n` more items of the map done (calls its progress hook once per item;
+    /// nothing without a hook).
+    ///
+    /// ```
+    /// concur_core::futures::ChunkProgress::default().items_done(3);
+    /// ```
+    pub fn items_done(&self, n: usize) {
+        if let Some(r) = &self.0 {
+            for _ in 0..n {
+                r.item_done();
+            }
+        }
+    }
+}
+
+impl<F, A> MapChunk<F, A> {
+    /// The function (shared by the map's chunks), the items, and the progress counter.
+    ///
+    /// ```
+    /// use concur_core::futures::{Executor, MapOptions, ThreadPoolExecutor};
+    /// let _ = ThreadPoolExecutor::new(1); // chunks come from `Executor::map`
+    /// ```
+    pub fn into_parts(self) -> (Arc<F>, Vec<A>, ChunkProgress) {
+        (self.f, self.items, self.progress)
+    }
+
+    /// Runs the chunk here: applies the function to each item in order, each panic
+    /// caught at its item, reporting progress per item.
+    ///
+    /// ```
+    /// use concur_core::futures::{Executor, MapOptions, ThreadPoolExecutor};
+    /// let pool = ThreadPoolExecutor::new(1);
+    /// let v: Vec<_> = pool.map(|x: u8| 10 / x, [5, 0, 2], MapOptions::new()).unwrap().collect();
+    /// assert!(v[1].as_ref().unwrap_err().is_panic());
+    /// ```
+    pub fn run<T>(self) -> Vec<Result<T, TaskError>>
+    where
+        F: Fn(A) -> T,
+    {
+        run_chunk(&*self.f, self.items, self.progress.0.as_ref())
+    }
+}
+
+/// Something that runs tasks and hands back [`Future`]s: Python's
 /// `concurrent.futures.Executor`. [`ThreadPoolExecutor`](super::ThreadPoolExecutor)
-/// implements it; later tiers (process pools, remote clusters) implement it too.
+/// implements it, and so do the process pools of `concur-process`: the task forms an
+/// executor accepts are given by its [`Runs`] implementations, so switching a program
+/// from threads to processes is a change of the executor's type.
 ///
 /// ```
 /// use concur_core::futures::{Executor, MapOptions, ThreadPoolExecutor};
 ///
-/// fn total(e: &impl Executor) -> i32 {
-///     e.map(|x: i32| x * x, 1..=3, MapOptions::new()).unwrap().map(|r| r.unwrap()).sum()
-/// }
-/// assert_eq!(total(&ThreadPoolExecutor::new(2)), 14);
+/// fn square(x: i32) -> i32 { x * x }
+/// let pool = ThreadPoolExecutor::new(2);
+/// let total: i32 = pool.map(square, 1..=3, MapOptions::new()).unwrap().map(|r| r.unwrap()).sum();
+/// assert_eq!(total, 14);
+/// assert_eq!(pool.call(square, 5).unwrap().result().unwrap(), 25);
 /// ```
 pub trait Executor {
-    /// Schedules `f` and returns its future. Never waits for `f`; may block while a
+    /// Schedules the task `job` (a closure `|| value` on any executor that
+    /// [`Runs`] it) and returns its future. Never waits for the task; may block while a
     /// bounded submission queue is full.
     ///
-    /// The future's value is whatever `f` returns (a `Result` stays a value); a panic
-    /// becomes an [`is_panic`](TaskError::is_panic) error.
+    /// The future's value is whatever the task returns (a `Result` stays a value); a
+    /// panic becomes an [`is_panic`](TaskError::is_panic) error.
     ///
     /// # Errors
     /// [`is_shutdown`](TaskError::is_shutdown) after `shutdown`;
@@ -227,10 +379,32 @@ pub trait Executor {
     /// let pool = ThreadPoolExecutor::new(1);
     /// assert_eq!(pool.submit(|| "ok").unwrap().result().unwrap(), "ok");
     /// ```
-    fn submit<F, T>(&self, f: F) -> Result<Future<T>, TaskError>
+    fn submit<J>(&self, job: J) -> Result<Future<<Self as Runs<J>>::Output>, TaskError>
     where
-        F: FnOnce() -> T + Send + 'static,
-        T: Send + 'static;
+        Self: Runs<J>,
+    {
+        self.submit_job(job)
+    }
+
+    /// Schedules `f(args)`: Python's `submit(fn, *args)` (a tuple for several
+    /// arguments). The form that runs on every executor, processes included, when `f`
+    /// captures nothing.
+    ///
+    /// # Errors
+    /// As [`submit`](Self::submit).
+    ///
+    /// ```
+    /// use concur_core::futures::{Executor, ThreadPoolExecutor};
+    /// fn add((a, b): (u32, u32)) -> u32 { a + b }
+    /// let pool = ThreadPoolExecutor::new(1);
+    /// assert_eq!(pool.call(add, (2, 3)).unwrap().result().unwrap(), 5);
+    /// ```
+    fn call<F, A, T>(&self, f: F, args: A) -> Result<Future<T>, TaskError>
+    where
+        Self: Runs<Call<F, A>, Output = T>,
+    {
+        self.submit_job(Call::new(f, args))
+    }
 
     /// Stops accepting work; with `cancel_futures`, cancels every task not yet started;
     /// with `wait`, blocks until all started (and, without `cancel_futures`, queued)
@@ -279,11 +453,8 @@ pub trait Executor {
         options: MapOptions,
     ) -> Result<Map<'_, Self, I::IntoIter, F, T>, TaskError>
     where
-        Self: Sized,
+        Self: Sized + Runs<MapChunk<F, I::Item>, Output = Chunk<T>>,
         I: IntoIterator,
-        I::Item: Send + 'static,
-        F: Fn(I::Item) -> T + Send + Sync + 'static,
-        T: Send + 'static,
     {
         let input = items.into_iter();
         let total = exact_len(&input);
@@ -307,7 +478,8 @@ pub trait Executor {
     }
 }
 
-type Chunk<T> = Vec<Result<T, TaskError>>;
+/// The results of one [`MapChunk`], item by item.
+pub type Chunk<T> = Vec<Result<T, TaskError>>;
 
 /// Applies `f` to each item of a chunk, each panic caught at its item, reporting
 /// progress per item.
@@ -356,11 +528,8 @@ pub struct Map<'a, E, I, F, T> {
 
 impl<E, I, F, T> Map<'_, E, I, F, T>
 where
-    E: Executor,
+    E: Runs<MapChunk<F, I::Item>, Output = Chunk<T>>,
     I: Iterator,
-    I::Item: Send + 'static,
-    F: Fn(I::Item) -> T + Send + Sync + 'static,
-    T: Send + 'static,
 {
     /// Submits chunks until `buffersize` are in flight; returns a submit error.
     fn fill(&mut self) -> Option<TaskError> {
@@ -371,10 +540,12 @@ where
                 break;
             }
             let n = chunk.len();
-            let f = self.f.clone();
-            let reporter = self.reporter.clone();
-            let job = move || run_chunk(&*f, chunk, reporter.as_ref());
-            match self.exec.submit(job) {
+            let job = MapChunk {
+                f: self.f.clone(),
+                items: chunk,
+                progress: ChunkProgress(self.reporter.clone()),
+            };
+            match self.exec.submit_job(job) {
                 Ok(fut) => self.inflight.push_back((fut, n)),
                 Err(e) => {
                     self.input_done = true;
@@ -423,11 +594,8 @@ where
 
 impl<E, I, F, T> Iterator for Map<'_, E, I, F, T>
 where
-    E: Executor,
+    E: Runs<MapChunk<F, I::Item>, Output = Chunk<T>>,
     I: Iterator,
-    I::Item: Send + 'static,
-    F: Fn(I::Item) -> T + Send + Sync + 'static,
-    T: Send + 'static,
 {
     type Item = Result<T, TaskError>;
 

@@ -33,7 +33,9 @@ mod thread_pool;
 mod wait;
 
 pub use error::TaskError;
-pub use executor::{Executor, Map, MapOptions, Progress};
+pub use executor::{
+    Call, Chunk, ChunkProgress, Executor, Map, MapChunk, MapOptions, Progress, Runs,
+};
 #[doc(hidden)]
 pub use future::unobserved_failures;
 pub use future::{Future, Promise};

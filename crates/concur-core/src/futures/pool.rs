@@ -807,6 +807,22 @@ impl<I, F, T> Drop for IMapUnordered<'_, I, F, T> {
 #[derive(Debug)]
 pub struct AsyncResult<T>(Future<T>);
 
+/// Wraps a future as an `AsyncResult` (for pools built on other executors, such as
+/// the process pools).
+///
+/// ```
+/// use concur_core::futures::{AsyncResult, Promise};
+/// let p = Promise::new();
+/// let r = AsyncResult::from(p.future());
+/// p.set_result(7);
+/// assert_eq!(r.get().unwrap(), 7);
+/// ```
+impl<T> From<Future<T>> for AsyncResult<T> {
+    fn from(f: Future<T>) -> Self {
+        AsyncResult(f)
+    }
+}
+
 impl<T> AsyncResult<T> {
     /// True once the task finished, failed or was cancelled (Python's `ready`).
     ///

@@ -3,7 +3,7 @@
 //! pool when it fails), plus the nested-wait rules of [`Future::result`].
 
 use super::error::TaskError;
-use super::executor::Executor;
+use super::executor::{Call, Chunk, Executor, MapChunk, Runs};
 use super::future::{self, Future, PoolHooks, Runnable, TaskPtr, WorkerCtx};
 use crate::queue::{Queue, TryPutError};
 use crate::shim::Arc;
@@ -303,15 +303,49 @@ impl ThreadPoolExecutor {
     }
 }
 
-impl Executor for ThreadPoolExecutor {
-    fn submit<F, T>(&self, f: F) -> Result<Future<T>, TaskError>
-    where
-        F: FnOnce() -> T + Send + 'static,
-        T: Send + 'static,
-    {
+/// Any `Send` closure: `pool.submit(move || ..)`.
+impl<F, T> Runs<F> for ThreadPoolExecutor
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    type Output = T;
+
+    fn submit_job(&self, f: F) -> Result<Future<T>, TaskError> {
         submit(&self.h.inner, f, true)
     }
+}
 
+/// `f(args)`: `pool.call(f, args)`.
+impl<F, A, T> Runs<Call<F, A>> for ThreadPoolExecutor
+where
+    F: FnOnce(A) -> T + Send + 'static,
+    A: Send + 'static,
+    T: Send + 'static,
+{
+    type Output = T;
+
+    fn submit_job(&self, call: Call<F, A>) -> Result<Future<T>, TaskError> {
+        let (f, args) = call.into_parts();
+        submit(&self.h.inner, move || f(args), true)
+    }
+}
+
+/// The chunks of [`Executor::map`].
+impl<F, A, T> Runs<MapChunk<F, A>> for ThreadPoolExecutor
+where
+    F: Fn(A) -> T + Send + Sync + 'static,
+    A: Send + 'static,
+    T: Send + 'static,
+{
+    type Output = Chunk<T>;
+
+    fn submit_job(&self, chunk: MapChunk<F, A>) -> Result<Future<Chunk<T>>, TaskError> {
+        submit(&self.h.inner, move || chunk.run(), true)
+    }
+}
+
+impl Executor for ThreadPoolExecutor {
     fn shutdown(&self, wait: bool, cancel_futures: bool) -> Result<(), TaskError> {
         shutdown(&self.h.inner, wait, cancel_futures)
     }
