@@ -73,6 +73,9 @@ pub enum Suite {
     /// `Process` start, `Pipe` round trips and `Array` writes against the bare OS
     /// mechanisms and Python's `multiprocessing`.
     Process,
+    /// `ProcessPoolExecutor` submit/result and `ProcessPool::map` against Python's
+    /// process pools and procspawn's pool.
+    Pool,
 }
 
 /// What a subcommand concluded: whether every check it made passed.
@@ -85,6 +88,10 @@ pub enum Outcome {
 }
 
 fn main() -> ExitCode {
+    // A worker of procspawn's pool (an anchor of `concur bench --suite pool`) is this
+    // binary re-executed: in one, this call runs the worker and never returns. It comes
+    // first, since everything before it also runs in every such worker.
+    procspawn::init();
     // A child started by `concur bench --suite process` (a bare exec or a raw echo).
     if let Some(code) = bench::child_mode() {
         return code;

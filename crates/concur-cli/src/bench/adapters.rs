@@ -55,6 +55,8 @@ pub enum Origin {
     Rayon,
     /// The `threadpool` crate.
     Threadpool,
+    /// procspawn's process pool, the reference Rust anchor for process pools.
+    Procspawn,
     /// Plain sequential code on the calling thread.
     Sequential,
     /// The bare OS mechanism under a concur feature, written in the bench: an `exec`
@@ -67,7 +69,12 @@ impl Origin {
     pub fn is_reference(self) -> bool {
         matches!(
             self,
-            Origin::ParkingLot | Origin::Crossbeam | Origin::Python | Origin::Rayon | Origin::Os
+            Origin::ParkingLot
+                | Origin::Crossbeam
+                | Origin::Python
+                | Origin::Rayon
+                | Origin::Os
+                | Origin::Procspawn
         )
     }
 }

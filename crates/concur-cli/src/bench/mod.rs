@@ -12,6 +12,9 @@
 //!   bulk `Array` writes (see [`process`]); the reference anchors are the bare OS
 //!   mechanism (an exec of this binary, a socketpair ping-pong, a memcpy) and Python's
 //!   `multiprocessing`.
+//! - `pool`: `ProcessPoolExecutor` submit + result of tiny tasks and `ProcessPool::map`
+//!   with default chunking (see [`pool`]); the reference anchors are Python's
+//!   `ProcessPoolExecutor` and `multiprocessing.Pool`, and procspawn's pool.
 //!
 //! Every case runs every subject `--runs` times. Runs are interleaved (run 1 of every
 //! subject, then run 2...) so that a burst of load on a shared machine spreads over all
@@ -21,6 +24,7 @@
 
 mod adapters;
 mod futures;
+mod pool;
 mod process;
 mod queue;
 
@@ -54,12 +58,15 @@ struct Config {
     futures_cases: Vec<futures::FuturesCase>,
     /// The process suite's sizes (absent when it did not run).
     process_sizes: Option<process::ProcessSizes>,
+    /// The pool suite's sizes (absent when it did not run).
+    pool_sizes: Option<pool::PoolSizes>,
     /// The deadlock-detection mode the locks ran under (the goal is stated for `Off`).
     deadlock_mode: String,
     operation: &'static str,
     queue_operation: &'static str,
     futures_operation: &'static str,
     process_operation: &'static str,
+    pool_operation: &'static str,
 }
 
 #[derive(Debug, Serialize)]
@@ -118,15 +125,19 @@ pub fn run(args: &BenchArgs) -> io::Result<Outcome> {
         },
     ];
     let suites: Vec<&'static str> = match args.suite {
-        Suite::All => vec!["lock", "queue", "futures", "process"],
+        Suite::All => vec!["lock", "queue", "futures", "process", "pool"],
         Suite::Lock => vec!["lock"],
         Suite::Queue => vec!["queue"],
         Suite::Futures => vec!["futures"],
         Suite::Process => vec!["process"],
+        Suite::Pool => vec!["pool"],
     };
     let process_sizes = suites
         .contains(&"process")
         .then(|| process::ProcessSizes::new(args.quick));
+    let pool_sizes = suites
+        .contains(&"pool")
+        .then(|| pool::PoolSizes::new(args.quick));
     let locks = if suites.contains(&"lock") {
         adapters::all()
     } else {
@@ -207,6 +218,9 @@ pub fn run(args: &BenchArgs) -> io::Result<Outcome> {
     if let Some(sizes) = &process_sizes {
         process::run_suite(sizes, runs, &bar, &mut results, &mut errors, &mut notes);
     }
+    if let Some(sizes) = &pool_sizes {
+        pool::run_suite(sizes, runs, &bar, &mut results, &mut errors, &mut notes);
+    }
     bar.finish_and_clear();
 
     for m in &mut results {
@@ -233,6 +247,8 @@ pub fn run(args: &BenchArgs) -> io::Result<Outcome> {
             futures_operation: futures::OPERATION,
             process_sizes,
             process_operation: process::OPERATION,
+            pool_sizes,
+            pool_operation: pool::OPERATION,
         },
         results,
         ratios,
@@ -299,7 +315,8 @@ impl Stats {
 
 /// For each case and family, concur against its reference anchors: parking_lot for
 /// locks; crossbeam-channel, and Python's `queue.Queue` where measured, for queues;
-/// rayon, and Python's `ThreadPoolExecutor` where measured, for futures.
+/// rayon, and Python's `ThreadPoolExecutor` where measured, for futures; Python's pools
+/// and procspawn for process pools.
 fn ratios(results: &[Measurement]) -> Vec<Ratio> {
     let mut out = Vec::new();
     for c in results.iter().filter(|m| m.origin == Origin::Concur) {
@@ -392,6 +409,14 @@ fn write_table(out: &mut impl Write, r: &BenchReport) -> io::Result<()> {
             "Process goals: ForkServer >= 5x Python fork start; Spawn >= 0.67x bare exec \
              (<= 1.5x its time); Connection >= 0.9x raw socketpair; process::Queue >= 20x Python mp.Queue; Array >= 0.8x memcpy \
              (array-write: one op = one MiB)."
+        )?;
+    }
+    if r.config.suites.contains(&"pool") {
+        writeln!(
+            out,
+            "Pool goals: ProcessPoolExecutor submit+result >= 30x Python ProcessPoolExecutor \
+             and >= 1.0x procspawn; ProcessPool::map >= 2x Python mp.Pool.map (default \
+             chunking)."
         )?;
     }
     for n in &r.notes {

@@ -153,7 +153,7 @@ pub fn run_suite(
     errors: &mut Vec<String>,
     notes: &mut Vec<String>,
 ) {
-    let python = PythonScript::write(notes);
+    let python = PythonScript::write("process", PYTHON, notes);
     let subjects = subjects(sizes, python.as_ref());
     bar.inc_length(u64::from(runs) * subjects.len() as u64);
     let first = results.len();
@@ -557,7 +557,7 @@ impl BulkTargets {
     }
 }
 
-fn per_op(elapsed: Duration, ops: u64) -> f64 {
+pub(super) fn per_op(elapsed: Duration, ops: u64) -> f64 {
     elapsed.as_secs_f64() * 1e9 / ops.max(1) as f64
 }
 
@@ -618,14 +618,16 @@ if __name__ == "__main__":
         print(el * 1e9 / n)
 "#;
 
-/// The Python script, written to a temporary file while the suite runs.
-struct PythonScript {
-    path: std::path::PathBuf,
+/// A suite's Python script, written to a temporary file while the suite runs.
+pub(super) struct PythonScript {
+    /// Where the script is.
+    pub(super) path: std::path::PathBuf,
 }
 
 impl PythonScript {
-    /// Writes the script if `python3` runs; otherwise leaves a note and returns None.
-    fn write(notes: &mut Vec<String>) -> Option<Self> {
+    /// Writes `source` (the script of suite `suite`) if `python3` runs; otherwise
+    /// leaves a note and returns None.
+    pub(super) fn write(suite: &str, source: &str, notes: &mut Vec<String>) -> Option<Self> {
         match Command::new("python3").arg("--version").output() {
             Ok(o) if o.status.success() => {}
             Ok(o) => {
@@ -643,8 +645,8 @@ impl PythonScript {
             }
         }
         let path =
-            std::env::temp_dir().join(format!("concur-bench-process-{}.py", std::process::id()));
-        match std::fs::write(&path, PYTHON) {
+            std::env::temp_dir().join(format!("concur-bench-{suite}-{}.py", std::process::id()));
+        match std::fs::write(&path, source) {
             Ok(()) => Some(PythonScript { path }),
             Err(e) => {
                 notes.push(format!(
@@ -655,13 +657,14 @@ impl PythonScript {
         }
     }
 
-    fn remove(self) {
+    /// Deletes the script.
+    pub(super) fn remove(self) {
         let _ = std::fs::remove_file(&self.path);
     }
 }
 
 /// Runs the script with `args`; the ns per operation it prints.
-fn python_ns(path: &std::path::Path, args: &[&str]) -> Result<f64, String> {
+pub(super) fn python_ns(path: &std::path::Path, args: &[&str]) -> Result<f64, String> {
     let out = Command::new("python3")
         .arg(path)
         .args(args)

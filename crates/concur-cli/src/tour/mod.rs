@@ -9,6 +9,7 @@
 //! the module below and list the type in [`registry`].
 
 mod cpu_bound;
+mod cpu_bound_processes;
 mod critical_section;
 mod deadlock;
 mod futures;
@@ -50,6 +51,8 @@ pub fn registry() -> Vec<Box<dyn Step>> {
         // without its lock
         Box::new(processes::Processes),
         Box::new(processes::SharedCounter),
+        // multiprocessing.Pool: the CPU-bound experiment on a pool of 2 processes
+        Box::new(cpu_bound_processes::CpuBoundProcesses),
         // Later issues add their steps here: cluster.
     ]
 }
