@@ -119,6 +119,9 @@ pub use connection::{Connection, ConnectionError, DEFAULT_MAX_FRAME, Pipe};
 pub use error::ProcessError;
 pub use process::{Process, ProcessBuilder, StartMethod};
 
+mod pool;
+pub use pool::{ProcessPoolBuilder, ProcessPoolExecutor};
+
 // Shared memory and process-shared synchronisation (`shm`, `sync`).
 pub mod shm;
 pub mod sync;
