@@ -87,6 +87,8 @@ pub(crate) struct Shared {
     manager: Mutex<Option<(JoinHandle<()>, ThreadId)>>,
     /// Workers started so far (for statistics and tests).
     pub(crate) started_workers: AtomicU64,
+    /// The pids of the live workers (kept by the manager).
+    pub(crate) pids: Mutex<Vec<u32>>,
 }
 
 #[derive(Default)]
@@ -116,6 +118,7 @@ impl Shared {
             exited: Condvar::new(),
             manager: Mutex::new(None),
             started_workers: AtomicU64::new(0),
+            pids: Mutex::new(Vec::new()),
         }))
     }
 
@@ -340,6 +343,7 @@ impl Manager {
         for w in self.workers.drain(..) {
             reap(w);
         }
+        lock(&self.shared.pids).clear();
         let mut st = lock(&self.shared.state);
         st.done = true;
         drop(st);
@@ -487,6 +491,7 @@ impl Manager {
         })();
         match started {
             Ok((process, conn, pid)) => {
+                lock(&self.shared.pids).push(pid);
                 self.workers.push(Worker {
                     process,
                     conn,
@@ -681,6 +686,7 @@ impl Manager {
     /// Worker `i`'s stream ended: find out why, settle its tasks, drop it.
     fn died(&mut self, i: usize) {
         let w = self.workers.swap_remove(i);
+        lock(&self.shared.pids).retain(|&p| p != w.pid);
         let clean = w.retiring && w.inflight.is_empty();
         let Worker {
             process,

@@ -356,6 +356,24 @@ impl ProcessPoolExecutor {
         })
     }
 
+    /// The process ids of the pool's live workers (empty before the first task and
+    /// after shutdown). A snapshot: workers come and go.
+    ///
+    /// ```
+    /// use concur_core::futures::Executor;
+    /// let pool = concur_process::ProcessPoolExecutor::new(1);
+    /// let pid = pool.call(|_: ()| std::process::id(), ()).unwrap().result().unwrap();
+    /// assert_eq!(pool.worker_pids(), vec![pid]);
+    /// ```
+    pub fn worker_pids(&self) -> Vec<u32> {
+        self.shared().map_or_else(Vec::new, |s| {
+            s.pids
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone()
+        })
+    }
+
     /// Schedules `f(args)` with a time limit of its own (counted from its start): if it
     /// runs longer, its worker is killed and replaced and the task fails with
     /// [`is_timeout`](TaskError::is_timeout).
