@@ -304,8 +304,10 @@ impl Worker {
     }
 
     fn wants_write(&self) -> bool {
-        self.sent < self.inflight.len()
-            || (self.retiring && self.inflight.is_empty() && !self.exit_written)
+        // A killed worker is written to no more (its end of stream is what we wait for).
+        self.killed.is_none()
+            && (self.sent < self.inflight.len()
+                || (self.retiring && self.inflight.is_empty() && !self.exit_written))
     }
 }
 
@@ -508,14 +510,20 @@ impl Manager {
                     oom_base: sysproc::oom_kills(),
                 });
             }
-            Err(e) => self.start_failed(format!("could not start a worker process: {e}")),
+            Err(e) => {
+                let msg = format!("could not start a worker process: {e}");
+                // With no worker at all, nothing would ever run: break at once.
+                let fatal = self.workers.is_empty();
+                self.start_failed(msg, fatal);
+            }
         }
     }
 
-    fn start_failed(&mut self, msg: String) {
+    /// A worker could not be started, or died before it was ready.
+    fn start_failed(&mut self, msg: String, fatal: bool) {
         self.failed_starts += 1;
         tracing::error!(pool = %self.cfg.name, error = %msg, "worker start failed");
-        if self.failed_starts >= MAX_FAILED_STARTS || self.workers.is_empty() {
+        if fatal || self.failed_starts >= MAX_FAILED_STARTS {
             let mut st = lock(&self.shared.state);
             if st.broken.is_none() {
                 st.broken = Some(msg);
@@ -708,10 +716,11 @@ impl Manager {
             return;
         }
         if !ready && killed.is_none() {
-            self.start_failed(format!(
+            let msg = format!(
                 "a worker died before it was ready (exit status {})",
                 code.map_or_else(|| "unknown".to_owned(), |c| c.to_string())
-            ));
+            );
+            self.start_failed(msg, false);
         }
         let error = match killed {
             Some(Kill::Timeout(t)) => TaskError::timeout(format!(
