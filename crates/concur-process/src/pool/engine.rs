@@ -336,9 +336,28 @@ impl Manager {
     }
 
     fn run(mut self) {
-        loop {
-            if self.step() {
-                break;
+        let crashed =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| while !self.step() {}));
+        if let Err(p) = crashed {
+            // A bug here must not leave futures pending forever: break the pool, fail
+            // everything, kill the workers.
+            let msg = format!(
+                "the pool's manager thread panicked: {}",
+                p.downcast_ref::<&str>()
+                    .copied()
+                    .or(p.downcast_ref::<String>().map(String::as_str))
+                    .unwrap_or("Box<dyn Any>")
+            );
+            tracing::error!(pool = %self.cfg.name, "{msg}");
+            lock(&self.shared.state).broken.get_or_insert(msg.clone());
+            let tasks: Vec<Task> = lock(&self.shared.state).queue.drain(..).collect();
+            for t in tasks {
+                t.done
+                    .complete(Err(TaskError::broken_executor(msg.clone())));
+            }
+            self.fail_all_inflight(&TaskError::broken_executor(msg));
+            for w in &self.workers {
+                let _ = w.process.kill();
             }
         }
         // Every worker has exited or been killed; reap them all.
@@ -643,7 +662,7 @@ impl Manager {
                 let Some(t) = w.inflight.pop_front() else {
                     return Some(Err("a report with no task".to_owned()));
                 };
-                w.sent -= 1;
+                w.sent = w.sent.saturating_sub(1);
                 t.done.complete(Ok((body, fds)));
                 w.head_since = (!w.inflight.is_empty()).then(Instant::now);
                 None

@@ -274,6 +274,9 @@ impl Drop for Inner {
 /// - shutdown, [`terminate`](Self::terminate) and drop leave no worker or zombie
 ///   behind; dropping the executor waits for the queued tasks, like Python's `with`.
 ///
+/// Futures complete on the pool's manager thread, which also runs their done-callbacks:
+/// a callback should be quick and must not wait for another future of the same pool.
+///
 /// ```
 /// use concur_core::futures::{Executor, MapOptions};
 /// use concur_process::ProcessPoolExecutor;
