@@ -34,6 +34,44 @@
 //! | `conn.send(x)`, `conn.recv()`, `send_bytes`, `recv_bytes`, `poll(t)` | [`Connection::send`], [`Connection::recv`] (+ `try_`, `_timeout`, `_deadline`), [`Connection::send_bytes`], [`Connection::recv_bytes`], [`Connection::poll`] |
 //! | `EOFError`, an exception raised in the child | [`ConnectionError::is_eof`], [`ProcessError::is_panic`] with the message and location |
 //!
+//! ## Process pools
+//!
+//! [`ProcessPoolExecutor`] is Python's `concurrent.futures.ProcessPoolExecutor` behind
+//! the same `Executor` trait and `Future` as the thread pools of `concur-core`:
+//! switching a program from threads to processes is a change of the executor's type,
+//! as long as its functions capture nothing and their arguments and results are serde
+//! types. `ProcessPool` is Python's `multiprocessing.Pool` on the same engine.
+//!
+//! ```
+//! use concur_core::futures::{Executor, MapOptions};
+//! use concur_process::ProcessPoolExecutor;
+//!
+//! fn collatz_steps(mut n: u64) -> u32 {
+//!     let mut steps = 0;
+//!     while n != 1 { n = if n % 2 == 0 { n / 2 } else { 3 * n + 1 }; steps += 1 }
+//!     steps
+//! }
+//! let pool = ProcessPoolExecutor::new(2);
+//! assert_eq!(pool.call(collatz_steps, 27).unwrap().result().unwrap(), 111);
+//! let longest = pool
+//!     .map(collatz_steps, 1..10_000, MapOptions::new().chunksize(500))
+//!     .unwrap()
+//!     .map(Result::unwrap)
+//!     .max();
+//! assert_eq!(longest, Some(261));
+//! ```
+//!
+//! Unlike Python's, a pool never breaks because a worker died: a worker that
+//! segfaults, aborts, calls `exit`, is killed from outside or by the kernel's OOM
+//! killer fails only the task it was running (the error names the signal, exit status
+//! or "out of memory"), the tasks it had been handed but not started go to other
+//! workers, and a new worker takes its place. A task over its time limit has its
+//! worker killed and replaced. Workers are recycled after `max_tasks_per_child` tasks
+//! or above a memory threshold, and killed above a memory limit. How: one manager
+//! thread feeds each worker tasks ahead over a socket, and each worker reports every
+//! task as it ends, in order, so the manager always knows which task a worker is
+//! running (see the `pool` module's source).
+//!
 //! ### How a child finds the function: no set-up in `main`, tests or examples
 //!
 //! The default start method, [`StartMethod::Spawn`], re-executes the running binary
@@ -118,6 +156,9 @@ mod process;
 pub use connection::{Connection, ConnectionError, DEFAULT_MAX_FRAME, Pipe};
 pub use error::ProcessError;
 pub use process::{Process, ProcessBuilder, StartMethod};
+
+mod pool;
+pub use pool::{ProcessPoolBuilder, ProcessPoolExecutor};
 
 // Shared memory and process-shared synchronisation (`shm`, `sync`).
 pub mod shm;

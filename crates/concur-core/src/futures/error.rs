@@ -148,7 +148,13 @@ impl TaskError {
         Self::new(Kind::Shutdown, "cannot schedule new futures after shutdown")
     }
 
-    pub(crate) fn self_wait(message: impl Into<String>) -> Self {
+    /// The error of a wait that would wait for itself (a pool shut down from its own
+    /// task or callback).
+    ///
+    /// ```
+    /// assert!(concur_core::futures::TaskError::self_wait("from its own task").is_self_wait());
+    /// ```
+    pub fn self_wait(message: impl Into<String>) -> Self {
         Self::new(Kind::SelfWait, message)
     }
 

@@ -3,6 +3,7 @@
 
 mod error;
 mod frame;
+pub(crate) use frame::{HEADER as FRAME_HEADER, header as frame_header};
 
 pub use error::ConnectionError;
 
@@ -474,6 +475,26 @@ impl Connection {
         match deadline {
             None => Some(self.rx.acquire()),
             Some(d) => self.rx.acquire_deadline(d),
+        }
+    }
+
+    /// Hands the next frame to `f` if a whole one is buffered or can be read now
+    /// without blocking (`Ok(None)` otherwise); at most one `recvmsg` when nothing is
+    /// buffered. For event loops that poll the socket themselves.
+    pub(crate) fn try_recv_frame_with<U>(
+        &self,
+        f: impl FnOnce(&[u8], Vec<OwnedFd>) -> U,
+    ) -> Result<Option<U>, ConnectionError> {
+        self.check_readable()?;
+        let mut rx = self.rx.acquire();
+        let max = self.max_frame();
+        match rx.advance(self.fd.as_fd(), max, true)? {
+            Step::Frame(body, fds) => {
+                let out = f(rx.body(body), fds);
+                rx.consumed();
+                Ok(Some(out))
+            }
+            Step::WouldBlock => Ok(None),
         }
     }
 

@@ -111,6 +111,20 @@ impl<F> NoCaptures<F> {
     );
 }
 
+/// Runs `f`, turning a panic into its message and location (as a child reports them).
+pub(crate) fn catch<R>(f: impl FnOnce() -> R) -> Result<R, (String, Option<String>)> {
+    match panic::catch_unwind(AssertUnwindSafe(f)) {
+        Ok(v) => Ok(v),
+        Err(payload) => {
+            let message = payload_message(&*payload);
+            let location = LOCATION.with(|l| l.borrow_mut().take());
+            // A payload whose destructor panics must not take the report with it.
+            let _ = panic::catch_unwind(AssertUnwindSafe(move || drop(payload)));
+            Err((message, location))
+        }
+    }
+}
+
 fn payload_message(payload: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&'static str>() {
         (*s).to_owned()

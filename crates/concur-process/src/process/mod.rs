@@ -2,7 +2,7 @@
 
 pub(crate) mod child;
 mod launcher;
-mod protocol;
+pub(crate) mod protocol;
 mod reaper;
 mod served;
 mod server;

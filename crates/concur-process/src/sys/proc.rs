@@ -346,3 +346,20 @@ pub(crate) fn exe_stat() -> io::Result<[u64; 5]> {
 fn widen<T: TryInto<i128>>(v: T) -> u64 {
     v.try_into().map_or(u64::MAX, |w: i128| w as u64)
 }
+
+/// The resident set size of process `pid` in bytes (`/proc/<pid>/statm`), or `None`
+/// if it is gone or unreadable.
+pub(crate) fn resident_bytes(pid: u32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+    let pages: u64 = s.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * rustix::param::page_size() as u64)
+}
+
+/// How many processes the kernel's OOM killer has killed since boot (`oom_kill` in
+/// `/proc/vmstat`, Linux 4.13+), or `None` where the counter is missing.
+pub(crate) fn oom_kills() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/vmstat").ok()?;
+    s.lines()
+        .find_map(|l| l.strip_prefix("oom_kill "))
+        .and_then(|v| v.trim().parse().ok())
+}

@@ -231,3 +231,33 @@ pub(crate) fn wait_hangup(fd: BorrowedFd<'_>) {
         }
     }
 }
+
+/// One non-blocking `sendmsg` of `iov`, attaching `fds` (if any) to its first byte.
+/// Returns the bytes written, or `None` if the socket's buffer is full. `SIGPIPE` is
+/// never raised: a closed peer is `BrokenPipe`.
+pub(crate) fn send_some(
+    fd: BorrowedFd<'_>,
+    iov: &[IoSlice<'_>],
+    fds: &[BorrowedFd<'_>],
+) -> io::Result<Option<usize>> {
+    debug_assert!(fds.len() <= MAX_FDS);
+    let flags = SendFlags::NOSIGNAL | SendFlags::DONTWAIT;
+    loop {
+        let r = if fds.is_empty() {
+            rustix::net::sendmsg(fd, iov, &mut Default::default(), flags)
+        } else {
+            let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
+            let mut control = SendAncillaryBuffer::new(&mut space);
+            if !control.push(SendAncillaryMessage::ScmRights(fds)) {
+                return Err(io::Error::other("descriptor control buffer too small"));
+            }
+            rustix::net::sendmsg(fd, iov, &mut control, flags)
+        };
+        match r {
+            Ok(n) => return Ok(Some(n)),
+            Err(Errno::INTR) => {}
+            Err(Errno::AGAIN) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        }
+    }
+}

@@ -1,0 +1,646 @@
+//! [`ProcessPoolExecutor`]: Python's `concurrent.futures.ProcessPoolExecutor`, behind
+//! the same [`Executor`] trait and [`Future`] as the thread pools.
+
+use std::fmt;
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+use std::time::Duration;
+
+use concur_core::futures::{
+    Call, Chunk, ChunkProgress, Executor, Future, MapChunk, Promise, Runs, TaskError,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::engine::{Completion, Config, Shared, Task};
+use super::wire::{self, Init, TaskTrampoline};
+use crate::connection::{FRAME_HEADER, frame_header};
+use crate::error::ProcessError;
+use crate::fds;
+use crate::process::StartMethod;
+use crate::process::protocol::Report;
+use crate::sys::socket::MAX_FDS;
+
+/// Configures a [`ProcessPoolExecutor`] (Python's constructor arguments, and the limits
+/// Python lacks).
+///
+/// ```
+/// use concur_process::{ProcessPoolExecutor, StartMethod};
+/// use std::time::Duration;
+///
+/// fn setup(level: u8) { assert!(level < 10) }
+/// let pool = ProcessPoolExecutor::builder()
+///     .max_workers(2)
+///     .start_method(StartMethod::ForkServer)
+///     .initializer(setup, 3)
+///     .max_tasks_per_child(100)
+///     .task_timeout(Duration::from_secs(60))
+///     .memory_limit(1 << 30)
+///     .build();
+/// assert_eq!(pool.max_workers(), 2);
+/// ```
+#[derive(Clone, Debug)]
+#[must_use = "a builder does nothing until `build`"]
+pub struct ProcessPoolBuilder {
+    cfg: Config,
+    init_error: Option<String>,
+}
+
+impl Default for ProcessPoolBuilder {
+    fn default() -> Self {
+        ProcessPoolBuilder {
+            cfg: Config {
+                max_workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+                method: StartMethod::ForkServer,
+                name: "concur-pool".to_owned(),
+                init: None,
+                max_tasks_per_child: None,
+                task_timeout: None,
+                memory_limit: None,
+                recycle_above: None,
+                memory_check: Duration::from_millis(20),
+            },
+            init_error: None,
+        }
+    }
+}
+
+impl ProcessPoolBuilder {
+    /// The defaults: one worker per CPU, [`StartMethod::ForkServer`], no initializer,
+    /// no limits.
+    ///
+    /// ```
+    /// let pool = concur_process::ProcessPoolBuilder::new().build();
+    /// assert!(pool.max_workers() >= 1);
+    /// ```
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// At most this many worker processes (at least 1). Workers start when there is
+    /// work for them, as in Python 3.9+.
+    ///
+    /// ```
+    /// let pool = concur_process::ProcessPoolExecutor::builder().max_workers(0).build();
+    /// assert_eq!(pool.max_workers(), 1);
+    /// ```
+    pub fn max_workers(mut self, n: usize) -> Self {
+        self.cfg.max_workers = n.max(1);
+        self
+    }
+
+    /// How workers are made (see [`StartMethod`]); [`StartMethod::ForkServer`] by
+    /// default: as safe as `Spawn` whatever threads this process runs, and fast to
+    /// replace a worker.
+    ///
+    /// ```
+    /// use concur_process::{ProcessPoolExecutor, StartMethod};
+    /// let _ = ProcessPoolExecutor::builder().start_method(StartMethod::Spawn).build();
+    /// ```
+    pub fn start_method(mut self, method: StartMethod) -> Self {
+        self.cfg.method = method;
+        self
+    }
+
+    /// The prefix of the workers' names (`<prefix>-<n>`, as `ps` shows them) and of the
+    /// manager thread's.
+    ///
+    /// ```
+    /// let _ = concur_process::ProcessPoolExecutor::builder().name("resizer").build();
+    /// ```
+    pub fn name(mut self, prefix: impl Into<String>) -> Self {
+        self.cfg.name = prefix.into();
+        self
+    }
+
+    /// Runs `f(args)` in each worker when it starts (Python's `initializer` and
+    /// `initargs`). `f` captures nothing, as a [`Process`](crate::Process)'s function.
+    /// If it panics, the pool is broken: every pending and later task fails with
+    /// [`is_broken_executor`](TaskError::is_broken_executor) (Python's
+    /// `BrokenProcessPool`).
+    ///
+    /// ```
+    /// use concur_core::futures::Executor;
+    /// fn init(_: ()) { panic!("no config") }
+    /// fn id(x: u8) -> u8 { x }
+    /// let pool = concur_process::ProcessPoolExecutor::builder().initializer(init, ()).build();
+    /// let e = pool.call(id, 1).unwrap().result().unwrap_err();
+    /// assert!(e.is_broken_executor());
+    /// ```
+    pub fn initializer<F, A>(mut self, f: F, args: A) -> Self
+    where
+        F: Fn(A) + Copy + 'static,
+        A: Serialize + DeserializeOwned,
+    {
+        let () = crate::process::child::NoCaptures::<F>::CHECK;
+        let _ = f;
+        match postcard::to_stdvec(&args) {
+            Ok(bytes) => {
+                self.cfg.init = Some(Init {
+                    offset: wire::offset_of_init(wire::init_trampoline::<F, A>),
+                    args: bytes,
+                });
+                self.init_error = None;
+            }
+            Err(e) => {
+                self.init_error = Some(format!(
+                    "the initializer's argument could not be serialized: {e}"
+                ));
+            }
+        }
+        self
+    }
+
+    /// Retires a worker after it ran `n` tasks (at least 1) and starts a new one
+    /// (Python's `max_tasks_per_child` / `maxtasksperchild`).
+    ///
+    /// ```
+    /// let _ = concur_process::ProcessPoolExecutor::builder().max_tasks_per_child(3).build();
+    /// ```
+    pub fn max_tasks_per_child(mut self, n: usize) -> Self {
+        self.cfg.max_tasks_per_child = Some(n.max(1));
+        self
+    }
+
+    /// The time limit of every task, counted from when its worker starts it: a task
+    /// still running after it has its worker killed (and replaced) and fails with
+    /// [`is_timeout`](TaskError::is_timeout). Per task, see
+    /// [`ProcessPoolExecutor::submit_with_timeout`].
+    ///
+    /// ```
+    /// let _ = concur_process::ProcessPoolExecutor::builder()
+    ///     .task_timeout(std::time::Duration::from_secs(30))
+    ///     .build();
+    /// ```
+    pub fn task_timeout(mut self, timeout: Duration) -> Self {
+        self.cfg.task_timeout = Some(timeout);
+        self
+    }
+
+    /// Kills a worker whose resident memory exceeds `bytes` (checked every 20 ms by
+    /// default, see [`memory_check_interval`](Self::memory_check_interval)); its task
+    /// fails with [`is_out_of_memory`](TaskError::is_out_of_memory) and the worker is
+    /// replaced. The check samples `/proc/<pid>/statm`, so a task that allocates very
+    /// fast can overshoot the limit by what it allocates in one interval.
+    ///
+    /// ```
+    /// let _ = concur_process::ProcessPoolExecutor::builder().memory_limit(512 << 20).build();
+    /// ```
+    pub fn memory_limit(mut self, bytes: u64) -> Self {
+        self.cfg.memory_limit = Some(bytes);
+        self
+    }
+
+    /// Retires a worker (after its current task) whose resident memory has grown past
+    /// `bytes`, and starts a fresh one: for tasks that leak or fragment memory.
+    ///
+    /// ```
+    /// let _ = concur_process::ProcessPoolExecutor::builder().recycle_above(256 << 20).build();
+    /// ```
+    pub fn recycle_above(mut self, bytes: u64) -> Self {
+        self.cfg.recycle_above = Some(bytes);
+        self
+    }
+
+    /// How often the [memory limit](Self::memory_limit) is checked (20 ms by default;
+    /// at least 1 ms).
+    ///
+    /// ```
+    /// let _ = concur_process::ProcessPoolExecutor::builder()
+    ///     .memory_check_interval(std::time::Duration::from_millis(5))
+    ///     .build();
+    /// ```
+    pub fn memory_check_interval(mut self, every: Duration) -> Self {
+        self.cfg.memory_check = every.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Makes the executor. Never blocks and starts nothing: the manager thread and the
+    /// workers start with the first task.
+    ///
+    /// ```
+    /// use concur_core::futures::Executor;
+    /// let pool = concur_process::ProcessPoolExecutor::builder().max_workers(1).build();
+    /// assert_eq!(pool.call(|x: u32| x * 3, 14).unwrap().result().unwrap(), 42);
+    /// ```
+    pub fn build(self) -> ProcessPoolExecutor {
+        let shared = Shared::new();
+        ProcessPoolExecutor {
+            inner: Arc::new(Inner {
+                shared,
+                cfg: self.cfg,
+                init_error: self.init_error,
+            }),
+        }
+    }
+}
+
+struct Inner {
+    shared: std::io::Result<Arc<Shared>>,
+    cfg: Config,
+    init_error: Option<String>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Ok(s) = &self.shared {
+            let _ = s.shutdown(true, false);
+        }
+    }
+}
+
+/// A pool of worker processes that runs tasks and hands back [`Future`]s: Python's
+/// `concurrent.futures.ProcessPoolExecutor`, through the same [`Executor`] trait as
+/// [`ThreadPoolExecutor`](concur_core::futures::ThreadPoolExecutor): `submit` (a
+/// closure that captures nothing), `call(f, args)`, `map`, `shutdown`.
+///
+/// Functions and arguments are as for [`Process`](crate::Process): `f` captures
+/// nothing (a capturing closure does not compile), arguments and results are serde
+/// types (they may carry descriptors, such as a [`Connection`](crate::Connection)).
+///
+/// Beyond Python, every task has exactly one outcome and a dead worker never breaks
+/// the pool:
+/// - a worker that crashes (segfault, abort, `exit`, a `SIGKILL` from outside, the
+///   kernel's OOM killer) fails only the task it was running, with the cause in the
+///   error ([`is_worker_died`](TaskError::is_worker_died), [`signal`](TaskError::signal),
+///   [`exit_status`](TaskError::exit_status),
+///   [`is_out_of_memory`](TaskError::is_out_of_memory)); the tasks it had been handed
+///   but not started go to other workers, and a new worker replaces it;
+/// - a task over its time limit ([`submit_with_timeout`](Self::submit_with_timeout) or
+///   [`task_timeout`](ProcessPoolBuilder::task_timeout)) has its worker killed and
+///   replaced, and fails with [`is_timeout`](TaskError::is_timeout);
+/// - workers can be recycled after `max_tasks_per_child` tasks or above a memory
+///   threshold, and killed above a memory limit;
+/// - shutdown, [`terminate`](Self::terminate) and drop leave no worker or zombie
+///   behind; dropping the executor waits for the queued tasks, like Python's `with`.
+///
+/// Futures complete on the pool's manager thread, which also runs their done-callbacks:
+/// a callback should be quick and must not wait for another future of the same pool.
+///
+/// ```
+/// use concur_core::futures::{Executor, MapOptions};
+/// use concur_process::ProcessPoolExecutor;
+///
+/// fn square(x: u64) -> u64 { x * x }
+/// let pool = ProcessPoolExecutor::new(2);
+/// assert_eq!(pool.call(square, 7).unwrap().result().unwrap(), 49);
+/// assert_eq!(pool.submit(|| std::process::id() != 0).unwrap().result().unwrap(), true);
+/// let squares: Vec<u64> = pool
+///     .map(square, 1..=4, MapOptions::new())
+///     .unwrap()
+///     .collect::<Result<_, _>>()
+///     .unwrap();
+/// assert_eq!(squares, [1, 4, 9, 16]);
+/// ```
+#[derive(Clone)]
+pub struct ProcessPoolExecutor {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for ProcessPoolExecutor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProcessPoolExecutor")
+            .field("max_workers", &self.inner.cfg.max_workers)
+            .field("start_method", &self.inner.cfg.method)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for ProcessPoolExecutor {
+    fn default() -> Self {
+        ProcessPoolBuilder::new().build()
+    }
+}
+
+impl ProcessPoolExecutor {
+    /// A pool of at most `max_workers` processes (at least 1) with the defaults of
+    /// [`ProcessPoolBuilder`]. Starts nothing until the first task.
+    ///
+    /// ```
+    /// let pool = concur_process::ProcessPoolExecutor::new(3);
+    /// assert_eq!(pool.max_workers(), 3);
+    /// ```
+    pub fn new(max_workers: usize) -> Self {
+        ProcessPoolBuilder::new().max_workers(max_workers).build()
+    }
+
+    /// A builder for the other settings.
+    ///
+    /// ```
+    /// let pool = concur_process::ProcessPoolExecutor::builder().max_workers(2).build();
+    /// assert_eq!(pool.max_workers(), 2);
+    /// ```
+    pub fn builder() -> ProcessPoolBuilder {
+        ProcessPoolBuilder::new()
+    }
+
+    /// The most worker processes this pool runs at once.
+    ///
+    /// ```
+    /// assert_eq!(concur_process::ProcessPoolExecutor::new(2).max_workers(), 2);
+    /// ```
+    pub fn max_workers(&self) -> usize {
+        self.inner.cfg.max_workers
+    }
+
+    /// How many worker processes this pool has started in its life (replacements
+    /// included).
+    ///
+    /// ```
+    /// use concur_core::futures::Executor;
+    /// let pool = concur_process::ProcessPoolExecutor::new(1);
+    /// assert_eq!(pool.workers_started(), 0);
+    /// pool.call(|x: u8| x, 1).unwrap().result().unwrap();
+    /// assert_eq!(pool.workers_started(), 1);
+    /// ```
+    pub fn workers_started(&self) -> u64 {
+        self.shared().map_or(0, |s| {
+            s.started_workers.load(std::sync::atomic::Ordering::Relaxed)
+        })
+    }
+
+    /// The process ids of the pool's live workers (empty before the first task and
+    /// after shutdown). A snapshot: workers come and go.
+    ///
+    /// ```
+    /// use concur_core::futures::Executor;
+    /// let pool = concur_process::ProcessPoolExecutor::new(1);
+    /// let pid = pool.call(|_: ()| std::process::id(), ()).unwrap().result().unwrap();
+    /// assert_eq!(pool.worker_pids(), vec![pid]);
+    /// ```
+    pub fn worker_pids(&self) -> Vec<u32> {
+        self.shared().map_or_else(Vec::new, |s| {
+            s.pids
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone()
+        })
+    }
+
+    /// Schedules `f(args)` with a time limit of its own (counted from its start): if it
+    /// runs longer, its worker is killed and replaced and the task fails with
+    /// [`is_timeout`](TaskError::is_timeout).
+    ///
+    /// # Errors
+    /// As [`Executor::submit`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// fn spin(_: ()) { loop { std::hint::spin_loop() } }
+    /// let pool = concur_process::ProcessPoolExecutor::new(1);
+    /// let f = pool.submit_with_timeout(spin, (), Duration::from_millis(200)).unwrap();
+    /// assert!(f.result().unwrap_err().is_timeout());
+    /// ```
+    pub fn submit_with_timeout<F, A, T>(
+        &self,
+        f: F,
+        args: A,
+        timeout: Duration,
+    ) -> Result<Future<T>, TaskError>
+    where
+        F: Fn(A) -> T + Copy + 'static,
+        A: Serialize + DeserializeOwned,
+        T: Serialize + DeserializeOwned + Send + 'static,
+    {
+        let () = crate::process::child::NoCaptures::<F>::CHECK;
+        let _ = f;
+        let t: TaskTrampoline = wire::call_trampoline::<F, A, T>;
+        self.push(t, &args, Some(timeout), |p| Typed(p))
+    }
+
+    /// Kills every worker at once: tasks not finished fail (queued ones are
+    /// cancelled, running ones end with an [`is_cancelled`](TaskError::is_cancelled)
+    /// error) and the pool accepts nothing more. Waits until the workers are reaped.
+    ///
+    /// # Errors
+    /// [`is_self_wait`](TaskError::is_self_wait) from a done-callback of this pool's
+    /// futures (it is terminated, not waited for).
+    ///
+    /// ```
+    /// use concur_core::futures::Executor;
+    /// fn nap(ms: u64) { std::thread::sleep(std::time::Duration::from_millis(ms)) }
+    /// let pool = concur_process::ProcessPoolExecutor::new(1);
+    /// let f = pool.call(nap, 10_000).unwrap();
+    /// pool.terminate().unwrap();
+    /// assert!(f.result().is_err());
+    /// ```
+    pub fn terminate(&self) -> Result<(), TaskError> {
+        match self.shared() {
+            Some(s) => s.terminate(),
+            None => Ok(()),
+        }
+    }
+
+    fn shared(&self) -> Option<&Arc<Shared>> {
+        self.inner.shared.as_ref().ok()
+    }
+
+    /// Encodes and queues a task.
+    fn push<A: Serialize, T, C: Completion + 'static>(
+        &self,
+        trampoline: TaskTrampoline,
+        args: &A,
+        timeout: Option<Duration>,
+        completion: impl FnOnce(Promise<T>) -> C,
+    ) -> Result<Future<T>, TaskError> {
+        let shared = match &self.inner.shared {
+            Ok(s) => s,
+            Err(e) => {
+                return Err(TaskError::broken_executor(format!(
+                    "the pool could not make its wake-up descriptor: {e}"
+                )));
+            }
+        };
+        if let Some(e) = &self.inner.init_error {
+            return Err(TaskError::broken_executor(e.clone()));
+        }
+        if let Some(e) = shared.closed_error() {
+            return Err(e);
+        }
+        let (frame, fds) = encode(wire::offset_of_task(trampoline), args)?;
+        let promise = Promise::new();
+        let fut = promise.future();
+        let task = Task {
+            frame,
+            fds,
+            timeout,
+            done: Box::new(completion(promise)),
+        };
+        shared.push(&self.inner.cfg, task)?;
+        Ok(fut)
+    }
+}
+
+/// A serialization failure as a task error (its source is the [`ProcessError`]).
+fn serialization_error(message: String) -> TaskError {
+    TaskError::user(ProcessError::serialization(message))
+}
+
+/// The frame of a task: header, trampoline offset, serialized argument.
+fn encode<A: Serialize>(offset: i64, args: &A) -> Result<(Vec<u8>, Vec<OwnedFd>), TaskError> {
+    let mut buf = Vec::with_capacity(64);
+    buf.extend_from_slice(&[0; FRAME_HEADER]);
+    buf.extend_from_slice(&offset.to_le_bytes());
+    let (encoded, fds) = fds::collect_fds(|| postcard::to_extend(args, buf));
+    let mut buf = encoded.map_err(|e| {
+        serialization_error(format!("the task's argument could not be serialized: {e}"))
+    })?;
+    let len = buf.len() - FRAME_HEADER;
+    if len > u32::MAX as usize || fds.len() > MAX_FDS {
+        return Err(serialization_error(format!(
+            "the task's argument is too large to send ({len} bytes, {} descriptors)",
+            fds.len()
+        )));
+    }
+    buf[..FRAME_HEADER].copy_from_slice(&frame_header(len, fds.len()));
+    Ok((buf, fds))
+}
+
+/// Decodes a worker's report of a `T`.
+fn decode_report<T: DeserializeOwned>(body: &[u8], fds: Vec<OwnedFd>) -> Result<T, TaskError> {
+    match fds::provide_fds(fds, || postcard::from_bytes::<Report<T>>(body)) {
+        Ok(Report::Ok(v)) => Ok(v),
+        Ok(Report::Panic { message, location }) => Err(TaskError::panic(message, location)),
+        Ok(Report::Failed { message, .. }) => Err(serialization_error(message)),
+        Err(e) => Err(serialization_error(format!(
+            "the task's result could not be decoded: {e}"
+        ))),
+    }
+}
+
+/// Completes a `Future<T>` from a report of a `T`.
+struct Typed<T>(Promise<T>);
+
+impl<T: DeserializeOwned + Send + 'static> Completion for Typed<T> {
+    fn start(&mut self) -> bool {
+        self.0.set_running()
+    }
+
+    fn complete(self: Box<Self>, outcome: Result<(&[u8], Vec<OwnedFd>), TaskError>) {
+        match outcome.and_then(|(body, fds)| decode_report::<T>(body, fds)) {
+            Ok(v) => self.0.set_result(v),
+            Err(e) => self.0.set_error(e),
+        };
+    }
+
+    fn cancel(self: Box<Self>) {
+        self.0.future().cancel();
+    }
+}
+
+/// Completes a map chunk's future from a report of per-item reports.
+struct ChunkDone<T> {
+    promise: Promise<Chunk<T>>,
+    progress: ChunkProgress,
+    items: usize,
+}
+
+impl<T: DeserializeOwned + Send + 'static> Completion for ChunkDone<T> {
+    fn start(&mut self) -> bool {
+        self.promise.set_running()
+    }
+
+    fn complete(self: Box<Self>, outcome: Result<(&[u8], Vec<OwnedFd>), TaskError>) {
+        let r = outcome.and_then(|(body, fds)| decode_report::<Vec<Report<T>>>(body, fds));
+        self.progress.items_done(self.items);
+        match r {
+            Ok(items) => {
+                let out = items
+                    .into_iter()
+                    .map(|r| match r {
+                        Report::Ok(v) => Ok(v),
+                        Report::Panic { message, location } => {
+                            Err(TaskError::panic(message, location))
+                        }
+                        Report::Failed { message, .. } => Err(serialization_error(message)),
+                    })
+                    .collect();
+                self.promise.set_result(out);
+            }
+            Err(e) => {
+                self.promise.set_error(e);
+            }
+        }
+    }
+
+    fn cancel(self: Box<Self>) {
+        self.promise.future().cancel();
+    }
+}
+
+/// Makes a zero-argument closure a one-argument function of `()` (still zero-sized).
+fn unit_arg<F: Fn() -> T + Copy, T>(f: F) -> impl Fn(()) -> T + Copy {
+    move |()| f()
+}
+
+/// A closure that captures nothing: `pool.submit(|| ..)`.
+impl<F, T> Runs<F> for ProcessPoolExecutor
+where
+    F: Fn() -> T + Copy + 'static,
+    T: Serialize + DeserializeOwned + Send + 'static,
+{
+    type Output = T;
+
+    fn submit_job(&self, f: F) -> Result<Future<T>, TaskError> {
+        self.push(trampoline_of(unit_arg(f)), &(), None, |p| Typed(p))
+    }
+}
+
+/// The trampoline of `f`'s type (`f` itself is zero-sized and not needed).
+fn trampoline_of<F, A, T>(f: F) -> TaskTrampoline
+where
+    F: Fn(A) -> T + Copy + 'static,
+    A: DeserializeOwned,
+    T: Serialize,
+{
+    let () = crate::process::child::NoCaptures::<F>::CHECK;
+    let _ = f;
+    wire::call_trampoline::<F, A, T>
+}
+
+/// `f(args)`: `pool.call(f, args)`.
+impl<F, A, T> Runs<Call<F, A>> for ProcessPoolExecutor
+where
+    F: Fn(A) -> T + Copy + 'static,
+    A: Serialize + DeserializeOwned,
+    T: Serialize + DeserializeOwned + Send + 'static,
+{
+    type Output = T;
+
+    fn submit_job(&self, call: Call<F, A>) -> Result<Future<T>, TaskError> {
+        let (f, args) = call.into_parts();
+        self.push(trampoline_of(f), &args, None, |p| Typed(p))
+    }
+}
+
+/// The chunks of [`Executor::map`]: a chunk runs in one worker, each item's panic
+/// caught at its item; progress is reported when the chunk's results arrive.
+impl<F, A, T> Runs<MapChunk<F, A>> for ProcessPoolExecutor
+where
+    F: Fn(A) -> T + Copy + 'static,
+    A: Serialize + DeserializeOwned,
+    T: Serialize + DeserializeOwned + Send + 'static,
+{
+    type Output = Chunk<T>;
+
+    fn submit_job(&self, chunk: MapChunk<F, A>) -> Result<Future<Chunk<T>>, TaskError> {
+        let (_f, items, progress) = chunk.into_parts();
+        let () = crate::process::child::NoCaptures::<F>::CHECK;
+        let t: TaskTrampoline = wire::chunk_trampoline::<F, A, T>;
+        let n = items.len();
+        self.push(t, &items, None, |promise| ChunkDone {
+            promise,
+            progress,
+            items: n,
+        })
+    }
+}
+
+impl Executor for ProcessPoolExecutor {
+    fn shutdown(&self, wait: bool, cancel_futures: bool) -> Result<(), TaskError> {
+        match self.shared() {
+            Some(s) => s.shutdown(wait, cancel_futures),
+            None => Ok(()),
+        }
+    }
+}

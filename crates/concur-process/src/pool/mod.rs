@@ -1,0 +1,10 @@
+//! Process pools: [`ProcessPoolExecutor`] (Python's
+//! `concurrent.futures.ProcessPoolExecutor`) and [`ProcessPool`] (Python's
+//! `multiprocessing.Pool`), on one engine (`engine`) that survives worker crashes,
+//! enforces per-task time limits and recycles workers.
+
+mod engine;
+mod executor;
+mod wire;
+
+pub use executor::{ProcessPoolBuilder, ProcessPoolExecutor};

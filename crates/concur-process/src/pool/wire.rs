@@ -1,0 +1,187 @@
+//! What a pool's manager and its worker processes say to each other, and the worker's
+//! loop.
+//!
+//! A worker is a [`Process`](crate::Process) running [`worker_main`] with one end of a
+//! socket pair (a [`Connection`]) as its argument. On that connection:
+//!
+//! - worker → manager, once: a [`Hello`] after the pool's initializer ran (or failed);
+//! - manager → worker, per task: one frame whose body is the task's trampoline offset
+//!   (8 bytes, little-endian, from `protocol::anchor`, as `Process` finds its function)
+//!   followed by the serialized argument; its descriptors are the argument's;
+//! - worker → manager, per task and in task order: one frame with the task's
+//!   `Report<R>` (value, panic, or why it could not run), sent as soon as the task ends
+//!   so that a worker dying later loses nothing it finished;
+//! - the manager closes its end (or its writing half) to retire a worker: the worker
+//!   sees the end of the stream after its last task and exits with status 0.
+//!
+//! Because reports come back in task order, the manager knows at every moment which
+//! task a worker is running (the oldest one without a report) and which it has not
+//! started (the rest): when the worker dies, only the running task fails, and the
+//! others go back to the queue.
+
+use std::os::fd::OwnedFd;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::connection::Connection;
+use crate::fds;
+use crate::process::child::{self, NoCaptures};
+use crate::process::protocol::{self, Failure, Report};
+
+/// Runs one task: decodes the argument, runs, sends the report.
+pub(crate) type TaskTrampoline = fn(&[u8], Vec<OwnedFd>, &Connection);
+
+/// Runs the pool's initializer from its serialized argument; `Err` is its panic.
+pub(crate) type InitTrampoline = fn(&[u8]) -> Result<(), (String, Option<String>)>;
+
+/// The pool's initializer as sent to a worker.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub(crate) struct Init {
+    pub(crate) offset: i64,
+    pub(crate) args: Vec<u8>,
+}
+
+/// A worker's argument.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct WorkerArgs {
+    pub(crate) conn: Connection,
+    pub(crate) init: Option<Init>,
+}
+
+/// A worker's first message.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct Hello {
+    /// The initializer's panic (message, location), if it failed.
+    pub(crate) init_failed: Option<(String, Option<String>)>,
+}
+
+/// Conjures the value of a zero-sized function type.
+fn conjure<F: Copy + 'static>() -> F {
+    let () = NoCaptures::<F>::CHECK;
+    // SAFETY: `F` is zero-sized (checked above at compile time) and `Copy`, and the
+    // pool that sent the task owned a value of it (so it is inhabited): a zero-sized
+    // value has no bytes, so making one from no data is the same as copying it.
+    unsafe { std::mem::zeroed() }
+}
+
+/// Sends `report`; a result that cannot be encoded is reported as such.
+fn send_report<R: Serialize>(conn: &Connection, report: &Report<R>) {
+    if let Err(e) = conn.send(report)
+        && !e.is_eof()
+    {
+        let msg = format!("the result could not be sent: {e}");
+        let _ = conn.send(&Report::<()>::Failed {
+            failure: Failure::EncodeResult,
+            message: msg,
+        });
+    }
+}
+
+fn decode<A: DeserializeOwned>(bytes: &[u8], fds: Vec<OwnedFd>) -> Result<A, Report<()>> {
+    fds::provide_fds(fds, || postcard::from_bytes(bytes)).map_err(|e| Report::Failed {
+        failure: Failure::DecodeArgs,
+        message: format!("the worker could not decode the task's argument: {e}"),
+    })
+}
+
+/// The trampoline of `f(args)` for the function type `F`.
+pub(crate) fn call_trampoline<F, A, R>(args: &[u8], fds: Vec<OwnedFd>, conn: &Connection)
+where
+    F: Fn(A) -> R + Copy + 'static,
+    A: DeserializeOwned,
+    R: Serialize,
+{
+    let a: A = match decode(args, fds) {
+        Ok(a) => a,
+        Err(r) => return send_report(conn, &r),
+    };
+    let f: F = conjure();
+    match child::catch(move || f(a)) {
+        Ok(v) => send_report(conn, &Report::Ok(v)),
+        Err((message, location)) => send_report(conn, &Report::<()>::Panic { message, location }),
+    }
+}
+
+/// The trampoline of a map chunk: `f` on each item, each panic caught at its item.
+pub(crate) fn chunk_trampoline<F, A, R>(args: &[u8], fds: Vec<OwnedFd>, conn: &Connection)
+where
+    F: Fn(A) -> R + Copy + 'static,
+    A: DeserializeOwned,
+    R: Serialize,
+{
+    let items: Vec<A> = match decode(args, fds) {
+        Ok(a) => a,
+        Err(r) => return send_report(conn, &r),
+    };
+    let f: F = conjure();
+    let out: Vec<Report<R>> = items
+        .into_iter()
+        .map(|x| match child::catch(move || f(x)) {
+            Ok(v) => Report::Ok(v),
+            Err((message, location)) => Report::Panic { message, location },
+        })
+        .collect();
+    send_report(conn, &Report::Ok(out));
+}
+
+/// The trampoline of an initializer `f(args)`.
+pub(crate) fn init_trampoline<F, A>(args: &[u8]) -> Result<(), (String, Option<String>)>
+where
+    F: Fn(A) + Copy + 'static,
+    A: DeserializeOwned,
+{
+    let a: A = postcard::from_bytes(args).map_err(|e| {
+        (
+            format!("the worker could not decode the initializer's argument: {e}"),
+            None,
+        )
+    })?;
+    let f: F = conjure();
+    child::catch(move || f(a))
+}
+
+/// The offset of a trampoline, as a task frame carries it.
+pub(crate) fn offset_of_task(t: TaskTrampoline) -> i64 {
+    protocol::offset_of(t as usize)
+}
+
+/// The offset of an initializer trampoline.
+pub(crate) fn offset_of_init(t: InitTrampoline) -> i64 {
+    protocol::offset_of(t as usize)
+}
+
+/// A worker process's function: runs the initializer, says hello, then runs tasks
+/// until the manager closes the connection.
+pub(crate) fn worker_main(args: WorkerArgs) {
+    let WorkerArgs { conn, init } = args;
+    let init_failed = init.and_then(|i| {
+        // SAFETY: the offset was made by `offset_of_init` from an `InitTrampoline` in
+        // the same binary (the pool's workers are processes of this binary, checked by
+        // the identity test of `Process`), so the address is that function's.
+        let t: InitTrampoline = unsafe { std::mem::transmute(protocol::address_at(i.offset)) };
+        t(&i.args).err()
+    });
+    let failed = init_failed.is_some();
+    if conn.send(&Hello { init_failed }).is_err() || failed {
+        return;
+    }
+    loop {
+        let r = conn.recv_frame_with(None, |body, fds| {
+            let Some((head, args)) = body.split_first_chunk::<8>() else {
+                return Err(());
+            };
+            let offset = i64::from_le_bytes(*head);
+            // SAFETY: as for the initializer above: the manager made the offset with
+            // `offset_of_task` from a `TaskTrampoline` of this same binary.
+            let t: TaskTrampoline = unsafe { std::mem::transmute(protocol::address_at(offset)) };
+            t(args, fds, &conn);
+            Ok(())
+        });
+        match r {
+            Ok(Ok(())) => {}
+            // A malformed task frame or the end of the stream: nothing more to do.
+            Ok(Err(())) | Err(_) => return,
+        }
+    }
+}
