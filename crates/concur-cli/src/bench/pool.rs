@@ -44,7 +44,8 @@ pub struct PoolSizes {
     pub python_executor_submits: u64,
     /// Tasks per run for Python's `Pool.apply_async` (about 23 k/s).
     pub python_apply_submits: u64,
-    /// Tasks per run for procspawn's pool.
+    /// Tasks per run for procspawn's pool (lowered to fit the open-files limit, see
+    /// [`procspawn_cap`]).
     pub procspawn_submits: u64,
     /// Items per run of the `map` case (every subject).
     pub map_items: u64,
@@ -53,7 +54,7 @@ pub struct PoolSizes {
 impl PoolSizes {
     /// Full or `--quick` sizes.
     pub fn new(quick: bool) -> Self {
-        if quick {
+        let sizes = if quick {
             PoolSizes {
                 submits: 5_000,
                 python_executor_submits: 1_000,
@@ -66,9 +67,13 @@ impl PoolSizes {
                 submits: 200_000,
                 python_executor_submits: 20_000,
                 python_apply_submits: 50_000,
-                procspawn_submits: 10_000,
+                procspawn_submits: 2_000,
                 map_items: 2_000_000,
             }
+        };
+        PoolSizes {
+            procspawn_submits: sizes.procspawn_submits.min(procspawn_cap()),
+            ..sizes
         }
     }
 }
@@ -286,6 +291,22 @@ fn concur_map(m: u64) -> Result<f64, String> {
     }
 }
 
+/// How many procspawn tasks may be pending at once: each holds about 3 descriptors
+/// (ipc-channel's argument and return channels) until it is joined, and running out
+/// makes `Pool::spawn` panic (whose unwinding then hangs in the pool's drop). A quarter
+/// of the soft open-files limit, less a margin; 10,000 if the limit cannot be read.
+fn procspawn_cap() -> u64 {
+    let limit = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| l.split_whitespace().nth(3))
+                .and_then(|soft| soft.parse::<u64>().ok())
+        });
+    limit.map_or(10_000, |l| l.saturating_sub(256) / 4).max(16)
+}
+
 /// Allows procspawn to run functions by address, once per process.
 fn allow_procspawn() {
     static ONCE: std::sync::Once = std::sync::Once::new();
@@ -370,6 +391,29 @@ if __name__ == "__main__":
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
+    /// Runs `f` on a thread; panics naming `what` if it takes longer than a minute.
+    fn within<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(f());
+        });
+        rx.recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("{what} did not finish within 60 s (a hung pool?)"))
+    }
+
+    #[test]
+    fn concur_submit_checks_every_result() {
+        let ns = within("concur_submit", || concur_submit(200)).expect("submit-result");
+        assert!(ns > 0.0);
+    }
+
+    #[test]
+    fn concur_map_checks_every_item() {
+        let ns = within("concur_map", || concur_map(10_000)).expect("map");
+        assert!(ns > 0.0);
+    }
 
     #[test]
     fn expected_sum_is_the_sum_of_increments() {
