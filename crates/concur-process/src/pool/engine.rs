@@ -42,6 +42,10 @@ use crate::sys::socket;
 /// Tasks handed to one worker ahead of its reports, at most.
 pub(crate) const MAX_INFLIGHT: usize = 64;
 
+/// Tasks that take less than this on average (nanoseconds) are handed to a worker
+/// [`MAX_INFLIGHT`] ahead; slower ones two at a time.
+const SHORT_TASK_NS: u64 = 200_000;
+
 /// The largest frame between the manager and a worker (they trust each other).
 const MAX_FRAME: usize = u32::MAX as usize;
 
@@ -290,6 +294,8 @@ struct Worker {
     /// The exit frame has been queued (written once everything before it is).
     exit_written: bool,
     oom_base: Option<u64>,
+    /// Average time between a task's start and its report, once known.
+    avg_task_ns: Option<u64>,
 }
 
 impl Worker {
@@ -300,7 +306,19 @@ impl Worker {
         let budget = cfg
             .max_tasks_per_child
             .map_or(usize::MAX, |m| m.saturating_sub(self.given));
-        MAX_INFLIGHT.saturating_sub(self.inflight.len()).min(budget)
+        self.depth().saturating_sub(self.inflight.len()).min(budget)
+    }
+
+    /// How many tasks this worker is handed ahead: deep for tiny tasks (the pipeline
+    /// hides the round trips), shallow for slow ones (one running, one waiting, as in
+    /// Python's call queue), so that slow tasks spread over the workers and stay
+    /// cancellable until a worker is about to take them. Until its first report a
+    /// worker counts as slow.
+    fn depth(&self) -> usize {
+        match self.avg_task_ns {
+            Some(ns) if ns < SHORT_TASK_NS => MAX_INFLIGHT,
+            _ => 2,
+        }
     }
 
     fn wants_write(&self) -> bool {
@@ -420,12 +438,10 @@ impl Manager {
                 .iter()
                 .filter(|w| !w.retiring && w.killed.is_none())
                 .count();
-            let idle = self
-                .workers
-                .iter()
-                .filter(|w| w.accepting(&self.cfg) > 0 && w.inflight.is_empty())
-                .count();
-            if !st.queue.is_empty() && idle == 0 && live < self.cfg.max_workers {
+            // Another worker helps while there are more tasks than live workers.
+            let tasks =
+                st.queue.len() + self.workers.iter().map(|w| w.inflight.len()).sum::<usize>();
+            if !st.queue.is_empty() && tasks > live && live < self.cfg.max_workers {
                 drop(st);
                 self.start_worker();
                 continue;
@@ -527,6 +543,7 @@ impl Manager {
                     retiring: false,
                     exit_written: false,
                     oom_base: sysproc::oom_kills(),
+                    avg_task_ns: None,
                 });
             }
             Err(e) => {
@@ -664,7 +681,13 @@ impl Manager {
                 };
                 w.sent = w.sent.saturating_sub(1);
                 t.done.complete(Ok((body, fds)));
-                w.head_since = (!w.inflight.is_empty()).then(Instant::now);
+                let now = Instant::now();
+                if let Some(since) = w.head_since {
+                    let ns = now.saturating_duration_since(since).as_nanos();
+                    let ns = u64::try_from(ns).unwrap_or(u64::MAX);
+                    w.avg_task_ns = Some(w.avg_task_ns.map_or(ns, |a| a - a / 8 + ns / 8));
+                }
+                w.head_since = (!w.inflight.is_empty()).then_some(now);
                 None
             });
             match r {
@@ -740,6 +763,15 @@ impl Manager {
                 code.map_or_else(|| "unknown".to_owned(), |c| c.to_string())
             );
             self.start_failed(msg, false);
+        }
+        let broken = lock(&self.shared.state).broken.clone();
+        if let Some(msg) = broken {
+            // The pool broke (its initializer failed): nothing more runs anywhere.
+            let e = TaskError::broken_executor(msg);
+            for t in inflight.drain(..) {
+                t.done.complete(Err(e.clone()));
+            }
+            return;
         }
         let error = match killed {
             Some(Kill::Timeout(t)) => TaskError::timeout(format!(
