@@ -21,15 +21,17 @@
 //! under this test process, and the machine is small.
 
 mod common;
+mod pool_common;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use common::{eventually, proc_state, within};
+use common::{eventually, within};
 use concur_core::futures::{Executor, MapOptions, TaskError, ThreadPoolExecutor};
 use concur_process::{Connection, Pipe, ProcessPoolExecutor, StartMethod};
+use pool_common::{assert_gone, assert_no_zombies};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -209,86 +211,6 @@ fn give_exit(_: ()) -> ExitAtSerialize {
 
 fn give_undecodable(_: ()) -> ErrorAtDeserialize {
     ErrorAtDeserialize
-}
-
-// ---- /proc helpers ----
-
-/// `(pid, ppid, state)` of every process.
-fn processes() -> Vec<(u32, u32, char)> {
-    let mut out = Vec::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return out;
-    };
-    for entry in dir.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        // After the parenthesized name: state, ppid, ...
-        let Some(close) = stat.rfind(')') else {
-            continue;
-        };
-        let mut rest = stat[close + 1..].split_whitespace();
-        let state = rest.next().and_then(|s| s.chars().next());
-        let ppid = rest.next().and_then(|s| s.parse::<u32>().ok());
-        if let (Some(state), Some(ppid)) = (state, ppid) {
-            out.push((pid, ppid, state));
-        }
-    }
-    out
-}
-
-/// Zombies whose parent is this process or one of its descendants (the fork server's
-/// workers are its children, and it is ours).
-fn zombies_under_us() -> Vec<(u32, u32)> {
-    let procs = processes();
-    let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
-    for &(pid, ppid, _) in &procs {
-        children.entry(ppid).or_default().push(pid);
-    }
-    let me = std::process::id();
-    let mut ours: HashSet<u32> = HashSet::from([me]);
-    let mut stack = vec![me];
-    while let Some(p) = stack.pop() {
-        for &c in children.get(&p).map_or(&[][..], |v| v.as_slice()) {
-            if ours.insert(c) {
-                stack.push(c);
-            }
-        }
-    }
-    procs
-        .into_iter()
-        .filter(|&(_, ppid, state)| state == 'Z' && ours.contains(&ppid))
-        .map(|(pid, ppid, _)| (pid, ppid))
-        .collect()
-}
-
-/// Asserts that no zombie stays under this process (a dying worker is a zombie for an
-/// instant, until it is reaped: allow a few seconds).
-#[track_caller]
-fn assert_no_zombies() {
-    let mut last = Vec::new();
-    let ok = eventually(Duration::from_secs(10), || {
-        last = zombies_under_us();
-        last.is_empty()
-    });
-    assert!(ok, "zombies (pid, ppid) left under this process: {last:?}");
-}
-
-/// Asserts that every pid of `pids` is gone from `/proc` (reaped), within a bound.
-#[track_caller]
-fn assert_gone(pids: &[u32]) {
-    let ok = eventually(Duration::from_secs(10), || {
-        pids.iter().all(|&p| proc_state(p).is_none())
-    });
-    let left: Vec<_> = pids.iter().map(|&p| (p, proc_state(p))).collect();
-    assert!(ok, "worker processes still in /proc: {left:?}");
 }
 
 // ---- crash tests ----
@@ -615,6 +537,52 @@ fn recycle_above_replaces_a_grown_worker() {
         let p3 = pool.call(pid_of, ()).unwrap().result().unwrap();
         assert_ne!(p3, p2, "the worker that leaked 100 MiB was not recycled");
         assert_gone(&[p2]);
+    });
+}
+
+/// `test_killed_child`, at the worst moment: a worker killed from outside while it
+/// starts (before it said it is ready) held no started task, so the queued task goes to
+/// its replacement and the pool keeps serving.
+#[test]
+fn a_worker_killed_while_starting_is_replaced() {
+    let _g = serial();
+    within(BOUND, "kill during startup", || {
+        for round in 0..5 {
+            // Spawn re-executes the binary: the start takes long enough to be hit.
+            let pool = ProcessPoolExecutor::builder()
+                .max_workers(1)
+                .start_method(StartMethod::Spawn)
+                .build();
+            let f = pool.call(square, 7).unwrap();
+            // Poll without sleeping, to kill it as soon as it exists.
+            while pool.worker_pids().is_empty() && !f.done() {
+                std::thread::yield_now();
+            }
+            let Some(&pid) = pool.worker_pids().first() else {
+                continue;
+            };
+            // SAFETY: `kill` has no memory-safety preconditions; `pid` is this pool's
+            // worker, not reaped before the manager reads its end.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+            // Killed while starting: the task is requeued and succeeds; killed while
+            // running it: it fails as a worker death. Never a broken pool.
+            match f.result() {
+                Ok(v) => assert_eq!(v, 49),
+                Err(e) => assert!(
+                    e.is_worker_died() && e.signal() == Some(9),
+                    "round {round}: the task of a worker killed during its start: {e:?}"
+                ),
+            }
+            assert!(eventually(Duration::from_secs(30), || {
+                !pool.worker_pids().contains(&pid)
+            }));
+            let r = pool.call(square, 8).map(|f| f.result());
+            assert!(
+                matches!(r, Ok(Ok(64))),
+                "round {round}: the pool after its worker was killed during its start: {r:?}"
+            );
+        }
+        assert_no_zombies();
     });
 }
 
