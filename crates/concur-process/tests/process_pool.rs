@@ -5,12 +5,10 @@
 //! - `test_process_pool.py`: `test_killed_child` (here the pool survives it),
 //!   `test_max_tasks_per_child`, `test_saturation` / `test_idle_process_reuse_*`
 //!   (workers are started for queued work);
-//! - `test_deadlock.py`: `test_crash_during_func_exec_on_worker`,
-//!   `test_exit_during_func_exec_on_worker`, `test_error_at_task_pickle`,
-//!   `test_crash_at_task_unpickle`, `test_exit_during_result_pickle_on_worker`,
-//!   `test_error_during_result_unpickle_in_result_handler`, `test_shutdown_deadlock`
-//!   (a crash fails its task with a typed error instead of a deadlock, and unlike
-//!   Python's `BrokenProcessPool` the pool keeps serving);
+//! - `test_deadlock.py`: `test_crash_during_func_exec_on_worker` and
+//!   `test_exit_during_func_exec_on_worker` (the crash test; the other ports are in
+//!   `process_pool_deadlock.rs`): a crash fails its task with a typed error instead of
+//!   a deadlock, and unlike Python's `BrokenProcessPool` the pool keeps serving;
 //! - `test_shutdown.py`: `test_processes_terminate`.
 //!
 //! Beyond Python (issue 6): crash and chaos tests, per-task timeouts, memory limits and
@@ -32,7 +30,6 @@ use common::{eventually, within};
 use concur_core::futures::{Executor, MapOptions, TaskError, ThreadPoolExecutor};
 use concur_process::{Connection, Pipe, ProcessPoolExecutor, StartMethod};
 use pool_common::{assert_gone, assert_no_zombies};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -131,88 +128,6 @@ fn echo_plus_one(c: Connection) -> u32 {
     x
 }
 
-// ---- values that fail at (de)serialization, as `test_deadlock.py`'s ----
-
-/// Fails to serialize (in the parent, as a task argument).
-#[derive(Debug)]
-struct ErrorAtSerialize;
-
-impl Serialize for ErrorAtSerialize {
-    fn serialize<S: Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
-        Err(serde::ser::Error::custom("ErrorAtSerialize refuses"))
-    }
-}
-
-impl<'de> Deserialize<'de> for ErrorAtSerialize {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        <()>::deserialize(d).map(|()| ErrorAtSerialize)
-    }
-}
-
-/// Aborts its process when deserialized (in the worker, as a task argument).
-#[derive(Debug)]
-struct CrashAtDeserialize;
-
-impl Serialize for CrashAtDeserialize {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        ().serialize(s)
-    }
-}
-
-impl<'de> Deserialize<'de> for CrashAtDeserialize {
-    fn deserialize<D: Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
-        std::process::abort()
-    }
-}
-
-/// Exits its process with status 3 when serialized (in the worker, as a result).
-#[derive(Debug, Clone)]
-struct ExitAtSerialize;
-
-impl Serialize for ExitAtSerialize {
-    fn serialize<S: Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
-        std::process::exit(3)
-    }
-}
-
-impl<'de> Deserialize<'de> for ExitAtSerialize {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        <()>::deserialize(d).map(|()| ExitAtSerialize)
-    }
-}
-
-/// Fails to deserialize (in the parent, as a result).
-#[derive(Debug, Clone)]
-struct ErrorAtDeserialize;
-
-impl Serialize for ErrorAtDeserialize {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        ().serialize(s)
-    }
-}
-
-impl<'de> Deserialize<'de> for ErrorAtDeserialize {
-    fn deserialize<D: Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
-        Err(serde::de::Error::custom("ErrorAtDeserialize refuses"))
-    }
-}
-
-fn take_crash(_: CrashAtDeserialize) -> u32 {
-    0
-}
-
-fn take_unit_error(_: ErrorAtSerialize) -> u32 {
-    0
-}
-
-fn give_exit(_: ()) -> ExitAtSerialize {
-    ExitAtSerialize
-}
-
-fn give_undecodable(_: ()) -> ErrorAtDeserialize {
-    ErrorAtDeserialize
-}
-
 // ---- crash tests ----
 
 #[test]
@@ -274,49 +189,6 @@ fn crash_test_segfault_abort_exit() {
             "crashed workers were not replaced"
         );
         drop(pool);
-        assert_no_zombies();
-    });
-}
-
-#[test]
-fn deadlock_ports_fail_one_task_and_keep_serving() {
-    let _g = serial();
-    within(BOUND, "test_deadlock ports", || {
-        let pool = ProcessPoolExecutor::new(2);
-        // test_error_at_task_pickle: the argument cannot be encoded; submit says so.
-        // (postcard keeps no custom message: the error says what failed.)
-        let e = pool.call(take_unit_error, ErrorAtSerialize).unwrap_err();
-        assert!(e.is_user() && e.to_string().contains("argument"), "{e}");
-        // test_crash_at_task_unpickle: the worker dies decoding the argument.
-        let e = pool
-            .call(take_crash, CrashAtDeserialize)
-            .unwrap()
-            .result()
-            .unwrap_err();
-        assert!(e.is_worker_died() && e.signal() == Some(6), "{e:?}");
-        // test_exit_during_result_pickle_on_worker.
-        let e = pool.call(give_exit, ()).unwrap().result().unwrap_err();
-        assert!(e.is_worker_died() && e.exit_status() == Some(3), "{e:?}");
-        // test_error_during_result_unpickle_in_result_handler.
-        let e = pool
-            .call(give_undecodable, ())
-            .unwrap()
-            .result()
-            .unwrap_err();
-        assert!(e.is_user() && e.to_string().contains("result"), "{e}");
-        assert_eq!(pool.call(square, 3).unwrap().result().unwrap(), 9);
-        // test_exit_during_func_exec_on_worker, with several exit codes.
-        for code in [1, 3, 255] {
-            let e = pool.call(exit_with, code).unwrap().result().unwrap_err();
-            assert_eq!(e.exit_status(), Some(code), "{e:?}");
-        }
-        // test_shutdown_deadlock: a crash after shutdown is a typed error, not a hang.
-        let f = pool.call(crashy, 2).unwrap();
-        pool.shutdown(true, false).unwrap();
-        assert!(f.result().unwrap_err().is_worker_died());
-        let fresh = ProcessPoolExecutor::new(2);
-        assert_eq!(fresh.call(square, 12).unwrap().result().unwrap(), 144);
-        drop(fresh);
         assert_no_zombies();
     });
 }
