@@ -5,6 +5,8 @@
 
 mod engine;
 mod executor;
+mod slots;
 mod wire;
+mod worker;
 
 pub use executor::{ProcessPoolBuilder, ProcessPoolExecutor};
