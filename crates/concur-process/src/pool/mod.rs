@@ -5,6 +5,8 @@
 
 mod engine;
 mod executor;
+mod mp_pool;
 mod wire;
 
 pub use executor::{ProcessPoolBuilder, ProcessPoolExecutor};
+pub use mp_pool::{IMapUnordered, ProcessPool};
