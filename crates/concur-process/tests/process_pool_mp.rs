@@ -405,6 +405,14 @@ fn map_with_timeout_gives_up() {
         let e = pool.map_with(nap, [10_000, 10_000], opts).unwrap_err();
         assert!(e.is_timeout());
         assert!(start.elapsed() >= Duration::from_millis(200));
+        // imap_unordered: one timeout error, then the end.
+        let opts = MapOptions::new().timeout(Duration::from_millis(200));
+        let mut it = pool
+            .imap_unordered_with(nap, [10_000, 10_000], opts)
+            .unwrap();
+        assert!(it.next().unwrap().unwrap_err().is_timeout());
+        assert!(it.next().is_none());
+        drop(it);
         pool.terminate().unwrap();
     });
 }
