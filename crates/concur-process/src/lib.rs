@@ -158,7 +158,7 @@ pub use error::ProcessError;
 pub use process::{Process, ProcessBuilder, StartMethod};
 
 mod pool;
-pub use pool::{ProcessPoolBuilder, ProcessPoolExecutor};
+pub use pool::{IMapUnordered, ProcessPool, ProcessPoolBuilder, ProcessPoolExecutor};
 
 // Shared memory and process-shared synchronisation (`shm`, `sync`).
 pub mod shm;

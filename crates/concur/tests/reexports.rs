@@ -109,9 +109,9 @@ fn every_reexport_is_reachable() {
 fn every_process_reexport_is_reachable() {
     use concur::process::{
         Array, Barrier, BoundedSemaphore, Condition, Connection, ConnectionError,
-        DEFAULT_MAX_FRAME, Event, FrozenArray, JoinableQueue, Lock, Pipe, Process, ProcessBuilder,
-        ProcessError, Queue, RLock, Semaphore, SharedMemory, SimpleQueue, StartMethod, Value,
-        queue, shm, sync,
+        DEFAULT_MAX_FRAME, Event, FrozenArray, IMapUnordered, JoinableQueue, Lock, Pipe, Process,
+        ProcessBuilder, ProcessError, ProcessPool, ProcessPoolBuilder, ProcessPoolExecutor, Queue,
+        RLock, Semaphore, SharedMemory, SimpleQueue, StartMethod, Value, queue, shm, sync,
     };
 
     // Process, ProcessBuilder, StartMethod, ProcessError
@@ -200,4 +200,16 @@ fn every_process_reexport_is_reachable() {
         .spawn(|x: u8| x, 7)
         .unwrap();
     assert_eq!(spawned.join_timeout(Duration::from_secs(60)).unwrap(), 7);
+
+    // pools: ProcessPoolExecutor, ProcessPoolBuilder, ProcessPool, IMapUnordered
+    let b: ProcessPoolBuilder = ProcessPoolExecutor::builder().max_workers(1);
+    let ex: ProcessPoolExecutor = b.build();
+    let f = ex.call(|x: u32| x * 2, 21).unwrap();
+    assert_eq!(f.result().unwrap(), 42);
+    let pool = ProcessPool::with_executor(ex);
+    assert_eq!(pool.map(|x: u8| x + 1, [1, 2]).unwrap(), [2, 3]);
+    let unordered: IMapUnordered<'_, _, _, u8> = pool.imap_unordered(|x: u8| x, [5]).unwrap();
+    assert_eq!(unordered.map(Result::unwrap).collect::<Vec<_>>(), [5]);
+    pool.close();
+    pool.join().unwrap();
 }

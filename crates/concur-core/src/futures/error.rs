@@ -104,7 +104,14 @@ impl TaskError {
         })
     }
 
-    pub(crate) fn invalid_state(message: impl Into<String>) -> Self {
+    /// A call made in a state that does not allow it (Python's `ValueError` of
+    /// `Pool.join` before `close`, for instance).
+    ///
+    /// ```
+    /// let e = concur_core::futures::TaskError::invalid_state("join before close");
+    /// assert!(e.is_invalid_state());
+    /// ```
+    pub fn invalid_state(message: impl Into<String>) -> Self {
         Self::new(Kind::InvalidState, message)
     }
 

@@ -136,27 +136,67 @@ impl MapOptions {
         self.chunksize.unwrap_or(1)
     }
 
-    /// The chunk size set, if any.
-    pub(crate) fn get_chunksize_opt(&self) -> Option<usize> {
+    /// The chunk size set, if any (`None`: the caller's default).
+    ///
+    /// ```
+    /// use concur_core::futures::MapOptions;
+    /// assert_eq!(MapOptions::new().get_chunksize_opt(), None);
+    /// assert_eq!(MapOptions::new().chunksize(8).get_chunksize_opt(), Some(8));
+    /// ```
+    pub fn get_chunksize_opt(&self) -> Option<usize> {
         self.chunksize
     }
 
     /// The chunk size in effect for an input of `len` items on `workers` workers: the
-    /// one set, or else Python `Pool.map`'s `ceil(len / (4 × workers))`.
-    pub(crate) fn chunksize_for(&self, len: Option<usize>, workers: usize) -> usize {
+    /// one set, or else Python `Pool.map`'s `ceil(len / (4 × workers))` (1 when the
+    /// length is unknown).
+    ///
+    /// ```
+    /// use concur_core::futures::MapOptions;
+    /// assert_eq!(MapOptions::new().chunksize_for(Some(100), 2), 13);
+    /// assert_eq!(MapOptions::new().chunksize(5).chunksize_for(Some(100), 2), 5);
+    /// ```
+    pub fn chunksize_for(&self, len: Option<usize>, workers: usize) -> usize {
         self.chunksize
             .or_else(|| len.map(|n| n.div_ceil(4 * workers.max(1)).max(1)))
             .unwrap_or(1)
     }
 
     /// The read-ahead bound in chunks.
-    pub(crate) fn buffer_size(&self) -> usize {
+    ///
+    /// ```
+    /// assert_eq!(concur_core::futures::MapOptions::new().buffersize(3).buffer_size(), 3);
+    /// ```
+    pub fn buffer_size(&self) -> usize {
         self.buffersize
     }
 
     /// The timeout, if any.
-    pub(crate) fn get_timeout(&self) -> Option<Duration> {
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let o = concur_core::futures::MapOptions::new().timeout(Duration::from_secs(2));
+    /// assert_eq!(o.get_timeout(), Some(Duration::from_secs(2)));
+    /// ```
+    pub fn get_timeout(&self) -> Option<Duration> {
         self.timeout
+    }
+
+    /// The progress counter of one map over `total` items (when known), to hand to
+    /// the [`MapChunk`]s of pools that chunk a map themselves.
+    ///
+    /// ```
+    /// use concur_core::futures::MapOptions;
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    /// let seen = Arc::new(AtomicUsize::new(0));
+    /// let s = seen.clone();
+    /// let p = MapOptions::new().progress(move |p| { s.store(p.done, Ordering::SeqCst); }).chunk_progress(Some(4));
+    /// p.items_done(3);
+    /// assert_eq!(seen.load(Ordering::SeqCst), 3);
+    /// ```
+    pub fn chunk_progress(&self, total: Option<usize>) -> ChunkProgress {
+        ChunkProgress(self.reporter(total))
     }
 
     /// The progress reporter of one map over `total` items (`None` without a hook).
@@ -320,6 +360,20 @@ impl ChunkProgress {
 }
 
 impl<F, A> MapChunk<F, A> {
+    /// A chunk of `items` for `f` (shared by the chunks of one map), counting on
+    /// `progress` (see [`MapOptions::chunk_progress`]): for pools that chunk a map
+    /// themselves and submit the chunks with [`Runs::submit_job`].
+    ///
+    /// ```
+    /// use concur_core::futures::{ChunkProgress, MapChunk};
+    /// use std::sync::Arc;
+    /// let c = MapChunk::new(Arc::new(|x: u8| x + 1), vec![1, 2], ChunkProgress::default());
+    /// assert_eq!(c.run().into_iter().map(Result::unwrap).collect::<Vec<_>>(), [2, 3]);
+    /// ```
+    pub fn new(f: Arc<F>, items: Vec<A>, progress: ChunkProgress) -> Self {
+        MapChunk { f, items, progress }
+    }
+
     /// The function (shared by the map's chunks), the items, and the progress counter.
     ///
     /// ```

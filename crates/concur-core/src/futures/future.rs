@@ -57,6 +57,7 @@ enum Status {
 
 type Callback<T> = Box<dyn FnOnce(&Future<T>) + Send>;
 type Job<T> = Box<dyn FnOnce() -> T + Send>;
+type CancelGuard = Box<dyn FnMut() -> bool + Send>;
 
 struct State<T> {
     status: Status,
@@ -66,6 +67,8 @@ struct State<T> {
     observed: bool,
     /// The work itself, for futures made by a pool (run by a worker or inline).
     job: Option<Job<T>>,
+    /// Asked by `cancel` while pending (see `Promise::set_cancel_guard`).
+    cancel_guard: Option<CancelGuard>,
     callbacks: Vec<Callback<T>>,
     watchers: Vec<(Arc<Watch>, usize)>,
     wakers: Vec<Waker>,
@@ -109,6 +112,7 @@ impl<T> Shared<T> {
                 taken: false,
                 observed: false,
                 job,
+                cancel_guard: None,
                 callbacks: Vec::new(),
                 watchers: Vec::new(),
                 wakers: Vec::new(),
@@ -125,6 +129,7 @@ impl<T> Shared<T> {
         }
         g.status = status;
         g.outcome = Some(outcome);
+        g.cancel_guard = None;
         let fired = Fired {
             callbacks: std::mem::take(&mut g.callbacks),
             watchers: std::mem::take(&mut g.watchers),
@@ -460,11 +465,19 @@ impl<T> Future<T> {
     /// ```
     pub fn cancel(&self) -> bool {
         {
-            let g = self.shared.state.lock();
+            let mut g = self.shared.state.lock();
             match g.status {
                 Status::Cancelled => return true,
                 Status::Running | Status::Finished => return false,
                 Status::Pending => {}
+            }
+            if let Some(guard) = g.cancel_guard.as_mut()
+                && !guard()
+            {
+                // The work has started elsewhere: the future is running.
+                g.status = Status::Running;
+                g.cancel_guard = None;
+                return false;
             }
         }
         match self
@@ -810,10 +823,41 @@ impl<T> Promise<T> {
         let mut g = self.shared.state.lock();
         if g.status == Status::Pending {
             g.status = Status::Running;
+            g.cancel_guard = None;
             true
         } else {
             false
         }
+    }
+
+    /// Makes `cancel` ask `guard` first while the future is pending: for executors
+    /// that hand work ahead of time to a place (another process) that decides on its
+    /// own when the work starts. `guard` returns true if it stopped the work from
+    /// starting (the cancel goes on) and false if the work has started (the future
+    /// becomes running and the cancel fails). It runs under the future's lock: it must
+    /// be quick and must not touch the future. Returns false, and sets nothing, if the
+    /// future is no longer pending (a cancelled future's work must then not start).
+    /// A later call replaces the guard (work handed elsewhere again).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    ///
+    /// let p = concur_core::futures::Promise::<u8>::new();
+    /// let started = Arc::new(AtomicBool::new(true));
+    /// let s = started.clone();
+    /// assert!(p.set_cancel_guard(move || !s.load(Ordering::SeqCst)));
+    /// let f = p.future();
+    /// assert!(!f.cancel()); // the work had started
+    /// assert!(f.running());
+    /// ```
+    pub fn set_cancel_guard(&self, guard: impl FnMut() -> bool + Send + 'static) -> bool {
+        let mut g = self.shared.state.lock();
+        if g.status != Status::Pending {
+            return false;
+        }
+        g.cancel_guard = Some(Box::new(guard));
+        true
     }
 
     /// Finishes the future with `value`; true if this was its outcome (false if it was

@@ -23,7 +23,7 @@
 //! pool.
 
 use std::collections::VecDeque;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{JoinHandle, ThreadId};
@@ -31,28 +31,35 @@ use std::time::{Duration, Instant};
 
 use concur_core::futures::TaskError;
 use rustix::event::{EventfdFlags, PollFd, PollFlags};
-use rustix::io::IoSlice;
 
-use super::wire::{self, Hello, Init, WorkerArgs};
-use crate::connection::Connection;
-use crate::process::{Process, StartMethod};
+use super::slots::SlotState;
+use super::wire::{Hello, Init};
+use super::worker::{Kill, Worker};
+use crate::process::StartMethod;
 use crate::sys::proc as sysproc;
 use crate::sys::socket;
 
 /// Tasks handed to one worker ahead of its reports, at most.
 pub(crate) const MAX_INFLIGHT: usize = 64;
 
-/// The largest frame between the manager and a worker (they trust each other).
-const MAX_FRAME: usize = u32::MAX as usize;
+/// A cancel guard: true if it took the task back before it started.
+pub(crate) type CancelGuard = Box<dyn FnMut() -> bool + Send>;
 
 /// How a task's future learns its outcome (implemented per result type).
 pub(crate) trait Completion: Send {
-    /// Marks the task running; false if its future was cancelled (then it is dropped).
-    fn start(&mut self) -> bool;
+    /// The task was handed to a worker: from now on a cancel asks `guard`. False if
+    /// the future was cancelled meanwhile (the task must not run).
+    fn handed(&mut self, guard: CancelGuard) -> bool;
+    /// The task is back in the queue: a cancel needs to ask nobody.
+    fn queued(&mut self);
+    /// The task is (about to be) running in its worker.
+    fn running(&mut self);
     /// Completes the future from the worker's report (body and descriptors) or error.
     fn complete(self: Box<Self>, outcome: Result<(&[u8], Vec<OwnedFd>), TaskError>);
-    /// Cancels the future of a task that never started.
+    /// Cancels the future of a task that will not run.
     fn cancel(self: Box<Self>);
+    /// Cancels the future if its task has not started (through the guard).
+    fn try_cancel(&self);
 }
 
 /// An encoded task waiting for a worker.
@@ -102,6 +109,8 @@ struct State {
     broken: Option<String>,
     /// The manager waits in `poll` and wants a wake-up for new tasks.
     sleeping: bool,
+    /// `shutdown(cancel_futures)` asks the manager to cancel handed tasks too.
+    cancel_handed: bool,
     running: bool,
     done: bool,
 }
@@ -182,6 +191,7 @@ impl Shared {
             let mut st = lock(&self.state);
             st.shutdown = true;
             if cancel {
+                st.cancel_handed = true;
                 st.queue.drain(..).collect()
             } else {
                 Vec::new()
@@ -254,62 +264,8 @@ fn check_open(st: &State) -> Result<(), TaskError> {
     Ok(())
 }
 
-/// A task handed to a worker.
-struct Inflight {
-    frame: Vec<u8>,
-    fds: Vec<OwnedFd>,
-    timeout: Option<Duration>,
-    done: Box<dyn Completion>,
-}
-
-/// Why the manager killed a worker.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kill {
-    Timeout(Duration),
-    MemoryLimit(u64),
-    Terminate,
-}
-
-struct Worker {
-    process: Process<()>,
-    conn: Connection,
-    pid: u32,
-    ready: bool,
-    /// Handed over, without a report yet; `inflight[..sent]` are fully written.
-    inflight: VecDeque<Inflight>,
-    sent: usize,
-    /// Bytes of `inflight[sent]` already written.
-    partial: usize,
-    /// Tasks handed to this worker in its life.
-    given: usize,
-    /// When the running task (the front of `inflight`) started, roughly.
-    head_since: Option<Instant>,
-    killed: Option<Kill>,
-    /// No more tasks: it exits once its last report is in.
-    retiring: bool,
-    /// The exit frame has been queued (written once everything before it is).
-    exit_written: bool,
-    oom_base: Option<u64>,
-}
-
-impl Worker {
-    fn accepting(&self, cfg: &Config) -> usize {
-        if self.retiring || self.killed.is_some() {
-            return 0;
-        }
-        let budget = cfg
-            .max_tasks_per_child
-            .map_or(usize::MAX, |m| m.saturating_sub(self.given));
-        MAX_INFLIGHT.saturating_sub(self.inflight.len()).min(budget)
-    }
-
-    fn wants_write(&self) -> bool {
-        // A killed worker is written to no more (its end of stream is what we wait for).
-        self.killed.is_none()
-            && (self.sent < self.inflight.len()
-                || (self.retiring && self.inflight.is_empty() && !self.exit_written))
-    }
-}
+/// Consecutive failed worker starts after which the pool is broken.
+const MAX_FAILED_STARTS: u32 = 5;
 
 struct Manager {
     shared: Arc<Shared>,
@@ -320,8 +276,12 @@ struct Manager {
     next_memory_check: Option<Instant>,
 }
 
-/// Consecutive failed worker starts after which the pool is broken.
-const MAX_FAILED_STARTS: u32 = 5;
+/// What `dispatch` found.
+enum Round {
+    Go,
+    Terminate,
+    Finished,
+}
 
 impl Manager {
     fn new(shared: Arc<Shared>, cfg: Config) -> Self {
@@ -350,19 +310,11 @@ impl Manager {
             );
             tracing::error!(pool = %self.cfg.name, "{msg}");
             lock(&self.shared.state).broken.get_or_insert(msg.clone());
-            let tasks: Vec<Task> = lock(&self.shared.state).queue.drain(..).collect();
-            for t in tasks {
-                t.done
-                    .complete(Err(TaskError::broken_executor(msg.clone())));
-            }
-            self.fail_all_inflight(&TaskError::broken_executor(msg));
-            for w in &self.workers {
-                let _ = w.process.kill();
-            }
+            self.fail_everything(&TaskError::broken_executor(msg));
         }
         // Every worker has exited or been killed; reap them all.
         for w in self.workers.drain(..) {
-            reap(w);
+            w.bury();
         }
         lock(&self.shared.pids).clear();
         let mut st = lock(&self.shared.state);
@@ -373,16 +325,16 @@ impl Manager {
 
     /// One round: dispatch, write, wait, read, enforce limits. True when finished.
     fn step(&mut self) -> bool {
-        let (terminate, finished) = self.dispatch();
-        if terminate {
-            self.terminate_all();
-            return true;
+        match self.dispatch() {
+            Round::Terminate => {
+                self.fail_everything(&TaskError::cancelled());
+                return true;
+            }
+            Round::Finished => return true,
+            Round::Go => {}
         }
-        if finished {
-            return true;
-        }
-        for i in 0..self.workers.len() {
-            self.flush(i);
+        for w in &mut self.workers {
+            w.flush();
         }
         self.wait();
         for i in (0..self.workers.len()).rev() {
@@ -392,92 +344,6 @@ impl Manager {
         false
     }
 
-    /// Moves queued tasks to workers, starting workers as needed. Returns (terminate,
-    /// finished).
-    fn dispatch(&mut self) -> (bool, bool) {
-        loop {
-            let mut st = lock(&self.shared.state);
-            if st.terminate {
-                return (true, false);
-            }
-            if st.broken.is_some() {
-                let tasks: Vec<Task> = st.queue.drain(..).collect();
-                let msg = st.broken.clone().unwrap_or_default();
-                drop(st);
-                for t in tasks {
-                    t.done
-                        .complete(Err(TaskError::broken_executor(msg.clone())));
-                }
-                self.fail_all_inflight(&TaskError::broken_executor(msg));
-                self.retire_all();
-                return (false, self.workers.is_empty());
-            }
-            let accepting: Vec<usize> = (0..self.workers.len())
-                .filter(|&i| self.workers[i].accepting(&self.cfg) > 0)
-                .collect();
-            let live = self
-                .workers
-                .iter()
-                .filter(|w| !w.retiring && w.killed.is_none())
-                .count();
-            let idle = self
-                .workers
-                .iter()
-                .filter(|w| w.accepting(&self.cfg) > 0 && w.inflight.is_empty())
-                .count();
-            if !st.queue.is_empty() && idle == 0 && live < self.cfg.max_workers {
-                drop(st);
-                self.start_worker();
-                continue;
-            }
-            let n = accepting.len().max(1);
-            for &i in &accepting {
-                if st.queue.is_empty() {
-                    break;
-                }
-                let w = &mut self.workers[i];
-                let share = st.queue.len().div_ceil(n).max(1);
-                let take = w.accepting(&self.cfg).min(share);
-                for _ in 0..take {
-                    let Some(mut t) = st.queue.pop_front() else {
-                        break;
-                    };
-                    if !t.done.start() {
-                        continue; // cancelled while queued
-                    }
-                    if w.inflight.is_empty() {
-                        w.head_since = Some(Instant::now());
-                    }
-                    w.given += 1;
-                    w.inflight.push_back(Inflight {
-                        frame: t.frame,
-                        fds: t.fds,
-                        timeout: t.timeout.or(self.cfg.task_timeout),
-                        done: t.done,
-                    });
-                }
-            }
-            let finished = st.shutdown && st.queue.is_empty();
-            if finished {
-                drop(st);
-                self.retire_all();
-                return (false, self.workers.is_empty());
-            }
-            // Retire workers that used up their task budget.
-            for w in &mut self.workers {
-                if let Some(m) = self.cfg.max_tasks_per_child
-                    && w.given >= m
-                {
-                    w.retiring = true;
-                }
-            }
-            // Sleep wants a wake-up for new tasks only if some worker could take one.
-            st.sleeping = self.workers.iter().any(|w| w.accepting(&self.cfg) > 0)
-                || self.live() < self.cfg.max_workers;
-            return (false, false);
-        }
-    }
-
     fn live(&self) -> usize {
         self.workers
             .iter()
@@ -485,49 +351,132 @@ impl Manager {
             .count()
     }
 
-    fn retire_all(&mut self) {
+    /// Moves queued tasks to workers, starting workers as needed and moving tasks
+    /// from busy workers to idle ones.
+    fn dispatch(&mut self) -> Round {
+        let shared = self.shared.clone();
+        loop {
+            let mut st = lock(&shared.state);
+            if st.terminate {
+                return Round::Terminate;
+            }
+            if let Some(msg) = st.broken.clone() {
+                let tasks: Vec<Task> = st.queue.drain(..).collect();
+                drop(st);
+                let e = TaskError::broken_executor(msg);
+                for t in tasks {
+                    t.done.complete(Err(e.clone()));
+                }
+                self.fail_in_flight(&e);
+                return self.retire_all();
+            }
+            if std::mem::take(&mut st.cancel_handed) {
+                // `shutdown(cancel_futures)`: the handed tasks not started are pending
+                // too; their cancel guard takes them back.
+                for w in &self.workers {
+                    for t in w.inflight.iter().skip(1) {
+                        if let Some(h) = &t.task {
+                            h.done.try_cancel();
+                        }
+                    }
+                }
+            }
+            // Another worker helps while there are more tasks than live workers.
+            let live = self.live();
+            let in_flight: usize = self.workers.iter().map(|w| w.inflight.len()).sum();
+            if !st.queue.is_empty()
+                && st.queue.len() + in_flight > live
+                && live < self.cfg.max_workers
+            {
+                drop(st);
+                self.start_worker();
+                continue;
+            }
+            // Least loaded first, each taking its share of the queue.
+            let mut order: Vec<usize> = (0..self.workers.len())
+                .filter(|&i| self.workers[i].accepting(&self.cfg) > 0)
+                .collect();
+            order.sort_by_key(|&i| self.workers[i].inflight.len());
+            let n = order.len().max(1);
+            let share = st.queue.len().div_ceil(n).max(1);
+            for &i in &order {
+                let w = &mut self.workers[i];
+                let mut take = w.accepting(&self.cfg).min(share);
+                while take > 0 {
+                    let Some(t) = st.queue.pop_front() else {
+                        break;
+                    };
+                    if w.hand(t) {
+                        take -= 1;
+                    }
+                }
+            }
+            if st.queue.is_empty() && self.rebalance(&mut st) {
+                continue;
+            }
+            if let Some(m) = self.cfg.max_tasks_per_child {
+                for w in &mut self.workers {
+                    if w.given >= m as u64 {
+                        w.retiring = true;
+                    }
+                }
+            }
+            if st.shutdown && st.queue.is_empty() {
+                drop(st);
+                return self.retire_all();
+            }
+            // The manager wants a wake-up for new tasks only if it could hand them out.
+            st.sleeping = self.workers.iter().any(|w| w.accepting(&self.cfg) > 0)
+                || self.live() < self.cfg.max_workers;
+            return Round::Go;
+        }
+    }
+
+    /// With an idle worker and another holding tasks it has not started, moves half
+    /// of those to the queue. True if it moved any.
+    fn rebalance(&mut self, st: &mut State) -> bool {
+        let idle = self
+            .workers
+            .iter()
+            .any(|w| w.inflight.is_empty() && w.accepting(&self.cfg) > 0);
+        if !idle {
+            return false;
+        }
+        let Some(busiest) = (0..self.workers.len())
+            .filter(|&i| self.workers[i].killed.is_none())
+            .max_by_key(|&i| self.workers[i].inflight.len())
+        else {
+            return false;
+        };
+        let w = &mut self.workers[busiest];
+        if w.inflight.len() < 2 {
+            return false;
+        }
+        let moved = w.take_back(w.inflight.len() / 2);
+        let any = !moved.is_empty();
+        for t in moved.into_iter().rev() {
+            st.queue.push_front(t);
+        }
+        any
+    }
+
+    fn retire_all(&mut self) -> Round {
         for w in &mut self.workers {
             w.retiring = true;
+        }
+        if self.workers.is_empty() {
+            Round::Finished
+        } else {
+            Round::Go
         }
     }
 
     fn start_worker(&mut self) {
         let n = self.shared.started_workers.fetch_add(1, Ordering::Relaxed) + 1;
-        let started = (|| {
-            let (mine, theirs) = crate::Pipe::duplex().map_err(|e| e.to_string())?;
-            mine.set_max_frame(MAX_FRAME);
-            theirs.set_max_frame(MAX_FRAME);
-            let args = WorkerArgs {
-                conn: theirs,
-                init: self.cfg.init.clone(),
-            };
-            let process = Process::builder()
-                .name(format!("{}-{n}", self.cfg.name))
-                .daemon(true)
-                .start_method(self.cfg.method)
-                .spawn(wire::worker_main, args)
-                .map_err(|e| e.to_string())?;
-            let pid = process.pid().unwrap_or(0);
-            Ok::<_, String>((process, mine, pid))
-        })();
-        match started {
-            Ok((process, conn, pid)) => {
-                lock(&self.shared.pids).push(pid);
-                self.workers.push(Worker {
-                    process,
-                    conn,
-                    pid,
-                    ready: false,
-                    inflight: VecDeque::new(),
-                    sent: 0,
-                    partial: 0,
-                    given: 0,
-                    head_since: None,
-                    killed: None,
-                    retiring: false,
-                    exit_written: false,
-                    oom_base: sysproc::oom_kills(),
-                });
+        match Worker::start(&self.cfg, n) {
+            Ok(w) => {
+                lock(&self.shared.pids).push(w.pid);
+                self.workers.push(w);
             }
             Err(e) => {
                 let msg = format!("could not start a worker process: {e}");
@@ -546,66 +495,6 @@ impl Manager {
             let mut st = lock(&self.shared.state);
             if st.broken.is_none() {
                 st.broken = Some(msg);
-            }
-        }
-    }
-
-    /// Writes what worker `i` has pending, without blocking.
-    fn flush(&mut self, i: usize) {
-        let w = &mut self.workers[i];
-        if w.killed.is_some() {
-            return;
-        }
-        while w.sent < w.inflight.len() {
-            let first = &w.inflight[w.sent];
-            let r = if !first.fds.is_empty() {
-                // A frame with descriptors goes alone, with them on its first byte.
-                let fds: Vec<BorrowedFd<'_>> = if w.partial == 0 {
-                    first.fds.iter().map(|f| f.as_fd()).collect()
-                } else {
-                    Vec::new()
-                };
-                socket::send_some(
-                    w.conn.as_fd(),
-                    &[IoSlice::new(&first.frame[w.partial..])],
-                    &fds,
-                )
-            } else {
-                let mut iov = Vec::with_capacity(16);
-                iov.push(IoSlice::new(&first.frame[w.partial..]));
-                for t in w.inflight.iter().skip(w.sent + 1).take(15) {
-                    if !t.fds.is_empty() {
-                        break;
-                    }
-                    iov.push(IoSlice::new(&t.frame));
-                }
-                socket::send_some(w.conn.as_fd(), &iov, &[])
-            };
-            match r {
-                Ok(Some(mut n)) => {
-                    while n > 0 && w.sent < w.inflight.len() {
-                        let left = w.inflight[w.sent].frame.len() - w.partial;
-                        if n >= left {
-                            n -= left;
-                            w.sent += 1;
-                            w.partial = 0;
-                        } else {
-                            w.partial += n;
-                            n = 0;
-                        }
-                    }
-                }
-                Ok(None) => return,
-                // The worker is gone: its end of stream will be read shortly.
-                Err(_) => return,
-            }
-        }
-        if w.retiring && w.inflight.is_empty() && !w.exit_written {
-            // The exit message: an empty frame.
-            let h = crate::connection::frame_header(0, 0);
-            if let Ok(Some(n)) = socket::send_some(w.conn.as_fd(), &[IoSlice::new(&h)], &[]) {
-                debug_assert_eq!(n, h.len());
-                w.exit_written = true;
             }
         }
     }
@@ -633,21 +522,11 @@ impl Manager {
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        let mut d = self.next_memory_check;
-        for w in &self.workers {
-            if let (Some(t), Some(since)) =
-                (w.inflight.front().and_then(|t| t.timeout), w.head_since)
-                && w.sent > 0
-                && w.killed.is_none()
-            {
-                let dl = since.checked_add(t);
-                d = match (d, dl) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                };
-            }
-        }
-        d
+        self.workers
+            .iter()
+            .filter_map(Worker::head_deadline)
+            .chain(self.next_memory_check)
+            .min()
     }
 
     /// Reads every report worker `i` has sent; handles its death.
@@ -659,12 +538,16 @@ impl Manager {
                     let hello: Result<Hello, _> = postcard::from_bytes(body);
                     return Some(hello.map_err(|e| e.to_string()));
                 }
-                let Some(t) = w.inflight.pop_front() else {
+                let Some(t) = Worker::reported(&mut w.inflight, &mut w.sent, &mut w.head_since)
+                else {
                     return Some(Err("a report with no task".to_owned()));
                 };
-                w.sent = w.sent.saturating_sub(1);
-                t.done.complete(Ok((body, fds)));
-                w.head_since = (!w.inflight.is_empty()).then(Instant::now);
+                match t.task {
+                    // Skipped: it was cancelled (its future says so already) or moved.
+                    Some(h) if body.is_empty() => h.done.complete(Err(TaskError::cancelled())),
+                    Some(h) => h.done.complete(Ok((body, fds))),
+                    None => {}
+                }
                 None
             });
             match r {
@@ -676,15 +559,12 @@ impl Manager {
                         let at = loc.map(|l| format!(" at {l}")).unwrap_or_default();
                         let msg = format!("the initializer panicked in a worker: {msg}{at}");
                         tracing::error!(pool = %self.cfg.name, "{msg}");
-                        let mut st = lock(&self.shared.state);
-                        if st.broken.is_none() {
-                            st.broken = Some(msg);
-                        }
+                        lock(&self.shared.state).broken.get_or_insert(msg);
                     }
                 }
                 Ok(Some(Some(Err(e)))) => {
                     tracing::error!(pool = %self.cfg.name, error = %e, "a worker broke the protocol");
-                    let _ = w.process.kill();
+                    w.kill(Kill::Terminate);
                     self.died(i);
                     return;
                 }
@@ -705,71 +585,54 @@ impl Manager {
             && sysproc::resident_bytes(w.pid).is_some_and(|rss| rss > limit)
         {
             tracing::debug!(pool = %self.cfg.name, pid = w.pid, "recycling a worker above its memory threshold");
-            // Tasks already written to it still run there; no new ones are given.
+            // No new tasks; those not started go to the others.
             w.retiring = true;
+            let back = w.take_back(usize::MAX);
+            let mut st = lock(&self.shared.state);
+            for t in back.into_iter().rev() {
+                st.queue.push_front(t);
+            }
         }
     }
 
     /// Worker `i`'s stream ended: find out why, settle its tasks, drop it.
     fn died(&mut self, i: usize) {
-        let w = self.workers.swap_remove(i);
+        let mut w = self.workers.swap_remove(i);
         lock(&self.shared.pids).retain(|&p| p != w.pid);
-        let clean = w.retiring && w.inflight.is_empty();
-        let Worker {
-            process,
-            mut inflight,
-            killed,
-            oom_base,
-            ready,
-            sent,
-            ..
-        } = w;
-        let _ = process.join_timeout(Duration::from_secs(2));
-        if process.exitcode().is_none() {
-            let _ = process.kill();
-            let _ = process.join_timeout(Duration::from_secs(2));
-        }
-        let code = process.exitcode();
-        drop(process);
-        if clean {
-            return;
-        }
-        if !ready && killed.is_none() {
+        let code = w.bury();
+        if !w.ready && w.killed.is_none() {
             let msg = format!(
                 "a worker died before it was ready (exit status {})",
                 code.map_or_else(|| "unknown".to_owned(), |c| c.to_string())
             );
             self.start_failed(msg, false);
         }
-        let error = match killed {
-            Some(Kill::Timeout(t)) => TaskError::timeout(format!(
-                "the task ran longer than its time limit of {t:?}: its worker was killed"
-            )),
-            Some(Kill::MemoryLimit(limit)) => TaskError::out_of_memory(
-                Some(9),
-                format!("the worker used more than the pool's memory limit of {limit} bytes"),
-            ),
-            Some(Kill::Terminate) => TaskError::cancelled(),
-            None => cause_of(code, oom_base),
+        let broken = lock(&self.shared.state).broken.clone();
+        let error = match broken {
+            // The pool broke (its initializer failed): nothing more runs anywhere.
+            Some(msg) => TaskError::broken_executor(msg),
+            None => w.death_error(code),
         };
-        // The running task fails; the ones never written or not started are requeued.
-        let running = if ready && sent > 0 {
-            inflight.pop_front()
-        } else {
-            None
-        };
-        if let Some(t) = running {
-            t.done.complete(Err(error));
+        // Its words say which task had started (it fails) and which had not (they go
+        // to other workers, unless the pool is broken).
+        let mut requeue = Vec::new();
+        for t in w.inflight.drain(..) {
+            let state = w.slots.state(t.seq);
+            let Some(h) = &t.task else { continue };
+            if broken_or(&error, state == SlotState::Started) {
+                if let Some(h) = t.task {
+                    h.done.complete(Err(error.clone()));
+                }
+            } else if state == SlotState::Revoked {
+                h.done.try_cancel(); // cancelled by its future: already done
+            } else {
+                requeue.extend(t.into_task());
+            }
         }
-        if !inflight.is_empty() {
+        if !requeue.is_empty() {
             let mut st = lock(&self.shared.state);
-            for t in inflight.drain(..).rev() {
-                st.queue.push_front(Task {
-                    frame: t.frame,
-                    fds: t.fds,
-                    timeout: t.timeout,
-                    done: Box::new(Restarted(Some(t.done))),
-                });
+            for t in requeue.into_iter().rev() {
+                st.queue.push_front(t);
             }
         }
     }
@@ -778,16 +641,18 @@ impl Manager {
     fn enforce_limits(&mut self) {
         let now = Instant::now();
         for w in &mut self.workers {
-            if w.killed.is_some() || w.sent == 0 {
-                continue;
-            }
-            if let (Some(t), Some(since)) =
-                (w.inflight.front().and_then(|t| t.timeout), w.head_since)
-                && since.checked_add(t).is_some_and(|d| d <= now)
+            if let Some(d) = w.head_deadline()
+                && d <= now
+                && let Some(t) = w.inflight.front().and_then(|t| t.task.as_ref()?.timeout)
             {
+                if !w.head_started() {
+                    // Its worker has not taken it yet (an initializer still runs): the
+                    // clock starts again.
+                    w.head_since = Some(now);
+                    continue;
+                }
                 tracing::warn!(pool = %self.cfg.name, pid = w.pid, "a task overran its time limit; killing its worker");
-                w.killed = Some(Kill::Timeout(t));
-                let _ = w.process.kill();
+                w.kill(Kill::Timeout(t));
             }
         }
         if let (Some(limit), Some(at)) = (self.cfg.memory_limit, self.next_memory_check)
@@ -798,88 +663,46 @@ impl Manager {
                     && sysproc::resident_bytes(w.pid).is_some_and(|rss| rss > limit)
                 {
                     tracing::warn!(pool = %self.cfg.name, pid = w.pid, "a worker exceeded the memory limit; killing it");
-                    w.killed = Some(Kill::MemoryLimit(limit));
-                    let _ = w.process.kill();
+                    w.kill(Kill::MemoryLimit(limit));
                 }
             }
             self.next_memory_check = Some(now + self.cfg.memory_check);
         }
     }
 
-    fn fail_all_inflight(&mut self, e: &TaskError) {
+    /// Fails every task handed to a worker with `e`, killing the workers that hold
+    /// any (so that none completes later).
+    fn fail_in_flight(&mut self, e: &TaskError) {
         for w in &mut self.workers {
-            // Written tasks may be running: kill the worker so none completes later.
             if !w.inflight.is_empty() {
-                w.killed.get_or_insert(Kill::Terminate);
-                let _ = w.process.kill();
+                w.kill(Kill::Terminate);
             }
             for t in w.inflight.drain(..) {
-                t.done.complete(Err(e.clone()));
+                if let Some(h) = t.task {
+                    h.done.complete(Err(e.clone()));
+                }
             }
             w.sent = 0;
             w.partial = 0;
         }
     }
 
-    fn terminate_all(&mut self) {
+    /// Terminate: cancels the queue, fails what is in flight with `e`, kills every
+    /// worker.
+    fn fail_everything(&mut self, e: &TaskError) {
         let tasks: Vec<Task> = lock(&self.shared.state).queue.drain(..).collect();
         for t in tasks {
             t.done.cancel();
         }
+        self.fail_in_flight(e);
         for w in &mut self.workers {
-            w.killed = Some(Kill::Terminate);
-            let _ = w.process.kill();
-            for t in w.inflight.drain(..) {
-                t.done.complete(Err(TaskError::cancelled()));
-            }
+            w.kill(Kill::Terminate);
         }
     }
 }
 
-/// Reaps a worker: waits briefly for it to exit, kills it if it does not.
-fn reap(w: Worker) {
-    if w.process.join_timeout(Duration::from_secs(2)).is_err() && w.process.exitcode().is_none() {
-        let _ = w.process.kill();
-        let _ = w.process.join_timeout(Duration::from_secs(2));
-    }
-}
-
-/// The error of a task whose worker exited with `code` (None: unknown) on its own.
-fn cause_of(code: Option<i32>, oom_base: Option<u64>) -> TaskError {
-    match code {
-        Some(c) if c < 0 => {
-            let sig = -c;
-            if sig == 9
-                && let (Some(before), Some(now)) = (oom_base, sysproc::oom_kills())
-                && now > before
-            {
-                return TaskError::out_of_memory(Some(9), "killed by the kernel's OOM killer");
-            }
-            TaskError::worker_died(None, Some(sig))
-        }
-        Some(c) => TaskError::worker_died(Some(c), None),
-        None => TaskError::worker_died(None, None),
-    }
-}
-
-/// A requeued task's completion: it is already marked running, so `start` is true.
-struct Restarted(Option<Box<dyn Completion>>);
-
-impl Completion for Restarted {
-    fn start(&mut self) -> bool {
-        true
-    }
-
-    fn complete(mut self: Box<Self>, outcome: Result<(&[u8], Vec<OwnedFd>), TaskError>) {
-        if let Some(d) = self.0.take() {
-            d.complete(outcome);
-        }
-    }
-
-    fn cancel(mut self: Box<Self>) {
-        // It was running when its worker died: it ends as cancelled, not pending.
-        if let Some(d) = self.0.take() {
-            d.complete(Err(TaskError::cancelled()));
-        }
-    }
+/// Whether a dead worker's task fails: always when the pool is broken, else if it
+/// had started.
+fn broken_or(error: &TaskError, started: bool) -> bool {
+    error.is_broken_executor() || started
 }

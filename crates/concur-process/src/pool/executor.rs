@@ -12,7 +12,7 @@ use concur_core::futures::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::engine::{Completion, Config, Shared, Task};
+use super::engine::{CancelGuard, Completion, Config, Shared, Task};
 use super::wire::{self, Init, TaskTrampoline};
 use crate::connection::{FRAME_HEADER, frame_header};
 use crate::error::ProcessError;
@@ -463,7 +463,7 @@ impl ProcessPoolExecutor {
         let task = Task {
             frame,
             fds,
-            timeout,
+            timeout: timeout.or(self.inner.cfg.task_timeout),
             done: Box::new(completion(promise)),
         };
         shared.push(&self.inner.cfg, task)?;
@@ -481,6 +481,8 @@ fn encode<A: Serialize>(offset: i64, args: &A) -> Result<(Vec<u8>, Vec<OwnedFd>)
     let mut buf = Vec::with_capacity(64);
     buf.extend_from_slice(&[0; FRAME_HEADER]);
     buf.extend_from_slice(&offset.to_le_bytes());
+    // The sequence number, filled in when the task is handed to a worker.
+    buf.extend_from_slice(&[0; 8]);
     let (encoded, fds) = fds::collect_fds(|| postcard::to_extend(args, buf));
     let mut buf = encoded.map_err(|e| {
         serialization_error(format!("the task's argument could not be serialized: {e}"))
@@ -508,12 +510,30 @@ fn decode_report<T: DeserializeOwned>(body: &[u8], fds: Vec<OwnedFd>) -> Result<
     }
 }
 
+/// Installs the cancel guard of a handed task: true if the task is to run (its
+/// future pending, or already marked running by an earlier hand-over).
+fn handed<T>(p: &Promise<T>, guard: CancelGuard) -> bool {
+    p.set_cancel_guard(guard) || !p.future().done()
+}
+
 /// Completes a `Future<T>` from a report of a `T`.
 struct Typed<T>(Promise<T>);
 
 impl<T: DeserializeOwned + Send + 'static> Completion for Typed<T> {
-    fn start(&mut self) -> bool {
-        self.0.set_running()
+    fn handed(&mut self, guard: CancelGuard) -> bool {
+        handed(&self.0, guard)
+    }
+
+    fn queued(&mut self) {
+        self.0.set_cancel_guard(|| true);
+    }
+
+    fn running(&mut self) {
+        self.0.set_running();
+    }
+
+    fn try_cancel(&self) {
+        self.0.future().cancel();
     }
 
     fn complete(self: Box<Self>, outcome: Result<(&[u8], Vec<OwnedFd>), TaskError>) {
@@ -524,7 +544,9 @@ impl<T: DeserializeOwned + Send + 'static> Completion for Typed<T> {
     }
 
     fn cancel(self: Box<Self>) {
-        self.0.future().cancel();
+        if !self.0.future().cancel() {
+            self.0.set_error(TaskError::cancelled());
+        }
     }
 }
 
@@ -536,13 +558,28 @@ struct ChunkDone<T> {
 }
 
 impl<T: DeserializeOwned + Send + 'static> Completion for ChunkDone<T> {
-    fn start(&mut self) -> bool {
-        self.promise.set_running()
+    fn handed(&mut self, guard: CancelGuard) -> bool {
+        handed(&self.promise, guard)
+    }
+
+    fn queued(&mut self) {
+        self.promise.set_cancel_guard(|| true);
+    }
+
+    fn running(&mut self) {
+        self.promise.set_running();
+    }
+
+    fn try_cancel(&self) {
+        self.promise.future().cancel();
     }
 
     fn complete(self: Box<Self>, outcome: Result<(&[u8], Vec<OwnedFd>), TaskError>) {
         let r = outcome.and_then(|(body, fds)| decode_report::<Vec<Report<T>>>(body, fds));
-        self.progress.items_done(self.items);
+        // Items of a chunk that never ran (cancelled) are not progress.
+        if !matches!(&r, Err(e) if e.is_cancelled()) {
+            self.progress.items_done(self.items);
+        }
         match r {
             Ok(items) => {
                 let out = items
@@ -564,7 +601,9 @@ impl<T: DeserializeOwned + Send + 'static> Completion for ChunkDone<T> {
     }
 
     fn cancel(self: Box<Self>) {
-        self.promise.future().cancel();
+        if !self.promise.future().cancel() {
+            self.promise.set_error(TaskError::cancelled());
+        }
     }
 }
 

@@ -5,6 +5,10 @@
 
 mod engine;
 mod executor;
+mod mp_pool;
+mod slots;
 mod wire;
+mod worker;
 
 pub use executor::{ProcessPoolBuilder, ProcessPoolExecutor};
+pub use mp_pool::{IMapUnordered, ProcessPool};

@@ -6,13 +6,14 @@
 //!
 //! - worker → manager, once: a [`Hello`] after the pool's initializer ran (or failed);
 //! - manager → worker, per task: one frame whose body is the task's trampoline offset
-//!   (8 bytes, little-endian, from `protocol::anchor`, as `Process` finds its function)
-//!   followed by the serialized argument; its descriptors are the argument's;
+//!   (8 bytes, little-endian, from `protocol::anchor`, as `Process` finds its
+//!   function), its sequence number (8 bytes, see `slots`), then the serialized
+//!   argument; its descriptors are the argument's;
 //! - worker → manager, per task and in task order: one frame with the task's
 //!   `Report<R>` (value, panic, or why it could not run), sent as soon as the task ends
-//!   so that a worker dying later loses nothing it finished;
-//! - the manager closes its end (or its writing half) to retire a worker: the worker
-//!   sees the end of the stream after its last task and exits with status 0.
+//!   so that a worker dying later loses nothing it finished; or an empty frame if the
+//!   task was taken back before it started (its word in `slots` says so);
+//! - an empty frame from the manager retires the worker: it exits with status 0.
 //!
 //! Because reports come back in task order, the manager knows at every moment which
 //! task a worker is running (the oldest one without a report) and which it has not
@@ -24,6 +25,7 @@ use std::os::fd::OwnedFd;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use super::slots::Slots;
 use crate::connection::Connection;
 use crate::fds;
 use crate::process::child::{self, NoCaptures};
@@ -46,6 +48,7 @@ pub(crate) struct Init {
 #[derive(Serialize, Deserialize)]
 pub(crate) struct WorkerArgs {
     pub(crate) conn: Connection,
+    pub(crate) slots: Slots,
     pub(crate) init: Option<Init>,
 }
 
@@ -154,7 +157,7 @@ pub(crate) fn offset_of_init(t: InitTrampoline) -> i64 {
 /// A worker process's function: runs the initializer, says hello, then runs tasks
 /// until the manager closes the connection.
 pub(crate) fn worker_main(args: WorkerArgs) {
-    let WorkerArgs { conn, init } = args;
+    let WorkerArgs { conn, slots, init } = args;
     let init_failed = init.and_then(|i| {
         // SAFETY: the offset was made by `offset_of_init` from an `InitTrampoline` in
         // the same binary (the pool's workers are processes of this binary, checked by
@@ -168,14 +171,20 @@ pub(crate) fn worker_main(args: WorkerArgs) {
     }
     loop {
         let r = conn.recv_frame_with(None, |body, fds| {
-            let Some((head, args)) = body.split_first_chunk::<8>() else {
+            let Some((head, rest)) = body.split_first_chunk::<16>() else {
                 return Err(());
             };
-            let offset = i64::from_le_bytes(*head);
+            let offset = i64::from_le_bytes(head[..8].try_into().map_err(|_| ())?);
+            let seq = u64::from_le_bytes(head[8..].try_into().map_err(|_| ())?);
+            if !slots.try_start(seq) {
+                // Taken back (cancelled, or moved to another worker): say so.
+                let _ = conn.send_bytes(&[]);
+                return Ok(());
+            }
             // SAFETY: as for the initializer above: the manager made the offset with
             // `offset_of_task` from a `TaskTrampoline` of this same binary.
             let t: TaskTrampoline = unsafe { std::mem::transmute(protocol::address_at(offset)) };
-            t(args, fds, &conn);
+            t(rest, fds, &conn);
             Ok(())
         });
         match r {
