@@ -313,3 +313,40 @@ fn bench_process_suite_measures_concur_beside_the_os_floor() {
         assert!(ratio["throughput_ratio"].as_f64().is_some_and(|x| x > 0.0));
     }
 }
+
+#[test]
+fn bench_pool_suite_measures_concur_beside_procspawn() {
+    let run = concur(&[
+        "bench", "--quick", "--json", "--runs", "1", "--suite", "pool",
+    ]);
+    assert_eq!(run.code, Some(0), "exit code; stderr:\n{}", run.stderr);
+    let doc = json(&run);
+    assert_eq!(
+        doc["errors"].as_array().map(Vec::len),
+        Some(0),
+        "{}",
+        doc["errors"]
+    );
+    assert_eq!(doc["config"]["suites"], serde_json::json!(["pool"]));
+    let results = doc["results"].as_array().expect("results array");
+    for (case, subject) in [
+        ("submit-result", "concur ProcessPoolExecutor (ForkServer)"),
+        ("submit-result", "procspawn Pool spawn+join"),
+        ("map", "concur ProcessPool::map"),
+    ] {
+        let m = results
+            .iter()
+            .find(|m| m["suite"] == "pool" && m["case"] == case && m["subject"] == subject)
+            .unwrap_or_else(|| panic!("no result for {subject} / {case}"));
+        assert!(m["median_ns_per_op"].as_f64().is_some_and(|x| x > 0.0));
+    }
+    // procspawn is always there (Python only where python3 is installed).
+    let ratio = doc["ratios"]
+        .as_array()
+        .and_then(|rs| {
+            rs.iter()
+                .find(|r| r["suite"] == "pool" && r["anchor"] == "procspawn Pool spawn+join")
+        })
+        .expect("a ratio against procspawn");
+    assert!(ratio["throughput_ratio"].as_f64().is_some_and(|x| x > 0.0));
+}
