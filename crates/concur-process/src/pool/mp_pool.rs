@@ -21,12 +21,12 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, mpsc};
+use std::sync::{Arc, mpsc};
 use std::time::Instant;
 
 use concur_core::futures::{
-    AsyncResult, Chunk, ChunkProgress, Executor, Future, Map, MapChunk, MapOptions, Promise, Runs,
-    StarArgs, TaskError,
+    AsyncResult, Chunk, ChunkProgress, Executor, Future, Map, MapChunk, MapCollector, MapOptions,
+    Runs, StarArgs, TaskError,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -372,7 +372,7 @@ impl ProcessPool {
         let items: Vec<I::Item> = items.into_iter().collect();
         let n = items.len();
         let cs = options.chunksize_for(Some(n), self.processes());
-        let collector = Collector::new(n);
+        let collector = MapCollector::new(n);
         let progress = options.chunk_progress(Some(n));
         let f = Arc::new(f);
         let mut submitted: Vec<Future<Chunk<T>>> = Vec::with_capacity(n.div_ceil(cs));
@@ -663,76 +663,6 @@ fn chunk_outcome<T>(fut: &Future<Chunk<T>>, n: usize) -> Chunk<T> {
     match fut.clone().into_result() {
         Ok(v) => v,
         Err(e) => (0..n).map(|_| Err(e.clone())).collect(),
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-// ---- map_async ------------------------------------------------------------------------
-
-/// The results of a `map_async` gathered by position.
-struct Collect<T> {
-    slots: Vec<Option<T>>,
-    first_error: Option<(usize, TaskError)>,
-    left: usize,
-}
-
-/// Completes the `map_async` future once every chunk has filled its places.
-struct Collector<T> {
-    state: Mutex<Collect<T>>,
-    promise: Promise<Vec<T>>,
-}
-
-impl<T: Send + 'static> Collector<T> {
-    fn new(n: usize) -> Arc<Self> {
-        let c = Arc::new(Collector {
-            state: Mutex::new(Collect {
-                slots: (0..n).map(|_| None).collect(),
-                first_error: None,
-                left: n,
-            }),
-            promise: Promise::new(),
-        });
-        c.promise.set_running();
-        if n == 0 {
-            c.promise.set_result(Vec::new());
-        }
-        c
-    }
-
-    fn future(&self) -> Future<Vec<T>> {
-        self.promise.future()
-    }
-
-    /// The chunk starting at item `start` finished with `results`.
-    fn fill(&self, start: usize, results: Chunk<T>) {
-        let mut g = lock(&self.state);
-        let n = results.len();
-        for (i, r) in results.into_iter().enumerate() {
-            match r {
-                Ok(v) => g.slots[start + i] = Some(v),
-                Err(e) => {
-                    if g.first_error.as_ref().is_none_or(|(at, _)| start + i < *at) {
-                        g.first_error = Some((start + i, e));
-                    }
-                }
-            }
-        }
-        g.left -= n;
-        if g.left > 0 {
-            return;
-        }
-        let outcome = match g.first_error.take() {
-            Some((_, e)) => Err(e),
-            None => Ok(g.slots.drain(..).flatten().collect()),
-        };
-        drop(g);
-        match outcome {
-            Ok(v) => self.promise.set_result(v),
-            Err(e) => self.promise.set_error(e),
-        };
     }
 }
 
