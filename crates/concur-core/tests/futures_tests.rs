@@ -1029,3 +1029,53 @@ fn submits_racing_shutdown_or_breakage_never_leave_a_future_pending() {
         }
     });
 }
+
+// ---- cancel guards (work handed ahead to another process) --------------------------
+
+#[test]
+fn a_cancel_guard_that_takes_the_work_back_lets_the_cancel_through() {
+    let p = Promise::<u8>::new();
+    let asked = Arc::new(AtomicUsize::new(0));
+    let a = asked.clone();
+    assert!(p.set_cancel_guard(move || {
+        a.fetch_add(1, Ordering::SeqCst);
+        true
+    }));
+    let f = p.future();
+    assert!(f.cancel());
+    assert!(f.cancelled());
+    assert!(f.cancel(), "a second cancel is still true");
+    assert_eq!(asked.load(Ordering::SeqCst), 1, "the guard is asked once");
+    assert!(!p.set_result(1), "a cancelled future takes no value");
+    assert!(
+        !p.set_cancel_guard(|| true),
+        "no guard on a finished future"
+    );
+}
+
+#[test]
+fn a_cancel_guard_is_dropped_once_the_future_runs_or_finishes() {
+    let p = Promise::<u8>::new();
+    let asked = Arc::new(AtomicUsize::new(0));
+    let a = asked.clone();
+    assert!(p.set_cancel_guard(move || {
+        a.fetch_add(1, Ordering::SeqCst);
+        true
+    }));
+    assert!(p.set_running());
+    assert!(!p.future().cancel());
+    assert_eq!(asked.load(Ordering::SeqCst), 0);
+    assert!(p.set_result(3));
+    assert_eq!(p.future().result().unwrap(), 3);
+}
+
+#[test]
+fn a_refusing_cancel_guard_makes_the_future_running() {
+    let p = Promise::<u8>::new();
+    assert!(p.set_cancel_guard(|| false));
+    let f = p.future();
+    assert!(!f.cancel());
+    assert!(f.running() && !f.done());
+    assert!(p.set_result(9));
+    assert_eq!(f.result().unwrap(), 9);
+}

@@ -353,12 +353,8 @@ fn held_first((go, i): (Event, u32)) -> u32 {
     i
 }
 
-// Engine limitation: the engine hands each worker up to `MAX_INFLIGHT` (64) queued tasks
-// ahead, so items 1..4 here wait on the same worker behind the held item 0 while the
-// other worker is idle (Python's pools have their workers pull from one shared queue).
-// Run with `--ignored` once the engine stops pre-assigning behind a busy worker.
+// Items handed ahead to the worker held by item 0 are taken back for the idle worker.
 #[test]
-#[ignore = "engine pre-assigns tasks to a busy worker (head-of-line blocking); see the comment"]
 fn imap_unordered_yields_in_completion_order() {
     within(LIMIT, "imap_unordered order", || {
         let pool = ProcessPool::new(2);
@@ -584,11 +580,7 @@ fn failing_init(_: ()) {
     panic!("no configuration");
 }
 
-// Engine bug (see `every_task_of_a_pool_whose_initializer_fails_is_broken`): the task
-// a failing worker was handed before its hello arrived fails as "worker died (exit
-// status 0)" instead of as a broken pool. Run with `--ignored` once fixed.
 #[test]
-#[ignore = "engine bug: first task on a worker whose initializer failed reports worker_died"]
 fn initializer_failure_breaks_the_pool() {
     within(LIMIT, "initializer failure", || {
         let exec = ProcessPoolExecutor::builder()
@@ -669,15 +661,8 @@ fn a_task_may_use_a_thread_pool() {
 /// initializer fails, every task must fail as a broken pool (Python's
 /// `BrokenProcessPool`), whichever worker it was handed to.
 ///
-/// Fails today, deterministically on the first task: the manager writes tasks to a
-/// worker before its `Hello`; the worker reports the initializer's failure and exits
-/// with status 0; `engine::read` marks the worker ready and the pool broken, then sees
-/// the end of the stream and `died` fails the worker's first written task with
-/// `cause_of(Some(0))` ("the worker running the task died (exit status 0)") as if it
-/// had been running, instead of with `is_broken_executor` (the others are requeued and
-/// then correctly fail as broken).
+/// Tasks handed to a worker before its initializer failed fail as broken too.
 #[test]
-#[ignore = "engine bug: first task on a worker whose initializer failed reports worker_died"]
 fn every_task_of_a_pool_whose_initializer_fails_is_broken() {
     within(LIMIT, "initializer failure, executor", || {
         for round in 0..5 {

@@ -39,7 +39,7 @@ pub use executor::{
 #[doc(hidden)]
 pub use future::unobserved_failures;
 pub use future::{Future, Promise};
-pub use pool::{AsyncResult, IMapUnordered, StarArgs, ThreadPool};
+pub use pool::{AsyncResult, IMapUnordered, MapCollector, StarArgs, ThreadPool};
 pub use thread_pool::{Builder, ThreadPoolExecutor};
 pub use wait::{AsCompleted, DoneAndNotDone, ReturnWhen, as_completed, wait};
 

@@ -581,16 +581,38 @@ struct Collect<T> {
     left: usize,
 }
 
-/// Gathers the chunks of one `map_async` into their places and completes its promise
+/// Gathers the chunks of one `map_async` into their places and completes its future
 /// when the last item arrives: CPython's `MapResult`, keeping the first error by
-/// position rather than by time.
-struct MapCollector<T> {
+/// position rather than by time. Public for pools built on other executors (the
+/// process pool's `map_async` uses it).
+///
+/// ```
+/// use concur_core::futures::MapCollector;
+/// let c = MapCollector::new(3);
+/// let f = c.future();
+/// c.fill(2, vec![Ok(30)]);
+/// c.fill(0, vec![Ok(10), Ok(20)]);
+/// assert_eq!(f.result().unwrap(), [10, 20, 30]);
+/// ```
+pub struct MapCollector<T> {
     state: Lock<Collect<T>>,
     promise: Promise<Vec<T>>,
 }
 
+impl<T> fmt::Debug for MapCollector<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MapCollector").finish_non_exhaustive()
+    }
+}
+
 impl<T: Send + 'static> MapCollector<T> {
-    fn new(n: usize) -> Arc<Self> {
+    /// A collector of `n` items (its future is done at once when `n` is 0).
+    ///
+    /// ```
+    /// let c = concur_core::futures::MapCollector::<u8>::new(0);
+    /// assert!(c.future().result().unwrap().is_empty());
+    /// ```
+    pub fn new(n: usize) -> Arc<Self> {
         let c = Arc::new(MapCollector {
             state: Lock::with_value(Collect {
                 slots: (0..n).map(|_| None).collect(),
@@ -606,11 +628,31 @@ impl<T: Send + 'static> MapCollector<T> {
         c
     }
 
-    fn future(&self) -> Future<Vec<T>> {
+    /// The future of the whole list: its items in order, or the error of the first
+    /// failed item by position.
+    ///
+    /// ```
+    /// use concur_core::futures::{MapCollector, TaskError};
+    /// let c = MapCollector::<u8>::new(2);
+    /// c.fill(1, vec![Err(TaskError::cancelled())]);
+    /// c.fill(0, vec![Ok(1)]);
+    /// assert!(c.future().result().unwrap_err().is_cancelled());
+    /// ```
+    pub fn future(&self) -> Future<Vec<T>> {
         self.promise.future()
     }
 
-    fn fill(&self, start: usize, results: Vec<Result<T, TaskError>>) {
+    /// The results of the items from `start` on (a finished chunk). Never blocks.
+    ///
+    /// # Panics
+    /// If the results run past the `n` items of [`new`](Self::new).
+    ///
+    /// ```
+    /// let c = concur_core::futures::MapCollector::new(1);
+    /// c.fill(0, vec![Ok('x')]);
+    /// assert_eq!(c.future().result().unwrap(), ['x']);
+    /// ```
+    pub fn fill(&self, start: usize, results: Vec<Result<T, TaskError>>) {
         let mut g = self.state.acquire();
         let n = results.len();
         for (i, r) in results.into_iter().enumerate() {

@@ -18,17 +18,15 @@
 //! iterator yields chunks in completion order while keeping its read-ahead bound,
 //! timeout and progress hook.
 
-use std::any::Any;
-use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::fmt;
-use std::marker::PhantomData;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::Instant;
 
 use concur_core::futures::{
-    AsyncResult, Chunk, Executor, Future, Map, MapChunk, MapOptions, Promise, Runs, StarArgs,
-    TaskError, ThreadPool,
+    AsyncResult, Chunk, ChunkProgress, Executor, Future, Map, MapChunk, MapCollector, MapOptions,
+    Runs, StarArgs, TaskError,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -284,7 +282,7 @@ impl ProcessPool {
         F: Fn(I::Item) -> T + Copy + 'static,
         T: Serialize + DeserializeOwned + Send + 'static,
     {
-        let cs = chunksize_for(&options, n, self.processes());
+        let cs = options.chunksize_for(Some(n), self.processes());
         let mut out = Vec::with_capacity(n);
         for r in self.imap_with(f, items, options.chunksize(cs))? {
             out.push(r?);
@@ -373,28 +371,33 @@ impl ProcessPool {
         self.check_running()?;
         let items: Vec<I::Item> = items.into_iter().collect();
         let n = items.len();
-        let cs = chunksize_for(&options, n, self.processes());
-        let collector = Collector::new(n);
-        let feed = AsyncFeed {
-            exec: &self.exec,
-            collector: collector.clone(),
-            chunksize: cs,
-            len: n,
-            next_start: Cell::new(0),
-            submitted: RefCell::new(Vec::with_capacity(n.div_ceil(cs))),
-        };
-        // Every chunk is queued by `map` itself (its read-ahead covers them all); the
-        // iterator, which only holds finished stand-ins, is then dropped.
-        let opts = options.chunksize(cs).buffersize(n.div_ceil(cs).max(1));
-        match feed.map(f, items, opts) {
-            Ok(_) => Ok(AsyncResult::from(collector.future())),
-            Err(e) => {
-                for fut in feed.submitted.borrow().iter() {
-                    fut.cancel();
+        let cs = options.chunksize_for(Some(n), self.processes());
+        let collector = MapCollector::new(n);
+        let progress = options.chunk_progress(Some(n));
+        let f = Arc::new(f);
+        let mut submitted: Vec<Future<Chunk<T>>> = Vec::with_capacity(n.div_ceil(cs));
+        let mut items = items.into_iter();
+        let mut start = 0;
+        while start < n {
+            let chunk: Vec<I::Item> = items.by_ref().take(cs).collect();
+            let len = chunk.len();
+            let job = MapChunk::new(f.clone(), chunk, progress.clone());
+            match self.exec.submit_job(job) {
+                Ok(fut) => {
+                    let c = collector.clone();
+                    fut.add_done_callback(move |f| c.fill(start, chunk_outcome(f, len)));
+                    submitted.push(fut);
                 }
-                Err(e)
+                Err(e) => {
+                    for fut in &submitted {
+                        fut.cancel();
+                    }
+                    return Err(e);
+                }
             }
+            start += len;
         }
+        Ok(AsyncResult::from(collector.future()))
     }
 
     /// [`starmap`](Self::starmap), returning at once (Python's `starmap_async`).
@@ -535,35 +538,32 @@ impl ProcessPool {
         T: Serialize + DeserializeOwned + Send + 'static,
     {
         self.check_running()?;
-        let pulled = Arc::new(AtomicUsize::new(0));
-        let sink = Arc::new(Sink::<T> {
-            exec: self.exec.clone(),
-            pulled: pulled.clone(),
-            slots: Arc::new(Mutex::new(VecDeque::new())),
-            own: Mutex::new(Own {
-                submitted: 0,
-                running: Vec::new(),
-            }),
-        });
-        let input = Counting {
-            inner: items.into_iter(),
-            pulled,
+        let input = items.into_iter();
+        let total = exact_len(&input);
+        let (tx, rx) = mpsc::channel();
+        let mut it = IMapUnordered {
+            pool: self,
+            f: Arc::new(f),
+            input,
+            chunksize: options.get_chunksize(),
+            ahead: options.buffer_size(),
+            progress: options.chunk_progress(total),
+            deadline: options
+                .get_timeout()
+                .and_then(|t| Instant::now().checked_add(t)),
+            tx,
+            rx,
+            running: Vec::new(),
+            in_flight: 0,
+            current: VecDeque::new(),
+            input_done: false,
+            finished: false,
         };
-        let map = {
-            let _current = Current::enter(sink.clone());
-            UNORDERED.map(f, input, options)
-        };
-        match map {
-            Ok(map) => Ok(IMapUnordered {
-                map,
-                sink,
-                _pool: PhantomData,
-            }),
-            Err(e) => {
-                sink.cancel_all();
-                Err(e)
-            }
+        if let Some(e) = it.fill() {
+            it.cancel_all();
+            return Err(e);
         }
+        Ok(it)
     }
 
     /// Stops taking work; what is queued still runs (Python's `close`). Then
@@ -637,20 +637,10 @@ impl Drop for ProcessPool {
     }
 }
 
-/// The error of `join` on a running pool. `TaskError`'s `invalid_state` constructor is
-/// private to `concur-core`, so it is obtained from the thread pool's own `join`, which
-/// fails the same way for the same reason (a lazy `ThreadPool` starts no thread, so
-/// making and dropping one costs no more than two allocations).
 fn still_running_error() -> TaskError {
-    match ThreadPool::new(1).join() {
-        Err(e) => e,
-        Ok(()) => {
-            TaskError::user("the pool is still running: call close() or terminate() before join()")
-        }
-    }
+    TaskError::invalid_state("the pool is still running: call close() or terminate() before join()")
 }
 
-/// The exact length of an iterator, if its size hint tells it.
 fn exact_len(it: &impl Iterator) -> Option<usize> {
     match it.size_hint() {
         (lo, Some(hi)) if lo == hi => Some(lo),
@@ -658,26 +648,7 @@ fn exact_len(it: &impl Iterator) -> Option<usize> {
     }
 }
 
-/// The chunk size of a `map` of `len` items: the one the options name, or Python's
-/// default `ceil(len / (4 × workers))` (at least 1), as `MapOptions::chunksize_for` in
-/// `concur-core` computes it.
-fn chunksize_for(options: &MapOptions, len: usize, workers: usize) -> usize {
-    explicit_chunksize(options).unwrap_or_else(|| len.div_ceil(4 * workers.max(1)).max(1))
-}
-
-/// The chunk size `options` names, or `None` if it names none. `MapOptions` only shows
-/// it publicly through `get_chunksize`, which reads an unset size as 1; whether one was
-/// set is visible in its `Debug` form (`chunksize: None`), which a unit test below pins.
-fn explicit_chunksize(options: &MapOptions) -> Option<usize> {
-    if format!("{options:?}").contains("chunksize: None") {
-        None
-    } else {
-        Some(options.get_chunksize())
-    }
-}
-
-/// `f` taking one tuple instead of its parameters: zero-sized when `f` is, so it can be
-/// sent to a worker like `f`.
+/// Makes `f(a, b, ..)` a function of the tuple `(a, b, ..)`; zero-sized like `f`.
 fn spread<F, S, T>(f: F) -> impl Fn(S) -> T + Copy + 'static
 where
     F: Copy + 'static,
@@ -687,8 +658,7 @@ where
     move |args: S| args.call(&f)
 }
 
-/// The outcome of a chunk whose future finished: its items' results, or the chunk's
-/// error (cancelled, broken pool, worker died) for each of its `n` items.
+/// A finished chunk's results, or its error repeated for each of its `n` items.
 fn chunk_outcome<T>(fut: &Future<Chunk<T>>, n: usize) -> Chunk<T> {
     match fut.clone().into_result() {
         Ok(v) => v,
@@ -696,251 +666,7 @@ fn chunk_outcome<T>(fut: &Future<Chunk<T>>, n: usize) -> Chunk<T> {
     }
 }
 
-/// A future already finished with `value`.
-fn ready<T>(value: T) -> Future<T> {
-    let p = Promise::new();
-    p.set_result(value);
-    p.future()
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-// ---- map_async ------------------------------------------------------------------------
-
-struct Collect<T> {
-    slots: Vec<Option<T>>,
-    first_error: Option<(usize, TaskError)>,
-    left: usize,
-}
-
-/// Gathers the chunks of one `map_async` into their places and completes its promise
-/// when the last item arrives (CPython's `MapResult`, keeping the first error by
-/// position, as `ThreadPool` does).
-struct Collector<T> {
-    state: Mutex<Collect<T>>,
-    promise: Promise<Vec<T>>,
-}
-
-impl<T: Send + 'static> Collector<T> {
-    fn new(n: usize) -> Arc<Self> {
-        let c = Arc::new(Collector {
-            state: Mutex::new(Collect {
-                slots: (0..n).map(|_| None).collect(),
-                first_error: None,
-                left: n,
-            }),
-            promise: Promise::new(),
-        });
-        c.promise.set_running();
-        if n == 0 {
-            c.promise.set_result(Vec::new());
-        }
-        c
-    }
-
-    fn future(&self) -> Future<Vec<T>> {
-        self.promise.future()
-    }
-
-    fn fill(&self, start: usize, results: Chunk<T>) {
-        let mut g = lock(&self.state);
-        let n = results.len();
-        for (i, r) in results.into_iter().enumerate() {
-            match r {
-                Ok(v) => g.slots[start + i] = Some(v),
-                Err(e) => {
-                    if g.first_error.as_ref().is_none_or(|(at, _)| start + i < *at) {
-                        g.first_error = Some((start + i, e));
-                    }
-                }
-            }
-        }
-        g.left -= n;
-        if g.left > 0 {
-            return;
-        }
-        let outcome = match g.first_error.take() {
-            Some((_, e)) => Err(e),
-            None => Ok(g.slots.drain(..).flatten().collect()),
-        };
-        drop(g);
-        match outcome {
-            Ok(v) => self.promise.set_result(v),
-            Err(e) => self.promise.set_error(e),
-        };
-    }
-}
-
-/// The executor `map_async` drives `Executor::map` over: forwards each chunk to the
-/// process pool, where the chunk fills its places in the collector when it completes.
-struct AsyncFeed<'p, T> {
-    exec: &'p ProcessPoolExecutor,
-    collector: Arc<Collector<T>>,
-    chunksize: usize,
-    len: usize,
-    next_start: Cell<usize>,
-    submitted: RefCell<Vec<Future<Chunk<T>>>>,
-}
-
-impl<F, A, T> Runs<MapChunk<F, A>> for AsyncFeed<'_, T>
-where
-    F: Fn(A) -> T + Copy + 'static,
-    A: Serialize + DeserializeOwned,
-    T: Serialize + DeserializeOwned + Send + 'static,
-{
-    type Output = Chunk<T>;
-
-    fn submit_job(&self, chunk: MapChunk<F, A>) -> Result<Future<Chunk<T>>, TaskError> {
-        // Chunks are cut in order from a list of known length.
-        let start = self.next_start.get();
-        let n = self.chunksize.min(self.len - start);
-        let fut = self.exec.submit(chunk)?;
-        self.next_start.set(start + n);
-        let c = self.collector.clone();
-        fut.add_done_callback(move |f| c.fill(start, chunk_outcome(f, n)));
-        self.submitted.borrow_mut().push(fut);
-        Ok(ready(Vec::new()))
-    }
-}
-
-impl<T> Executor for AsyncFeed<'_, T> {
-    fn shutdown(&self, _wait: bool, _cancel_futures: bool) -> Result<(), TaskError> {
-        Ok(())
-    }
-}
-
 // ---- imap_unordered ---------------------------------------------------------------------
-
-/// The state of one `imap_unordered`.
-struct Sink<T> {
-    exec: ProcessPoolExecutor,
-    /// Items read from the input so far (the size of each chunk follows from it).
-    pulled: Arc<AtomicUsize>,
-    /// The stand-in futures handed to the ordered iterator and not completed yet, in
-    /// the order it waits for them: each chunk that completes fills the first one.
-    slots: Arc<Mutex<VecDeque<Promise<Chunk<T>>>>>,
-    own: Mutex<Own<T>>,
-}
-
-struct Own<T> {
-    /// Items submitted so far.
-    submitted: usize,
-    /// The real chunks not yet finished (to cancel them when the iterator goes).
-    running: Vec<Future<Chunk<T>>>,
-}
-
-impl<T> Sink<T> {
-    fn cancel_all(&self) {
-        for f in lock(&self.own).running.drain(..) {
-            f.cancel();
-        }
-    }
-}
-
-thread_local! {
-    /// The `Sink` of the `imap_unordered` whose ordered iterator this thread is driving:
-    /// that iterator submits chunks only from within its `next` (and its creation), on
-    /// the consumer's thread, where `IMapUnordered` sets this.
-    static CURRENT: RefCell<Option<Arc<dyn Any + Send + Sync>>> = const { RefCell::new(None) };
-}
-
-/// Sets [`CURRENT`] for a scope, restoring what was there (nested maps) on drop.
-struct Current(Option<Arc<dyn Any + Send + Sync>>);
-
-impl Current {
-    fn enter(sink: Arc<dyn Any + Send + Sync>) -> Current {
-        Current(CURRENT.with(|c| c.replace(Some(sink))))
-    }
-}
-
-impl Drop for Current {
-    fn drop(&mut self) {
-        let prev = self.0.take();
-        CURRENT.with(|c| *c.borrow_mut() = prev);
-    }
-}
-
-/// The executor `imap_unordered` drives `Executor::map` over (zero-sized: its state is
-/// the thread's [`CURRENT`] sink).
-struct Unordered;
-
-static UNORDERED: Unordered = Unordered;
-
-impl<F, A, T> Runs<MapChunk<F, A>> for Unordered
-where
-    F: Fn(A) -> T + Copy + 'static,
-    A: Serialize + DeserializeOwned,
-    T: Serialize + DeserializeOwned + Send + 'static,
-{
-    type Output = Chunk<T>;
-
-    fn submit_job(&self, chunk: MapChunk<F, A>) -> Result<Future<Chunk<T>>, TaskError> {
-        let sink = CURRENT
-            .with(|c| c.borrow().clone())
-            .and_then(|s| s.downcast::<Sink<T>>().ok())
-            .ok_or_else(|| {
-                TaskError::broken_executor("imap_unordered: chunk submitted outside its iterator")
-            })?;
-        let mut own = lock(&sink.own);
-        let pulled = sink.pulled.load(Ordering::Relaxed);
-        let n = pulled - own.submitted;
-        let slot = Promise::new();
-        let stand_in = slot.future();
-        // The slot is queued before the chunk can complete, so a completion always
-        // finds one.
-        lock(&sink.slots).push_back(slot);
-        let fut = match sink.exec.submit(chunk) {
-            Ok(f) => f,
-            Err(e) => {
-                lock(&sink.slots).pop_back();
-                return Err(e);
-            }
-        };
-        own.submitted = pulled;
-        own.running.retain(|f| !f.done());
-        own.running.push(fut.clone());
-        drop(own);
-        let slots = sink.slots.clone();
-        fut.add_done_callback(move |f| {
-            let results = chunk_outcome(f, n);
-            let first = lock(&slots).pop_front();
-            if let Some(slot) = first {
-                // False if the iterator went away (cancelled its stand-ins): the
-                // results are then dropped.
-                slot.set_result(results);
-            }
-        });
-        Ok(stand_in)
-    }
-}
-
-impl Executor for Unordered {
-    fn shutdown(&self, _wait: bool, _cancel_futures: bool) -> Result<(), TaskError> {
-        Ok(())
-    }
-}
-
-/// An input that counts the items read from it.
-struct Counting<I> {
-    inner: I,
-    pulled: Arc<AtomicUsize>,
-}
-
-impl<I: Iterator> Iterator for Counting<I> {
-    type Item = I::Item;
-
-    fn next(&mut self) -> Option<I::Item> {
-        let x = self.inner.next()?;
-        self.pulled.fetch_add(1, Ordering::Relaxed);
-        Some(x)
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        self.inner.size_hint()
-    }
-}
 
 /// The iterator of [`ProcessPool::imap_unordered`]: results in completion order (a
 /// chunk's items together), the input read a bounded number of chunks ahead. Each
@@ -955,18 +681,73 @@ impl<I: Iterator> Iterator for Counting<I> {
 /// assert_eq!(it.map(Result::unwrap).map(u32::from).sum::<u32>(), 3);
 /// ```
 pub struct IMapUnordered<'a, I, F, T> {
-    map: Map<'static, Unordered, Counting<I>, F, T>,
-    sink: Arc<Sink<T>>,
-    _pool: PhantomData<&'a ProcessPool>,
+    pool: &'a ProcessPool,
+    f: Arc<F>,
+    input: I,
+    chunksize: usize,
+    ahead: usize,
+    progress: ChunkProgress,
+    deadline: Option<Instant>,
+    /// Finished chunks arrive here, from their futures' done-callbacks.
+    tx: mpsc::Sender<Chunk<T>>,
+    rx: mpsc::Receiver<Chunk<T>>,
+    running: Vec<Future<Chunk<T>>>,
+    in_flight: usize,
+    current: VecDeque<Result<T, TaskError>>,
+    input_done: bool,
+    finished: bool,
 }
 
 impl<I, F, T> fmt::Debug for IMapUnordered<'_, I, F, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let own = lock(&self.sink.own);
         f.debug_struct("IMapUnordered")
-            .field("submitted", &own.submitted)
-            .field("running_chunks", &own.running.len())
-            .finish()
+            .field("chunks_in_flight", &self.in_flight)
+            .field("buffered", &self.current.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<I, F, T> IMapUnordered<'_, I, F, T>
+where
+    I: Iterator,
+    I::Item: Serialize + DeserializeOwned,
+    F: Fn(I::Item) -> T + Copy + 'static,
+    T: Serialize + DeserializeOwned + Send + 'static,
+{
+    /// Submits chunks until `ahead` are in flight; returns a submit error.
+    fn fill(&mut self) -> Option<TaskError> {
+        while !self.input_done && self.in_flight < self.ahead {
+            let chunk: Vec<I::Item> = self.input.by_ref().take(self.chunksize).collect();
+            if chunk.is_empty() {
+                self.input_done = true;
+                break;
+            }
+            let n = chunk.len();
+            let job = MapChunk::new(self.f.clone(), chunk, self.progress.clone());
+            match self.pool.exec.submit_job(job) {
+                Ok(fut) => {
+                    let tx = self.tx.clone();
+                    // A send fails only once the iterator is gone: nothing to do then.
+                    fut.add_done_callback(move |f| drop(tx.send(chunk_outcome(f, n))));
+                    self.running.retain(|f| !f.done());
+                    self.running.push(fut);
+                    self.in_flight += 1;
+                }
+                Err(e) => {
+                    self.input_done = true;
+                    return Some(e);
+                }
+            }
+        }
+        None
+    }
+}
+
+impl<I, F, T> IMapUnordered<'_, I, F, T> {
+    fn cancel_all(&mut self) {
+        for f in self.running.drain(..) {
+            f.cancel();
+        }
     }
 }
 
@@ -980,39 +761,58 @@ where
     type Item = Result<T, TaskError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let _current = Current::enter(self.sink.clone());
-        self.map.next()
+        loop {
+            if let Some(r) = self.current.pop_front() {
+                return Some(r);
+            }
+            if self.finished {
+                return None;
+            }
+            if let Some(e) = self.fill() {
+                self.current.push_back(Err(e));
+                continue;
+            }
+            if self.in_flight == 0 {
+                self.finished = true;
+                continue;
+            }
+            let got = match self.deadline {
+                None => self
+                    .rx
+                    .recv()
+                    .map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+                Some(d) => self
+                    .rx
+                    .recv_timeout(d.saturating_duration_since(Instant::now())),
+            };
+            match got {
+                Ok(chunk) => {
+                    self.in_flight -= 1;
+                    self.current.extend(chunk);
+                }
+                Err(_) => {
+                    // The timeout passed (the sender side never disconnects: this
+                    // iterator holds a sender).
+                    self.cancel_all();
+                    self.finished = true;
+                    return Some(Err(TaskError::timeout(
+                        "imap_unordered: the timeout passed before every item was done",
+                    )));
+                }
+            }
+        }
     }
 }
 
 impl<I, F, T> Drop for IMapUnordered<'_, I, F, T> {
     fn drop(&mut self) {
-        self.sink.cancel_all();
+        self.cancel_all();
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn explicit_chunksize_tells_unset_from_one() {
-        assert_eq!(explicit_chunksize(&MapOptions::new()), None);
-        assert_eq!(explicit_chunksize(&MapOptions::new().chunksize(1)), Some(1));
-        assert_eq!(explicit_chunksize(&MapOptions::new().chunksize(7)), Some(7));
-        let with_hook = MapOptions::new().progress(|_| {}).chunksize(3);
-        assert_eq!(explicit_chunksize(&with_hook), Some(3));
-    }
-
-    #[test]
-    fn default_chunksize_is_pythons() {
-        // CPython: chunksize, extra = divmod(len, 4 * workers); if extra: chunksize += 1
-        assert_eq!(chunksize_for(&MapOptions::new(), 0, 4), 1);
-        assert_eq!(chunksize_for(&MapOptions::new(), 100, 4), 7);
-        assert_eq!(chunksize_for(&MapOptions::new(), 16, 4), 1);
-        assert_eq!(chunksize_for(&MapOptions::new(), 17, 4), 2);
-        assert_eq!(chunksize_for(&MapOptions::new().chunksize(5), 100, 4), 5);
-    }
 
     #[test]
     fn still_running_error_is_invalid_state() {
