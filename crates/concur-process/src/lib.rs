@@ -157,6 +157,9 @@ pub use connection::{Connection, ConnectionError, DEFAULT_MAX_FRAME, Pipe};
 pub use error::ProcessError;
 pub use process::{Process, ProcessBuilder, StartMethod};
 
+pub mod manager;
+pub use manager::{Address, AuthKey, Manager, ManagerBuilder, ManagerError};
+
 mod pool;
 pub use pool::{IMapUnordered, ProcessPool, ProcessPoolBuilder, ProcessPoolExecutor};
 

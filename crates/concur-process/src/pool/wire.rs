@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use super::slots::Slots;
 use crate::connection::Connection;
 use crate::fds;
-use crate::process::child::{self, NoCaptures};
+use crate::process::child;
 use crate::process::protocol::{self, Failure, Report};
 
 /// Runs one task: decodes the argument, runs, sends the report.
@@ -57,15 +57,6 @@ pub(crate) struct WorkerArgs {
 pub(crate) struct Hello {
     /// The initializer's panic (message, location), if it failed.
     pub(crate) init_failed: Option<(String, Option<String>)>,
-}
-
-/// Conjures the value of a zero-sized function type.
-fn conjure<F: Copy + 'static>() -> F {
-    let () = NoCaptures::<F>::CHECK;
-    // SAFETY: `F` is zero-sized (checked above at compile time) and `Copy`, and the
-    // pool that sent the task owned a value of it (so it is inhabited): a zero-sized
-    // value has no bytes, so making one from no data is the same as copying it.
-    unsafe { std::mem::zeroed() }
 }
 
 /// Sends `report`; a result that cannot be encoded is reported as such.
@@ -99,7 +90,7 @@ where
         Ok(a) => a,
         Err(r) => return send_report(conn, &r),
     };
-    let f: F = conjure();
+    let f: F = child::conjure();
     match child::catch(move || f(a)) {
         Ok(v) => send_report(conn, &Report::Ok(v)),
         Err((message, location)) => send_report(conn, &Report::<()>::Panic { message, location }),
@@ -117,7 +108,7 @@ where
         Ok(a) => a,
         Err(r) => return send_report(conn, &r),
     };
-    let f: F = conjure();
+    let f: F = child::conjure();
     let out: Vec<Report<R>> = items
         .into_iter()
         .map(|x| match child::catch(move || f(x)) {
@@ -140,7 +131,7 @@ where
             None,
         )
     })?;
-    let f: F = conjure();
+    let f: F = child::conjure();
     child::catch(move || f(a))
 }
 

@@ -111,6 +111,18 @@ impl<F> NoCaptures<F> {
     );
 }
 
+/// Makes the value of a zero-sized function type `F` from nothing: how code that
+/// received only a function's address (a pool worker, a manager server) gets the
+/// function to call.
+pub(crate) fn conjure<F: Copy + 'static>() -> F {
+    let () = NoCaptures::<F>::CHECK;
+    // SAFETY: `F` is zero-sized (checked above at compile time) and `Copy`, and the
+    // process that sent its address owned a value of it (so it is inhabited): a
+    // zero-sized value has no bytes, so making one from no data is the same as copying
+    // it.
+    unsafe { std::mem::zeroed() }
+}
+
 /// Runs `f`, turning a panic into its message and location (as a child reports them).
 pub(crate) fn catch<R>(f: impl FnOnce() -> R) -> Result<R, (String, Option<String>)> {
     match panic::catch_unwind(AssertUnwindSafe(f)) {

@@ -1,0 +1,279 @@
+//! The client side: a lazily opened, authenticated connection per proxy handle, and
+//! the [`Address`] of a manager.
+
+use std::fmt;
+use std::net::{SocketAddr, TcpStream};
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::auth::{self, AuthKey};
+use super::error::ManagerError;
+use super::protocol::{Hello, Reply, Request, decode, encode};
+use super::server::MAX_FRAME;
+use crate::connection::Connection;
+use crate::process::protocol::Identity;
+
+/// Where a manager listens: a Unix-domain socket (the default; a path starting with
+/// `@` is in Linux's abstract namespace, which leaves no file behind) or a TCP address.
+///
+/// ```
+/// use concur_process::Address;
+/// let a: Address = "127.0.0.1:5000".parse().unwrap();
+/// assert_eq!(a, Address::Tcp("127.0.0.1:5000".parse().unwrap()));
+/// let u: Address = "/tmp/m.sock".parse().unwrap();
+/// assert_eq!(u.to_string(), "/tmp/m.sock");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Address {
+    /// A Unix-domain stream socket at this path (`@name`: abstract).
+    Unix(PathBuf),
+    /// A TCP address (use an authentication key of real strength).
+    Tcp(SocketAddr),
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Address::Unix(p) => write!(f, "{}", p.display()),
+            Address::Tcp(a) => write!(f, "{a}"),
+        }
+    }
+}
+
+impl std::str::FromStr for Address {
+    type Err = std::convert::Infallible;
+
+    /// A socket address (`host:port` with an IP) is TCP; anything else a Unix path.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s.parse::<SocketAddr>() {
+            Ok(a) => Address::Tcp(a),
+            Err(_) => Address::Unix(PathBuf::from(s)),
+        })
+    }
+}
+
+impl Address {
+    /// The abstract-namespace name of a `@name` Unix address.
+    pub(crate) fn abstract_name(&self) -> Option<&[u8]> {
+        match self {
+            Address::Unix(p) => p.as_os_str().as_encoded_bytes().strip_prefix(b"@"),
+            Address::Tcp(_) => None,
+        }
+    }
+
+    /// Opens a stream to this address.
+    pub(crate) fn connect(&self) -> std::io::Result<OwnedFd> {
+        match self {
+            Address::Tcp(a) => {
+                let s = TcpStream::connect(a)?;
+                let _ = s.set_nodelay(true);
+                Ok(OwnedFd::from(s))
+            }
+            Address::Unix(p) => {
+                let s = match self.abstract_name() {
+                    Some(name) => {
+                        use std::os::linux::net::SocketAddrExt;
+                        let addr = std::os::unix::net::SocketAddr::from_abstract_name(name)?;
+                        UnixStream::connect_addr(&addr)?
+                    }
+                    None => UnixStream::connect(p)?,
+                };
+                Ok(OwnedFd::from(s))
+            }
+        }
+    }
+}
+
+/// One authenticated connection to a manager, opened on first use and shared by the
+/// calls of one handle (one call at a time).
+pub(crate) struct Client {
+    address: Address,
+    key: AuthKey,
+    conn: Mutex<Option<Connection>>,
+}
+
+impl Client {
+    pub(crate) fn new(address: Address, key: AuthKey) -> Client {
+        Client {
+            address,
+            key,
+            conn: Mutex::new(None),
+        }
+    }
+
+    pub(crate) fn address(&self) -> &Address {
+        &self.address
+    }
+
+    pub(crate) fn key(&self) -> &AuthKey {
+        &self.key
+    }
+
+    fn open(&self) -> Result<Connection, ManagerError> {
+        let fd = self.address.connect().map_err(|e| {
+            ManagerError::shut_down(format!("cannot reach the manager at {}: {e}", self.address))
+        })?;
+        let conn = Connection::from_fd(fd);
+        auth::client_side(&conn, &self.key, MAX_FRAME)?;
+        let identity = Identity::current().unwrap_or_else(|_| Identity::unknown());
+        conn.send(&Hello { identity })
+            .map_err(|e| ManagerError::shut_down(format!("the manager went away: {e}")))?;
+        Ok(conn)
+    }
+
+    fn connection(&self) -> Result<MutexGuard<'_, Option<Connection>>, ManagerError> {
+        let mut g = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        if g.is_none() {
+            *g = Some(self.open()?);
+        }
+        Ok(g)
+    }
+
+    /// Connects now (to check the address and key).
+    pub(crate) fn connect(&self) -> Result<(), ManagerError> {
+        self.connection().map(drop)
+    }
+
+    /// Sends `req` and waits for its reply.
+    pub(crate) fn request(&self, req: &Request) -> Result<Vec<u8>, ManagerError> {
+        let mut g = self.connection()?;
+        let Some(conn) = g.as_ref() else {
+            unreachable!("connection() opened it")
+        };
+        let gone = |e: crate::ConnectionError| {
+            ManagerError::shut_down(format!("the manager at {} went away: {e}", self.address))
+        };
+        let r = conn
+            .send(req)
+            .map_err(gone)
+            .and_then(|()| conn.recv::<Reply>().map_err(gone));
+        match r {
+            Ok(Ok(bytes)) => Ok(bytes),
+            Ok(Err((kind, message))) => Err(ManagerError::new(kind, message)),
+            Err(e) => {
+                *g = None; // reconnect next time (it will fail if the server is gone)
+                Err(e)
+            }
+        }
+    }
+
+    /// Runs `op` on object `id` and decodes the reply.
+    pub(crate) fn call<O: Serialize, R: DeserializeOwned>(
+        &self,
+        id: u64,
+        op: &O,
+    ) -> Result<R, ManagerError> {
+        let bytes = self.request(&Request::Call {
+            id,
+            op: encode(op)?,
+        })?;
+        decode(&bytes)
+    }
+}
+
+/// A typed object's connection and identity: what every proxy holds. Cloning opens a
+/// new connection on first use (as each Python thread has its own); serializing sends
+/// the address, key and object id, and the receiving process connects on first use.
+pub(crate) struct Handle {
+    pub(crate) client: Client,
+    pub(crate) id: u64,
+    pub(crate) tag: String,
+}
+
+impl Handle {
+    /// Runs `op` on the object.
+    pub(crate) fn call<O: Serialize, R: DeserializeOwned>(
+        &self,
+        op: &O,
+    ) -> Result<R, ManagerError> {
+        self.client.call(self.id, op)
+    }
+}
+
+impl Clone for Handle {
+    fn clone(&self) -> Self {
+        Handle {
+            client: Client::new(self.client.address.clone(), self.client.key.clone()),
+            id: self.id,
+            tag: self.tag.clone(),
+        }
+    }
+}
+
+impl fmt::Debug for Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Proxy")
+            .field("address", &self.client.address)
+            .field("id", &self.id)
+            .field("type", &self.tag)
+            .finish()
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Wire {
+    address: Address,
+    key: AuthKey,
+    id: u64,
+    tag: String,
+}
+
+impl Serialize for Handle {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        Wire {
+            address: self.client.address.clone(),
+            key: self.client.key.clone(),
+            id: self.id,
+            tag: self.tag.clone(),
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Handle {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let w = Wire::deserialize(d)?;
+        Ok(Handle {
+            client: Client::new(w.address, w.key),
+            id: w.id,
+            tag: w.tag,
+        })
+    }
+}
+
+/// Creates an object of `kind` with tag `tag` and returns its handle (on a new client).
+pub(crate) fn create(
+    via: &Client,
+    kind: super::protocol::ObjKind,
+    tag: String,
+    init: Vec<u8>,
+) -> Result<Handle, ManagerError> {
+    let id: u64 = decode(&via.request(&Request::Create {
+        kind,
+        tag: tag.clone(),
+        init,
+    })?)?;
+    Ok(Handle {
+        client: Client::new(via.address.clone(), via.key.clone()),
+        id,
+        tag,
+    })
+}
+
+/// Attaches to object `id`, checking it has type tag `tag`.
+pub(crate) fn attach(via: &Client, id: u64, tag: String) -> Result<Handle, ManagerError> {
+    via.request(&Request::Attach {
+        id,
+        tag: tag.clone(),
+    })?;
+    Ok(Handle {
+        client: Client::new(via.address.clone(), via.key.clone()),
+        id,
+        tag,
+    })
+}

@@ -1,0 +1,222 @@
+//! [`ManagerError`]: why a manager call failed.
+
+use std::fmt;
+use std::io;
+
+use serde::{Deserialize, Serialize};
+
+/// What kind of failure a [`ManagerError`] is; it also travels in error replies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Kind {
+    /// The key (or index, or field) is not there.
+    Missing,
+    /// The object is not of the type the proxy expects, or a value does not decode
+    /// as its type.
+    WrongType,
+    /// The manager has shut down (or its process is gone).
+    ShutDown,
+    /// The authentication key was refused (by either side).
+    AuthFailed,
+    /// A blocking call's timeout passed.
+    Timeout,
+    /// The request was malformed, unknown or too large.
+    BadRequest,
+    /// The object is in a state that forbids the call (releasing an unheld lock,
+    /// a broken barrier, a full queue with `put_nowait`...).
+    InvalidState,
+    /// A function sent to the server cannot run there (another binary), or panicked.
+    Remote,
+    /// A value could not be serialized.
+    Serialization,
+    /// An operating-system error (connect, read, write).
+    Io,
+}
+
+/// Why a manager call failed: Python's `KeyError`, `IndexError`, `RemoteError`,
+/// `AuthenticationError`, `EOFError` of a dead manager, and the like, as one typed
+/// error. Ask it with the predicates.
+///
+/// ```
+/// use concur_process::Manager;
+/// let m = Manager::start().unwrap();
+/// let d = m.dict::<String, u32>().unwrap();
+/// let e = d.get_item(&"nope".to_string()).unwrap_err();
+/// assert!(e.is_missing());
+/// ```
+#[derive(Clone)]
+pub struct ManagerError {
+    kind: Kind,
+    message: String,
+}
+
+impl ManagerError {
+    pub(crate) fn new(kind: Kind, message: impl Into<String>) -> Self {
+        ManagerError {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    pub(crate) fn message(&self) -> &str {
+        &self.message
+    }
+
+    pub(crate) fn io(context: &str, e: io::Error) -> Self {
+        Self::new(Kind::Io, format!("{context}: {e}"))
+    }
+
+    pub(crate) fn shut_down(message: impl Into<String>) -> Self {
+        Self::new(Kind::ShutDown, message)
+    }
+
+    pub(crate) fn wrong_type(message: impl Into<String>) -> Self {
+        Self::new(Kind::WrongType, message)
+    }
+
+    pub(crate) fn serialization(message: impl Into<String>) -> Self {
+        Self::new(Kind::Serialization, message)
+    }
+
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(Kind::BadRequest, message)
+    }
+
+    /// True if a key, index or field is missing (Python's `KeyError`/`IndexError`).
+    ///
+    /// ```
+    /// let m = concur_process::Manager::start().unwrap();
+    /// let d = m.dict::<u8, u8>().unwrap();
+    /// assert!(d.get_item(&3).unwrap_err().is_missing());
+    /// ```
+    pub fn is_missing(&self) -> bool {
+        self.kind == Kind::Missing
+    }
+
+    /// True if the object or a value is not of the expected type.
+    ///
+    /// ```
+    /// let m = concur_process::Manager::start().unwrap();
+    /// let d = m.dict::<u8, u8>().unwrap();
+    /// let same = m.dict_by_id::<u8, String>(d.id()).unwrap_err();
+    /// assert!(same.is_wrong_type());
+    /// ```
+    pub fn is_wrong_type(&self) -> bool {
+        self.kind == Kind::WrongType
+    }
+
+    /// True if the manager has shut down or its process is gone.
+    ///
+    /// ```
+    /// let m = concur_process::Manager::start().unwrap();
+    /// let d = m.dict::<u8, u8>().unwrap();
+    /// m.shutdown().unwrap();
+    /// assert!(d.len().unwrap_err().is_shut_down());
+    /// ```
+    pub fn is_shut_down(&self) -> bool {
+        self.kind == Kind::ShutDown
+    }
+
+    /// True if authentication failed (a wrong key on either side).
+    ///
+    /// ```
+    /// use concur_process::{AuthKey, Manager};
+    /// let m = Manager::start().unwrap();
+    /// let e = Manager::connect(m.address().clone(), AuthKey::from("wrong")).unwrap_err();
+    /// assert!(e.is_auth_failed());
+    /// ```
+    pub fn is_auth_failed(&self) -> bool {
+        self.kind == Kind::AuthFailed
+    }
+
+    /// True if a blocking call's timeout passed.
+    ///
+    /// ```
+    /// let e = concur_process::ManagerError::from(std::io::Error::other("x"));
+    /// assert!(!e.is_timeout());
+    /// ```
+    pub fn is_timeout(&self) -> bool {
+        self.kind == Kind::Timeout
+    }
+
+    /// True if the server refused a malformed, unknown or oversized request.
+    ///
+    /// ```
+    /// let m = concur_process::Manager::start().unwrap();
+    /// let e = m.dict_by_id::<u8, u8>(999_999).unwrap_err();
+    /// assert!(e.is_bad_request() || e.is_missing());
+    /// ```
+    pub fn is_bad_request(&self) -> bool {
+        self.kind == Kind::BadRequest
+    }
+
+    /// True if the object's state forbids the call (releasing a lock not held, a
+    /// broken barrier, a full or empty queue in a non-blocking call).
+    ///
+    /// ```
+    /// let e = concur_process::ManagerError::from(std::io::Error::other("x"));
+    /// assert!(!e.is_invalid_state());
+    /// ```
+    pub fn is_invalid_state(&self) -> bool {
+        self.kind == Kind::InvalidState
+    }
+
+    /// True if a function sent to the server could not run there (a server running
+    /// another binary) or panicked (Python's `RemoteError`).
+    ///
+    /// ```
+    /// let m = concur_process::Manager::start().unwrap();
+    /// let d = m.dict::<u8, u8>().unwrap();
+    /// let e = d.update(1, |_: Option<u8>| -> u8 { panic!("no") }).unwrap_err();
+    /// assert!(e.is_remote());
+    /// ```
+    pub fn is_remote(&self) -> bool {
+        self.kind == Kind::Remote
+    }
+
+    /// True if a value could not be serialized.
+    ///
+    /// ```
+    /// let e = concur_process::ManagerError::from(std::io::Error::other("x"));
+    /// assert!(!e.is_serialization());
+    /// ```
+    pub fn is_serialization(&self) -> bool {
+        self.kind == Kind::Serialization
+    }
+
+    /// True for an operating-system error (connecting, reading, writing).
+    ///
+    /// ```
+    /// let e = concur_process::ManagerError::from(std::io::Error::other("x"));
+    /// assert!(e.is_io());
+    /// ```
+    pub fn is_io(&self) -> bool {
+        self.kind == Kind::Io
+    }
+}
+
+impl From<io::Error> for ManagerError {
+    fn from(e: io::Error) -> Self {
+        ManagerError::new(Kind::Io, e.to_string())
+    }
+}
+
+impl fmt::Display for ManagerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl fmt::Debug for ManagerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ManagerError")
+            .field("kind", &self.kind)
+            .field("message", &self.message)
+            .finish()
+    }
+}
+
+impl std::error::Error for ManagerError {}

@@ -1,0 +1,443 @@
+//! [`Manager`]: Python's `multiprocessing.Manager` / `BaseManager` — a server process
+//! that owns shared dicts, lists, namespaces, values, queues and locks, used through
+//! proxies from any process that knows its address and key, on this machine (a
+//! Unix-domain socket) or another (TCP).
+//!
+//! | Python | here |
+//! |---|---|
+//! | `m = Manager()` / `m.start()` | [`Manager::start`], [`Manager::builder`]`().address(..).authkey(..).start()` |
+//! | `BaseManager(address, authkey).connect()` | [`Manager::connect`]`(address, key)` |
+//! | `BaseManager(..).get_server().serve_forever()` | [`Manager::serve`]`(address, key)` |
+//! | `m.shutdown()`, `with Manager() as m:` | [`Manager::shutdown`], drop |
+//! | `m.dict()`, `d[k]`, `d[k] = v`, `del d[k]`, `k in d`, `len(d)`, `d.keys()` | [`Manager::dict`], [`Dict::get_item`], [`Dict::insert`], [`Dict::remove`], [`Dict::contains_key`], [`Dict::len`], [`Dict::keys`] |
+//! | a lock around `d[k] += 1` | [`Dict::update`]: the function runs on the server, atomically |
+//! | `AuthenticationError` | [`ManagerError::is_auth_failed`] |
+//!
+//! How it works: the server stores keys and values serialized (postcard), so it needs
+//! to know no type; proxies are typed, and each object remembers the type names it was
+//! made with. Every connection is authenticated first by an HMAC-SHA256
+//! challenge-response in both directions over the key (see `auth`); a client that
+//! fails is refused and logged before any request is read. Then each request is a
+//! length-checked frame answered by one reply; a malformed, unknown or oversized
+//! request gets an error reply and the server keeps serving everyone else. Each
+//! connection has a thread on the server, so a client blocked in a queue `get` or a
+//! lock `acquire` holds up nobody else.
+//!
+//! A client process that dies while holding a manager lock does not deadlock the
+//! others: when its connection ends, the server releases what that connection held
+//! (locks, semaphore units, condition ownership) and wakes the waiters.
+//!
+//! Objects live until the manager shuts down (proxies do not count references).
+
+mod auth;
+mod client;
+mod error;
+pub(crate) mod objects;
+mod protocol;
+mod server;
+
+use std::net::TcpListener;
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixListener;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+pub use auth::AuthKey;
+pub use client::Address;
+pub use error::ManagerError;
+pub use objects::dict::Dict;
+
+use crate::process::{Process, StartMethod};
+use client::Client;
+use protocol::{ObjKind, Request};
+use server::Listener;
+
+/// Configures a [`Manager`] before [`start`](ManagerBuilder::start): where it listens
+/// and its key.
+///
+/// ```
+/// use concur_process::{Address, AuthKey, Manager};
+/// let m = Manager::builder()
+///     .address("127.0.0.1:0".parse::<Address>().unwrap())
+///     .authkey(AuthKey::from("not a secret"))
+///     .start()
+///     .unwrap();
+/// assert!(matches!(m.address(), Address::Tcp(a) if a.port() != 0));
+/// ```
+#[derive(Debug, Default)]
+#[must_use = "a builder does nothing until `start`"]
+pub struct ManagerBuilder {
+    address: Option<Address>,
+    key: Option<AuthKey>,
+}
+
+impl ManagerBuilder {
+    /// Where the server listens: a Unix path (`@name` for the abstract namespace) or a
+    /// TCP address (port 0 picks a free port; [`Manager::address`] tells which). By
+    /// default an abstract Unix socket with a random name.
+    ///
+    /// ```
+    /// let _ = concur_process::Manager::builder().address("@my-manager".parse().unwrap());
+    /// ```
+    pub fn address(mut self, address: Address) -> Self {
+        self.address = Some(address);
+        self
+    }
+
+    /// The authentication key; by default a random one ([`Manager::authkey`] tells it,
+    /// to hand to other processes).
+    ///
+    /// ```
+    /// let _ = concur_process::Manager::builder().authkey("k".into());
+    /// ```
+    pub fn authkey(mut self, key: AuthKey) -> Self {
+        self.key = Some(key);
+        self
+    }
+
+    /// Starts the server process and returns the manager that owns it. The server is
+    /// a child like a [`Process`]'s: it dies with this process, and exits on
+    /// [`Manager::shutdown`] or when the manager is dropped.
+    ///
+    /// # Errors
+    /// [`is_io`](ManagerError::is_io) if the address cannot be bound or the process
+    /// not started.
+    ///
+    /// ```
+    /// let m = concur_process::Manager::builder().start().unwrap();
+    /// m.shutdown().unwrap();
+    /// ```
+    pub fn start(self) -> Result<Manager, ManagerError> {
+        let key = match self.key {
+            Some(k) => k,
+            None => AuthKey::random().map_err(|e| ManagerError::io("randomness", e))?,
+        };
+        let address = match self.address {
+            Some(a) => a,
+            None => Address::Unix(PathBuf::from(format!(
+                "@concur-manager-{}-{}",
+                std::process::id(),
+                hex(&AuthKey::random()
+                    .map_err(|e| ManagerError::io("randomness", e))?
+                    .as_bytes()[..8])
+            ))),
+        };
+        let (listener, address) = bind(&address)?;
+        let unix_path = match &address {
+            Address::Unix(p) if address.abstract_name().is_none() => Some(p.clone()),
+            _ => None,
+        };
+        let (fd, tcp) = match listener {
+            Listener::Unix(l) => (OwnedFd::from(l), false),
+            Listener::Tcp(l) => (OwnedFd::from(l), true),
+        };
+        let process = Process::builder()
+            .name("concur-manager")
+            .daemon(true)
+            .start_method(StartMethod::ForkServer)
+            .spawn(
+                serve_main,
+                ServeArgs {
+                    listener: fd,
+                    tcp,
+                    key: key.clone(),
+                },
+            )
+            .map_err(|e| {
+                ManagerError::io(
+                    "starting the manager process",
+                    std::io::Error::other(e.to_string()),
+                )
+            })?;
+        Ok(Manager {
+            client: Client::new(address, key),
+            process: Some(process),
+            unix_path,
+        })
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Binds `address`; returns the listener and the address as bound (a real port).
+fn bind(address: &Address) -> Result<(Listener, Address), ManagerError> {
+    let err = |e| ManagerError::io(&format!("binding {address}"), e);
+    match address {
+        Address::Tcp(a) => {
+            let l = TcpListener::bind(a).map_err(err)?;
+            let bound = l.local_addr().map_err(err)?;
+            Ok((Listener::Tcp(l), Address::Tcp(bound)))
+        }
+        Address::Unix(p) => {
+            let l = match address.abstract_name() {
+                Some(name) => {
+                    use std::os::linux::net::SocketAddrExt;
+                    let a =
+                        std::os::unix::net::SocketAddr::from_abstract_name(name).map_err(err)?;
+                    UnixListener::bind_addr(&a).map_err(err)?
+                }
+                None => UnixListener::bind(p).map_err(err)?,
+            };
+            Ok((Listener::Unix(l), address.clone()))
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct ServeArgs {
+    #[serde(with = "crate::fds::serde_fd")]
+    listener: OwnedFd,
+    tcp: bool,
+    key: AuthKey,
+}
+
+/// The server process's function.
+fn serve_main(args: ServeArgs) {
+    let listener = if args.tcp {
+        Listener::Tcp(TcpListener::from(args.listener))
+    } else {
+        Listener::Unix(UnixListener::from(args.listener))
+    };
+    if let Err(e) = server::serve(listener, args.key) {
+        tracing::error!(error = %e, "manager: the server stopped on an error");
+    }
+}
+
+/// A handle on a manager's server: makes shared objects and hands out proxies to them
+/// (Python's `multiprocessing.Manager()` and `BaseManager`). See the [module
+/// docs](self) for how it works.
+///
+/// ```
+/// use concur_process::{Manager, Process};
+/// use concur_process::manager::Dict;
+///
+/// fn worker(d: Dict<String, u64>) {
+///     for _ in 0..100 {
+///         d.update("count".into(), |n: Option<u64>| n.unwrap_or(0) + 1).unwrap();
+///     }
+/// }
+///
+/// let m = Manager::start().unwrap();
+/// let d = m.dict::<String, u64>().unwrap();
+/// let ps: Vec<_> = (0..3).map(|_| Process::spawn(worker, d.clone()).unwrap()).collect();
+/// for p in ps { p.join().unwrap(); }
+/// assert_eq!(d.get(&"count".into()).unwrap(), Some(300));
+/// ```
+pub struct Manager {
+    client: Client,
+    process: Option<Process<()>>,
+    unix_path: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Manager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Manager")
+            .field("address", self.client.address())
+            .field("owns_server", &self.process.is_some())
+            .finish()
+    }
+}
+
+impl Manager {
+    /// Starts a server process on a private Unix socket with a random key (Python's
+    /// `Manager()`).
+    ///
+    /// # Errors
+    /// As [`ManagerBuilder::start`].
+    ///
+    /// ```
+    /// let m = concur_process::Manager::start().unwrap();
+    /// assert!(m.address().to_string().starts_with("@concur-manager-"));
+    /// ```
+    pub fn start() -> Result<Manager, ManagerError> {
+        ManagerBuilder::default().start()
+    }
+
+    /// A builder for the address and key.
+    ///
+    /// ```
+    /// let m = concur_process::Manager::builder().authkey("k".into()).start().unwrap();
+    /// assert_eq!(m.authkey().as_bytes(), b"k");
+    /// ```
+    pub fn builder() -> ManagerBuilder {
+        ManagerBuilder::default()
+    }
+
+    /// Connects to the manager serving at `address` with `key` (Python's
+    /// `BaseManager(address, authkey).connect()`), checking the key at once. The
+    /// returned handle does not own the server: dropping it leaves the server running.
+    ///
+    /// # Errors
+    /// [`is_auth_failed`](ManagerError::is_auth_failed) for a wrong key;
+    /// [`is_shut_down`](ManagerError::is_shut_down) if nothing serves there.
+    ///
+    /// ```
+    /// use concur_process::Manager;
+    /// let m = Manager::start().unwrap();
+    /// let other = Manager::connect(m.address().clone(), m.authkey().clone()).unwrap();
+    /// let d = other.dict::<u8, u8>().unwrap();
+    /// d.insert(1, 2).unwrap();
+    /// assert_eq!(m.dict_by_id::<u8, u8>(d.id()).unwrap().get(&1).unwrap(), Some(2));
+    /// ```
+    pub fn connect(address: Address, key: AuthKey) -> Result<Manager, ManagerError> {
+        let client = Client::new(address, key);
+        client.connect()?;
+        Ok(Manager {
+            client,
+            process: None,
+            unix_path: None,
+        })
+    }
+
+    /// Runs a manager's server in this process, on `address` with `key`, until a
+    /// client calls [`shutdown`](Manager::shutdown) (Python's
+    /// `get_server().serve_forever()`). Blocks.
+    ///
+    /// # Errors
+    /// [`is_io`](ManagerError::is_io) if the address cannot be bound or accepting
+    /// fails.
+    ///
+    /// ```
+    /// use concur_process::{Address, AuthKey, Manager};
+    /// use std::time::Duration;
+    /// let addr: Address = "@serve-doc-example".parse().unwrap();
+    /// let a = addr.clone();
+    /// let server = std::thread::spawn(move || Manager::serve(a, AuthKey::from("k")));
+    /// let m = loop {
+    ///     match Manager::connect(addr.clone(), AuthKey::from("k")) {
+    ///         Ok(m) => break m,
+    ///         Err(_) => std::thread::sleep(Duration::from_millis(5)),
+    ///     }
+    /// };
+    /// m.dict::<u8, u8>().unwrap().insert(1, 1).unwrap();
+    /// m.shutdown().unwrap();
+    /// server.join().unwrap().unwrap();
+    /// ```
+    pub fn serve(address: Address, key: AuthKey) -> Result<(), ManagerError> {
+        let (listener, _) = bind(&address)?;
+        server::serve(listener, key).map_err(|e| ManagerError::io("serving", e))
+    }
+
+    /// The address the server listens on (a TCP port chosen by the OS included).
+    ///
+    /// ```
+    /// let m = concur_process::Manager::start().unwrap();
+    /// let _ = m.address().to_string();
+    /// ```
+    pub fn address(&self) -> &Address {
+        self.client.address()
+    }
+
+    /// The authentication key (to hand to other processes with the address).
+    ///
+    /// ```
+    /// let m = concur_process::Manager::start().unwrap();
+    /// assert_eq!(m.authkey().as_bytes().len(), 32);
+    /// ```
+    pub fn authkey(&self) -> &AuthKey {
+        self.client.key()
+    }
+
+    /// Stops the server (Python's `shutdown`) and, if this manager started it, waits
+    /// for its process to exit. Calls on proxies fail with
+    /// [`is_shut_down`](ManagerError::is_shut_down) afterwards. Calling it again is
+    /// harmless.
+    ///
+    /// # Errors
+    /// An I/O error other than the server being gone already.
+    ///
+    /// ```
+    /// let m = concur_process::Manager::start().unwrap();
+    /// m.shutdown().unwrap();
+    /// m.shutdown().unwrap();
+    /// ```
+    pub fn shutdown(&self) -> Result<(), ManagerError> {
+        match self.client.request(&Request::Shutdown) {
+            Ok(_) => {}
+            Err(e) if e.is_shut_down() => {}
+            Err(e) => return Err(e),
+        }
+        if let Some(p) = &self.process
+            && p.join_timeout(Duration::from_secs(5)).is_err()
+            && p.exitcode().is_none()
+        {
+            let _ = p.kill();
+            let _ = p.join_timeout(Duration::from_secs(5));
+        }
+        if let Some(path) = &self.unix_path {
+            let _ = std::fs::remove_file(path);
+        }
+        Ok(())
+    }
+
+    /// Makes an object of `kind` and returns a handle to it.
+    pub(crate) fn create(
+        &self,
+        kind: ObjKind,
+        tag: String,
+        init: Vec<u8>,
+    ) -> Result<client::Handle, ManagerError> {
+        client::create(&self.client, kind, tag, init)
+    }
+
+    /// Attaches to object `id`, which must have type tag `tag`.
+    pub(crate) fn attach(&self, id: u64, tag: String) -> Result<client::Handle, ManagerError> {
+        client::attach(&self.client, id, tag)
+    }
+
+    /// A new shared dict (Python's `m.dict()`).
+    ///
+    /// # Errors
+    /// [`is_shut_down`](ManagerError::is_shut_down) if the manager is gone.
+    ///
+    /// ```
+    /// let m = concur_process::Manager::start().unwrap();
+    /// let d = m.dict::<u32, String>().unwrap();
+    /// d.insert(7, "seven".into()).unwrap();
+    /// assert_eq!(d.len().unwrap(), 1);
+    /// ```
+    pub fn dict<K, V>(&self) -> Result<Dict<K, V>, ManagerError>
+    where
+        K: Serialize + DeserializeOwned,
+        V: Serialize + DeserializeOwned,
+    {
+        Ok(Dict::from_handle(self.create(
+            ObjKind::Dict,
+            Dict::<K, V>::tag(),
+            Vec::new(),
+        )?))
+    }
+
+    /// A proxy to the existing dict `id` of this manager (made by any client).
+    ///
+    /// # Errors
+    /// [`is_missing`](ManagerError::is_missing) if there is no such object;
+    /// [`is_wrong_type`](ManagerError::is_wrong_type) if it is not a `Dict<K, V>`.
+    ///
+    /// ```
+    /// let m = concur_process::Manager::start().unwrap();
+    /// let d = m.dict::<u8, u8>().unwrap();
+    /// assert!(m.dict_by_id::<u8, u8>(d.id()).is_ok());
+    /// assert!(m.dict_by_id::<u8, u8>(d.id() + 100).unwrap_err().is_missing());
+    /// ```
+    pub fn dict_by_id<K, V>(&self, id: u64) -> Result<Dict<K, V>, ManagerError>
+    where
+        K: Serialize + DeserializeOwned,
+        V: Serialize + DeserializeOwned,
+    {
+        Ok(Dict::from_handle(self.attach(id, Dict::<K, V>::tag())?))
+    }
+}
+
+impl Drop for Manager {
+    fn drop(&mut self) {
+        if self.process.is_some() {
+            let _ = self.shutdown();
+        }
+    }
+}
