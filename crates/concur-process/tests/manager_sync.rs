@@ -198,7 +198,10 @@ fn test_condition_notify() {
         let cond = m.condition().unwrap();
         let sleeping = m.semaphore(0).unwrap();
         let woken = m.semaphore(0).unwrap();
-        let p = spawn(cond_f, (cond.clone(), sleeping.clone(), woken.clone(), None));
+        let p = spawn(
+            cond_f,
+            (cond.clone(), sleeping.clone(), woken.clone(), None),
+        );
         let a = (cond.clone(), sleeping.clone(), woken.clone(), None);
         let t = thread::spawn(move || cond_f(a));
 
@@ -227,7 +230,12 @@ fn test_condition_notify_all() {
         let woken = m.semaphore(0).unwrap();
 
         // Sleepers that time out.
-        let args = (cond.clone(), sleeping.clone(), woken.clone(), Some(TIMEOUT1));
+        let args = (
+            cond.clone(),
+            sleeping.clone(),
+            woken.clone(),
+            Some(TIMEOUT1),
+        );
         let (ps, ts) = six_sleepers(&args);
         take_woken(&sleeping, 6);
         take_woken(&woken, 6);
@@ -323,7 +331,9 @@ fn test_condition_waitfor() {
         for _ in 0..4 {
             thread::sleep(Duration::from_millis(10));
             cond.acquire().unwrap();
-            state.update(0, |v: Option<i64>| v.unwrap_or(0) + 1).unwrap();
+            state
+                .update(0, |v: Option<i64>| v.unwrap_or(0) + 1)
+                .unwrap();
             cond.notify(1).unwrap();
             cond.release().unwrap();
         }
@@ -352,13 +362,18 @@ fn test_condition_waitfor_timeout() {
         let state = m.dict::<u8, i64>().unwrap();
         state.insert(0, 0).unwrap();
         let sem = m.semaphore(0).unwrap();
-        let p = spawn(waitfor_timeout_f, (cond.clone(), state.clone(), sem.clone()));
+        let p = spawn(
+            waitfor_timeout_f,
+            (cond.clone(), state.clone(), sem.clone()),
+        );
         assert!(sem.acquire_timeout(LIMIT).unwrap());
         // Only 3 increments: state == 4 is never reached.
         for _ in 0..3 {
             thread::sleep(Duration::from_millis(10));
             cond.acquire().unwrap();
-            state.update(0, |v: Option<i64>| v.unwrap_or(0) + 1).unwrap();
+            state
+                .update(0, |v: Option<i64>| v.unwrap_or(0) + 1)
+                .unwrap();
             cond.notify(1).unwrap();
             cond.release().unwrap();
         }

@@ -28,9 +28,7 @@ pub(crate) fn make(
         ))),
         ObjKind::Event => Ok(Arc::new(sync_misc::EventObject::new(tag))),
         ObjKind::Condition => Ok(Arc::new(sync_misc::ConditionObject::new(tag))),
-        ObjKind::Barrier { parties } => {
-            Ok(Arc::new(sync_misc::BarrierObject::new(tag, *parties)?))
-        }
+        ObjKind::Barrier { parties } => Ok(Arc::new(sync_misc::BarrierObject::new(tag, *parties)?)),
         other => Err(ManagerError::bad_request(format!(
             "this manager cannot make a {other:?}"
         ))),

@@ -289,7 +289,9 @@ impl Object for ConditionObject {
         let me = ctx.client;
         match op {
             CondOp::Acquire(t) => {
-                let (_g, ok) = self.g.wait_until(ctx, g, deadline_of(t), |s| s.take(me, 1))?;
+                let (_g, ok) = self
+                    .g
+                    .wait_until(ctx, g, deadline_of(t), |s| s.take(me, 1))?;
                 encode(&ok)
             }
             CondOp::Release => {
@@ -327,7 +329,9 @@ impl Object for ConditionObject {
                 if g.owner != Some(me) {
                     return Err(invalid("cannot notify on un-acquired lock"));
                 }
-                let n = usize::try_from(n).unwrap_or(usize::MAX).min(g.waiting.len());
+                let n = usize::try_from(n)
+                    .unwrap_or(usize::MAX)
+                    .min(g.waiting.len());
                 for _ in 0..n {
                     if let Some(w) = g.waiting.pop_front() {
                         g.notified.insert(w);
@@ -778,7 +782,11 @@ impl Object for BarrierObject {
             BarrierOp::Parties => encode(&(self.parties as u64)),
             BarrierOp::NWaiting => {
                 let g = self.g.lock();
-                let n = if g.phase == Phase::Filling { g.count } else { 0 };
+                let n = if g.phase == Phase::Filling {
+                    g.count
+                } else {
+                    0
+                };
                 encode(&(n as u64))
             }
             BarrierOp::Broken => encode(&(self.g.lock().phase == Phase::Broken)),
