@@ -11,10 +11,8 @@
 //! checks are lower bounds only; where CPython sleeps and then checks that something
 //! happened, these wait (bounded) for it instead.
 //!
-//! Then what the issue asks beyond CPython: a client SIGKILLed while holding the lock,
-//! a semaphore unit or an RLock does not block the others; RLock ownership across
-//! processes; a lock released by another client stays with its next holder when the
-//! first client goes; shutdown wakes a blocked waiter.
+//! What the issue asks beyond CPython (crash safety, ownership, shutdown) is in
+//! `manager_sync_crash.rs`.
 
 mod common;
 
@@ -22,7 +20,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{LIMIT, within};
-use concur_process::manager::{Barrier, Condition, Dict, Event, Lock, RLock, Semaphore};
+use concur_process::manager::{Barrier, Condition, Dict, Event, Semaphore};
 use concur_process::{Manager, Process};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -644,169 +642,5 @@ fn test_barrier_single_thread() {
         let b = m.barrier(1).unwrap();
         assert_eq!(b.wait().unwrap(), 0);
         assert_eq!(b.wait().unwrap(), 0);
-    });
-}
-
-// ------------------------------------------------- beyond CPython: crashes
-
-/// Takes the lock, says so, and sleeps until killed.
-fn hold_lock((lock, held): (Lock, Event)) {
-    lock.acquire().unwrap();
-    held.set().unwrap();
-    thread::sleep(LIMIT);
-}
-
-/// Kills `p` (bounded reap).
-fn kill(p: &Process<()>) {
-    p.kill().unwrap();
-    assert!(p.join_timeout(LIMIT).is_err(), "the child was killed");
-}
-
-#[test]
-fn killed_lock_holder_releases_the_lock() {
-    within(LIMIT, "killed_lock_holder_releases_the_lock", || {
-        let m = Manager::start().unwrap();
-        let lock = m.lock().unwrap();
-        let held = m.event().unwrap();
-        let p = spawn(hold_lock, (lock.clone(), held.clone()));
-        assert!(held.wait_timeout(LIMIT).unwrap());
-        assert!(!lock.try_acquire().unwrap(), "the child holds it");
-        kill(&p);
-        assert!(
-            lock.acquire_timeout(Duration::from_secs(2)).unwrap(),
-            "the dead client's lock was released within 2 s"
-        );
-    });
-}
-
-fn hold_unit((sem, held): (Semaphore, Event)) {
-    sem.acquire().unwrap();
-    held.set().unwrap();
-    thread::sleep(LIMIT);
-}
-
-#[test]
-fn killed_semaphore_holder_returns_its_unit() {
-    within(LIMIT, "killed_semaphore_holder_returns_its_unit", || {
-        let m = Manager::start().unwrap();
-        let sem = m.semaphore(1).unwrap();
-        let held = m.event().unwrap();
-        let p = spawn(hold_unit, (sem.clone(), held.clone()));
-        assert!(held.wait_timeout(LIMIT).unwrap());
-        assert!(!sem.try_acquire().unwrap(), "the child holds the unit");
-        kill(&p);
-        assert!(sem.acquire_timeout(Duration::from_secs(2)).unwrap());
-        assert_eq!(sem.value().unwrap(), 0);
-    });
-}
-
-fn hold_rlock((lock, held): (RLock, Event)) {
-    lock.acquire().unwrap();
-    lock.acquire().unwrap();
-    held.set().unwrap();
-    thread::sleep(LIMIT);
-}
-
-#[test]
-fn killed_rlock_owner_releases_every_level() {
-    within(LIMIT, "killed_rlock_owner_releases_every_level", || {
-        let m = Manager::start().unwrap();
-        let lock = m.rlock().unwrap();
-        let held = m.event().unwrap();
-        let p = spawn(hold_rlock, (lock.clone(), held.clone()));
-        assert!(held.wait_timeout(LIMIT).unwrap());
-        assert!(!lock.try_acquire().unwrap());
-        kill(&p);
-        assert!(lock.acquire_timeout(Duration::from_secs(2)).unwrap());
-        lock.release().unwrap();
-        assert!(!lock.locked().unwrap());
-    });
-}
-
-fn hold_condition((c, held): (Condition, Event)) {
-    c.acquire().unwrap();
-    held.set().unwrap();
-    thread::sleep(LIMIT);
-}
-
-#[test]
-fn killed_condition_owner_releases_it() {
-    within(LIMIT, "killed_condition_owner_releases_it", || {
-        let m = Manager::start().unwrap();
-        let c = m.condition().unwrap();
-        let held = m.event().unwrap();
-        let p = spawn(hold_condition, (c.clone(), held.clone()));
-        assert!(held.wait_timeout(LIMIT).unwrap());
-        assert!(!c.try_acquire().unwrap());
-        kill(&p);
-        assert!(c.acquire_timeout(Duration::from_secs(2)).unwrap());
-    });
-}
-
-fn rlock_other_owner(lock: RLock) -> (bool, bool) {
-    let release_refused = lock.release().unwrap_err().is_invalid_state();
-    let acquired = lock.try_acquire().unwrap();
-    (release_refused, acquired)
-}
-
-#[test]
-fn rlock_ownership_across_processes() {
-    within(LIMIT, "rlock_ownership_across_processes", || {
-        let m = Manager::start().unwrap();
-        let lock = m.rlock().unwrap();
-        lock.acquire().unwrap();
-        lock.acquire().unwrap();
-        assert!(lock.is_owned().unwrap());
-        let p = spawn(rlock_other_owner, lock.clone());
-        assert_eq!(join(&p), (true, false));
-        lock.release().unwrap();
-        let p = spawn(rlock_other_owner, lock.clone());
-        assert_eq!(join(&p), (true, false), "still held at one level");
-        lock.release().unwrap();
-        let p = spawn(rlock_other_owner, lock.clone());
-        // The child takes it and exits: its level is released with its connection.
-        assert_eq!(join(&p), (true, true));
-        assert!(lock.acquire_timeout(LIMIT).unwrap());
-    });
-}
-
-#[test]
-fn release_by_another_client_clears_the_record() {
-    within(LIMIT, "release_by_another_client_clears_the_record", || {
-        let m = Manager::start().unwrap();
-        let a = m.lock().unwrap();
-        let (b, c) = (a.clone(), a.clone());
-        a.acquire().unwrap();
-        b.release().unwrap();
-        c.acquire().unwrap();
-        drop(a); // its connection ends: it holds nothing now
-        thread::sleep(DELTA);
-        assert!(b.locked().unwrap(), "c still holds the lock");
-
-        let s = m.bounded_semaphore(1).unwrap();
-        let (t, u) = (s.clone(), s.clone());
-        s.acquire().unwrap();
-        t.release().unwrap();
-        u.acquire().unwrap();
-        drop(s);
-        thread::sleep(DELTA);
-        assert_eq!(t.value().unwrap(), 0, "u still holds the unit");
-    });
-}
-
-#[test]
-fn shutdown_wakes_blocked_waiters() {
-    within(LIMIT, "shutdown_wakes_blocked_waiters", || {
-        let m = Manager::start().unwrap();
-        let lock = m.lock().unwrap();
-        let event = m.event().unwrap();
-        lock.acquire().unwrap();
-        let (l2, e2) = (lock.clone(), event.clone());
-        let t1 = thread::spawn(move || l2.acquire());
-        let t2 = thread::spawn(move || e2.wait());
-        thread::sleep(DELTA);
-        m.shutdown().unwrap();
-        assert!(t1.join().unwrap().unwrap_err().is_shut_down());
-        assert!(t2.join().unwrap().unwrap_err().is_shut_down());
     });
 }
