@@ -108,7 +108,7 @@ sync_proxy! {
 }
 
 impl Event {
-    fn wait_for(&self, timeout: Option<Duration>) -> Result<bool, ManagerError> {
+    fn wait_op(&self, timeout: Option<Duration>) -> Result<bool, ManagerError> {
         self.h.call(&EventOp::Wait(timeout))
     }
 
@@ -169,7 +169,7 @@ impl Event {
     /// e.wait().unwrap();
     /// ```
     pub fn wait(&self) -> Result<(), ManagerError> {
-        self.wait_for(None).map(drop)
+        self.wait_op(None).map(drop)
     }
 
     /// Whether the flag is set, without waiting (the non-blocking form of `wait`).
@@ -182,7 +182,7 @@ impl Event {
     /// assert!(!m.event().unwrap().try_wait().unwrap());
     /// ```
     pub fn try_wait(&self) -> Result<bool, ManagerError> {
-        self.wait_for(Some(Duration::ZERO))
+        self.wait_op(Some(Duration::ZERO))
     }
 
     /// Waits at most `timeout` for the flag (Python's `wait(timeout)`); `Ok(false)` if
@@ -217,7 +217,7 @@ impl Event {
     /// assert!(e.wait_deadline(Instant::now() + Duration::from_millis(10)).unwrap());
     /// ```
     pub fn wait_deadline(&self, deadline: Instant) -> Result<bool, ManagerError> {
-        self.wait_for(timeout_until(deadline))
+        self.wait_op(timeout_until(deadline))
     }
 }
 
