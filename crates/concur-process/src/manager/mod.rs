@@ -49,6 +49,11 @@ pub use auth::AuthKey;
 pub use client::Address;
 pub use error::ManagerError;
 pub use objects::dict::Dict;
+pub use objects::joinable_queue::JoinableQueue;
+pub use objects::list::List;
+pub use objects::namespace::Namespace;
+pub use objects::queue::Queue;
+pub use objects::value::Value;
 
 use crate::process::{Process, StartMethod};
 use client::Client;
