@@ -91,6 +91,8 @@ impl ManagerError {
     /// let m = concur_process::Manager::start().unwrap();
     /// let d = m.dict::<u8, u8>().unwrap();
     /// assert!(d.get_item(&3).unwrap_err().is_missing());
+    /// let l = m.list::<u8>().unwrap();
+    /// assert!(l.get(0).unwrap_err().is_missing());
     /// ```
     pub fn is_missing(&self) -> bool {
         self.kind == Kind::Missing
@@ -135,8 +137,10 @@ impl ManagerError {
     /// True if a blocking call's timeout passed.
     ///
     /// ```
-    /// let e = concur_process::ManagerError::from(std::io::Error::other("x"));
-    /// assert!(!e.is_timeout());
+    /// use std::time::Duration;
+    /// let m = concur_process::Manager::start().unwrap();
+    /// let q = m.queue::<u8>(0).unwrap();
+    /// assert!(q.get_timeout(Duration::from_millis(10)).unwrap_err().is_timeout());
     /// ```
     pub fn is_timeout(&self) -> bool {
         self.kind == Kind::Timeout

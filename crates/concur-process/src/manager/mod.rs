@@ -49,9 +49,14 @@ pub use auth::AuthKey;
 pub use client::Address;
 pub use error::ManagerError;
 pub use objects::dict::Dict;
+pub use objects::joinable_queue::JoinableQueue;
+pub use objects::list::List;
+pub use objects::namespace::Namespace;
+pub use objects::queue::Queue;
 pub use objects::sync_lock::{Lock, RLock};
 pub use objects::sync_misc::{Barrier, Condition, Event};
 pub use objects::sync_sem::{BoundedSemaphore, Semaphore};
+pub use objects::value::Value;
 
 use crate::process::{Process, StartMethod};
 use client::Client;

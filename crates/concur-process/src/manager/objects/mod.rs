@@ -8,9 +8,14 @@ use super::protocol::ObjKind;
 use super::server::Object;
 
 pub(crate) mod dict;
+pub(crate) mod joinable_queue;
+pub(crate) mod list;
+pub(crate) mod namespace;
+pub(crate) mod queue;
 pub(crate) mod sync_lock;
 pub(crate) mod sync_misc;
 pub(crate) mod sync_sem;
+pub(crate) mod value;
 
 /// Makes the server side of an object of `kind`.
 pub(crate) fn make(
@@ -18,7 +23,6 @@ pub(crate) fn make(
     tag: String,
     init: Vec<u8>,
 ) -> Result<Arc<dyn Object>, ManagerError> {
-    let _ = &init;
     match kind {
         ObjKind::Dict => Ok(Arc::new(dict::DictObject::new(tag))),
         ObjKind::Lock => Ok(Arc::new(sync_lock::LockObject::new(tag))),
@@ -29,9 +33,13 @@ pub(crate) fn make(
         ObjKind::Event => Ok(Arc::new(sync_misc::EventObject::new(tag))),
         ObjKind::Condition => Ok(Arc::new(sync_misc::ConditionObject::new(tag))),
         ObjKind::Barrier { parties } => Ok(Arc::new(sync_misc::BarrierObject::new(tag, *parties)?)),
-        other => Err(ManagerError::bad_request(format!(
-            "this manager cannot make a {other:?}"
-        ))),
+        ObjKind::List => Ok(Arc::new(list::ListObject::new(tag))),
+        ObjKind::Namespace => Ok(Arc::new(namespace::NamespaceObject::new(tag))),
+        ObjKind::Value => Ok(Arc::new(value::ValueObject::new(tag, init))),
+        ObjKind::Queue { maxsize } => Ok(Arc::new(queue::QueueObject::new(tag, *maxsize, false))),
+        ObjKind::JoinableQueue { maxsize } => {
+            Ok(Arc::new(queue::QueueObject::new(tag, *maxsize, true)))
+        }
     }
 }
 

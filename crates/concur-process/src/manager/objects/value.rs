@@ -1,0 +1,277 @@
+//! [`Value`]: one shared value (Python's `Manager().Value(typecode, value)`), with an
+//! update applied atomically on the server.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::{Mutex, PoisonError};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::dict::{UpdateFn, run_update};
+use crate::manager::Manager;
+use crate::manager::client::Handle;
+use crate::manager::error::{Kind, ManagerError};
+use crate::manager::protocol::{ObjKind, decode, decode_op, encode};
+use crate::manager::server::{Ctx, Object};
+use crate::process::child;
+use crate::process::protocol;
+
+/// Runs the user's `F` on the stored value (as `dict`'s trampoline does, for a
+/// function of the value itself rather than of an optional entry).
+fn value_trampoline<F, T>(old: Option<&[u8]>) -> Result<Vec<u8>, ManagerError>
+where
+    F: Fn(T) -> T + Copy + 'static,
+    T: Serialize + DeserializeOwned,
+{
+    let old: T = decode(old.unwrap_or_default())?;
+    let f: F = child::conjure();
+    match child::catch(move || f(old)) {
+        Ok(v) => encode(&v),
+        Err((message, location)) => Err(ManagerError::new(
+            Kind::Remote,
+            match location {
+                Some(l) => format!("the update function panicked on the server: {message} at {l}"),
+                None => format!("the update function panicked on the server: {message}"),
+            },
+        )),
+    }
+}
+
+/// The offset of the trampoline for `F`.
+fn value_update_offset<F, T>(f: F) -> i64
+where
+    F: Fn(T) -> T + Copy + 'static,
+    T: Serialize + DeserializeOwned,
+{
+    let () = child::NoCaptures::<F>::CHECK;
+    let _ = f;
+    let t: UpdateFn = value_trampoline::<F, T>;
+    protocol::offset_of(t as usize)
+}
+
+#[derive(Serialize, Deserialize)]
+enum ValueOp {
+    Get,
+    Set(Vec<u8>),
+    Update(i64),
+}
+
+/// The server side of a value.
+pub(crate) struct ValueObject {
+    tag: String,
+    value: Mutex<Vec<u8>>,
+}
+
+impl ValueObject {
+    pub(crate) fn new(tag: String, init: Vec<u8>) -> Self {
+        ValueObject {
+            tag,
+            value: Mutex::new(init),
+        }
+    }
+}
+
+impl Object for ValueObject {
+    fn tag(&self) -> &str {
+        &self.tag
+    }
+
+    fn call(&self, ctx: &Ctx<'_>, op: &[u8]) -> Result<Vec<u8>, ManagerError> {
+        let op = decode_op::<ValueOp>(op)?;
+        let mut v = self.value.lock().unwrap_or_else(PoisonError::into_inner);
+        match op {
+            ValueOp::Get => encode(&*v),
+            ValueOp::Set(new) => encode(&std::mem::replace(&mut *v, new)),
+            ValueOp::Update(offset) => {
+                let new = run_update(ctx, offset, Some(&v))?;
+                v.clone_from(&new);
+                encode(&new)
+            }
+        }
+    }
+}
+
+/// One value held by a [`Manager`]'s server and shared by every process that holds a
+/// proxy to it: Python's `Manager().Value(typecode, value)`, of any serde type.
+/// [`update`](Self::update) changes it atomically on the server (a read-modify-write
+/// no other client can interleave with), which a `get` followed by a `set` is not.
+///
+/// Every call is one round trip to the server. Cloning the proxy opens another
+/// connection on first use; a proxy passed to a [`Process`](crate::Process) as an
+/// argument connects from the child.
+///
+/// ```
+/// use concur_process::Manager;
+///
+/// let m = Manager::start().unwrap();
+/// let v = m.value(1i64).unwrap();
+/// assert_eq!(v.get().unwrap(), 1);
+/// v.set(2).unwrap();
+/// assert_eq!(v.update(|x: i64| x * 10).unwrap(), 20);
+/// ```
+pub struct Value<T> {
+    h: Handle,
+    _t: PhantomData<fn(T) -> T>,
+}
+
+impl<T> Clone for Value<T> {
+    fn clone(&self) -> Self {
+        Value {
+            h: self.h.clone(),
+            _t: PhantomData,
+        }
+    }
+}
+
+impl<T> fmt::Debug for Value<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.h.fmt(f)
+    }
+}
+
+impl<T> Serialize for Value<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.h.serialize(s)
+    }
+}
+
+impl<'de, T> Deserialize<'de> for Value<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Value {
+            h: Handle::deserialize(d)?,
+            _t: PhantomData,
+        })
+    }
+}
+
+impl<T> Value<T>
+where
+    T: Serialize + DeserializeOwned,
+{
+    /// The type tag of a `Value<T>`.
+    pub(crate) fn tag() -> String {
+        super::tag("value", &[std::any::type_name::<T>()])
+    }
+
+    pub(crate) fn from_handle(h: Handle) -> Self {
+        Value { h, _t: PhantomData }
+    }
+
+    /// The object's id on its manager (to attach to it with
+    /// [`Manager::value_by_id`]).
+    ///
+    /// ```
+    /// let m = concur_process::Manager::start().unwrap();
+    /// let v = m.value(0u8).unwrap();
+    /// let again = m.value_by_id::<u8>(v.id()).unwrap();
+    /// v.set(3).unwrap();
+    /// assert_eq!(again.get().unwrap(), 3);
+    /// ```
+    pub fn id(&self) -> u64 {
+        self.h.id
+    }
+
+    /// The current value (Python's `v.value` / `v.get()`).
+    ///
+    /// # Errors
+    /// [`is_wrong_type`](ManagerError::is_wrong_type) if the stored value does not
+    /// decode as a `T`; [`is_shut_down`](ManagerError::is_shut_down) if the manager is
+    /// gone; an I/O error.
+    ///
+    /// ```
+    /// let m = concur_process::Manager::start().unwrap();
+    /// assert_eq!(m.value('x').unwrap().get().unwrap(), 'x');
+    /// ```
+    pub fn get(&self) -> Result<T, ManagerError> {
+        let b: Vec<u8> = self.h.call(&ValueOp::Get)?;
+        decode(&b)
+    }
+
+    /// Replaces the value; returns the old one (Python's `v.value = x` / `v.set(x)`).
+    ///
+    /// # Errors
+    /// [`is_serialization`](ManagerError::is_serialization) if `value` does not
+    /// serialize; otherwise as [`get`](Self::get).
+    ///
+    /// ```
+    /// let m = concur_process::Manager::start().unwrap();
+    /// let v = m.value(String::from("a")).unwrap();
+    /// assert_eq!(v.set("b".into()).unwrap(), "a");
+    /// assert_eq!(v.get().unwrap(), "b");
+    /// ```
+    pub fn set(&self, value: T) -> Result<T, ManagerError> {
+        let old: Vec<u8> = self.h.call(&ValueOp::Set(encode(&value)?))?;
+        decode(&old)
+    }
+
+    /// Sets the value to `f(value)` atomically on the server and returns the new
+    /// value: no other client's call on this value runs in between. `f` captures
+    /// nothing (a `fn` or a non-capturing closure: the server receives its address, as
+    /// a [`Process`](crate::Process) child does), and runs in the server process.
+    ///
+    /// # Errors
+    /// [`is_remote`](ManagerError::is_remote) if `f` panicked on the server or the
+    /// server runs another binary; otherwise as [`get`](Self::get).
+    ///
+    /// ```
+    /// let m = concur_process::Manager::start().unwrap();
+    /// let v = m.value(0u32).unwrap();
+    /// for _ in 0..3 {
+    ///     v.update(|n: u32| n + 1).unwrap();
+    /// }
+    /// assert_eq!(v.get().unwrap(), 3);
+    /// ```
+    pub fn update<F>(&self, f: F) -> Result<T, ManagerError>
+    where
+        F: Fn(T) -> T + Copy + 'static,
+    {
+        let offset = value_update_offset(f);
+        let new: Vec<u8> = self.h.call(&ValueOp::Update(offset))?;
+        decode(&new)
+    }
+}
+
+impl Manager {
+    /// A new shared value, set to `initial` (Python's `m.Value(typecode, value)`).
+    ///
+    /// # Errors
+    /// [`is_shut_down`](ManagerError::is_shut_down) if the manager is gone;
+    /// [`is_serialization`](ManagerError::is_serialization) if `initial` does not
+    /// serialize.
+    ///
+    /// ```
+    /// let m = concur_process::Manager::start().unwrap();
+    /// let v = m.value((1u8, "one".to_string())).unwrap();
+    /// assert_eq!(v.get().unwrap().1, "one");
+    /// ```
+    pub fn value<T>(&self, initial: T) -> Result<Value<T>, ManagerError>
+    where
+        T: Serialize + DeserializeOwned,
+    {
+        Ok(Value::from_handle(self.create(
+            ObjKind::Value,
+            Value::<T>::tag(),
+            encode(&initial)?,
+        )?))
+    }
+
+    /// A proxy to the existing value `id` of this manager (made by any client).
+    ///
+    /// # Errors
+    /// [`is_missing`](ManagerError::is_missing) if there is no such object;
+    /// [`is_wrong_type`](ManagerError::is_wrong_type) if it is not a `Value<T>`.
+    ///
+    /// ```
+    /// let m = concur_process::Manager::start().unwrap();
+    /// let v = m.value(1u64).unwrap();
+    /// assert!(m.value_by_id::<u64>(v.id()).is_ok());
+    /// assert!(m.value_by_id::<i64>(v.id()).unwrap_err().is_wrong_type());
+    /// ```
+    pub fn value_by_id<T>(&self, id: u64) -> Result<Value<T>, ManagerError>
+    where
+        T: Serialize + DeserializeOwned,
+    {
+        Ok(Value::from_handle(self.attach(id, Value::<T>::tag())?))
+    }
+}
