@@ -228,3 +228,36 @@ fn killed_waiter_does_not_keep_the_lock() {
         assert!(other.acquire_timeout(RELEASE_BOUND).unwrap());
     });
 }
+
+/// Blocks in `get` (announcing it first) until killed.
+fn blocked_get((q, started): (concur_process::manager::Queue<u32>, Event)) {
+    started.set().unwrap();
+    let _ = q.get();
+}
+
+#[test]
+fn a_client_killed_while_blocked_in_get_takes_no_item() {
+    within(
+        LIMIT,
+        "a_client_killed_while_blocked_in_get_takes_no_item",
+        || {
+            let m = Manager::start().unwrap();
+            let q = m.queue::<u32>(0).unwrap();
+            let started = m.event().unwrap();
+            let p = spawn(blocked_get, (q.clone(), started.clone()));
+            assert!(started.wait_timeout(LIMIT).unwrap());
+            // Let the child's `get` reach the server and block there.
+            thread::sleep(DELTA);
+            kill(&p);
+            // Its server thread notices the hang-up within a check interval; an item put
+            // after that is for the living.
+            thread::sleep(DELTA * 3);
+            q.put(7).unwrap();
+            assert_eq!(
+                q.get_timeout(RELEASE_BOUND).unwrap(),
+                7,
+                "the dead client's get took the item"
+            );
+        },
+    );
+}

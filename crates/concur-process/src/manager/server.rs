@@ -33,6 +33,43 @@ pub(crate) struct Ctx<'a> {
     /// Whether the client runs this server's binary (functions may be sent).
     pub(crate) same_binary: bool,
     pub(crate) server: &'a Server,
+    /// The client's connection (to notice it hang up during a long wait).
+    pub(crate) conn: &'a Connection,
+}
+
+/// How often a blocked call checks that its client is still connected.
+pub(crate) const HANGUP_CHECK: std::time::Duration = std::time::Duration::from_millis(100);
+
+impl Ctx<'_> {
+    /// Whether the client has hung up (closed its end: died, or dropped its proxy).
+    /// A blocked call checks it every [`HANGUP_CHECK`] and gives up, so that a dead
+    /// client's `get` or `acquire` never takes an item or a lock later.
+    pub(crate) fn peer_gone(&self) -> bool {
+        use rustix::event::{PollFd, PollFlags};
+        let mut fds = [PollFd::new(self.conn, PollFlags::RDHUP)];
+        match rustix::event::poll(&mut fds, Some(&rustix::time::Timespec::default())) {
+            Ok(n) if n > 0 => fds[0]
+                .revents()
+                .intersects(PollFlags::RDHUP | PollFlags::HUP | PollFlags::ERR),
+            _ => false,
+        }
+    }
+
+    /// The error of a call abandoned because its client hung up.
+    pub(crate) fn gone_error(&self) -> ManagerError {
+        ManagerError::shut_down("the client went away while the call was waiting")
+    }
+
+    /// How long a wait may block before checking on the client: up to `deadline`, at
+    /// most [`HANGUP_CHECK`].
+    pub(crate) fn wait_slice(deadline: Option<std::time::Instant>) -> Option<std::time::Duration> {
+        let now = std::time::Instant::now();
+        match deadline {
+            Some(d) if d <= now => None,
+            Some(d) => Some((d - now).min(HANGUP_CHECK)),
+            None => Some(HANGUP_CHECK),
+        }
+    }
 }
 
 /// A shared object on the server.
@@ -181,6 +218,7 @@ impl Server {
             client,
             same_binary,
             server: self,
+            conn: &conn,
         };
         loop {
             let req = conn.recv_frame_with(None, |body, _fds| {

@@ -122,21 +122,22 @@ impl QueueObject {
                         format!("the queue {what}"),
                     ));
                 }
-                (Wait::For(_), Some(d)) => {
-                    let now = Instant::now();
-                    if now >= d {
+                // A timeout too large for the clock is no timeout.
+                (Wait::For(_) | Wait::Forever, d) => {
+                    let Some(slice) = Ctx::wait_slice(d) else {
                         return Err(ManagerError::new(
                             Kind::Timeout,
                             format!("timed out: the queue {what}"),
                         ));
+                    };
+                    let (g2, t) = cv
+                        .wait_timeout(g, slice)
+                        .unwrap_or_else(PoisonError::into_inner);
+                    // A dead client's `get` must not take an item later.
+                    if t.timed_out() && ctx.peer_gone() {
+                        return Err(ctx.gone_error());
                     }
-                    cv.wait_timeout(g, d - now)
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .0
-                }
-                // A timeout too large for the clock is no timeout.
-                (Wait::For(_), None) | (Wait::Forever, _) => {
-                    cv.wait(g).unwrap_or_else(PoisonError::into_inner)
+                    g2
                 }
             };
         }

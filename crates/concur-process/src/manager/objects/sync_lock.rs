@@ -66,19 +66,18 @@ impl<S> Guarded<S> {
             if self.stopped.load(Ordering::SeqCst) || ctx.server.stopping() {
                 return Err(stopped());
             }
-            g = match deadline {
-                None => self.cv.wait(g).unwrap_or_else(PoisonError::into_inner),
-                Some(d) => {
-                    let now = Instant::now();
-                    if now >= d {
-                        return Ok((g, false));
-                    }
-                    self.cv
-                        .wait_timeout(g, d - now)
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .0
-                }
+            let Some(slice) = Ctx::wait_slice(deadline) else {
+                return Ok((g, false));
             };
+            let (g2, timed_out) = self
+                .cv
+                .wait_timeout(g, slice)
+                .unwrap_or_else(PoisonError::into_inner);
+            g = g2;
+            // A dead client's call must not take anything later.
+            if timed_out.timed_out() && ctx.peer_gone() {
+                return Err(ctx.gone_error());
+            }
         }
     }
 
