@@ -11,7 +11,12 @@
 //! | `m.shutdown()`, `with Manager() as m:` | [`Manager::shutdown`], drop |
 //! | `m.dict()`, `d[k]`, `d[k] = v`, `del d[k]`, `k in d`, `len(d)`, `d.keys()` | [`Manager::dict`], [`Dict::get_item`], [`Dict::insert`], [`Dict::remove`], [`Dict::contains_key`], [`Dict::len`], [`Dict::keys`] |
 //! | a lock around `d[k] += 1` | [`Dict::update`]: the function runs on the server, atomically |
-//! | `AuthenticationError` | [`ManagerError::is_auth_failed`] |
+//! | `m.list()`, `m.Namespace()`, `m.Value(t, v)` | [`Manager::list`] ([`List`]), [`Manager::namespace`] ([`Namespace`]), [`Manager::value`] ([`Value`], with an atomic `update`) |
+//! | `m.Queue(maxsize)`, `m.JoinableQueue(maxsize)` | [`Manager::queue`] ([`Queue`]), [`Manager::joinable_queue`] ([`JoinableQueue`]): four blocking forms, `task_done`/`join` |
+//! | `m.Lock()`, `m.RLock()`, `m.Semaphore(n)`, `m.BoundedSemaphore(n)` | [`Lock`], [`RLock`], [`Semaphore`], [`BoundedSemaphore`]: released by the server if their holder's process dies |
+//! | `m.Event()`, `m.Condition()`, `m.Barrier(n)` | [`Event`], [`Condition`], [`Barrier`] |
+//! | proxies passed to a child process | every proxy is serde: pass it as a [`Process`] argument; the child connects on first use |
+//! | `AuthenticationError`, `KeyError`, `RemoteError` | [`ManagerError::is_auth_failed`], [`ManagerError::is_missing`], [`ManagerError::is_remote`] |
 //!
 //! How it works: the server stores keys and values serialized (postcard), so it needs
 //! to know no type; proxies are typed, and each object remembers the type names it was
@@ -25,7 +30,9 @@
 //!
 //! A client process that dies while holding a manager lock does not deadlock the
 //! others: when its connection ends, the server releases what that connection held
-//! (locks, semaphore units, condition ownership) and wakes the waiters.
+//! (locks, semaphore units, condition ownership) and wakes the waiters; a call it left
+//! blocked on the server (a queue `get`, an `acquire`) notices the hang-up within
+//! 100 ms and gives up, so it never takes an item or a lock afterwards.
 //!
 //! Objects live until the manager shuts down (proxies do not count references).
 
