@@ -72,6 +72,21 @@
 //! task as it ends, in order, so the manager always knows which task a worker is
 //! running (see the `pool` module's source).
 //!
+//! ## Managers
+//!
+//! A [`Manager`] is Python's `multiprocessing.Manager`: a server process owning shared
+//! dicts, lists, namespaces, values, queues and locks, reached through typed proxies
+//! from any process that holds its address and key (a Unix socket by default, TCP on
+//! request; every connection authenticated by HMAC). See the [`manager`] module.
+//!
+//! ```
+//! use concur_process::Manager;
+//! let m = Manager::start().unwrap();
+//! let scores = m.dict::<String, u32>().unwrap();
+//! scores.update("ada".into(), |s: Option<u32>| s.unwrap_or(0) + 3).unwrap();
+//! assert_eq!(scores.get(&"ada".into()).unwrap(), Some(3));
+//! ```
+//!
 //! ### How a child finds the function: no set-up in `main`, tests or examples
 //!
 //! The default start method, [`StartMethod::Spawn`], re-executes the running binary
