@@ -404,8 +404,8 @@ fn attacks_on_the_default_unix_socket_are_refused_and_a_good_client_is_unaffecte
     within(Duration::from_secs(240), "unix attacks", || {
         let m = Manager::start().expect("start");
         assert!(m.address().to_string().starts_with('@'));
-        let pid = server_pid(m.address());
-        attack_everything(&m, pid);
+        let pid = server_pid(m.address()).expect("the server process");
+        attack_everything(&m, Some(pid));
         m.shutdown().expect("shutdown");
     });
 }
@@ -524,8 +524,18 @@ fn serve_in_a_thread_then_shutdown_makes_later_calls_fail() {
 
 /// The pid of the process listening on `address` (an abstract Unix name), found
 /// through `/proc/net/unix` (its listening socket's inode) and the descriptor tables
-/// of `/proc/*/fd`; only processes named `concur-manager` count.
+/// of `/proc/*/fd`; only processes named `concur-manager` count. Polls (bounded): a
+/// server just started may not have named itself yet.
 fn server_pid(address: &Address) -> Option<u32> {
+    let mut pid = None;
+    eventually(LIMIT, || {
+        pid = find_server_pid(address);
+        pid.is_some()
+    });
+    pid
+}
+
+fn find_server_pid(address: &Address) -> Option<u32> {
     let name = address.to_string();
     let table = std::fs::read_to_string("/proc/net/unix").ok()?;
     // Num RefCount Protocol Flags Type St Inode Path; Flags 00010000 = listening.
