@@ -89,6 +89,10 @@ impl Address {
     }
 }
 
+/// Requests a pipelining client sends ahead of their replies, at most (small replies
+/// for this many fit in any socket buffer, so neither side blocks the other).
+pub(crate) const PIPELINE_WINDOW: usize = 32;
+
 /// One authenticated connection to a manager, opened on first use and shared by the
 /// calls of one handle (one call at a time).
 pub(crate) struct Client {
@@ -162,6 +166,42 @@ impl Client {
         }
     }
 
+    /// Sends `reqs` back to back, at most [`PIPELINE_WINDOW`] ahead of their replies
+    /// (the server answers a connection's requests in order), and returns each reply:
+    /// one round trip's latency for many requests.
+    pub(crate) fn pipeline(
+        &self,
+        reqs: &[Request],
+    ) -> Result<Vec<Result<Vec<u8>, ManagerError>>, ManagerError> {
+        let mut g = self.connection()?;
+        let Some(conn) = g.as_ref() else {
+            unreachable!("connection() opened it")
+        };
+        let gone = |e: crate::ConnectionError| {
+            ManagerError::shut_down(format!("the manager at {} went away: {e}", self.address))
+        };
+        let mut out = Vec::with_capacity(reqs.len());
+        let mut sent = 0;
+        let r = (|| {
+            while out.len() < reqs.len() {
+                while sent < reqs.len() && sent - out.len() < PIPELINE_WINDOW {
+                    conn.send(&reqs[sent]).map_err(gone)?;
+                    sent += 1;
+                }
+                let reply = conn.recv::<Reply>().map_err(gone)?;
+                out.push(reply.map_err(|(kind, message)| ManagerError::new(kind, message)));
+            }
+            Ok(())
+        })();
+        match r {
+            Ok(()) => Ok(out),
+            Err(e) => {
+                *g = None;
+                Err(e)
+            }
+        }
+    }
+
     /// Runs `op` on object `id` and decodes the reply.
     pub(crate) fn call<O: Serialize, R: DeserializeOwned>(
         &self,
@@ -192,6 +232,27 @@ impl Handle {
         op: &O,
     ) -> Result<R, ManagerError> {
         self.client.call(self.id, op)
+    }
+
+    /// Runs every op of `ops` on the object, pipelined; returns each reply decoded.
+    pub(crate) fn call_many<O: Serialize, R: DeserializeOwned>(
+        &self,
+        ops: impl IntoIterator<Item = O>,
+    ) -> Result<Vec<Result<R, ManagerError>>, ManagerError> {
+        let reqs = ops
+            .into_iter()
+            .map(|op| {
+                Ok(Request::Call {
+                    id: self.id,
+                    op: encode(&op)?,
+                })
+            })
+            .collect::<Result<Vec<_>, ManagerError>>()?;
+        let replies = self.client.pipeline(&reqs)?;
+        Ok(replies
+            .into_iter()
+            .map(|r| r.and_then(|b| decode(&b)))
+            .collect())
     }
 }
 

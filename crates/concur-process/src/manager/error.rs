@@ -157,8 +157,9 @@ impl ManagerError {
     /// broken barrier, a full or empty queue in a non-blocking call).
     ///
     /// ```
-    /// let e = concur_process::ManagerError::from(std::io::Error::other("x"));
-    /// assert!(!e.is_invalid_state());
+    /// let m = concur_process::Manager::start().unwrap();
+    /// let lock = m.lock().unwrap();
+    /// assert!(lock.release().unwrap_err().is_invalid_state());
     /// ```
     pub fn is_invalid_state(&self) -> bool {
         self.kind == Kind::InvalidState

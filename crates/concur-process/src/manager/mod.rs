@@ -49,6 +49,9 @@ pub use auth::AuthKey;
 pub use client::Address;
 pub use error::ManagerError;
 pub use objects::dict::Dict;
+pub use objects::sync_lock::{Lock, RLock};
+pub use objects::sync_misc::{Barrier, Condition, Event};
+pub use objects::sync_sem::{BoundedSemaphore, Semaphore};
 
 use crate::process::{Process, StartMethod};
 use client::Client;

@@ -27,10 +27,6 @@ use crate::process::protocol::Identity;
 pub(crate) const MAX_FRAME: usize = 64 << 20;
 
 /// What an object's op runs with.
-#[allow(
-    dead_code,
-    reason = "`client` and `server` are for the objects that track owners"
-)]
 pub(crate) struct Ctx<'a> {
     /// The connection the request came on (owner of what it acquires).
     pub(crate) client: u64,

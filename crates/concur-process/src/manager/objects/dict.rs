@@ -237,6 +237,32 @@ where
         v.map(|b| decode(&b)).transpose()
     }
 
+    /// The values of `keys`, in their order: the requests are pipelined (sent back to
+    /// back on this proxy's connection, each answered in turn), so many lookups cost
+    /// about one round trip. Each lookup is its own request: another client's change
+    /// may land between two of them.
+    ///
+    /// # Errors
+    /// As [`get`](Self::get), for the first lookup that fails.
+    ///
+    /// ```
+    /// let m = concur_process::Manager::start().unwrap();
+    /// let d = m.dict::<u8, u8>().unwrap();
+    /// d.insert(1, 10).unwrap();
+    /// assert_eq!(d.get_many(&[1, 2, 1]).unwrap(), [Some(10), None, Some(10)]);
+    /// ```
+    pub fn get_many(&self, keys: &[K]) -> Result<Vec<Option<V>>, ManagerError> {
+        let ops = keys
+            .iter()
+            .map(|k| Ok(DictOp::Get(encode(k)?)))
+            .collect::<Result<Vec<_>, ManagerError>>()?;
+        self.h
+            .call_many::<_, Option<Vec<u8>>>(ops)?
+            .into_iter()
+            .map(|r| r?.map(|b: Vec<u8>| decode(&b)).transpose())
+            .collect()
+    }
+
     /// The value of `key` (Python's `d[k]`).
     ///
     /// # Errors

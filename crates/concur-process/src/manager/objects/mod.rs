@@ -8,6 +8,9 @@ use super::protocol::ObjKind;
 use super::server::Object;
 
 pub(crate) mod dict;
+pub(crate) mod sync_lock;
+pub(crate) mod sync_misc;
+pub(crate) mod sync_sem;
 
 /// Makes the server side of an object of `kind`.
 pub(crate) fn make(
@@ -18,6 +21,14 @@ pub(crate) fn make(
     let _ = &init;
     match kind {
         ObjKind::Dict => Ok(Arc::new(dict::DictObject::new(tag))),
+        ObjKind::Lock => Ok(Arc::new(sync_lock::LockObject::new(tag))),
+        ObjKind::RLock => Ok(Arc::new(sync_lock::RLockObject::new(tag))),
+        ObjKind::Semaphore { value, bounded } => Ok(Arc::new(sync_sem::SemaphoreObject::new(
+            tag, *value, *bounded,
+        ))),
+        ObjKind::Event => Ok(Arc::new(sync_misc::EventObject::new(tag))),
+        ObjKind::Condition => Ok(Arc::new(sync_misc::ConditionObject::new(tag))),
+        ObjKind::Barrier { parties } => Ok(Arc::new(sync_misc::BarrierObject::new(tag, *parties)?)),
         other => Err(ManagerError::bad_request(format!(
             "this manager cannot make a {other:?}"
         ))),
