@@ -369,7 +369,8 @@ fn bench_manager_suite_measures_concur_beside_a_raw_socket() {
     for (case, subject, clients) in [
         ("dict-get", "concur Manager Dict::get", 1),
         ("dict-get", "raw unix socket ping-pong 8 B", 1),
-        ("dict-get-4-clients", "concur Manager Dict::get x4", 4),
+        ("dict-get-aggregate", "concur Manager Dict::get x4", 4),
+        ("dict-get-aggregate", "concur Dict::get_many pipelined", 1),
     ] {
         let m = results
             .iter()

@@ -9,12 +9,14 @@
 //!   bytes both ways over a Unix stream socketpair with a bare echo child (the same
 //!   child and loop as the process suite's `pipe-round-trip`: `write`/`read`, no
 //!   framing, no serialization); and Python's `Manager().dict()` `d.get(k)`.
-//! - `dict-get-4-clients`: 4 client processes doing gets on one dict at once; the time
-//!   is the wall time from releasing them (a barrier: process start, connection and a
-//!   warm-up are not timed) to the last one finishing, divided by all their gets (so
-//!   `ops/s` is the aggregate). Subjects: concur (4 `Process` children, each with its
-//!   own proxy clone, so its own connection and server thread), Python with 4 forked
-//!   clients, and Python's single client again (the issue's goal compares the
+//! - `dict-get-aggregate`: gets with more than one request in flight. Subjects: 4
+//!   client processes doing gets on one dict at once, timed from releasing them (a
+//!   barrier: process start, connection and a warm-up are not timed) to the last one
+//!   finishing, over all their gets (so `ops/s` is the aggregate) — concur (4 `Process`
+//!   children, each with its own proxy clone, so its own connection and server thread)
+//!   and Python with 4 forked clients; one concur client pipelining its gets
+//!   (`Dict::get_many` of [`BATCH`] keys: requests sent back to back, answered in
+//!   turn), per get; and Python's single client again (the issue's goal compares the
 //!   aggregate with Python's single-client figure; it is re-measured in this case so
 //!   that the ratio is computed like every other).
 //!
@@ -36,8 +38,11 @@ use std::time::{Duration, Instant};
 /// What the operations are, for the JSON document.
 pub const OPERATION: &str = "dict-get: one get of a u64 key through a manager dict proxy \
      (a request to the server process and its reply; raw: 8 bytes to an echo process and \
-     back); dict-get-4-clients: the same from 4 client processes at once (wall time / all \
-     gets: aggregate)";
+     back); dict-get-aggregate: the same from 4 client processes at once (wall time / all \
+     gets: aggregate), or pipelined by one client (get_many)";
+
+/// Keys per `get_many` of the pipelined subject.
+const BATCH: usize = 256;
 
 /// Client processes of the concurrent case.
 const CLIENTS: usize = 4;
@@ -192,18 +197,27 @@ fn subjects(sizes: &ManagerSizes, python: Option<&PythonScript>) -> Vec<Subject>
 
     let per = sizes.gets_per_client;
     out.push(Subject {
-        case: "dict-get-4-clients",
+        case: "dict-get-aggregate",
         name: "concur Manager Dict::get x4",
         origin: Origin::Concur,
         clients: CLIENTS,
         ops: per * CLIENTS as u64,
         run: Box::new(move || many_clients(per)),
     });
+    let n = sizes.gets;
+    out.push(Subject {
+        case: "dict-get-aggregate",
+        name: "concur Dict::get_many pipelined",
+        origin: Origin::Concur,
+        clients: 1,
+        ops: n,
+        run: Box::new(move || pipelined(n)),
+    });
     if let Some(py) = python {
         let path = py.path.clone();
         let per = sizes.python_gets_per_client;
         out.push(Subject {
-            case: "dict-get-4-clients",
+            case: "dict-get-aggregate",
             name: "python3 Manager().dict() get x4",
             origin: Origin::Python,
             clients: CLIENTS,
@@ -211,7 +225,7 @@ fn subjects(sizes: &ManagerSizes, python: Option<&PythonScript>) -> Vec<Subject>
             run: Box::new(move || python_ns(&path, &[&CLIENTS.to_string(), &per.to_string()])),
         });
     }
-    out.extend(py_single("dict-get-4-clients"));
+    out.extend(py_single("dict-get-aggregate"));
     out
 }
 
@@ -248,6 +262,32 @@ fn one_client(n: u64) -> Result<f64, String> {
     gets(&d, n)?;
     let elapsed = start.elapsed();
     m.shutdown().map_err(err)?;
+    Ok(per_op(elapsed, n))
+}
+
+/// One client pipelining `n` gets in `get_many` batches of `BATCH`; ns per get.
+fn pipelined(n: u64) -> Result<f64, String> {
+    let (m, d) = server()?;
+    let keys = vec![KEY; BATCH];
+    gets(&d, WARM_UP)?;
+    let start = Instant::now();
+    let mut done = 0u64;
+    let mut sum = 0u64;
+    while done < n {
+        let k = (n - done).min(BATCH as u64) as usize;
+        for v in d.get_many(&keys[..k]).map_err(err)? {
+            sum += v.unwrap_or(0);
+        }
+        done += k as u64;
+    }
+    let elapsed = start.elapsed();
+    m.shutdown().map_err(err)?;
+    if sum != n * VALUE {
+        return Err(format!(
+            "{n} pipelined gets read a sum of {sum}, not {}",
+            n * VALUE
+        ));
+    }
     Ok(per_op(elapsed, n))
 }
 
@@ -357,6 +397,12 @@ mod tests {
     #[test]
     fn one_client_checks_every_get() {
         let ns = within("one_client", || one_client(200)).expect("one client");
+        assert!(ns > 0.0);
+    }
+
+    #[test]
+    fn pipelined_checks_every_get() {
+        let ns = within("pipelined", || pipelined(BATCH as u64 * 2 + 3)).expect("pipelined");
         assert!(ns > 0.0);
     }
 

@@ -440,8 +440,9 @@ fn write_table(out: &mut impl Write, r: &BenchReport) -> io::Result<()> {
         writeln!(
             out,
             "Manager goals: one client's Dict::get >= 0.9x the raw unix socket ping-pong; \
-             4 clients' aggregate >= 5x Python's single-client Manager().dict() get \
-             (dict-get-4-clients row, vs \"python3 Manager().dict() get\")."
+             4 clients' (or one pipelining client's) aggregate >= 5x Python's \
+             single-client Manager().dict() get (dict-get-aggregate rows, vs \"python3 \
+             Manager().dict() get\")."
         )?;
     }
     for n in &r.notes {
