@@ -51,6 +51,7 @@ timeout 300 target/release/concur tour --quick
 step "benchmark smoke runs"
 timeout 300 target/release/concur bench --quick --runs 1 >/dev/null
 timeout 300 target/release/concur bench --suite pool --quick >/dev/null
+timeout 300 target/release/concur bench --suite manager --quick >/dev/null
 timeout 600 cargo bench --locked -p concur-core --bench lock -- --test
 timeout 600 cargo bench --locked -p concur-core --bench futures -- --test
 

@@ -76,6 +76,9 @@ pub enum Suite {
     /// `ProcessPoolExecutor` submit/result and `ProcessPool::map` against Python's
     /// process pools and procspawn's pool.
     Pool,
+    /// `Manager` dict-proxy round trips (one client, 4 client processes) against a raw
+    /// Unix socket ping-pong and Python's `Manager().dict()`.
+    Manager,
 }
 
 /// What a subcommand concluded: whether every check it made passed.

@@ -350,3 +350,45 @@ fn bench_pool_suite_measures_concur_beside_procspawn() {
         .expect("a ratio against procspawn");
     assert!(ratio["throughput_ratio"].as_f64().is_some_and(|x| x > 0.0));
 }
+
+#[test]
+fn bench_manager_suite_measures_concur_beside_a_raw_socket() {
+    let run = concur(&[
+        "bench", "--quick", "--json", "--runs", "1", "--suite", "manager",
+    ]);
+    assert_eq!(run.code, Some(0), "exit code; stderr:\n{}", run.stderr);
+    let doc = json(&run);
+    assert_eq!(
+        doc["errors"].as_array().map(Vec::len),
+        Some(0),
+        "{}",
+        doc["errors"]
+    );
+    assert_eq!(doc["config"]["suites"], serde_json::json!(["manager"]));
+    let results = doc["results"].as_array().expect("results array");
+    for (case, subject, clients) in [
+        ("dict-get", "concur Manager Dict::get", 1),
+        ("dict-get", "raw unix socket ping-pong 8 B", 1),
+        ("dict-get-aggregate", "concur Manager Dict::get x4", 4),
+        ("dict-get-aggregate", "concur Dict::get_many pipelined", 1),
+    ] {
+        let m = results
+            .iter()
+            .find(|m| m["suite"] == "manager" && m["case"] == case && m["subject"] == subject)
+            .unwrap_or_else(|| panic!("no result for {subject} / {case}"));
+        assert!(m["median_ns_per_op"].as_f64().is_some_and(|x| x > 0.0));
+        assert_eq!(m["threads"], clients);
+    }
+    // The raw ping-pong is always there (Python only where python3 is installed).
+    let ratio = doc["ratios"]
+        .as_array()
+        .and_then(|rs| {
+            rs.iter().find(|r| {
+                r["suite"] == "manager"
+                    && r["concur"] == "concur Manager Dict::get"
+                    && r["anchor"] == "raw unix socket ping-pong 8 B"
+            })
+        })
+        .expect("a ratio against the raw socket");
+    assert!(ratio["throughput_ratio"].as_f64().is_some_and(|x| x > 0.0));
+}

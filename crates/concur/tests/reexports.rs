@@ -108,10 +108,11 @@ fn every_reexport_is_reachable() {
 #[test]
 fn every_process_reexport_is_reachable() {
     use concur::process::{
-        Array, Barrier, BoundedSemaphore, Condition, Connection, ConnectionError,
-        DEFAULT_MAX_FRAME, Event, FrozenArray, IMapUnordered, JoinableQueue, Lock, Pipe, Process,
-        ProcessBuilder, ProcessError, ProcessPool, ProcessPoolBuilder, ProcessPoolExecutor, Queue,
-        RLock, Semaphore, SharedMemory, SimpleQueue, StartMethod, Value, queue, shm, sync,
+        Address, Array, AuthKey, Barrier, BoundedSemaphore, Condition, Connection, ConnectionError,
+        DEFAULT_MAX_FRAME, Event, FrozenArray, IMapUnordered, JoinableQueue, Lock, Manager,
+        ManagerBuilder, ManagerError, Pipe, Process, ProcessBuilder, ProcessError, ProcessPool,
+        ProcessPoolBuilder, ProcessPoolExecutor, Queue, RLock, Semaphore, SharedMemory,
+        SimpleQueue, StartMethod, Value, manager, queue, shm, sync,
     };
 
     // Process, ProcessBuilder, StartMethod, ProcessError
@@ -212,4 +213,23 @@ fn every_process_reexport_is_reachable() {
     assert_eq!(unordered.map(Result::unwrap).collect::<Vec<_>>(), [5]);
     pool.close();
     pool.join().unwrap();
+
+    // manager: Manager, ManagerBuilder, Address, AuthKey, ManagerError, manager::Dict
+    let mb: ManagerBuilder = Manager::builder()
+        .address("127.0.0.1:0".parse::<Address>().unwrap())
+        .authkey(AuthKey::from("reexport key"));
+    let m: Manager = mb.start().unwrap();
+    assert!(matches!(m.address(), Address::Tcp(a) if a.port() != 0));
+    let d: manager::Dict<String, u32> = m.dict().unwrap();
+    assert_eq!(
+        d.update("n".into(), |v: Option<u32>| v.unwrap_or(0) + 1)
+            .unwrap(),
+        1
+    );
+    let wrong: ManagerError =
+        Manager::connect(m.address().clone(), AuthKey::from("wrong")).unwrap_err();
+    assert!(wrong.is_auth_failed(), "{wrong}");
+    m.shutdown().unwrap();
+    let gone: ManagerError = d.get(&"n".into()).unwrap_err();
+    assert!(gone.is_shut_down(), "{gone}");
 }

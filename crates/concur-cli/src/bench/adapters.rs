@@ -33,6 +33,8 @@ pub enum Family {
     ProcessQueue,
     /// Bulk writes into memory.
     BulkWrite,
+    /// A request to a manager's server process and its reply (or a raw ping-pong).
+    ManagerRoundTrip,
 }
 
 /// Who wrote the lock: concur itself or an anchor it is compared with.

@@ -15,6 +15,9 @@
 //! - `pool`: `ProcessPoolExecutor` submit + result of tiny tasks and `ProcessPool::map`
 //!   with default chunking (see [`pool`]); the reference anchors are Python's
 //!   `ProcessPoolExecutor` and `multiprocessing.Pool`, and procspawn's pool.
+//! - `manager`: `Dict::get` round trips through a `Manager`, with one client and with 4
+//!   client processes at once (see [`manager`]); the reference anchors are a raw Unix
+//!   socket ping-pong between two processes and Python's `Manager().dict()`.
 //!
 //! Every case runs every subject `--runs` times. Runs are interleaved (run 1 of every
 //! subject, then run 2...) so that a burst of load on a shared machine spreads over all
@@ -24,6 +27,7 @@
 
 mod adapters;
 mod futures;
+mod manager;
 mod pool;
 mod process;
 mod queue;
@@ -60,6 +64,8 @@ struct Config {
     process_sizes: Option<process::ProcessSizes>,
     /// The pool suite's sizes (absent when it did not run).
     pool_sizes: Option<pool::PoolSizes>,
+    /// The manager suite's sizes (absent when it did not run).
+    manager_sizes: Option<manager::ManagerSizes>,
     /// The deadlock-detection mode the locks ran under (the goal is stated for `Off`).
     deadlock_mode: String,
     operation: &'static str,
@@ -67,6 +73,7 @@ struct Config {
     futures_operation: &'static str,
     process_operation: &'static str,
     pool_operation: &'static str,
+    manager_operation: &'static str,
 }
 
 #[derive(Debug, Serialize)]
@@ -125,12 +132,13 @@ pub fn run(args: &BenchArgs) -> io::Result<Outcome> {
         },
     ];
     let suites: Vec<&'static str> = match args.suite {
-        Suite::All => vec!["lock", "queue", "futures", "process", "pool"],
+        Suite::All => vec!["lock", "queue", "futures", "process", "pool", "manager"],
         Suite::Lock => vec!["lock"],
         Suite::Queue => vec!["queue"],
         Suite::Futures => vec!["futures"],
         Suite::Process => vec!["process"],
         Suite::Pool => vec!["pool"],
+        Suite::Manager => vec!["manager"],
     };
     let process_sizes = suites
         .contains(&"process")
@@ -138,6 +146,9 @@ pub fn run(args: &BenchArgs) -> io::Result<Outcome> {
     let pool_sizes = suites
         .contains(&"pool")
         .then(|| pool::PoolSizes::new(args.quick));
+    let manager_sizes = suites
+        .contains(&"manager")
+        .then(|| manager::ManagerSizes::new(args.quick));
     let locks = if suites.contains(&"lock") {
         adapters::all()
     } else {
@@ -221,6 +232,9 @@ pub fn run(args: &BenchArgs) -> io::Result<Outcome> {
     if let Some(sizes) = &pool_sizes {
         pool::run_suite(sizes, runs, &bar, &mut results, &mut errors, &mut notes);
     }
+    if let Some(sizes) = &manager_sizes {
+        manager::run_suite(sizes, runs, &bar, &mut results, &mut errors, &mut notes);
+    }
     bar.finish_and_clear();
 
     for m in &mut results {
@@ -249,6 +263,8 @@ pub fn run(args: &BenchArgs) -> io::Result<Outcome> {
             process_operation: process::OPERATION,
             pool_sizes,
             pool_operation: pool::OPERATION,
+            manager_sizes,
+            manager_operation: manager::OPERATION,
         },
         results,
         ratios,
@@ -316,7 +332,8 @@ impl Stats {
 /// For each case and family, concur against its reference anchors: parking_lot for
 /// locks; crossbeam-channel, and Python's `queue.Queue` where measured, for queues;
 /// rayon, and Python's `ThreadPoolExecutor` where measured, for futures; Python's pools
-/// and procspawn for process pools.
+/// and procspawn for process pools; a raw socket ping-pong and Python's manager for
+/// manager round trips.
 fn ratios(results: &[Measurement]) -> Vec<Ratio> {
     let mut out = Vec::new();
     for c in results.iter().filter(|m| m.origin == Origin::Concur) {
@@ -417,6 +434,15 @@ fn write_table(out: &mut impl Write, r: &BenchReport) -> io::Result<()> {
             "Pool goals: ProcessPoolExecutor submit+result >= 30x Python ProcessPoolExecutor \
              and >= 1.0x procspawn; ProcessPool::map >= 2x Python mp.Pool.map (default \
              chunking)."
+        )?;
+    }
+    if r.config.suites.contains(&"manager") {
+        writeln!(
+            out,
+            "Manager goals: one client's Dict::get >= 0.9x the raw unix socket ping-pong; \
+             4 clients' (or one pipelining client's) aggregate >= 5x Python's \
+             single-client Manager().dict() get (dict-get-aggregate rows, vs \"python3 \
+             Manager().dict() get\")."
         )?;
     }
     for n in &r.notes {

@@ -464,7 +464,7 @@ fn queue_stream(n: u64) -> Result<f64, String> {
 }
 
 /// `n` 8-byte round trips over a socketpair with a bare echo child; ns per trip.
-fn raw_round_trips(n: u64) -> Result<f64, String> {
+pub(super) fn raw_round_trips(n: u64) -> Result<f64, String> {
     let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
     let (mut mine, theirs) = UnixStream::pair().map_err(|e| format!("socketpair: {e}"))?;
     let mut child = Command::new(exe)
