@@ -601,12 +601,9 @@ fn the_server_process_is_gone_after_shutdown_and_after_drop() {
 }
 
 /// Issue 7: after `shutdown`, calls fail with `is_shut_down` — including the very next
-/// call on a connection opened before it. Today a served manager's connection thread
-/// answers one more request after `shutdown` (it checks `stopping` after each reply),
-/// and that thread outlives `serve`; a started manager's process exits instead, so
-/// only `Manager::serve` shows it.
+/// call on a connection opened before it (the server shuts every connection down and
+/// refuses requests once stopping; a served manager's connection threads end with it).
 #[test]
-#[ignore = "server.rs serves one more request per open connection after shutdown (reported to the lead)"]
 fn a_connection_opened_before_shutdown_is_refused_at_once() {
     within(Duration::from_secs(120), "strict shutdown", || {
         let address: Address = format!("@concur-test-strict-{}", std::process::id())

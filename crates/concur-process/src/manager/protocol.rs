@@ -69,6 +69,26 @@ pub(crate) enum Request {
     Shutdown,
 }
 
+/// [`Request`] as the server decodes it: the same encoding, with the op borrowed from
+/// the received frame instead of copied (keep the variants in step with `Request`).
+#[derive(Deserialize)]
+pub(crate) enum RequestRef<'a> {
+    Create {
+        kind: ObjKind,
+        tag: String,
+        init: Vec<u8>,
+    },
+    Attach {
+        id: u64,
+        tag: String,
+    },
+    Call {
+        id: u64,
+        op: &'a [u8],
+    },
+    Shutdown,
+}
+
 /// The server's answer to one request.
 pub(crate) type Reply = Result<Vec<u8>, (Kind, String)>;
 

@@ -19,7 +19,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use super::auth::{self, AUTH_TIMEOUT, AuthKey};
 use super::error::{Kind, ManagerError};
-use super::protocol::{Hello, ObjKind, Reply, Request, encode};
+use super::protocol::{Hello, ObjKind, Reply, RequestRef, encode};
 use crate::connection::Connection;
 use crate::process::protocol::Identity;
 
@@ -125,6 +125,8 @@ pub(crate) struct Server {
     stopping: AtomicBool,
     /// A duplicate of the listening socket, shut down to end `accept`.
     listener: OwnedFd,
+    /// Duplicates of the live connections, shut down when the server stops.
+    conns: std::sync::Mutex<HashMap<u64, OwnedFd>>,
 }
 
 impl Server {
@@ -144,9 +146,14 @@ impl Server {
             })
     }
 
-    fn handle(&self, ctx: &Ctx<'_>, req: Request) -> Result<Vec<u8>, ManagerError> {
+    fn handle(
+        &self,
+        ctx: &Ctx<'_>,
+        cache: &mut HashMap<u64, Arc<dyn Object>>,
+        req: RequestRef<'_>,
+    ) -> Result<Vec<u8>, ManagerError> {
         match req {
-            Request::Create { kind, tag, init } => {
+            RequestRef::Create { kind, tag, init } => {
                 let obj = make(&kind, tag, init)?;
                 let id = self.next_id.fetch_add(1, Ordering::Relaxed);
                 self.objects
@@ -155,7 +162,7 @@ impl Server {
                     .insert(id, obj);
                 encode(&id)
             }
-            Request::Attach { id, tag } => {
+            RequestRef::Attach { id, tag } => {
                 let obj = self.object(id)?;
                 if obj.tag() != tag {
                     return Err(ManagerError::wrong_type(format!(
@@ -165,15 +172,25 @@ impl Server {
                 }
                 encode(&())
             }
-            Request::Call { id, op } => self.object(id)?.call(ctx, &op),
-            Request::Shutdown => {
-                self.stop();
+            RequestRef::Call { id, op } => {
+                // Objects live as long as the server: a connection keeps the ones it
+                // used at hand instead of looking them up (and cloning) every call.
+                let obj = match cache.get(&id) {
+                    Some(o) => o,
+                    None => cache.entry(id).or_insert(self.object(id)?),
+                };
+                obj.call(ctx, op)
+            }
+            RequestRef::Shutdown => {
+                self.stop(ctx.client);
                 encode(&())
             }
         }
     }
 
-    fn stop(&self) {
+    /// Stops the server: no more connections or requests; every other connection is
+    /// shut down (its thread then ends) and blocked calls are woken.
+    fn stop(&self, requester: u64) {
         if self.stopping.swap(true, Ordering::SeqCst) {
             return;
         }
@@ -184,6 +201,16 @@ impl Server {
             .values()
         {
             o.stop();
+        }
+        for (id, fd) in self
+            .conns
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            if *id != requester {
+                let _ = rustix::net::shutdown(fd, rustix::net::Shutdown::Both);
+            }
         }
         // Ends the accept loop.
         let _ = rustix::net::shutdown(&self.listener, rustix::net::Shutdown::Both);
@@ -204,8 +231,23 @@ impl Server {
 
     /// Serves one connection until it ends.
     fn connection(&self, fd: OwnedFd) {
-        let conn = Connection::from_fd(fd);
         let client = self.next_client.fetch_add(1, Ordering::Relaxed);
+        if let Ok(dup) = fd.try_clone() {
+            self.conns
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(client, dup);
+        }
+        if !self.stopping() {
+            self.serve_connection(client, Connection::from_fd(fd));
+        }
+        self.conns
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&client);
+    }
+
+    fn serve_connection(&self, client: u64, conn: Connection) {
         if let Err(e) = auth::server_side(&conn, &self.key, MAX_FRAME) {
             tracing::warn!(client, error = %e, "manager: refused a connection that failed authentication");
             return;
@@ -220,19 +262,21 @@ impl Server {
             server: self,
             conn: &conn,
         };
+        let mut cache = HashMap::new();
         loop {
-            let req = conn.recv_frame_with(None, |body, _fds| {
-                postcard::from_bytes::<Request>(body).map_err(|e| {
-                    ManagerError::bad_request(format!("malformed or unknown request: {e}"))
-                })
+            let reply = conn.recv_frame_with(None, |body, _fds| {
+                if self.stopping() {
+                    return Err(ManagerError::shut_down("the manager is shutting down"));
+                }
+                match postcard::from_bytes::<RequestRef<'_>>(body) {
+                    Ok(r) => self.handle(&ctx, &mut cache, r),
+                    Err(e) => Err(ManagerError::bad_request(format!(
+                        "malformed or unknown request: {e}"
+                    ))),
+                }
             });
-            let (reply, fatal): (Reply, bool) = match req {
-                Ok(Ok(r)) => (
-                    self.handle(&ctx, r)
-                        .map_err(|e| (e.kind(), e.message().to_owned())),
-                    false,
-                ),
-                Ok(Err(e)) => (Err((e.kind(), e.message().to_owned())), false),
+            let (reply, fatal): (Reply, bool) = match reply {
+                Ok(r) => (r.map_err(|e| (e.kind(), e.message().to_owned())), false),
                 Err(e) if e.is_eof() => break,
                 Err(e) => {
                     tracing::warn!(client, error = %e, "manager: a client broke the framing");
@@ -262,6 +306,7 @@ pub(crate) fn serve(listener: Listener, key: AuthKey) -> io::Result<()> {
         key,
         stopping: AtomicBool::new(false),
         listener: dup,
+        conns: std::sync::Mutex::new(HashMap::new()),
     });
     loop {
         let fd = match listener.accept() {
