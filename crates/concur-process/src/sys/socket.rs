@@ -56,6 +56,9 @@ pub(crate) fn send_all(
     fds: &[BorrowedFd<'_>],
 ) -> io::Result<()> {
     debug_assert!(fds.len() <= MAX_FDS);
+    if fds.is_empty() && body.is_empty() {
+        return send_plain(fd, header);
+    }
     let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
     let mut sent = 0usize;
     let total = header.len() + body.len();
@@ -81,6 +84,23 @@ pub(crate) fn send_all(
                 sent += n;
                 first = false;
             }
+            Err(Errno::INTR) => {}
+            Err(Errno::AGAIN) => {
+                wait_for(fd, PollFlags::OUT, None)?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Writes all of `bytes` with plain `send` calls (no descriptors: cheaper than
+/// `sendmsg`, which copies in a message header and an iovec array on every call).
+fn send_plain(fd: BorrowedFd<'_>, bytes: &[u8]) -> io::Result<()> {
+    let mut sent = 0;
+    while sent < bytes.len() {
+        match rustix::net::send(fd, &bytes[sent..], SendFlags::NOSIGNAL) {
+            Ok(n) => sent += n,
             Err(Errno::INTR) => {}
             Err(Errno::AGAIN) => {
                 wait_for(fd, PollFlags::OUT, None)?;
