@@ -25,9 +25,9 @@
 //! itself; without `python3` its subjects are skipped with a note. The reference
 //! anchors are the raw ping-pong and Python.
 
+use super::Measurement;
 use super::adapters::{Family, Origin};
-use super::process::{PythonScript, per_op, python_ns, raw_round_trips};
-use super::{Measurement, Stats};
+use super::process::{PythonScript, Subject, per_op, python_ns, raw_round_trips, run_subjects};
 use concur::process::manager::Dict;
 use concur::process::sync::Barrier;
 use concur::process::{Manager, Process};
@@ -91,16 +91,6 @@ impl ManagerSizes {
     }
 }
 
-/// One subject of a case: how to run it once, in ns per operation.
-struct Subject {
-    case: &'static str,
-    name: &'static str,
-    origin: Origin,
-    clients: usize,
-    ops: u64,
-    run: Box<dyn Fn() -> Result<f64, String>>,
-}
-
 /// Runs the suite into `results`; failures go to `errors`, skipped anchors to `notes`.
 pub fn run_suite(
     sizes: &ManagerSizes,
@@ -112,48 +102,7 @@ pub fn run_suite(
 ) {
     let python = PythonScript::write("manager", PYTHON, notes);
     let subjects = subjects(sizes, python.as_ref());
-    bar.inc_length(u64::from(runs) * subjects.len() as u64);
-    let first = results.len();
-    for s in &subjects {
-        results.push(Measurement {
-            suite: "manager",
-            case: s.case,
-            subject: s.name,
-            family: Family::ManagerRoundTrip,
-            origin: s.origin,
-            threads: s.clients,
-            ops_per_run: s.ops,
-            runs_ns_per_op: Vec::with_capacity(runs as usize),
-            median_ns_per_op: f64::NAN,
-            median_ops_per_sec: f64::NAN,
-            min_ns_per_op: f64::NAN,
-            max_ns_per_op: f64::NAN,
-        });
-    }
-    // Interleaved by case: run 1 of every subject of the case, then run 2...
-    let mut cases: Vec<&'static str> = subjects.iter().map(|s| s.case).collect();
-    cases.dedup();
-    for case in cases {
-        for run in 0..runs {
-            for (i, s) in subjects.iter().enumerate().filter(|(_, s)| s.case == case) {
-                bar.set_message(format!("{} {} run {}/{runs}", s.case, s.name, run + 1));
-                match (s.run)() {
-                    Ok(ns) => results[first + i].runs_ns_per_op.push(ns),
-                    Err(e) => errors.push(format!("manager/{}/{}: {e}", s.case, s.name)),
-                }
-                bar.inc(1);
-            }
-        }
-    }
-    // A subject that failed every run leaves no measurement behind.
-    let mut i = first;
-    while i < results.len() {
-        if Stats::of(&results[i].runs_ns_per_op).is_none() {
-            results.remove(i);
-        } else {
-            i += 1;
-        }
-    }
+    run_subjects("manager", &subjects, runs, bar, results, errors);
     if let Some(py) = python {
         py.remove();
     }
@@ -167,7 +116,8 @@ fn subjects(sizes: &ManagerSizes, python: Option<&PythonScript>) -> Vec<Subject>
         case: "dict-get",
         name: "concur Manager Dict::get",
         origin: Origin::Concur,
-        clients: 1,
+        family: Family::ManagerRoundTrip,
+        threads: 1,
         ops: n,
         run: Box::new(move || one_client(n)),
     });
@@ -175,7 +125,8 @@ fn subjects(sizes: &ManagerSizes, python: Option<&PythonScript>) -> Vec<Subject>
         case: "dict-get",
         name: "raw unix socket ping-pong 8 B",
         origin: Origin::Os,
-        clients: 1,
+        family: Family::ManagerRoundTrip,
+        threads: 1,
         ops: n,
         run: Box::new(move || raw_round_trips(n)),
     });
@@ -187,7 +138,8 @@ fn subjects(sizes: &ManagerSizes, python: Option<&PythonScript>) -> Vec<Subject>
                 case,
                 name: "python3 Manager().dict() get",
                 origin: Origin::Python,
-                clients: 1,
+                family: Family::ManagerRoundTrip,
+                threads: 1,
                 ops: n,
                 run: Box::new(move || python_ns(&path, &["1", &n.to_string()])),
             }
@@ -200,7 +152,8 @@ fn subjects(sizes: &ManagerSizes, python: Option<&PythonScript>) -> Vec<Subject>
         case: "dict-get-aggregate",
         name: "concur Manager Dict::get x4",
         origin: Origin::Concur,
-        clients: CLIENTS,
+        family: Family::ManagerRoundTrip,
+        threads: CLIENTS,
         ops: per * CLIENTS as u64,
         run: Box::new(move || many_clients(per)),
     });
@@ -209,7 +162,8 @@ fn subjects(sizes: &ManagerSizes, python: Option<&PythonScript>) -> Vec<Subject>
         case: "dict-get-aggregate",
         name: "concur Dict::get_many pipelined",
         origin: Origin::Concur,
-        clients: 1,
+        family: Family::ManagerRoundTrip,
+        threads: 1,
         ops: n,
         run: Box::new(move || pipelined(n)),
     });
@@ -220,7 +174,8 @@ fn subjects(sizes: &ManagerSizes, python: Option<&PythonScript>) -> Vec<Subject>
             case: "dict-get-aggregate",
             name: "python3 Manager().dict() get x4",
             origin: Origin::Python,
-            clients: CLIENTS,
+            family: Family::ManagerRoundTrip,
+            threads: CLIENTS,
             ops: per * CLIENTS as u64,
             run: Box::new(move || python_ns(&path, &[&CLIENTS.to_string(), &per.to_string()])),
         });

@@ -18,9 +18,9 @@
 //! pool start excluded, as concur's pool start is); without `python3` its subjects are
 //! skipped with a note. The reference anchors are Python (every subject) and procspawn.
 
+use super::Measurement;
 use super::adapters::{Family, Origin};
-use super::process::{PythonScript, per_op, python_ns};
-use super::{Measurement, Stats};
+use super::process::{PythonScript, Subject, per_op, python_ns, run_subjects};
 use concur::futures::{Executor, TaskError};
 use concur::process::{ProcessPool, ProcessPoolExecutor, StartMethod};
 use indicatif::ProgressBar;
@@ -101,16 +101,6 @@ fn task_err(e: TaskError) -> String {
     e.to_string()
 }
 
-/// One subject of a case: how to run it once, in ns per operation.
-struct Subject {
-    case: &'static str,
-    name: &'static str,
-    family: Family,
-    origin: Origin,
-    ops: u64,
-    run: Box<dyn Fn() -> Result<f64, String>>,
-}
-
 /// Runs the suite into `results`; failures go to `errors`, skipped anchors to `notes`.
 pub fn run_suite(
     sizes: &PoolSizes,
@@ -122,48 +112,7 @@ pub fn run_suite(
 ) {
     let python = PythonScript::write("pool", PYTHON, notes);
     let subjects = subjects(sizes, python.as_ref());
-    bar.inc_length(u64::from(runs) * subjects.len() as u64);
-    let first = results.len();
-    for s in &subjects {
-        results.push(Measurement {
-            suite: "pool",
-            case: s.case,
-            subject: s.name,
-            family: s.family,
-            origin: s.origin,
-            threads: WORKERS,
-            ops_per_run: s.ops,
-            runs_ns_per_op: Vec::with_capacity(runs as usize),
-            median_ns_per_op: f64::NAN,
-            median_ops_per_sec: f64::NAN,
-            min_ns_per_op: f64::NAN,
-            max_ns_per_op: f64::NAN,
-        });
-    }
-    // Interleaved by case: run 1 of every subject of the case, then run 2...
-    let mut cases: Vec<&'static str> = subjects.iter().map(|s| s.case).collect();
-    cases.dedup();
-    for case in cases {
-        for run in 0..runs {
-            for (i, s) in subjects.iter().enumerate().filter(|(_, s)| s.case == case) {
-                bar.set_message(format!("{} {} run {}/{runs}", s.case, s.name, run + 1));
-                match (s.run)() {
-                    Ok(ns) => results[first + i].runs_ns_per_op.push(ns),
-                    Err(e) => errors.push(format!("pool/{}/{}: {e}", s.case, s.name)),
-                }
-                bar.inc(1);
-            }
-        }
-    }
-    // A subject that failed every run leaves no measurement behind.
-    let mut i = first;
-    while i < results.len() {
-        if Stats::of(&results[i].runs_ns_per_op).is_none() {
-            results.remove(i);
-        } else {
-            i += 1;
-        }
-    }
+    run_subjects("pool", &subjects, runs, bar, results, errors);
     if let Some(py) = python {
         py.remove();
     }
@@ -178,6 +127,7 @@ fn subjects(sizes: &PoolSizes, python: Option<&PythonScript>) -> Vec<Subject> {
         name: "concur ProcessPoolExecutor (ForkServer)",
         family: Family::Submit,
         origin: Origin::Concur,
+        threads: WORKERS,
         ops: n,
         run: Box::new(move || concur_submit(n)),
     });
@@ -200,6 +150,7 @@ fn subjects(sizes: &PoolSizes, python: Option<&PythonScript>) -> Vec<Subject> {
                 name,
                 family: Family::Submit,
                 origin: Origin::Python,
+                threads: WORKERS,
                 ops: n,
                 run: Box::new(move || python_ns(&path, &[mode, &n.to_string()])),
             });
@@ -211,6 +162,7 @@ fn subjects(sizes: &PoolSizes, python: Option<&PythonScript>) -> Vec<Subject> {
         name: "procspawn Pool spawn+join",
         family: Family::Submit,
         origin: Origin::Procspawn,
+        threads: WORKERS,
         ops: n,
         run: Box::new(move || procspawn_submit(n)),
     });
@@ -221,6 +173,7 @@ fn subjects(sizes: &PoolSizes, python: Option<&PythonScript>) -> Vec<Subject> {
         name: "concur ProcessPool::map",
         family: Family::Map,
         origin: Origin::Concur,
+        threads: WORKERS,
         ops: m,
         run: Box::new(move || concur_map(m)),
     });
@@ -231,6 +184,7 @@ fn subjects(sizes: &PoolSizes, python: Option<&PythonScript>) -> Vec<Subject> {
             name: "python3 mp.Pool.map",
             family: Family::Map,
             origin: Origin::Python,
+            threads: WORKERS,
             ops: m,
             run: Box::new(move || python_ns(&path, &["map", &m.to_string()])),
         });

@@ -134,14 +134,71 @@ fn raw_echo() -> std::io::Result<()> {
     }
 }
 
-/// One subject of a case: how to run it once, in ns per operation.
-struct Subject {
-    case: &'static str,
-    name: &'static str,
-    family: Family,
-    origin: Origin,
-    ops: u64,
-    run: Box<dyn Fn() -> Result<f64, String>>,
+/// One subject of a case: how to run it once, in ns per operation (shared by the
+/// process, pool and manager suites).
+pub(super) struct Subject {
+    pub(super) case: &'static str,
+    pub(super) name: &'static str,
+    pub(super) family: Family,
+    pub(super) origin: Origin,
+    /// Threads or processes it runs on (reported with the figure).
+    pub(super) threads: usize,
+    /// Operations per run.
+    pub(super) ops: u64,
+    pub(super) run: Box<dyn Fn() -> Result<f64, String>>,
+}
+
+/// Runs every subject `runs` times into `results`, interleaved by case (run 1 of
+/// every subject of the case, then run 2...); failures go to `errors`. A subject that
+/// failed every run leaves no measurement behind.
+pub(super) fn run_subjects(
+    suite: &'static str,
+    subjects: &[Subject],
+    runs: u32,
+    bar: &ProgressBar,
+    results: &mut Vec<Measurement>,
+    errors: &mut Vec<String>,
+) {
+    bar.inc_length(u64::from(runs) * subjects.len() as u64);
+    let first = results.len();
+    for s in subjects {
+        results.push(Measurement {
+            suite,
+            case: s.case,
+            subject: s.name,
+            family: s.family,
+            origin: s.origin,
+            threads: s.threads,
+            ops_per_run: s.ops,
+            runs_ns_per_op: Vec::with_capacity(runs as usize),
+            median_ns_per_op: f64::NAN,
+            median_ops_per_sec: f64::NAN,
+            min_ns_per_op: f64::NAN,
+            max_ns_per_op: f64::NAN,
+        });
+    }
+    let mut cases: Vec<&'static str> = subjects.iter().map(|s| s.case).collect();
+    cases.dedup();
+    for case in cases {
+        for run in 0..runs {
+            for (i, s) in subjects.iter().enumerate().filter(|(_, s)| s.case == case) {
+                bar.set_message(format!("{} {} run {}/{runs}", s.case, s.name, run + 1));
+                match (s.run)() {
+                    Ok(ns) => results[first + i].runs_ns_per_op.push(ns),
+                    Err(e) => errors.push(format!("{suite}/{}/{}: {e}", s.case, s.name)),
+                }
+                bar.inc(1);
+            }
+        }
+    }
+    let mut i = first;
+    while i < results.len() {
+        if Stats::of(&results[i].runs_ns_per_op).is_none() {
+            results.remove(i);
+        } else {
+            i += 1;
+        }
+    }
 }
 
 /// Runs the suite into `results`; failures go to `errors`, skipped anchors to `notes`.
@@ -155,48 +212,7 @@ pub fn run_suite(
 ) {
     let python = PythonScript::write("process", PYTHON, notes);
     let subjects = subjects(sizes, python.as_ref());
-    bar.inc_length(u64::from(runs) * subjects.len() as u64);
-    let first = results.len();
-    for s in &subjects {
-        results.push(Measurement {
-            suite: "process",
-            case: s.case,
-            subject: s.name,
-            family: s.family,
-            origin: s.origin,
-            threads: 1,
-            ops_per_run: s.ops,
-            runs_ns_per_op: Vec::with_capacity(runs as usize),
-            median_ns_per_op: f64::NAN,
-            median_ops_per_sec: f64::NAN,
-            min_ns_per_op: f64::NAN,
-            max_ns_per_op: f64::NAN,
-        });
-    }
-    // Interleaved by case: run 1 of every subject of the case, then run 2...
-    let mut cases: Vec<&'static str> = subjects.iter().map(|s| s.case).collect();
-    cases.dedup();
-    for case in cases {
-        for run in 0..runs {
-            for (i, s) in subjects.iter().enumerate().filter(|(_, s)| s.case == case) {
-                bar.set_message(format!("{} {} run {}/{runs}", s.case, s.name, run + 1));
-                match (s.run)() {
-                    Ok(ns) => results[first + i].runs_ns_per_op.push(ns),
-                    Err(e) => errors.push(format!("process/{}/{}: {e}", s.case, s.name)),
-                }
-                bar.inc(1);
-            }
-        }
-    }
-    // A subject that failed every run leaves no measurement behind.
-    let mut i = first;
-    while i < results.len() {
-        if Stats::of(&results[i].runs_ns_per_op).is_none() {
-            results.remove(i);
-        } else {
-            i += 1;
-        }
-    }
+    run_subjects("process", &subjects, runs, bar, results, errors);
     if let Some(py) = python {
         py.remove();
     }
@@ -211,6 +227,7 @@ fn subjects(sizes: &ProcessSizes, python: Option<&PythonScript>) -> Vec<Subject>
         name: "concur Process (Spawn)",
         family: Family::ProcessStart,
         origin: Origin::Concur,
+        threads: 1,
         ops: starts,
         run: Box::new(move || start_join(StartMethod::Spawn, starts)),
     });
@@ -219,6 +236,7 @@ fn subjects(sizes: &ProcessSizes, python: Option<&PythonScript>) -> Vec<Subject>
         name: "concur Process (Fork)",
         family: Family::ProcessStart,
         origin: Origin::Concur,
+        threads: 1,
         ops: starts,
         run: Box::new(move || start_join(StartMethod::Fork { force: false }, starts)),
     });
@@ -227,6 +245,7 @@ fn subjects(sizes: &ProcessSizes, python: Option<&PythonScript>) -> Vec<Subject>
         name: "concur Process (ForkServer)",
         family: Family::ProcessStart,
         origin: Origin::Concur,
+        threads: 1,
         ops: starts,
         run: Box::new(move || start_join(StartMethod::ForkServer, starts)),
     });
@@ -235,6 +254,7 @@ fn subjects(sizes: &ProcessSizes, python: Option<&PythonScript>) -> Vec<Subject>
         name: "bare exec of this binary",
         family: Family::ProcessStart,
         origin: Origin::Os,
+        threads: 1,
         ops: starts,
         run: Box::new(move || bare_exec(starts)),
     });
@@ -257,6 +277,7 @@ fn subjects(sizes: &ProcessSizes, python: Option<&PythonScript>) -> Vec<Subject>
                 name,
                 family: Family::ProcessStart,
                 origin: Origin::Python,
+                threads: 1,
                 ops: n,
                 run: Box::new(move || python_ns(&path, &["start", method, &n.to_string()])),
             });
@@ -269,6 +290,7 @@ fn subjects(sizes: &ProcessSizes, python: Option<&PythonScript>) -> Vec<Subject>
         name: "concur Connection (u64)",
         family: Family::PipeRoundTrip,
         origin: Origin::Concur,
+        threads: 1,
         ops: trips,
         run: Box::new(move || connection_round_trips(trips)),
     });
@@ -277,6 +299,7 @@ fn subjects(sizes: &ProcessSizes, python: Option<&PythonScript>) -> Vec<Subject>
         name: "raw socketpair 8 B",
         family: Family::PipeRoundTrip,
         origin: Origin::Os,
+        threads: 1,
         ops: trips,
         run: Box::new(move || raw_round_trips(trips)),
     });
@@ -287,6 +310,7 @@ fn subjects(sizes: &ProcessSizes, python: Option<&PythonScript>) -> Vec<Subject>
             name: "python3 mp.Pipe (fork)",
             family: Family::PipeRoundTrip,
             origin: Origin::Python,
+            threads: 1,
             ops: trips,
             run: Box::new(move || python_ns(&path, &["pipe", &trips.to_string()])),
         });
@@ -298,6 +322,7 @@ fn subjects(sizes: &ProcessSizes, python: Option<&PythonScript>) -> Vec<Subject>
         name: "concur process::Queue (u64)",
         family: Family::ProcessQueue,
         origin: Origin::Concur,
+        threads: 1,
         ops: items,
         run: Box::new(move || queue_stream(items)),
     });
@@ -308,6 +333,7 @@ fn subjects(sizes: &ProcessSizes, python: Option<&PythonScript>) -> Vec<Subject>
             name: "python3 mp.Queue (fork)",
             family: Family::ProcessQueue,
             origin: Origin::Python,
+            threads: 1,
             ops: n,
             run: Box::new(move || python_ns(&path, &["queue", &n.to_string()])),
         });
@@ -329,6 +355,7 @@ fn subjects(sizes: &ProcessSizes, python: Option<&PythonScript>) -> Vec<Subject>
             name,
             family: Family::BulkWrite,
             origin,
+            threads: 1,
             ops: mib,
             run: Box::new(move || {
                 let t = targets
