@@ -181,6 +181,81 @@ macro_rules! sync_proxy {
 }
 pub(crate) use sync_proxy;
 
+/// The four acquire forms of a proxy whose private `acquire_for(timeout)` asks the
+/// server (Lock, RLock, Condition and the semaphores): `$what` names what is acquired,
+/// `$make` the `Manager` call that makes one with a single unit (for the examples).
+macro_rules! acquire_forms {
+    ($what:literal, $make:literal) => {
+        #[doc = concat!("Acquires ", $what, ", blocking until it is free (Python's `acquire()`).")]
+        ///
+        /// # Errors
+        /// [`is_shut_down`](ManagerError::is_shut_down) if the manager stops or is gone;
+        /// an I/O error.
+        ///
+        /// ```
+        /// let m = concur_process::Manager::start().unwrap();
+        #[doc = concat!("let x = m.", $make, ".unwrap();")]
+        /// x.acquire().unwrap();
+        /// assert!(!x.clone().try_acquire().unwrap(), "another proxy waits");
+        /// ```
+        pub fn acquire(&self) -> Result<(), ManagerError> {
+            self.acquire_for(None).map(drop)
+        }
+
+        #[doc = concat!("Acquires ", $what, " if it is free; never blocks (Python's `acquire(blocking=False)`). `Ok(false)` if it is not.")]
+        ///
+        /// # Errors
+        /// As [`acquire`](Self::acquire).
+        ///
+        /// ```
+        /// let m = concur_process::Manager::start().unwrap();
+        #[doc = concat!("let x = m.", $make, ".unwrap();")]
+        /// assert!(x.try_acquire().unwrap());
+        /// assert!(!x.clone().try_acquire().unwrap());
+        /// ```
+        pub fn try_acquire(&self) -> Result<bool, ManagerError> {
+            self.acquire_for(Some(Duration::ZERO))
+        }
+
+        #[doc = concat!("Acquires ", $what, ", waiting at most `timeout` (Python's `acquire(timeout=t)`); `Ok(false)` if it did not come free. A timeout too large to represent waits forever.")]
+        ///
+        /// # Errors
+        /// As [`acquire`](Self::acquire).
+        ///
+        /// ```
+        /// use std::time::Duration;
+        /// let m = concur_process::Manager::start().unwrap();
+        #[doc = concat!("let x = m.", $make, ".unwrap();")]
+        /// let other = x.clone();
+        /// assert!(x.acquire_timeout(Duration::from_millis(10)).unwrap());
+        /// assert!(!other.acquire_timeout(Duration::from_millis(10)).unwrap());
+        /// ```
+        pub fn acquire_timeout(&self, timeout: Duration) -> Result<bool, ManagerError> {
+            match after(timeout) {
+                Some(d) => self.acquire_deadline(d),
+                None => self.acquire().map(|()| true),
+            }
+        }
+
+        #[doc = concat!("Acquires ", $what, ", waiting until `deadline` at most; `Ok(false)` if it did not come free.")]
+        ///
+        /// # Errors
+        /// As [`acquire`](Self::acquire).
+        ///
+        /// ```
+        /// use std::time::{Duration, Instant};
+        /// let m = concur_process::Manager::start().unwrap();
+        #[doc = concat!("let x = m.", $make, ".unwrap();")]
+        /// assert!(x.acquire_deadline(Instant::now() + Duration::from_millis(10)).unwrap());
+        /// ```
+        pub fn acquire_deadline(&self, deadline: Instant) -> Result<bool, ManagerError> {
+            self.acquire_for(timeout_until(deadline))
+        }
+    };
+}
+
+pub(crate) use acquire_forms;
+
 // ------------------------------------------------------------------------ Lock
 
 #[derive(Serialize, Deserialize)]
@@ -283,73 +358,7 @@ impl Lock {
         self.h.call(&LockOp::Acquire(timeout))
     }
 
-    /// Acquires the lock, blocking until it is free (Python's `acquire()`).
-    ///
-    /// # Errors
-    /// [`is_shut_down`](ManagerError::is_shut_down) if the manager stops or is gone;
-    /// an I/O error.
-    ///
-    /// ```
-    /// let m = concur_process::Manager::start().unwrap();
-    /// let l = m.lock().unwrap();
-    /// l.acquire().unwrap();
-    /// assert!(l.locked().unwrap());
-    /// ```
-    pub fn acquire(&self) -> Result<(), ManagerError> {
-        self.acquire_for(None).map(drop)
-    }
-
-    /// Acquires the lock if it is free; never blocks (Python's
-    /// `acquire(blocking=False)`). `Ok(false)` if it is held.
-    ///
-    /// # Errors
-    /// As [`acquire`](Self::acquire).
-    ///
-    /// ```
-    /// let m = concur_process::Manager::start().unwrap();
-    /// let l = m.lock().unwrap();
-    /// assert!(l.try_acquire().unwrap());
-    /// assert!(!l.try_acquire().unwrap());
-    /// ```
-    pub fn try_acquire(&self) -> Result<bool, ManagerError> {
-        self.acquire_for(Some(Duration::ZERO))
-    }
-
-    /// Acquires the lock, waiting at most `timeout` (Python's `acquire(timeout=t)`);
-    /// `Ok(false)` if it stayed held. A timeout too large to represent waits forever.
-    ///
-    /// # Errors
-    /// As [`acquire`](Self::acquire).
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// let m = concur_process::Manager::start().unwrap();
-    /// let l = m.lock().unwrap();
-    /// assert!(l.acquire_timeout(Duration::from_millis(10)).unwrap());
-    /// assert!(!l.acquire_timeout(Duration::from_millis(10)).unwrap());
-    /// ```
-    pub fn acquire_timeout(&self, timeout: Duration) -> Result<bool, ManagerError> {
-        match after(timeout) {
-            Some(d) => self.acquire_deadline(d),
-            None => self.acquire().map(|()| true),
-        }
-    }
-
-    /// Acquires the lock, waiting until `deadline` at most; `Ok(false)` if it stayed
-    /// held.
-    ///
-    /// # Errors
-    /// As [`acquire`](Self::acquire).
-    ///
-    /// ```
-    /// use std::time::{Duration, Instant};
-    /// let m = concur_process::Manager::start().unwrap();
-    /// let l = m.lock().unwrap();
-    /// assert!(l.acquire_deadline(Instant::now() + Duration::from_millis(10)).unwrap());
-    /// ```
-    pub fn acquire_deadline(&self, deadline: Instant) -> Result<bool, ManagerError> {
-        self.acquire_for(timeout_until(deadline))
-    }
+    acquire_forms!("the lock", "lock()");
 
     /// Releases the lock; any proxy may (Python's `release()`). Does not block.
     ///
@@ -505,72 +514,7 @@ impl RLock {
         self.h.call(&RLockOp::Acquire(timeout))
     }
 
-    /// Acquires the lock (again, if this proxy owns it), blocking until it is free.
-    ///
-    /// # Errors
-    /// [`is_shut_down`](ManagerError::is_shut_down) if the manager stops or is gone;
-    /// an I/O error.
-    ///
-    /// ```
-    /// let m = concur_process::Manager::start().unwrap();
-    /// let r = m.rlock().unwrap();
-    /// r.acquire().unwrap();
-    /// r.acquire().unwrap();
-    /// assert!(r.is_owned().unwrap());
-    /// ```
-    pub fn acquire(&self) -> Result<(), ManagerError> {
-        self.acquire_for(None).map(drop)
-    }
-
-    /// Acquires the lock if this proxy owns it or it is free; never blocks.
-    ///
-    /// # Errors
-    /// As [`acquire`](Self::acquire).
-    ///
-    /// ```
-    /// let m = concur_process::Manager::start().unwrap();
-    /// let r = m.rlock().unwrap();
-    /// assert!(r.try_acquire().unwrap() && r.try_acquire().unwrap());
-    /// assert!(!r.clone().try_acquire().unwrap());
-    /// ```
-    pub fn try_acquire(&self) -> Result<bool, ManagerError> {
-        self.acquire_for(Some(Duration::ZERO))
-    }
-
-    /// Acquires the lock, waiting at most `timeout`; `Ok(false)` if another owner
-    /// kept it. A timeout too large to represent waits forever.
-    ///
-    /// # Errors
-    /// As [`acquire`](Self::acquire).
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// let m = concur_process::Manager::start().unwrap();
-    /// let r = m.rlock().unwrap();
-    /// r.acquire().unwrap();
-    /// assert!(!r.clone().acquire_timeout(Duration::from_millis(10)).unwrap());
-    /// ```
-    pub fn acquire_timeout(&self, timeout: Duration) -> Result<bool, ManagerError> {
-        match after(timeout) {
-            Some(d) => self.acquire_deadline(d),
-            None => self.acquire().map(|()| true),
-        }
-    }
-
-    /// Acquires the lock, waiting until `deadline` at most.
-    ///
-    /// # Errors
-    /// As [`acquire`](Self::acquire).
-    ///
-    /// ```
-    /// use std::time::{Duration, Instant};
-    /// let m = concur_process::Manager::start().unwrap();
-    /// let r = m.rlock().unwrap();
-    /// assert!(r.acquire_deadline(Instant::now() + Duration::from_millis(10)).unwrap());
-    /// ```
-    pub fn acquire_deadline(&self, deadline: Instant) -> Result<bool, ManagerError> {
-        self.acquire_for(timeout_until(deadline))
-    }
+    acquire_forms!("the lock (again, if this proxy holds it)", "rlock()");
 
     /// Releases one level; the lock is free when every level is released. Does not
     /// block.

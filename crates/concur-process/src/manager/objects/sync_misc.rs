@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::sync_lock::{Guarded, after, deadline_of, invalid, sync_proxy, timeout_until};
+use super::sync_lock::{
+    Guarded, acquire_forms, after, deadline_of, invalid, sync_proxy, timeout_until,
+};
 use crate::manager::error::{Kind, ManagerError};
 use crate::manager::protocol::{ObjKind, decode_op, encode};
 use crate::manager::server::{Ctx, Object};
@@ -415,70 +417,10 @@ impl Condition {
         self.h.call(&CondOp::Wait(timeout))
     }
 
-    /// Acquires the condition's lock (again, if this proxy owns it), blocking until it
-    /// is free.
-    ///
-    /// # Errors
-    /// [`is_shut_down`](ManagerError::is_shut_down) if the manager stops or is gone;
-    /// an I/O error.
-    ///
-    /// ```
-    /// let m = concur_process::Manager::start().unwrap();
-    /// let c = m.condition().unwrap();
-    /// c.acquire().unwrap();
-    /// assert!(!c.clone().try_acquire().unwrap());
-    /// ```
-    pub fn acquire(&self) -> Result<(), ManagerError> {
-        self.acquire_for(None).map(drop)
-    }
-
-    /// Acquires the lock if this proxy owns it or it is free; never blocks.
-    ///
-    /// # Errors
-    /// As [`acquire`](Self::acquire).
-    ///
-    /// ```
-    /// let m = concur_process::Manager::start().unwrap();
-    /// assert!(m.condition().unwrap().try_acquire().unwrap());
-    /// ```
-    pub fn try_acquire(&self) -> Result<bool, ManagerError> {
-        self.acquire_for(Some(Duration::ZERO))
-    }
-
-    /// Acquires the lock, waiting at most `timeout`; `Ok(false)` if another owner kept
-    /// it. A timeout too large to represent waits forever.
-    ///
-    /// # Errors
-    /// As [`acquire`](Self::acquire).
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// let m = concur_process::Manager::start().unwrap();
-    /// let c = m.condition().unwrap();
-    /// c.acquire().unwrap();
-    /// assert!(!c.clone().acquire_timeout(Duration::from_millis(10)).unwrap());
-    /// ```
-    pub fn acquire_timeout(&self, timeout: Duration) -> Result<bool, ManagerError> {
-        match after(timeout) {
-            Some(d) => self.acquire_deadline(d),
-            None => self.acquire().map(|()| true),
-        }
-    }
-
-    /// Acquires the lock, waiting until `deadline` at most.
-    ///
-    /// # Errors
-    /// As [`acquire`](Self::acquire).
-    ///
-    /// ```
-    /// use std::time::{Duration, Instant};
-    /// let m = concur_process::Manager::start().unwrap();
-    /// let c = m.condition().unwrap();
-    /// assert!(c.acquire_deadline(Instant::now() + Duration::from_millis(10)).unwrap());
-    /// ```
-    pub fn acquire_deadline(&self, deadline: Instant) -> Result<bool, ManagerError> {
-        self.acquire_for(timeout_until(deadline))
-    }
+    acquire_forms!(
+        "the condition's lock (again, if this proxy holds it)",
+        "condition()"
+    );
 
     /// Releases one level of the lock. Does not block.
     ///

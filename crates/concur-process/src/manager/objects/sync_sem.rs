@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::sync_lock::{Guarded, after, deadline_of, invalid, sync_proxy, timeout_until};
+use super::sync_lock::{
+    Guarded, acquire_forms, after, deadline_of, invalid, sync_proxy, timeout_until,
+};
 use crate::manager::error::ManagerError;
 use crate::manager::protocol::{ObjKind, decode_op, encode};
 use crate::manager::server::{Ctx, Object};
@@ -124,79 +126,13 @@ impl Object for SemaphoreObject {
 
 /// The acquire forms and `value`, shared by both proxies.
 macro_rules! acquire_methods {
-    ($name:ident, $make:literal) => {
+    ($name:ident, $make:literal, $one:literal) => {
         impl $name {
             fn acquire_for(&self, timeout: Option<Duration>) -> Result<bool, ManagerError> {
                 self.h.call(&SemOp::Acquire(timeout))
             }
 
-            /// Takes a unit, blocking until one is free (Python's `acquire()`).
-            ///
-            /// # Errors
-            /// [`is_shut_down`](ManagerError::is_shut_down) if the manager stops or is
-            /// gone; an I/O error.
-            ///
-            /// ```
-            /// let m = concur_process::Manager::start().unwrap();
-            #[doc = concat!("let s = m.", $make, ".unwrap();")]
-            /// s.acquire().unwrap();
-            /// assert_eq!(s.value().unwrap(), 1);
-            /// ```
-            pub fn acquire(&self) -> Result<(), ManagerError> {
-                self.acquire_for(None).map(drop)
-            }
-
-            /// Takes a unit if one is free; never blocks (Python's
-            /// `acquire(blocking=False)`).
-            ///
-            /// # Errors
-            /// As [`acquire`](Self::acquire).
-            ///
-            /// ```
-            /// let m = concur_process::Manager::start().unwrap();
-            #[doc = concat!("let s = m.", $make, ".unwrap();")]
-            /// assert!(s.try_acquire().unwrap() && s.try_acquire().unwrap());
-            /// assert!(!s.try_acquire().unwrap());
-            /// ```
-            pub fn try_acquire(&self) -> Result<bool, ManagerError> {
-                self.acquire_for(Some(Duration::ZERO))
-            }
-
-            /// Takes a unit, waiting at most `timeout`; `Ok(false)` if none came free.
-            /// A timeout too large to represent waits forever.
-            ///
-            /// # Errors
-            /// As [`acquire`](Self::acquire).
-            ///
-            /// ```
-            /// use std::time::Duration;
-            /// let m = concur_process::Manager::start().unwrap();
-            #[doc = concat!("let s = m.", $make, ".unwrap();")]
-            /// s.acquire().unwrap();
-            /// s.acquire().unwrap();
-            /// assert!(!s.acquire_timeout(Duration::from_millis(10)).unwrap());
-            /// ```
-            pub fn acquire_timeout(&self, timeout: Duration) -> Result<bool, ManagerError> {
-                match after(timeout) {
-                    Some(d) => self.acquire_deadline(d),
-                    None => self.acquire().map(|()| true),
-                }
-            }
-
-            /// Takes a unit, waiting until `deadline` at most.
-            ///
-            /// # Errors
-            /// As [`acquire`](Self::acquire).
-            ///
-            /// ```
-            /// use std::time::{Duration, Instant};
-            /// let m = concur_process::Manager::start().unwrap();
-            #[doc = concat!("let s = m.", $make, ".unwrap();")]
-            /// assert!(s.acquire_deadline(Instant::now() + Duration::from_millis(10)).unwrap());
-            /// ```
-            pub fn acquire_deadline(&self, deadline: Instant) -> Result<bool, ManagerError> {
-                self.acquire_for(timeout_until(deadline))
-            }
+            acquire_forms!("a unit", $one);
 
             /// The number of free units now. Does not block.
             ///
@@ -248,7 +184,7 @@ sync_proxy! {
     Semaphore, "semaphore", semaphore_by_id, "semaphore(2)"
 }
 
-acquire_methods!(Semaphore, "semaphore(2)");
+acquire_methods!(Semaphore, "semaphore(2)", "semaphore(1)");
 
 impl Semaphore {
     /// Gives back one unit, waking a waiter (Python's `release()`). Does not block.
@@ -301,7 +237,11 @@ sync_proxy! {
     BoundedSemaphore, "bounded_semaphore", bounded_semaphore_by_id, "bounded_semaphore(2)"
 }
 
-acquire_methods!(BoundedSemaphore, "bounded_semaphore(2)");
+acquire_methods!(
+    BoundedSemaphore,
+    "bounded_semaphore(2)",
+    "bounded_semaphore(1)"
+);
 
 impl BoundedSemaphore {
     /// Gives back one unit, waking a waiter. Does not block.
