@@ -27,7 +27,7 @@
 
 use super::Measurement;
 use super::adapters::{Family, Origin};
-use super::process::{PythonScript, Subject, per_op, python_ns, raw_round_trips, run_subjects};
+use super::process::{PythonScript, Subject, per_op, python_ns, raw_round_trips, run_with_python};
 use concur::process::manager::Dict;
 use concur::process::sync::Barrier;
 use concur::process::{Manager, Process};
@@ -100,12 +100,8 @@ pub fn run_suite(
     errors: &mut Vec<String>,
     notes: &mut Vec<String>,
 ) {
-    let python = PythonScript::write("manager", PYTHON, notes);
-    let subjects = subjects(sizes, python.as_ref());
-    run_subjects("manager", &subjects, runs, bar, results, errors);
-    if let Some(py) = python {
-        py.remove();
-    }
+    let make = |py: Option<&PythonScript>| subjects(sizes, py);
+    run_with_python("manager", PYTHON, make, runs, bar, (results, errors, notes));
 }
 
 /// Every subject, in display order.

@@ -20,7 +20,7 @@
 
 use super::Measurement;
 use super::adapters::{Family, Origin};
-use super::process::{PythonScript, Subject, per_op, python_ns, run_subjects};
+use super::process::{PythonScript, Subject, per_op, python_ns, run_with_python};
 use concur::futures::{Executor, TaskError};
 use concur::process::{ProcessPool, ProcessPoolExecutor, StartMethod};
 use indicatif::ProgressBar;
@@ -110,12 +110,8 @@ pub fn run_suite(
     errors: &mut Vec<String>,
     notes: &mut Vec<String>,
 ) {
-    let python = PythonScript::write("pool", PYTHON, notes);
-    let subjects = subjects(sizes, python.as_ref());
-    run_subjects("pool", &subjects, runs, bar, results, errors);
-    if let Some(py) = python {
-        py.remove();
-    }
+    let make = |py: Option<&PythonScript>| subjects(sizes, py);
+    run_with_python("pool", PYTHON, make, runs, bar, (results, errors, notes));
 }
 
 /// Every subject, in display order.

@@ -210,9 +210,23 @@ pub fn run_suite(
     errors: &mut Vec<String>,
     notes: &mut Vec<String>,
 ) {
-    let python = PythonScript::write("process", PYTHON, notes);
-    let subjects = subjects(sizes, python.as_ref());
-    run_subjects("process", &subjects, runs, bar, results, errors);
+    let make = |py: Option<&PythonScript>| subjects(sizes, py);
+    run_with_python("process", PYTHON, make, runs, bar, (results, errors, notes));
+}
+
+/// Writes the suite's Python script (a note if `python3` is missing), makes the
+/// subjects (the Python ones only with a script), runs them and removes the script.
+pub(super) fn run_with_python(
+    suite: &'static str,
+    script: &str,
+    make: impl FnOnce(Option<&PythonScript>) -> Vec<Subject>,
+    runs: u32,
+    bar: &ProgressBar,
+    (results, errors, notes): (&mut Vec<Measurement>, &mut Vec<String>, &mut Vec<String>),
+) {
+    let python = PythonScript::write(suite, script, notes);
+    let subjects = make(python.as_ref());
+    run_subjects(suite, &subjects, runs, bar, results, errors);
     if let Some(py) = python {
         py.remove();
     }
