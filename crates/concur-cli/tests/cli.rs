@@ -64,6 +64,24 @@ fn concur(args: &[&str]) -> Run {
     }
 }
 
+/// Runs one bench suite quickly (`--quick --json --runs 1`), checks it exited cleanly
+/// with no errors and ran only that suite, and returns its JSON document.
+fn bench_suite_json(suite: &str) -> Value {
+    let run = concur(&[
+        "bench", "--quick", "--json", "--runs", "1", "--suite", suite,
+    ]);
+    assert_eq!(run.code, Some(0), "exit code; stderr:\n{}", run.stderr);
+    let doc = json(&run);
+    assert_eq!(
+        doc["errors"].as_array().map(Vec::len),
+        Some(0),
+        "{}",
+        doc["errors"]
+    );
+    assert_eq!(doc["config"]["suites"], serde_json::json!([suite]));
+    doc
+}
+
 fn json(run: &Run) -> Value {
     serde_json::from_str(&run.stdout).unwrap_or_else(|e| {
         panic!(
@@ -261,18 +279,7 @@ fn bench_queue_suite_measures_concur_beside_crossbeam() {
 
 #[test]
 fn bench_process_suite_measures_concur_beside_the_os_floor() {
-    let run = concur(&[
-        "bench", "--quick", "--json", "--runs", "1", "--suite", "process",
-    ]);
-    assert_eq!(run.code, Some(0), "exit code; stderr:\n{}", run.stderr);
-    let doc = json(&run);
-    assert_eq!(
-        doc["errors"].as_array().map(Vec::len),
-        Some(0),
-        "{}",
-        doc["errors"]
-    );
-    assert_eq!(doc["config"]["suites"], serde_json::json!(["process"]));
+    let doc = bench_suite_json("process");
     let results = doc["results"].as_array().expect("results array");
     for (case, concur, anchor) in [
         (
@@ -316,18 +323,7 @@ fn bench_process_suite_measures_concur_beside_the_os_floor() {
 
 #[test]
 fn bench_pool_suite_measures_concur_beside_procspawn() {
-    let run = concur(&[
-        "bench", "--quick", "--json", "--runs", "1", "--suite", "pool",
-    ]);
-    assert_eq!(run.code, Some(0), "exit code; stderr:\n{}", run.stderr);
-    let doc = json(&run);
-    assert_eq!(
-        doc["errors"].as_array().map(Vec::len),
-        Some(0),
-        "{}",
-        doc["errors"]
-    );
-    assert_eq!(doc["config"]["suites"], serde_json::json!(["pool"]));
+    let doc = bench_suite_json("pool");
     let results = doc["results"].as_array().expect("results array");
     for (case, subject) in [
         ("submit-result", "concur ProcessPoolExecutor (ForkServer)"),
@@ -353,18 +349,7 @@ fn bench_pool_suite_measures_concur_beside_procspawn() {
 
 #[test]
 fn bench_manager_suite_measures_concur_beside_a_raw_socket() {
-    let run = concur(&[
-        "bench", "--quick", "--json", "--runs", "1", "--suite", "manager",
-    ]);
-    assert_eq!(run.code, Some(0), "exit code; stderr:\n{}", run.stderr);
-    let doc = json(&run);
-    assert_eq!(
-        doc["errors"].as_array().map(Vec::len),
-        Some(0),
-        "{}",
-        doc["errors"]
-    );
-    assert_eq!(doc["config"]["suites"], serde_json::json!(["manager"]));
+    let doc = bench_suite_json("manager");
     let results = doc["results"].as_array().expect("results array");
     for (case, subject, clients) in [
         ("dict-get", "concur Manager Dict::get", 1),

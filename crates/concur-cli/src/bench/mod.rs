@@ -451,6 +451,21 @@ fn write_table(out: &mut impl Write, r: &BenchReport) -> io::Result<()> {
     Ok(())
 }
 
+/// Runs `f` on a thread; panics naming `what` if it takes longer than a minute (the
+/// bound of the suites' unit tests that start pools or managers).
+#[cfg(test)]
+pub(crate) fn within_a_minute<T: Send + 'static>(
+    what: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(60))
+        .unwrap_or_else(|_| panic!("{what} did not finish within 60 s (a hung pool or manager?)"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

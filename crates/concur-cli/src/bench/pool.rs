@@ -341,17 +341,8 @@ if __name__ == "__main__":
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
-    /// Runs `f` on a thread; panics naming `what` if it takes longer than a minute.
-    fn within<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let _ = tx.send(f());
-        });
-        rx.recv_timeout(Duration::from_secs(60))
-            .unwrap_or_else(|_| panic!("{what} did not finish within 60 s (a hung pool?)"))
-    }
+    use crate::bench::within_a_minute as within;
 
     #[test]
     fn concur_submit_checks_every_result() {
