@@ -14,11 +14,13 @@
 //! What the issue asks beyond CPython (crash safety, ownership, shutdown) is in
 //! `manager_sync_crash.rs`.
 
+mod children;
 mod common;
 
 use std::thread;
 use std::time::{Duration, Instant};
 
+use children::{join, spawn};
 use common::{LIMIT, within};
 use concur_process::manager::{Barrier, Condition, Dict, Event, Semaphore};
 use concur_process::{Manager, Process};
@@ -30,25 +32,6 @@ const DELTA: Duration = Duration::from_millis(100);
 const TIMEOUT1: Duration = Duration::from_millis(100);
 const TIMEOUT2: Duration = Duration::from_millis(200);
 const TIMEOUT3: Duration = Duration::from_millis(300);
-
-/// Starts `f(args)` in a daemon child (killed if the test drops it early).
-fn spawn<F, A, R>(f: F, args: A) -> Process<R>
-where
-    F: Fn(A) -> R + Copy + 'static,
-    A: Serialize + DeserializeOwned,
-    R: Serialize + DeserializeOwned,
-{
-    Process::builder()
-        .daemon(true)
-        .spawn(f, args)
-        .expect("spawn a child")
-}
-
-/// Joins `p` (bounded) and returns its result; a child's panic fails the test.
-#[track_caller]
-fn join<R: Serialize + DeserializeOwned>(p: &Process<R>) -> R {
-    p.join_timeout(LIMIT).expect("the child finished cleanly")
-}
 
 type Counters = Dict<u8, u64>;
 

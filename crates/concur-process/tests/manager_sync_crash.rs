@@ -6,40 +6,21 @@
 //! with its next holder when the first client goes; shutdown wakes blocked waiters.
 //! The CPython ports are in `manager_sync.rs`.
 
+mod children;
 mod common;
 
 use std::thread;
 use std::time::Duration;
 
+use children::{join, spawn};
 use common::{LIMIT, within};
 use concur_process::manager::{Condition, Event, Lock, RLock, Semaphore};
 use concur_process::{Manager, Process};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 
 const DELTA: Duration = Duration::from_millis(100);
 
 /// How soon the issue wants a dead client's lock to pass to another.
 const RELEASE_BOUND: Duration = Duration::from_secs(2);
-
-/// Starts `f(args)` in a daemon child (killed if the test drops it early).
-fn spawn<F, A, R>(f: F, args: A) -> Process<R>
-where
-    F: Fn(A) -> R + Copy + 'static,
-    A: Serialize + DeserializeOwned,
-    R: Serialize + DeserializeOwned,
-{
-    Process::builder()
-        .daemon(true)
-        .spawn(f, args)
-        .expect("spawn a child")
-}
-
-/// Joins `p` (bounded) and returns its result; a child's panic fails the test.
-#[track_caller]
-fn join<R: Serialize + DeserializeOwned>(p: &Process<R>) -> R {
-    p.join_timeout(LIMIT).expect("the child finished cleanly")
-}
 
 /// Takes the lock, says so, and sleeps until killed.
 fn hold_lock((lock, held): (Lock, Event)) {
