@@ -34,7 +34,7 @@ use rustix::event::{EventfdFlags, PollFd, PollFlags};
 
 use super::slots::SlotState;
 use super::wire::{Hello, Init};
-use super::worker::{Kill, Worker};
+use super::worker::{Inflight, Kill, Worker};
 use crate::process::StartMethod;
 use crate::sys::proc as sysproc;
 use crate::sys::socket;
@@ -608,6 +608,7 @@ impl Manager {
             self.start_failed(msg, false);
         }
         let broken = lock(&self.shared.state).broken.clone();
+        let pool_broken = broken.is_some();
         let error = match broken {
             // The pool broke (its initializer failed): nothing more runs anywhere.
             Some(msg) => TaskError::broken_executor(msg),
@@ -618,15 +619,21 @@ impl Manager {
         let mut requeue = Vec::new();
         for t in w.inflight.drain(..) {
             let state = w.slots.state(t.seq);
-            let Some(h) = &t.task else { continue };
-            if broken_or(&error, state == SlotState::Started) {
-                if let Some(h) = t.task {
+            match t.task {
+                None => {} // taken back for another worker already
+                Some(h) if pool_broken || state == SlotState::Started => {
                     h.done.complete(Err(error.clone()));
                 }
-            } else if state == SlotState::Revoked {
-                h.done.try_cancel(); // cancelled by its future: already done
-            } else {
-                requeue.extend(t.into_task());
+                // Cancelled by its future (through the guard): already done.
+                Some(h) if state == SlotState::Revoked => h.done.try_cancel(),
+                Some(h) => requeue.extend(
+                    Inflight {
+                        seq: t.seq,
+                        frame: t.frame,
+                        task: Some(h),
+                    }
+                    .into_task(),
+                ),
             }
         }
         if !requeue.is_empty() {
@@ -699,10 +706,4 @@ impl Manager {
             w.kill(Kill::Terminate);
         }
     }
-}
-
-/// Whether a dead worker's task fails: always when the pool is broken, else if it
-/// had started.
-fn broken_or(error: &TaskError, started: bool) -> bool {
-    error.is_broken_executor() || started
 }
