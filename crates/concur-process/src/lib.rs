@@ -161,6 +161,8 @@
 //! terminal (it is not captured by the test harness). A *forked* child inherits the capture buffer of the
 //! thread that first started a process, so its output is lost unless the tests run
 //! with `--nocapture`.
+mod code;
+pub mod exec;
 mod fds;
 mod sys;
 

@@ -18,6 +18,10 @@ pub(crate) enum Kind {
     User,
     WorkerDied,
     InvalidState,
+    DeadlineExceeded,
+    DeadLettered,
+    BuildMismatch,
+    BadEntry,
 }
 
 #[derive(Clone)]
@@ -28,6 +32,10 @@ struct Inner {
     exit_status: Option<i32>,
     signal: Option<i32>,
     out_of_memory: bool,
+    /// Which attempt at the task this was (executors that retry).
+    attempt: Option<u32>,
+    /// The last failure of a dead-lettered task.
+    cause: Option<TaskError>,
     source: Option<Arc<dyn Error + Send + Sync>>,
 }
 
@@ -56,7 +64,7 @@ struct Inner {
 pub struct TaskError(Box<Inner>);
 
 impl TaskError {
-    fn new(kind: Kind, message: impl Into<String>) -> Self {
+    pub(crate) fn new(kind: Kind, message: impl Into<String>) -> Self {
         TaskError(Box::new(Inner {
             kind,
             message: message.into(),
@@ -64,6 +72,8 @@ impl TaskError {
             exit_status: None,
             signal: None,
             out_of_memory: false,
+            attempt: None,
+            cause: None,
             source: None,
         }))
     }
@@ -195,48 +205,11 @@ impl TaskError {
         e
     }
 
-    /// A worker process died before finishing the task (for the process tier: its exit
-    /// status and/or the signal that killed it).
+    /// True if the task's worker died for lack of memory (the kernel's OOM killer or
+    /// a pool's memory limit killed it).
     ///
     /// ```
-    /// let e = concur_core::futures::TaskError::worker_died(None, Some(9));
-    /// assert!(e.is_worker_died());
-    /// assert_eq!(e.signal(), Some(9));
-    /// assert_eq!(e.exit_status(), None);
-    /// ```
-    pub fn worker_died(exit_status: Option<i32>, signal: Option<i32>) -> Self {
-        let mut e = Self::new(Kind::WorkerDied, "the worker running the task died");
-        e.0.exit_status = exit_status;
-        e.0.signal = signal;
-        e
-    }
-
-    /// A worker process that the kernel's OOM killer or a memory limit killed while it
-    /// ran the task; `detail` says which.
-    ///
-    /// ```
-    /// let e = concur_core::futures::TaskError::out_of_memory(Some(9), "over the pool's 64 MiB memory limit");
-    /// assert!(e.is_worker_died() && e.is_out_of_memory());
-    /// assert!(e.to_string().contains("out of memory"));
-    /// ```
-    pub fn out_of_memory(signal: Option<i32>, detail: impl Into<String>) -> Self {
-        let mut e = Self::new(
-            Kind::WorkerDied,
-            format!(
-                "the worker running the task died: out of memory ({})",
-                detail.into()
-            ),
-        );
-        e.0.signal = signal;
-        e.0.out_of_memory = true;
-        e
-    }
-
-    /// True if the task's worker died for lack of memory (see
-    /// [`out_of_memory`](Self::out_of_memory)).
-    ///
-    /// ```
-    /// assert!(!concur_core::futures::TaskError::worker_died(None, Some(9)).is_out_of_memory());
+    /// assert!(!concur_core::futures::exec::worker_died(None, Some(9)).is_out_of_memory());
     /// ```
     pub fn is_out_of_memory(&self) -> bool {
         self.0.out_of_memory
@@ -292,7 +265,9 @@ impl TaskError {
         self.0.kind == Kind::Cancelled
     }
 
-    /// True if a wait ran out of time (Python's `TimeoutError`).
+    /// True if a wait ran out of time, or a task overran its time limit or its
+    /// deadline (Python's `TimeoutError`); [`is_deadline_exceeded`](Self::is_deadline_exceeded)
+    /// tells the last case apart.
     ///
     /// ```
     /// use std::time::Duration;
@@ -301,7 +276,76 @@ impl TaskError {
     /// assert!(e.is_timeout());
     /// ```
     pub fn is_timeout(&self) -> bool {
-        self.0.kind == Kind::Timeout
+        matches!(self.0.kind, Kind::Timeout | Kind::DeadlineExceeded)
+    }
+
+    /// True if the task's deadline passed before it could finish: it was not started,
+    /// or it was stopped where it ran (executors that carry a deadline with each task,
+    /// such as the cluster tier). Also [`is_timeout`](Self::is_timeout).
+    ///
+    /// ```
+    /// let e = concur_core::futures::exec::deadline_exceeded("expired in the queue");
+    /// assert!(e.is_deadline_exceeded() && e.is_timeout());
+    /// assert!(!concur_core::futures::TaskError::timeout("late").is_deadline_exceeded());
+    /// ```
+    pub fn is_deadline_exceeded(&self) -> bool {
+        self.0.kind == Kind::DeadlineExceeded
+    }
+
+    /// True if the task was given up after its executor's last attempt (a
+    /// dead-letter); [`last_cause`](Self::last_cause) is the last attempt's failure and
+    /// [`attempt`](Self::attempt) how many attempts were made.
+    ///
+    /// ```
+    /// use concur_core::futures::exec;
+    /// let e = exec::dead_lettered(3, exec::worker_lost(3, Some(9)));
+    /// assert!(e.is_dead_lettered());
+    /// assert_eq!(e.attempt(), Some(3));
+    /// assert_eq!(e.last_cause().unwrap().signal(), Some(9));
+    /// ```
+    pub fn is_dead_lettered(&self) -> bool {
+        self.0.kind == Kind::DeadLettered
+    }
+
+    /// The failure of the last attempt of a [dead-lettered](Self::is_dead_lettered)
+    /// task.
+    ///
+    /// ```
+    /// assert!(concur_core::futures::TaskError::cancelled().last_cause().is_none());
+    /// ```
+    pub fn last_cause(&self) -> Option<&TaskError> {
+        self.0.cause.as_ref()
+    }
+
+    /// Which attempt at the task failed (1 for the first), for executors that retry
+    /// a task whose worker was lost.
+    ///
+    /// ```
+    /// assert_eq!(concur_core::futures::exec::worker_lost(2, None).attempt(), Some(2));
+    /// ```
+    pub fn attempt(&self) -> Option<u32> {
+        self.0.attempt
+    }
+
+    /// True if the worker that took the task runs different code (another build of
+    /// the program) and refused to run it rather than run the wrong function.
+    ///
+    /// ```
+    /// let e = concur_core::futures::exec::build_mismatch("worker build 1a2b");
+    /// assert!(e.is_build_mismatch());
+    /// ```
+    pub fn is_build_mismatch(&self) -> bool {
+        self.0.kind == Kind::BuildMismatch
+    }
+
+    /// True if the task's message was malformed, oversized or undecodable where it was
+    /// received, and was set aside instead of run.
+    ///
+    /// ```
+    /// assert!(concur_core::futures::exec::bad_entry("no payload field").is_bad_entry());
+    /// ```
+    pub fn is_bad_entry(&self) -> bool {
+        self.0.kind == Kind::BadEntry
     }
 
     /// True if the executor broke (Python's `BrokenExecutor`, e.g. a failed
@@ -412,10 +456,12 @@ impl TaskError {
         self.0.kind == Kind::InvalidState
     }
 
-    /// True if a worker process died (used by the process tier).
+    /// True if the worker running the task died (a worker process of the process
+    /// tier) or was lost (a cluster worker that stopped renewing its lease).
     ///
     /// ```
     /// assert!(!concur_core::futures::TaskError::user("x").is_worker_died());
+    /// assert!(concur_core::futures::exec::worker_lost(1, None).is_worker_died());
     /// ```
     pub fn is_worker_died(&self) -> bool {
         self.0.kind == Kind::WorkerDied
@@ -424,7 +470,7 @@ impl TaskError {
     /// The exit status of a dead worker process (process tier), if known.
     ///
     /// ```
-    /// let e = concur_core::futures::TaskError::worker_died(Some(3), None);
+    /// let e = concur_core::futures::exec::worker_died(Some(3), None);
     /// assert_eq!(e.exit_status(), Some(3));
     /// ```
     pub fn exit_status(&self) -> Option<i32> {
@@ -434,7 +480,7 @@ impl TaskError {
     /// The signal that killed a worker process (process tier), if known.
     ///
     /// ```
-    /// let e = concur_core::futures::TaskError::worker_died(None, Some(15));
+    /// let e = concur_core::futures::exec::worker_died(None, Some(15));
     /// assert_eq!(e.signal(), Some(15));
     /// ```
     pub fn signal(&self) -> Option<i32> {
@@ -461,8 +507,20 @@ impl fmt::Display for TaskError {
                 if let Some(s) = self.0.signal {
                     write!(f, " (signal {s})")?;
                 }
+                if let Some(a) = self.0.attempt {
+                    write!(f, " (attempt {a})")?;
+                }
                 Ok(())
             }
+            Kind::DeadLettered => {
+                f.write_str(&self.0.message)?;
+                if let Some(c) = &self.0.cause {
+                    write!(f, "; last cause: {c}")?;
+                }
+                Ok(())
+            }
+            Kind::BuildMismatch => write!(f, "build mismatch: {}", self.0.message),
+            Kind::BadEntry => write!(f, "bad task entry: {}", self.0.message),
             _ => f.write_str(&self.0.message),
         }
     }
@@ -479,9 +537,61 @@ impl fmt::Debug for TaskError {
 
 impl Error for TaskError {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
+        if let Some(c) = &self.0.cause {
+            return Some(c);
+        }
         self.0
             .source
             .as_deref()
             .map(|e| e as &(dyn Error + 'static))
+    }
+}
+
+// ---- constructors for executor implementors (published in `exec`) ----------------------
+
+impl TaskError {
+    pub(crate) fn worker_died(exit_status: Option<i32>, signal: Option<i32>) -> Self {
+        let mut e = Self::new(Kind::WorkerDied, "the worker running the task died");
+        e.0.exit_status = exit_status;
+        e.0.signal = signal;
+        e
+    }
+
+    pub(crate) fn out_of_memory(signal: Option<i32>, detail: impl Into<String>) -> Self {
+        let mut e = Self::new(
+            Kind::WorkerDied,
+            format!(
+                "the worker running the task died: out of memory ({})",
+                detail.into()
+            ),
+        );
+        e.0.signal = signal;
+        e.0.out_of_memory = true;
+        e
+    }
+
+    pub(crate) fn worker_lost(attempt: u32, signal: Option<i32>) -> Self {
+        let mut e = Self::new(
+            Kind::WorkerDied,
+            "the worker running the task was lost (its lease lapsed)",
+        );
+        e.0.signal = signal;
+        e.0.attempt = Some(attempt);
+        e
+    }
+
+    pub(crate) fn with_attempt(mut self, attempt: u32) -> Self {
+        self.0.attempt = Some(attempt);
+        self
+    }
+
+    pub(crate) fn dead_lettered(attempts: u32, last_cause: TaskError) -> Self {
+        let mut e = Self::new(
+            Kind::DeadLettered,
+            format!("the task was dead-lettered after {attempts} attempt(s)"),
+        );
+        e.0.attempt = Some(attempts);
+        e.0.cause = Some(last_cause);
+        e
     }
 }

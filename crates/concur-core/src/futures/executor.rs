@@ -136,57 +136,67 @@ impl MapOptions {
         self.chunksize.unwrap_or(1)
     }
 
+    /// The progress reporter of one map over `total` items (`None` without a hook).
+    pub(crate) fn reporter(&self, total: Option<usize>) -> Option<Reporter> {
+        self.progress.as_ref().map(|hook| Reporter {
+            hook: hook.clone(),
+            done: std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+            total,
+        })
+    }
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::MapOptions {}
+}
+
+/// What a pool that chunks a map itself reads off the map's [`MapOptions`] (an
+/// executor implementor's trait, see [`exec`](super::exec); sealed).
+pub trait MapOptionsExt: sealed::Sealed {
     /// The chunk size set, if any (`None`: the caller's default).
     ///
     /// ```
-    /// use concur_core::futures::MapOptions;
+    /// use concur_core::futures::{exec::MapOptionsExt, MapOptions};
     /// assert_eq!(MapOptions::new().get_chunksize_opt(), None);
     /// assert_eq!(MapOptions::new().chunksize(8).get_chunksize_opt(), Some(8));
     /// ```
-    pub fn get_chunksize_opt(&self) -> Option<usize> {
-        self.chunksize
-    }
+    fn get_chunksize_opt(&self) -> Option<usize>;
 
     /// The chunk size in effect for an input of `len` items on `workers` workers: the
     /// one set, or else Python `Pool.map`'s `ceil(len / (4 × workers))` (1 when the
     /// length is unknown).
     ///
     /// ```
-    /// use concur_core::futures::MapOptions;
+    /// use concur_core::futures::{exec::MapOptionsExt, MapOptions};
     /// assert_eq!(MapOptions::new().chunksize_for(Some(100), 2), 13);
     /// assert_eq!(MapOptions::new().chunksize(5).chunksize_for(Some(100), 2), 5);
     /// ```
-    pub fn chunksize_for(&self, len: Option<usize>, workers: usize) -> usize {
-        self.chunksize
-            .or_else(|| len.map(|n| n.div_ceil(4 * workers.max(1)).max(1)))
-            .unwrap_or(1)
-    }
+    fn chunksize_for(&self, len: Option<usize>, workers: usize) -> usize;
 
     /// The read-ahead bound in chunks.
     ///
     /// ```
+    /// use concur_core::futures::exec::MapOptionsExt;
     /// assert_eq!(concur_core::futures::MapOptions::new().buffersize(3).buffer_size(), 3);
     /// ```
-    pub fn buffer_size(&self) -> usize {
-        self.buffersize
-    }
+    fn buffer_size(&self) -> usize;
 
     /// The timeout, if any.
     ///
     /// ```
     /// use std::time::Duration;
+    /// use concur_core::futures::exec::MapOptionsExt;
     /// let o = concur_core::futures::MapOptions::new().timeout(Duration::from_secs(2));
     /// assert_eq!(o.get_timeout(), Some(Duration::from_secs(2)));
     /// ```
-    pub fn get_timeout(&self) -> Option<Duration> {
-        self.timeout
-    }
+    fn get_timeout(&self) -> Option<Duration>;
 
     /// The progress counter of one map over `total` items (when known), to hand to
     /// the [`MapChunk`]s of pools that chunk a map themselves.
     ///
     /// ```
-    /// use concur_core::futures::MapOptions;
+    /// use concur_core::futures::{exec::MapOptionsExt, MapOptions};
     /// use std::sync::atomic::{AtomicUsize, Ordering};
     /// use std::sync::Arc;
     /// let seen = Arc::new(AtomicUsize::new(0));
@@ -195,17 +205,30 @@ impl MapOptions {
     /// p.items_done(3);
     /// assert_eq!(seen.load(Ordering::SeqCst), 3);
     /// ```
-    pub fn chunk_progress(&self, total: Option<usize>) -> ChunkProgress {
-        ChunkProgress(self.reporter(total))
+    fn chunk_progress(&self, total: Option<usize>) -> ChunkProgress;
+}
+
+impl MapOptionsExt for MapOptions {
+    fn get_chunksize_opt(&self) -> Option<usize> {
+        self.chunksize
     }
 
-    /// The progress reporter of one map over `total` items (`None` without a hook).
-    pub(crate) fn reporter(&self, total: Option<usize>) -> Option<Reporter> {
-        self.progress.as_ref().map(|hook| Reporter {
-            hook: hook.clone(),
-            done: std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0)),
-            total,
-        })
+    fn chunksize_for(&self, len: Option<usize>, workers: usize) -> usize {
+        self.chunksize
+            .or_else(|| len.map(|n| n.div_ceil(4 * workers.max(1)).max(1)))
+            .unwrap_or(1)
+    }
+
+    fn buffer_size(&self) -> usize {
+        self.buffersize
+    }
+
+    fn get_timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
+
+    fn chunk_progress(&self, total: Option<usize>) -> ChunkProgress {
+        ChunkProgress(self.reporter(total))
     }
 }
 
@@ -249,7 +272,8 @@ pub(crate) fn exact_len(it: &impl Iterator) -> Option<usize> {
 /// [`Executor::submit`], [`Executor::call`] and [`Executor::map`].
 ///
 /// ```
-/// use concur_core::futures::{Call, Executor, Runs, ThreadPoolExecutor, TaskError, Future};
+/// use concur_core::futures::exec::{Call, Runs};
+/// use concur_core::futures::ThreadPoolExecutor;
 ///
 /// // Generic over any executor that can run `double(x)`:
 /// fn double_on<E: Runs<Call<fn(u32) -> u32, u32>, Output = u32>>(e: &E) -> u32 {
@@ -274,7 +298,7 @@ pub trait Runs<J> {
 /// and `A` must be serializable; on threads any `FnOnce(A) -> T` will do.
 ///
 /// ```
-/// use concur_core::futures::Call;
+/// use concur_core::futures::exec::Call;
 /// let c = Call::new(|x: u8| x + 1, 1u8);
 /// let (f, a) = c.into_parts();
 /// assert_eq!(f(a), 2);
@@ -289,7 +313,7 @@ impl<F, A> Call<F, A> {
     /// The task `f(args)`.
     ///
     /// ```
-    /// let _ = concur_core::futures::Call::new(|s: String| s.len(), String::from("ab"));
+    /// let _ = concur_core::futures::exec::Call::new(|s: String| s.len(), String::from("ab"));
     /// ```
     pub fn new(f: F, args: A) -> Self {
         Call { f, args }
@@ -298,7 +322,7 @@ impl<F, A> Call<F, A> {
     /// The function and the argument.
     ///
     /// ```
-    /// let (f, a) = concur_core::futures::Call::new(|x: i32| -x, 3).into_parts();
+    /// let (f, a) = concur_core::futures::exec::Call::new(|x: i32| -x, 3).into_parts();
     /// assert_eq!(f(a), -3);
     /// ```
     pub fn into_parts(self) -> (F, A) {
@@ -348,7 +372,7 @@ impl ChunkProgress {
     /// nothing without a hook).
     ///
     /// ```
-    /// concur_core::futures::ChunkProgress::default().items_done(3);
+    /// concur_core::futures::exec::ChunkProgress::default().items_done(3);
     /// ```
     pub fn items_done(&self, n: usize) {
         if let Some(r) = &self.0 {
@@ -365,7 +389,7 @@ impl<F, A> MapChunk<F, A> {
     /// themselves and submit the chunks with [`Runs::submit_job`].
     ///
     /// ```
-    /// use concur_core::futures::{ChunkProgress, MapChunk};
+    /// use concur_core::futures::exec::{ChunkProgress, MapChunk};
     /// use std::sync::Arc;
     /// let c = MapChunk::new(Arc::new(|x: u8| x + 1), vec![1, 2], ChunkProgress::default());
     /// assert_eq!(c.run().into_iter().map(Result::unwrap).collect::<Vec<_>>(), [2, 3]);
@@ -630,16 +654,26 @@ where
                 }
                 continue;
             };
-            match fut.take_deadline(self.deadline) {
-                // An empty `current` takes the chunk's buffer as is (no copy).
-                Ok(v) if self.current.is_empty() => self.current = VecDeque::from(v),
-                Ok(v) => self.current.extend(v),
-                Err(e) if e.is_timeout() => {
+            // The map's own timeout is the wait running out; a chunk that *failed*
+            // with a timeout (a task over its time limit or deadline) is that chunk's
+            // outcome and the map goes on.
+            match fut.wait_done(self.deadline) {
+                Err(e) if e.is_timeout() && !fut.done() => {
                     fut.cancel();
                     self.cancel_rest();
                     self.finished = true;
                     return Some(Err(e));
                 }
+                Err(e) => {
+                    self.current.extend((0..n).map(|_| Err(e.clone())));
+                    continue;
+                }
+                Ok(()) => {}
+            }
+            match fut.take_deadline(None) {
+                // An empty `current` takes the chunk's buffer as is (no copy).
+                Ok(v) if self.current.is_empty() => self.current = VecDeque::from(v),
+                Ok(v) => self.current.extend(v),
                 Err(e) => self.current.extend((0..n).map(|_| Err(e.clone()))),
             }
         }

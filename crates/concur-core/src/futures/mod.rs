@@ -21,10 +21,12 @@
 //! | `as_completed(fs, timeout)`, `wait(fs, timeout, return_when)` | [`as_completed`], [`wait`] + [`ReturnWhen`] |
 //! | `asyncio.to_thread(f)` | [`to_thread`] (awaitable in any runtime) |
 //! | `CancelledError`, `TimeoutError`, `BrokenExecutor` | [`TaskError`] predicates |
+//! | subclassing `Executor` | the implementor's API in [`exec`] ([`exec::Runs`] per task form) |
 //! | `multiprocessing.pool.ThreadPool(n)`: `apply`, `apply_async`, `map`, `map_async`, `starmap`, `imap`, `imap_unordered`, `close`, `terminate`, `join` | [`ThreadPool`], [`AsyncResult`] (`get`, `wait`, `ready`, `successful`) |
 //! | `tqdm`-style progress over `map`/`imap` | [`MapOptions::progress`] + [`Progress`] |
 
 mod error;
+pub mod exec;
 mod executor;
 mod future;
 mod pool;
@@ -33,13 +35,11 @@ mod thread_pool;
 mod wait;
 
 pub use error::TaskError;
-pub use executor::{
-    Call, Chunk, ChunkProgress, Executor, Map, MapChunk, MapOptions, Progress, Runs,
-};
+pub use executor::{Executor, Map, MapOptions, Progress};
 #[doc(hidden)]
 pub use future::unobserved_failures;
 pub use future::{Future, Promise};
-pub use pool::{AsyncResult, IMapUnordered, MapCollector, StarArgs, ThreadPool};
+pub use pool::{AsyncResult, IMapUnordered, StarArgs, ThreadPool};
 pub use thread_pool::{Builder, ThreadPoolExecutor};
 pub use wait::{AsCompleted, DoneAndNotDone, ReturnWhen, as_completed, wait};
 

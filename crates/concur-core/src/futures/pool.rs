@@ -6,7 +6,7 @@
 //! of chunks instead of all at once.
 
 use super::error::TaskError;
-use super::executor::{Executor, Map, MapOptions, Reporter, exact_len, run_chunk};
+use super::executor::{Executor, Map, MapOptions, MapOptionsExt, Reporter, exact_len, run_chunk};
 use super::future::{Future, Promise, blocking_on};
 use super::thread_pool::ThreadPoolExecutor;
 use crate::queue::SimpleQueue;
@@ -587,7 +587,7 @@ struct Collect<T> {
 /// process pool's `map_async` uses it).
 ///
 /// ```
-/// use concur_core::futures::MapCollector;
+/// use concur_core::futures::exec::MapCollector;
 /// let c = MapCollector::new(3);
 /// let f = c.future();
 /// c.fill(2, vec![Ok(30)]);
@@ -609,7 +609,7 @@ impl<T: Send + 'static> MapCollector<T> {
     /// A collector of `n` items (its future is done at once when `n` is 0).
     ///
     /// ```
-    /// let c = concur_core::futures::MapCollector::<u8>::new(0);
+    /// let c = concur_core::futures::exec::MapCollector::<u8>::new(0);
     /// assert!(c.future().result().unwrap().is_empty());
     /// ```
     pub fn new(n: usize) -> Arc<Self> {
@@ -632,7 +632,7 @@ impl<T: Send + 'static> MapCollector<T> {
     /// failed item by position.
     ///
     /// ```
-    /// use concur_core::futures::{MapCollector, TaskError};
+    /// use concur_core::futures::{exec::MapCollector, TaskError};
     /// let c = MapCollector::<u8>::new(2);
     /// c.fill(1, vec![Err(TaskError::cancelled())]);
     /// c.fill(0, vec![Ok(1)]);
@@ -648,7 +648,7 @@ impl<T: Send + 'static> MapCollector<T> {
     /// If the results run past the `n` items of [`new`](Self::new).
     ///
     /// ```
-    /// let c = concur_core::futures::MapCollector::new(1);
+    /// let c = concur_core::futures::exec::MapCollector::new(1);
     /// c.fill(0, vec![Ok('x')]);
     /// assert_eq!(c.future().result().unwrap(), ['x']);
     /// ```

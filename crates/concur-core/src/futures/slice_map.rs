@@ -6,7 +6,7 @@
 //! the borrow ends, even on unwind.
 
 use super::error::TaskError;
-use super::executor::{Executor, MapOptions, Reporter};
+use super::executor::{Executor, MapOptions, MapOptionsExt, Reporter};
 use super::future::Future;
 use super::pool::ThreadPool;
 use crate::sync::Lock;

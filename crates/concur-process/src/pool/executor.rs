@@ -6,9 +6,8 @@ use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::time::Duration;
 
-use concur_core::futures::{
-    Call, Chunk, ChunkProgress, Executor, Future, MapChunk, Promise, Runs, TaskError,
-};
+use concur_core::futures::exec::{Call, Chunk, ChunkProgress, MapChunk, Runs};
+use concur_core::futures::{Executor, Future, Promise, TaskError};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 

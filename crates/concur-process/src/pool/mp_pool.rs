@@ -24,10 +24,10 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::Instant;
 
-use concur_core::futures::{
-    AsyncResult, Chunk, ChunkProgress, Executor, Future, Map, MapChunk, MapCollector, MapOptions,
-    Runs, StarArgs, TaskError,
+use concur_core::futures::exec::{
+    Chunk, ChunkProgress, MapChunk, MapCollector, MapOptionsExt, Runs,
 };
+use concur_core::futures::{AsyncResult, Executor, Future, Map, MapOptions, StarArgs, TaskError};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 

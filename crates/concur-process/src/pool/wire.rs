@@ -26,10 +26,11 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::slots::Slots;
+use crate::code::FnOffset;
 use crate::connection::Connection;
 use crate::fds;
 use crate::process::child;
-use crate::process::protocol::{self, Failure, Report};
+use crate::process::protocol::{Failure, Report};
 
 /// Runs one task: decodes the argument, runs, sends the report.
 pub(crate) type TaskTrampoline = fn(&[u8], Vec<OwnedFd>, &Connection);
@@ -137,12 +138,12 @@ where
 
 /// The offset of a trampoline, as a task frame carries it.
 pub(crate) fn offset_of_task(t: TaskTrampoline) -> i64 {
-    protocol::offset_of(t as usize)
+    FnOffset::of(t).raw()
 }
 
 /// The offset of an initializer trampoline.
 pub(crate) fn offset_of_init(t: InitTrampoline) -> i64 {
-    protocol::offset_of(t as usize)
+    FnOffset::of(t).raw()
 }
 
 /// A worker process's function: runs the initializer, says hello, then runs tasks
@@ -153,7 +154,7 @@ pub(crate) fn worker_main(args: WorkerArgs) {
         // SAFETY: the offset was made by `offset_of_init` from an `InitTrampoline` in
         // the same binary (the pool's workers are processes of this binary, checked by
         // the identity test of `Process`), so the address is that function's.
-        let t: InitTrampoline = unsafe { std::mem::transmute(protocol::address_at(i.offset)) };
+        let t: InitTrampoline = unsafe { FnOffset::from_raw(i.offset).resolve() };
         t(&i.args).err()
     });
     let failed = init_failed.is_some();
@@ -174,7 +175,7 @@ pub(crate) fn worker_main(args: WorkerArgs) {
             }
             // SAFETY: as for the initializer above: the manager made the offset with
             // `offset_of_task` from a `TaskTrampoline` of this same binary.
-            let t: TaskTrampoline = unsafe { std::mem::transmute(protocol::address_at(offset)) };
+            let t: TaskTrampoline = unsafe { FnOffset::from_raw(offset).resolve() };
             t(rest, fds, &conn);
             Ok(())
         });

@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use concur_core::futures::TaskError;
+use concur_core::futures::{TaskError, exec};
 use rustix::io::IoSlice;
 
 use super::engine::{Completion, Config, MAX_INFLIGHT, Task};
@@ -315,7 +315,7 @@ impl Worker {
             Some(Kill::Timeout(t)) => TaskError::timeout(format!(
                 "the task ran longer than its time limit of {t:?}: its worker was killed"
             )),
-            Some(Kill::MemoryLimit(limit)) => TaskError::out_of_memory(
+            Some(Kill::MemoryLimit(limit)) => exec::out_of_memory(
                 Some(9),
                 format!("the worker used more than the pool's memory limit of {limit} bytes"),
             ),
@@ -327,15 +327,12 @@ impl Worker {
                         && let (Some(before), Some(now)) = (self.oom_base, sysproc::oom_kills())
                         && now > before
                     {
-                        return TaskError::out_of_memory(
-                            Some(9),
-                            "killed by the kernel's OOM killer",
-                        );
+                        return exec::out_of_memory(Some(9), "killed by the kernel's OOM killer");
                     }
-                    TaskError::worker_died(None, Some(sig))
+                    exec::worker_died(None, Some(sig))
                 }
-                Some(c) => TaskError::worker_died(Some(c), None),
-                None => TaskError::worker_died(None, None),
+                Some(c) => exec::worker_died(Some(c), None),
+                None => exec::worker_died(None, None),
             },
         }
     }

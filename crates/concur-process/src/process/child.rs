@@ -12,6 +12,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::protocol::{self, Failure, Identity, Report, Start};
+use crate::code::FnOffset;
 use crate::connection::Connection;
 use crate::fds;
 use crate::sys::proc as sys;
@@ -302,12 +303,10 @@ fn spawned_run(control: &Connection) -> i32 {
         }
     }
     spawn_watcher(control);
-    let addr = protocol::address_at(start.offset);
     // SAFETY: this process runs the very binary the parent runs (identity checked
-    // just above), where `addr` is `anchor + offset` for a `Trampoline` the parent
-    // took the offset of; the same offset from the same anchor in the same binary is
-    // that same function.
-    let t: Trampoline = unsafe { std::mem::transmute::<usize, Trampoline>(addr) };
+    // just above), and the parent made the offset with `FnOffset::of` from a
+    // `Trampoline`.
+    let t: Trampoline = unsafe { FnOffset::<Trampoline>::from_raw(start.offset).resolve() };
     run(t, &start.args, fds, control, &start.name)
 }
 

@@ -479,7 +479,7 @@ impl<R> Process<R> {
         let start = Start {
             magic: protocol::MAGIC,
             identity,
-            offset: protocol::offset_of(trampoline as usize),
+            offset: crate::code::FnOffset::of(trampoline).raw(),
             name: self.name.clone(),
             args,
         };
@@ -544,7 +544,7 @@ impl<R> Process<R> {
     ) -> Result<(Started, Connection), ProcessError> {
         let identity = self.identity()?;
         let (parent_end, child_end) = socket::socketpair().map_err(ProcessError::spawn)?;
-        let offset = protocol::offset_of(trampoline as usize);
+        let offset = crate::code::FnOffset::of(trampoline).raw();
         let forked = served::fork(&identity, offset, &self.name, child_end.as_fd())?;
         drop(child_end);
         let started = Started {

@@ -20,9 +20,9 @@
 //! (`sys::proc::write_status`).
 //!
 //! Finding the function: `Process::new` monomorphizes [`trampoline`](super::child)
-//! for the function's type; the parent sends the trampoline's address as an offset
-//! from [`anchor`] (the same in every process running this binary, whatever ASLR
-//! chose), and the child adds its own `anchor` address back. That is only sound in the
+//! for the function's type; the parent sends the trampoline as a `code::FnOffset`
+//! (its offset from `code::anchor`, the same in every process running this binary,
+//! whatever ASLR chose), and the child adds its own `anchor` address back. That is only sound in the
 //! same binary, so the start message also carries the parent's [`Identity`] of the
 //! executable and the child refuses to run anything if its own differs.
 
@@ -34,30 +34,9 @@ use crate::connection::Connection;
 /// Marks a start message of this protocol version.
 pub(crate) const MAGIC: u32 = 0x0c0c_0001;
 
-/// The fixed point that function offsets are measured from.
-#[inline(never)]
-pub(crate) fn anchor() -> usize {
-    // Not an empty body, so it is not merged with another identical function.
-    std::hint::black_box(MAGIC as usize)
-}
-
-fn addr_of_anchor() -> usize {
-    anchor as fn() -> usize as usize
-}
-
-/// The offset of the function at `addr` from [`anchor`].
-pub(crate) fn offset_of(addr: usize) -> i64 {
-    (addr as i64).wrapping_sub(addr_of_anchor() as i64)
-}
-
-/// The address at `offset` from [`anchor`] in this process.
-pub(crate) fn address_at(offset: i64) -> usize {
-    (addr_of_anchor() as i64).wrapping_add(offset) as usize
-}
-
 /// The identity of the running executable: its file (device, inode, size and
 /// modification time of `/proc/self/exe`), the crate version, and a layout
-/// fingerprint of this build (the offsets of two functions from [`anchor`], which
+/// fingerprint of this build (the offsets of two functions from `code::anchor`, which
 /// change with almost any change to the code).
 #[derive(Serialize, Deserialize, PartialEq, Eq, Debug, Clone)]
 pub(crate) struct Identity {
@@ -73,8 +52,8 @@ impl Identity {
             exe: crate::sys::proc::exe_stat()?,
             version: env!("CARGO_PKG_VERSION").to_owned(),
             layout: [
-                offset_of(Identity::current as fn() -> io::Result<Identity> as usize),
-                offset_of(super::child::child_hook_address()),
+                crate::code::offset_of(Identity::current as fn() -> io::Result<Identity> as usize),
+                crate::code::offset_of(super::child::child_hook_address()),
             ],
         })
     }
@@ -102,7 +81,7 @@ impl Identity {
 pub(crate) struct Start {
     pub(crate) magic: u32,
     pub(crate) identity: Identity,
-    /// The trampoline's offset from [`anchor`].
+    /// The trampoline's `code::FnOffset`.
     pub(crate) offset: i64,
     pub(crate) name: String,
     /// The serialized arguments; descriptor indices refer to the frame's descriptors.

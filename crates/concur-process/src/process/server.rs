@@ -274,11 +274,11 @@ fn worker_main(control: OwnedFd, server: u32, req: Request) -> ! {
         // The parent went away before sending the arguments.
         sys::exit_now(1);
     };
-    let addr = protocol::address_at(req.offset);
     // SAFETY: the server runs the very binary its parent runs (checked by `greet`),
-    // and this process is a copy of the server, where `addr` is `anchor + offset` for
-    // a `Trampoline` the parent took the offset of: the same function.
-    let t: Trampoline = unsafe { std::mem::transmute::<usize, Trampoline>(addr) };
+    // this process is a copy of the server, and the parent made the offset with
+    // `FnOffset::of` from a `Trampoline`.
+    let t: Trampoline =
+        unsafe { crate::code::FnOffset::<Trampoline>::from_raw(req.offset).resolve() };
     let code = panic::catch_unwind(AssertUnwindSafe(|| {
         child::run(t, &args, fds, &control, &req.name)
     }))

@@ -1,7 +1,7 @@
 //! Unit tests of what the public API cannot reach: the binary identity check, the
 //! anchor arithmetic, the fork server's greeting and the watcher.
 
-use super::protocol::{self, Identity};
+use super::protocol::Identity;
 use super::*;
 
 #[test]
@@ -10,8 +10,9 @@ fn offsets_from_the_anchor_round_trip() {
         child::trampoline::<F, u8, u8>
     }
     let t = of(|x| x);
-    let off = protocol::offset_of(t as usize);
-    assert_eq!(protocol::address_at(off), t as usize);
+    let off = crate::code::FnOffset::of(t);
+    // SAFETY: made by `of` from a `Trampoline` in this very process.
+    assert_eq!(unsafe { off.resolve() } as usize, t as usize);
 }
 
 #[test]

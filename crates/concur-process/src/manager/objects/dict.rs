@@ -8,12 +8,12 @@ use indexmap::IndexMap;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::code::FnOffset;
 use crate::manager::client::Handle;
 use crate::manager::error::{Kind, ManagerError};
 use crate::manager::protocol::{decode, decode_op, encode};
 use crate::manager::server::{Ctx, Object};
 use crate::process::child;
-use crate::process::protocol;
 
 /// A function run on the server on a stored value: decodes the old value, applies
 /// the user's function, encodes the new one.
@@ -52,8 +52,8 @@ pub(crate) fn run_update(
     }
     // SAFETY: the client runs the same binary as this server (checked above through
     // their identities, exchanged at connection), and made `offset` with
-    // `protocol::offset_of` from an `UpdateFn`, so the address is that function's.
-    let f: UpdateFn = unsafe { std::mem::transmute(protocol::address_at(offset)) };
+    // `FnOffset::of` from an `UpdateFn`.
+    let f: UpdateFn = unsafe { FnOffset::from_raw(offset).resolve() };
     f(old)
 }
 
@@ -66,7 +66,7 @@ where
     let () = child::NoCaptures::<F>::CHECK;
     let _ = f;
     let t: UpdateFn = update_trampoline::<F, V>;
-    protocol::offset_of(t as usize)
+    FnOffset::of(t).raw()
 }
 
 #[derive(Serialize, Deserialize)]

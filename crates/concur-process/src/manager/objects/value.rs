@@ -15,7 +15,6 @@ use crate::manager::error::{Kind, ManagerError};
 use crate::manager::protocol::{ObjKind, decode, decode_op, encode};
 use crate::manager::server::{Ctx, Object};
 use crate::process::child;
-use crate::process::protocol;
 
 /// Runs the user's `F` on the stored value (as `dict`'s trampoline does, for a
 /// function of the value itself rather than of an optional entry).
@@ -47,7 +46,7 @@ where
     let () = child::NoCaptures::<F>::CHECK;
     let _ = f;
     let t: UpdateFn = value_trampoline::<F, T>;
-    protocol::offset_of(t as usize)
+    crate::code::FnOffset::of(t).raw()
 }
 
 #[derive(Serialize, Deserialize)]
