@@ -93,3 +93,8 @@ pub use concur_core::{deadlock, futures, queue, sync, thread};
 /// The process tier (Python's `multiprocessing`), behind the default feature `process`.
 #[cfg(feature = "process")]
 pub use concur_process as process;
+
+/// The cluster tier (`RedisExecutor`, `Worker`: the same `Executor` and `Future` across
+/// machines, on Redis Streams), behind the feature `cluster` (off by default).
+#[cfg(feature = "cluster")]
+pub use concur_cluster as cluster;

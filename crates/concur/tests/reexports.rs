@@ -233,3 +233,16 @@ fn every_process_reexport_is_reachable() {
     let gone: ManagerError = d.get(&"n".into()).unwrap_err();
     assert!(gone.is_shut_down(), "{gone}");
 }
+
+/// The cluster tier's names, behind the `cluster` feature.
+#[cfg(feature = "cluster")]
+#[test]
+fn cluster_reexports_are_reachable() {
+    use concur::cluster;
+    let e = cluster::RedisExecutor::connect("redis://127.0.0.1:1/0", "bad pool").unwrap_err();
+    assert!(e.is_invalid());
+    let _ = cluster::Worker::builder("redis://127.0.0.1:1/0", "p").slots(1);
+    let _: cluster::LocalExecutor = cluster::LocalExecutor::Processes;
+    let _ = cluster::RedisServer::builder().aof(true);
+    assert_eq!(cluster::build_fingerprint().len(), 32);
+}

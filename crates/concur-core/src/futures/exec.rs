@@ -141,6 +141,16 @@ pub fn deadline_exceeded(message: impl Into<String>) -> TaskError {
     TaskError::new(Kind::DeadlineExceeded, message)
 }
 
+/// The executor's bound on queued or in-flight tasks is reached (a `try_submit` that
+/// would have to wait).
+///
+/// ```
+/// assert!(concur_core::futures::exec::full("64 tasks in flight").is_full());
+/// ```
+pub fn full(message: impl Into<String>) -> TaskError {
+    TaskError::new(Kind::Full, message)
+}
+
 /// The worker runs another build of the program and refused the task.
 ///
 /// ```

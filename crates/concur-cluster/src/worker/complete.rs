@@ -1,0 +1,319 @@
+//! The completer: turns what happened to held entries into pipelined scripts
+//! (`COMPLETE` or `MOVE`, see `scripts`), retrying while Redis is away so that no
+//! outcome is lost.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::Duration;
+
+use concur_core::futures::TaskError;
+use redis::Value;
+
+use super::{Done, Held, Shared, lock};
+use crate::conn::{self, Backoff, Conn};
+use crate::envelope::{Outcome, Status, field};
+use crate::executor::now_ms;
+use crate::keys::GROUP;
+use crate::task::Run;
+
+/// Outcomes per pipeline, at most.
+const BATCH: usize = 256;
+
+/// One script call.
+enum Step {
+    /// `COMPLETE`: the entry's result.
+    Complete {
+        entry: String,
+        task: String,
+        reply: String,
+        ttl: u64,
+        outcome: Outcome,
+    },
+    /// `MOVE`: back into the stream, or into the dead letters.
+    Move(Move),
+}
+
+/// One `MOVE` script call.
+pub(crate) struct Move {
+    pub(crate) entry: String,
+    /// `retry`, `handback`, `dead` or `bad`.
+    pub(crate) mode: &'static str,
+    /// The new entry (retry, hand-back) or the dead letter.
+    pub(crate) entry_fields: Vec<(String, Vec<u8>)>,
+    /// Where to tell the caller (dead, bad), if anywhere.
+    pub(crate) reply: Option<String>,
+    /// The task's `done` mark (empty: none).
+    pub(crate) done_key: String,
+    pub(crate) ttl: u64,
+    /// The caller's result (dead, bad), if any.
+    pub(crate) result: Vec<(&'static str, Vec<u8>)>,
+}
+
+pub(crate) fn run(s: &Shared, rx: Receiver<Done>) {
+    let mut con = s.conn();
+    let mut backoff = Backoff::default();
+    loop {
+        let first = match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(d) => d,
+            Err(RecvTimeoutError::Timeout) => {
+                if s.halt.load(Ordering::SeqCst) {
+                    return;
+                }
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => return,
+        };
+        let mut batch = vec![first];
+        while batch.len() < BATCH {
+            match rx.try_recv() {
+                Ok(d) => batch.push(d),
+                Err(_) => break,
+            }
+        }
+        let steps: Vec<Step> = batch.into_iter().filter_map(|d| step(s, d)).collect();
+        s.room.notify_all();
+        if steps.is_empty() {
+            continue;
+        }
+        let mut tries = 0;
+        loop {
+            match apply(s, &mut con, &steps) {
+                Ok(results) => {
+                    backoff.reset();
+                    count(s, &steps, &results);
+                    break;
+                }
+                Err(e) if conn::is_noscript(&e) => {
+                    let _ = con.call(|c| s.scripts.load(c));
+                }
+                Err(e) if conn::is_transient(&e) => {
+                    tries += 1;
+                    if s.halt.load(Ordering::SeqCst) && tries > 5 {
+                        // Stopping, and Redis stays away: the leases will lapse and
+                        // peers will retry these entries.
+                        tracing::error!(
+                            "concur worker: stopping with outcomes unsent; their entries will be retried"
+                        );
+                        return;
+                    }
+                    tracing::warn!(error = %e, "concur worker: cannot send outcomes, retrying");
+                    std::thread::sleep(backoff.step());
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "concur worker: Redis refused outcomes; their entries will be retried");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// What to do for `d` (taking the entry out of the table), or nothing if the entry is
+/// no longer held (its lease was lost, or it was settled already).
+fn step(s: &Shared, d: Done) -> Option<Step> {
+    match d {
+        Done::Complete { entry, outcome } => {
+            let h = lock(&s.table).remove(&entry)?;
+            Some(complete(entry, h, outcome))
+        }
+        Done::Ran { entry, result } => {
+            let mut t = lock(&s.table);
+            if t.held.get(&entry).is_none_or(|h| h.settled) {
+                return None;
+            }
+            let h = t.remove(&entry)?;
+            drop(t);
+            let a = h.env.attempt;
+            let outcome = match result {
+                Ok(Some(Run::Ok(v))) => Outcome::ok(v, a),
+                Ok(Some(Run::Panic { message, location })) => Outcome::panic(message, location, a),
+                Ok(Some(Run::Codec(m))) => Outcome::error(m, a),
+                Ok(None) => {
+                    Outcome::bad(format!("this build has no task {:?}", h.env.table_key()), a)
+                }
+                Err(e) if unusable(&e) => return Some(hand_back(entry, h)),
+                Err(e) => Outcome::from_local_error(&e, a),
+            };
+            Some(complete(entry, h, outcome))
+        }
+        Done::HandBack { entry } => {
+            let h = lock(&s.table).remove(&entry)?;
+            s.stats.handed_back.fetch_add(1, Ordering::Relaxed);
+            Some(hand_back(entry, h))
+        }
+        Done::Bad { entry, fields, bad } => {
+            tracing::warn!(entry, reason = %bad.reason, "concur worker: dead-lettering a malformed entry");
+            let mut entry_fields: Vec<(String, Vec<u8>)> = fields
+                .keys()
+                .filter_map(|k| field(&fields, k).map(|v| (k.clone(), v.to_vec())))
+                .collect();
+            entry_fields.sort();
+            entry_fields.push(("cause_status".into(), b"bad".to_vec()));
+            entry_fields.push(("cause_msg".into(), bad.reason.clone().into_bytes()));
+            let reply = bad.reply.filter(|r| s.keys.is_results(r));
+            let (done_key, result) = match (&bad.id, &reply) {
+                (Some(id), Some(_)) if !id.is_empty() && !id.contains(char::is_whitespace) => (
+                    s.keys.done(id),
+                    Outcome::bad(bad.reason.clone(), 1).fields(id),
+                ),
+                _ => (s.keys.done(&entry), Vec::new()),
+            };
+            Some(Step::Move(Move {
+                entry,
+                mode: "bad",
+                entry_fields,
+                reply,
+                done_key,
+                ttl: 3_600_000,
+                result,
+            }))
+        }
+    }
+}
+
+/// The local executor cannot run tasks (shut down or broken): the entry goes back.
+fn unusable(e: &TaskError) -> bool {
+    e.is_broken_executor() || e.is_shutdown()
+}
+
+fn complete(entry: String, h: Held, outcome: Outcome) -> Step {
+    Step::Complete {
+        entry,
+        task: h.env.id,
+        reply: h.env.reply,
+        ttl: h.env.ttl_ms,
+        outcome,
+    }
+}
+
+fn hand_back(entry: String, h: Held) -> Step {
+    let mut env = h.env;
+    env.not_before_ms = 0;
+    Step::Move(Move {
+        entry,
+        mode: "handback",
+        entry_fields: owned(env.fields()),
+        reply: None,
+        done_key: String::new(),
+        ttl: env.ttl_ms,
+        result: Vec::new(),
+    })
+}
+
+pub(crate) fn owned(f: Vec<(&'static str, Vec<u8>)>) -> Vec<(String, Vec<u8>)> {
+    f.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+}
+
+/// The trim point of a result stream: entries older than `ttl` ms.
+pub(crate) fn min_id(ttl: u64) -> String {
+    format!("{}-0", now_ms().saturating_sub(ttl))
+}
+
+/// The counter a result raises in the pool's stats.
+fn stat_of(o: &Outcome) -> &'static str {
+    match o.status {
+        Status::Ok => "completed",
+        Status::Cancelled => "cancelled",
+        Status::Deadline => "deadline",
+        Status::Mismatch => "mismatch",
+        Status::Bad => "bad",
+        _ => "failed",
+    }
+}
+
+/// Adds one `MOVE` call to `pipe`.
+pub(crate) fn push_move(s: &Shared, pipe: &mut redis::Pipeline, m: &Move) {
+    let dead = s.keys.dead();
+    let done = if m.done_key.is_empty() {
+        s.keys.done(&m.entry)
+    } else {
+        m.done_key.clone()
+    };
+    pipe.cmd("EVALSHA")
+        .arg(s.scripts.moved.get_hash())
+        .arg(5)
+        .arg(s.keys.tasks())
+        .arg(&dead)
+        .arg(m.reply.as_deref().unwrap_or(&dead))
+        .arg(done)
+        .arg(s.keys.stats())
+        .arg(GROUP)
+        .arg(&m.entry)
+        .arg(m.mode)
+        .arg(m.ttl)
+        .arg(min_id(m.ttl))
+        .arg(m.entry_fields.len() * 2);
+    for (k, v) in &m.entry_fields {
+        pipe.arg(k).arg(v);
+    }
+    for (k, v) in &m.result {
+        pipe.arg(*k).arg(v);
+    }
+}
+
+fn apply(s: &Shared, con: &mut Conn, steps: &[Step]) -> redis::RedisResult<Vec<i64>> {
+    let mut pipe = redis::pipe();
+    for st in steps {
+        match st {
+            Step::Complete {
+                entry,
+                task,
+                reply,
+                ttl,
+                outcome,
+            } => {
+                pipe.cmd("EVALSHA")
+                    .arg(s.scripts.complete.get_hash())
+                    .arg(4)
+                    .arg(s.keys.tasks())
+                    .arg(reply)
+                    .arg(s.keys.done(task))
+                    .arg(s.keys.stats())
+                    .arg(GROUP)
+                    .arg(entry)
+                    .arg(ttl)
+                    .arg(min_id(*ttl))
+                    .arg(stat_of(outcome));
+                for (k, v) in outcome.fields(task) {
+                    pipe.arg(k).arg(v);
+                }
+            }
+            Step::Move(m) => push_move(s, &mut pipe, m),
+        }
+    }
+    let values: Vec<Value> = con.call(|c| pipe.query(c))?;
+    Ok(values
+        .into_iter()
+        .map(|v| match v {
+            Value::Int(i) => i,
+            _ => 0,
+        })
+        .collect())
+}
+
+fn count(s: &Shared, steps: &[Step], results: &[i64]) {
+    let bump = |a: &AtomicU64| {
+        a.fetch_add(1, Ordering::Relaxed);
+    };
+    for (st, r) in steps.iter().zip(results) {
+        match (st, r) {
+            (Step::Complete { outcome, .. }, 1) => {
+                tracing::debug!(status = ?outcome.status, "complete");
+                match outcome.status {
+                    Status::Ok => bump(&s.stats.completed),
+                    Status::Cancelled => bump(&s.stats.cancelled),
+                    Status::Deadline => bump(&s.stats.deadline),
+                    Status::Mismatch => bump(&s.stats.mismatched),
+                    Status::Bad => bump(&s.stats.bad),
+                    _ => bump(&s.stats.failed),
+                }
+            }
+            (Step::Move(Move { mode: "bad", .. }), 1) => bump(&s.stats.bad),
+            (_, 1) => {}
+            _ => {
+                tracing::debug!("late completion dropped");
+                bump(&s.stats.late);
+            }
+        }
+    }
+}

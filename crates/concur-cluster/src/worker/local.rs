@@ -1,0 +1,95 @@
+//! The executor a worker runs its tasks on: a process pool (the default: a task that
+//! crashes takes only its own process down) or a thread pool.
+
+use std::time::Duration;
+
+use concur_core::futures::{Executor, Future, TaskError, ThreadPoolExecutor};
+use concur_process::{ProcessPoolExecutor, StartMethod};
+
+use crate::task::{self, Run};
+
+/// Where a worker runs the tasks it takes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LocalExecutor {
+    /// A [`ProcessPoolExecutor`] of one process per slot (fork-server start): a task
+    /// that segfaults, aborts or runs out of memory fails alone with its cause, its
+    /// process is replaced, and a task can be stopped (at its deadline, or when
+    /// cancelled) by killing its process.
+    #[default]
+    Processes,
+    /// A [`ThreadPoolExecutor`] of one thread per slot: cheaper per task, but a task
+    /// that crashes takes the worker down (its tasks are then retried elsewhere), and a
+    /// running task cannot be stopped: past its deadline or when cancelled, its
+    /// result is dropped when it ends.
+    Threads,
+}
+
+/// A task started on the local executor.
+pub(crate) struct Started {
+    /// `None` if the binary had no such task.
+    pub(crate) future: Future<Option<Run>>,
+    /// Stops it (process pools only).
+    pub(crate) abort: Option<Abort>,
+}
+
+/// Stops one running task.
+pub(crate) type Abort = Box<dyn Fn() + Send + Sync>;
+
+pub(crate) enum Local {
+    Processes(ProcessPoolExecutor),
+    Threads(ThreadPoolExecutor),
+}
+
+impl Local {
+    pub(crate) fn new(kind: LocalExecutor, slots: usize, name: &str) -> Local {
+        match kind {
+            LocalExecutor::Processes => Local::Processes(
+                ProcessPoolExecutor::builder()
+                    .max_workers(slots)
+                    .start_method(StartMethod::ForkServer)
+                    .name(name)
+                    .build(),
+            ),
+            LocalExecutor::Threads => Local::Threads(
+                ThreadPoolExecutor::builder()
+                    .max_workers(slots)
+                    .thread_name_prefix(name)
+                    .build(),
+            ),
+        }
+    }
+
+    /// Starts the task `key` on `args`; on a process pool, stopped at `timeout`.
+    pub(crate) fn start(
+        &self,
+        key: String,
+        args: Vec<u8>,
+        timeout: Option<Duration>,
+    ) -> Result<Started, TaskError> {
+        match self {
+            Local::Processes(p) => {
+                let future = match timeout {
+                    Some(t) => p.submit_with_timeout(task::run_here, (key, args), t)?,
+                    None => p.call(task::run_here, (key, args))?,
+                };
+                Ok(Started {
+                    future,
+                    abort: None,
+                })
+            }
+            Local::Threads(t) => Ok(Started {
+                future: t.submit(move || task::run_here((key, args)))?,
+                abort: None,
+            }),
+        }
+    }
+
+    /// Stops taking tasks; with `wait`, waits for the ones running.
+    pub(crate) fn shutdown(&self, wait: bool) {
+        let _ = match self {
+            Local::Processes(p) => p.shutdown(wait, true),
+            Local::Threads(t) => t.shutdown(wait, true),
+        };
+    }
+}

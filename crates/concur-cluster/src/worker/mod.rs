@@ -1,0 +1,864 @@
+//! [`Worker`]: takes a pool's tasks from Redis and runs them on a local process (or
+//! thread) pool.
+//!
+//! A worker is four threads around one table of the entries it holds:
+//!
+//! - the *dispatcher* (the thread that called [`Worker::run`]) reads entries for the
+//!   free slots (`XREADGROUP`, never more than slots + prefetch held at once), checks
+//!   each (readable, same build, known task, not cancelled, not past its deadline)
+//!   and starts it on the local executor; every half second it also takes back the
+//!   entries of workers whose lease lapsed (`XAUTOCLAIM`) and retries them (a new
+//!   entry, one more attempt, after a backoff) or dead-letters them;
+//! - the *heartbeat* renews the lease of every held entry well within the pool's lease
+//!   (a script that resets the idle time of the entries this worker still owns and
+//!   names the ones it lost: those are stopped here, their results will be dropped),
+//!   refreshes the liveness key, and stops tasks past their deadline;
+//! - the *canceller* listens on the pool's cancel channel and stops the named tasks;
+//! - the *completer* sends outcomes (pipelined scripts that acknowledge the entry and
+//!   send the result only if this is the entry's first settlement).
+
+mod cancel;
+mod complete;
+mod lease;
+mod local;
+
+pub use local::LocalExecutor;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use redis::Value;
+
+use crate::conn::{self, Backoff, Conn};
+use crate::envelope::{BadEntry, Envelope, Fields, Outcome};
+use crate::error::ClusterError;
+use crate::executor::{DEFAULT_MAX_PAYLOAD, now_ms, random_hex, stream_entries};
+use crate::keys::{GROUP, Keys};
+use crate::scripts::Scripts;
+use crate::task::{self, Run};
+use local::{Abort, Local};
+
+/// The pool's lease when nobody set one.
+pub(crate) const DEFAULT_LEASE: Duration = Duration::from_secs(10);
+/// How often a worker looks for entries of lost workers.
+const RECLAIM_EVERY: Duration = Duration::from_millis(500);
+/// How long one XREADGROUP blocks.
+const READ_BLOCK: Duration = Duration::from_millis(200);
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Configures a [`Worker`].
+///
+/// ```no_run
+/// use concur_cluster::{LocalExecutor, Worker};
+/// use std::time::Duration;
+///
+/// let w = Worker::builder("redis://10.0.0.5:6379/0", "render")
+///     .slots(8)
+///     .local(LocalExecutor::Processes)
+///     .prefetch(16)
+///     .drain_timeout(Duration::from_secs(60))
+///     .connect()
+///     .unwrap();
+/// w.run().unwrap();
+/// ```
+#[derive(Clone, Debug)]
+#[must_use = "a builder does nothing until `connect`"]
+pub struct WorkerBuilder {
+    url: String,
+    pool: String,
+    slots: usize,
+    local: LocalExecutor,
+    prefetch: Option<usize>,
+    lease: Option<Duration>,
+    max_payload: usize,
+    connect_timeout: Duration,
+    drain_timeout: Duration,
+    handle_sigterm: bool,
+    fingerprint: Option<String>,
+}
+
+impl WorkerBuilder {
+    fn new(url: &str, pool: &str) -> Self {
+        WorkerBuilder {
+            url: url.to_owned(),
+            pool: pool.to_owned(),
+            slots: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            local: LocalExecutor::default(),
+            prefetch: None,
+            lease: None,
+            max_payload: DEFAULT_MAX_PAYLOAD,
+            connect_timeout: Duration::from_secs(5),
+            drain_timeout: Duration::from_secs(30),
+            handle_sigterm: true,
+            fingerprint: None,
+        }
+    }
+
+    /// Tasks run at once on this worker (at least 1; one per CPU by default).
+    pub fn slots(mut self, n: usize) -> Self {
+        self.slots = n.max(1);
+        self
+    }
+
+    /// Where tasks run: a process pool (the default) or a thread pool.
+    pub fn local(mut self, local: LocalExecutor) -> Self {
+        self.local = local;
+        self
+    }
+
+    /// Entries held beyond the slots, ready to start when a slot frees (default:
+    /// `max(16, 2 × slots)`): more keeps tiny tasks flowing, fewer spreads long tasks
+    /// more evenly over workers. Held entries are leased like running ones.
+    pub fn prefetch(mut self, n: usize) -> Self {
+        self.prefetch = Some(n);
+        self
+    }
+
+    /// Sets the pool's lease (see [`RedisExecutorBuilder::lease`](crate::RedisExecutorBuilder::lease)).
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = Some(lease.max(Duration::from_secs(1)));
+        self
+    }
+
+    /// The largest argument accepted (8 MiB by default): a larger entry is
+    /// dead-lettered as [`is_bad_entry`](concur_core::futures::TaskError::is_bad_entry).
+    pub fn max_payload(mut self, bytes: usize) -> Self {
+        self.max_payload = bytes;
+        self
+    }
+
+    /// How long to wait for a connection to Redis (5 s by default).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// On stop (SIGTERM or [`StopHandle::stop`]), how long to let running tasks finish
+    /// before they are stopped and handed back to the pool (30 s by default).
+    pub fn drain_timeout(mut self, timeout: Duration) -> Self {
+        self.drain_timeout = timeout;
+        self
+    }
+
+    /// Whether SIGTERM drains the worker (true by default): it stops taking tasks,
+    /// hands back those not started, lets the running ones finish (up to the drain
+    /// timeout), and `run` returns.
+    pub fn handle_sigterm(mut self, on: bool) -> Self {
+        self.handle_sigterm = on;
+        self
+    }
+
+    /// Runs tasks submitted with fingerprint `fingerprint` instead of this binary's
+    /// own (see [`RedisExecutorBuilder::fingerprint`](crate::RedisExecutorBuilder::fingerprint)).
+    pub fn fingerprint(mut self, fingerprint: impl Into<String>) -> Self {
+        self.fingerprint = Some(fingerprint.into());
+        self
+    }
+
+    /// Connects, makes the pool's consumer group if it is missing, and starts the
+    /// local executor. Takes no task until [`Worker::run`].
+    ///
+    /// # Errors
+    /// As [`RedisExecutorBuilder::connect`](crate::RedisExecutorBuilder::connect).
+    pub fn connect(self) -> Result<Worker, ClusterError> {
+        let keys = Keys::new(&self.pool)?;
+        let client = conn::client(&self.url)?;
+        let mut con = Conn::new(client.clone(), self.connect_timeout);
+        con.call(|c| redis::cmd("PING").query::<()>(c))?;
+        ensure_group(&mut con, &keys)?;
+        let scripts = Scripts::new();
+        con.call(|c| scripts.load(c))?;
+        let lease = match self.lease {
+            Some(l) => {
+                con.call(|c| {
+                    redis::cmd("HSET")
+                        .arg(keys.config())
+                        .arg("lease_ms")
+                        .arg(l.as_millis() as u64)
+                        .query::<()>(c)
+                })?;
+                l
+            }
+            None => pool_lease(&mut con, &keys)?,
+        };
+        let host = hostname();
+        let consumer = format!("{host}:{}:{}", std::process::id(), &random_hex()[..8]);
+        let stop = Arc::new(AtomicBool::new(false));
+        if self.handle_sigterm {
+            signal_hook::flag::register(signal_hook::consts::SIGTERM, stop.clone())
+                .map_err(|e| ClusterError::local(format!("cannot handle SIGTERM: {e}")))?;
+        }
+        let (tx, rx) = mpsc::channel();
+        let slots = self.slots;
+        let shared = Arc::new(Shared {
+            local: Local::new(self.local, slots, &format!("concur-worker-{}", self.pool)),
+            fingerprint: self
+                .fingerprint
+                .clone()
+                .unwrap_or_else(|| task::fingerprint().to_owned()),
+            capacity: slots + self.prefetch.unwrap_or((2 * slots).max(16)),
+            cfg: self,
+            keys,
+            consumer,
+            host,
+            scripts,
+            client,
+            table: Mutex::new(Table::default()),
+            room: Condvar::new(),
+            stop,
+            halt: AtomicBool::new(false),
+            done: Mutex::new(tx),
+            lease_ms: AtomicU64::new(lease.as_millis() as u64),
+            stats: Stats::default(),
+            started: now_ms(),
+        });
+        Ok(Worker {
+            shared,
+            con,
+            done_rx: Some(rx),
+        })
+    }
+}
+
+/// Makes the pool's consumer group (reading the stream from its start) if missing.
+pub(crate) fn ensure_group(con: &mut Conn, keys: &Keys) -> Result<(), ClusterError> {
+    match con.call(|c| {
+        redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(keys.tasks())
+            .arg(GROUP)
+            .arg("0")
+            .arg("MKSTREAM")
+            .query::<()>(c)
+    }) {
+        Err(e) if e.code() != Some("BUSYGROUP") => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
+/// The pool's lease as kept in Redis (or the default).
+fn pool_lease(con: &mut Conn, keys: &Keys) -> Result<Duration, ClusterError> {
+    let ms: Option<u64> = con.call(|c| {
+        redis::cmd("HGET")
+            .arg(keys.config())
+            .arg("lease_ms")
+            .query(c)
+    })?;
+    Ok(ms.map_or(DEFAULT_LEASE, |ms| Duration::from_millis(ms.max(1000))))
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .ok()
+        .filter(|s| !s.is_empty() && !s.contains(':'))
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+/// Counters of what a worker did, since it started.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WorkerStats {
+    /// Entries taken from the stream (retries of lost workers' entries included).
+    pub taken: u64,
+    /// Tasks that returned a value.
+    pub completed: u64,
+    /// Tasks that panicked, whose worker process died, or whose argument did not
+    /// decode.
+    pub failed: u64,
+    /// Tasks cancelled (before or while running).
+    pub cancelled: u64,
+    /// Tasks whose deadline passed (before or while running).
+    pub deadline_exceeded: u64,
+    /// Tasks refused for another build's fingerprint.
+    pub mismatched: u64,
+    /// Malformed entries dead-lettered.
+    pub bad_entries: u64,
+    /// Entries of lost workers retried by this one.
+    pub retried: u64,
+    /// Entries of lost workers dead-lettered by this one (out of attempts).
+    pub dead_lettered: u64,
+    /// Entries this worker lost its lease on (stopped here, taken over elsewhere).
+    pub leases_lost: u64,
+    /// Completions dropped because the entry had been settled elsewhere first.
+    pub late: u64,
+    /// Entries handed back to the pool unfinished (on stop, or when the local executor
+    /// could not run them).
+    pub handed_back: u64,
+}
+
+#[derive(Default)]
+pub(crate) struct Stats {
+    pub(crate) taken: AtomicU64,
+    pub(crate) completed: AtomicU64,
+    pub(crate) failed: AtomicU64,
+    pub(crate) cancelled: AtomicU64,
+    pub(crate) deadline: AtomicU64,
+    pub(crate) mismatched: AtomicU64,
+    pub(crate) bad: AtomicU64,
+    pub(crate) retried: AtomicU64,
+    pub(crate) dead: AtomicU64,
+    pub(crate) lost: AtomicU64,
+    pub(crate) late: AtomicU64,
+    pub(crate) handed_back: AtomicU64,
+}
+
+impl Stats {
+    fn snapshot(&self) -> WorkerStats {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        WorkerStats {
+            taken: g(&self.taken),
+            completed: g(&self.completed),
+            failed: g(&self.failed),
+            cancelled: g(&self.cancelled),
+            deadline_exceeded: g(&self.deadline),
+            mismatched: g(&self.mismatched),
+            bad_entries: g(&self.bad),
+            retried: g(&self.retried),
+            dead_lettered: g(&self.dead),
+            leases_lost: g(&self.lost),
+            late: g(&self.late),
+            handed_back: g(&self.handed_back),
+        }
+    }
+}
+
+/// An entry this worker holds.
+pub(crate) struct Held {
+    pub(crate) env: Envelope,
+    /// Not started before this Unix time in ms (a retry's backoff); 0 once started.
+    pub(crate) not_before: u64,
+    pub(crate) running: bool,
+    pub(crate) abort: Option<Abort>,
+    pub(crate) deadline: Option<Instant>,
+    /// An outcome was decided here (cancelled, deadline): the task's own result, when
+    /// it comes, is dropped.
+    pub(crate) settled: bool,
+}
+
+impl Held {
+    /// Stops the task if it runs (a process pool kills its process).
+    pub(crate) fn stop(&mut self) {
+        if let Some(a) = self.abort.take() {
+            a();
+        }
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct Table {
+    /// By stream entry id.
+    pub(crate) held: HashMap<String, Held>,
+    /// Task id → stream entry id.
+    pub(crate) by_task: HashMap<String, String>,
+    /// Cancels heard for tasks not held here (yet), with when.
+    pub(crate) recent_cancels: HashMap<String, Instant>,
+}
+
+impl Table {
+    pub(crate) fn remove(&mut self, entry: &str) -> Option<Held> {
+        let h = self.held.remove(entry)?;
+        self.by_task.remove(&h.env.id);
+        Some(h)
+    }
+}
+
+/// What the completer is asked to do with an entry.
+pub(crate) enum Done {
+    /// Send this outcome (if the entry is still held), raising `stat`.
+    Complete { entry: String, outcome: Outcome },
+    /// The task's own result (dropped if an outcome was already decided).
+    Ran {
+        entry: String,
+        result: Result<Option<Run>, concur_core::futures::TaskError>,
+    },
+    /// Put the entry back in the stream as it is (same attempt).
+    HandBack { entry: String },
+    /// Dead-letter a malformed entry.
+    Bad {
+        entry: String,
+        fields: Fields,
+        bad: BadEntry,
+    },
+}
+
+pub(crate) struct Shared {
+    pub(crate) cfg: WorkerBuilder,
+    pub(crate) keys: Keys,
+    pub(crate) consumer: String,
+    pub(crate) host: String,
+    pub(crate) fingerprint: String,
+    pub(crate) capacity: usize,
+    pub(crate) scripts: Scripts,
+    pub(crate) client: redis::Client,
+    pub(crate) local: Local,
+    pub(crate) table: Mutex<Table>,
+    /// Signalled when an entry leaves the table.
+    pub(crate) room: Condvar,
+    /// Stop taking tasks and drain (SIGTERM, `StopHandle`).
+    pub(crate) stop: Arc<AtomicBool>,
+    /// The helper threads end.
+    pub(crate) halt: AtomicBool,
+    pub(crate) done: Mutex<mpsc::Sender<Done>>,
+    pub(crate) lease_ms: AtomicU64,
+    pub(crate) stats: Stats,
+    pub(crate) started: u64,
+}
+
+impl Shared {
+    pub(crate) fn send(&self, d: Done) {
+        let _ = lock(&self.done).send(d);
+    }
+
+    pub(crate) fn lease(&self) -> Duration {
+        Duration::from_millis(self.lease_ms.load(Ordering::Relaxed))
+    }
+
+    pub(crate) fn conn(&self) -> Conn {
+        Conn::new(self.client.clone(), self.cfg.connect_timeout)
+    }
+
+    /// Sleeps up to `d`, in steps, returning early (false) once the threads halt.
+    pub(crate) fn nap(&self, d: Duration) -> bool {
+        let end = Instant::now() + d;
+        while !self.halt.load(Ordering::SeqCst) {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return true;
+            }
+            std::thread::sleep(left.min(Duration::from_millis(50)));
+        }
+        false
+    }
+}
+
+/// Stops a running [`Worker`] from any thread: it drains as on SIGTERM.
+#[derive(Clone, Debug)]
+pub struct StopHandle(Arc<AtomicBool>);
+
+impl StopHandle {
+    /// Asks the worker to stop taking tasks, finish (or hand back) what it holds, and
+    /// return from [`Worker::run`].
+    pub fn stop(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Takes tasks of one pool from Redis and runs them on a local process pool: the
+/// worker side of [`RedisExecutor`](crate::RedisExecutor). Run it from your own
+/// binary (the same build as the submitting program: tasks name their functions, and a
+/// worker only runs functions compiled into it):
+///
+/// ```no_run
+/// fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     if std::env::args().nth(1).as_deref() == Some("worker") {
+///         concur_cluster::Worker::connect("redis://10.0.0.5:6379/0", "render")?.run()?;
+///         return Ok(());
+///     }
+///     // ... the program itself, submitting to RedisExecutor::connect(url, "render")
+///     Ok(())
+/// }
+/// ```
+pub struct Worker {
+    shared: Arc<Shared>,
+    con: Conn,
+    done_rx: Option<mpsc::Receiver<Done>>,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("pool", &self.shared.cfg.pool)
+            .field("consumer", &self.shared.consumer)
+            .field("slots", &self.shared.cfg.slots)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Worker {
+    /// Connects to the Redis at `url` as a worker of pool `pool`, with the defaults of
+    /// [`WorkerBuilder`] (one slot per CPU, a process pool).
+    ///
+    /// # Errors
+    /// As [`WorkerBuilder::connect`].
+    pub fn connect(url: &str, pool: &str) -> Result<Worker, ClusterError> {
+        Self::builder(url, pool).connect()
+    }
+
+    /// A builder for the other settings.
+    pub fn builder(url: &str, pool: &str) -> WorkerBuilder {
+        WorkerBuilder::new(url, pool)
+    }
+
+    /// This worker's consumer name in the pool's group (`host:pid:random`, unique to
+    /// this incarnation).
+    pub fn consumer(&self) -> &str {
+        &self.shared.consumer
+    }
+
+    /// A handle that stops [`run`](Self::run) from another thread.
+    pub fn stop_handle(&self) -> StopHandle {
+        StopHandle(self.shared.stop.clone())
+    }
+
+    /// What the worker did so far.
+    pub fn stats(&self) -> WorkerStats {
+        self.shared.stats.snapshot()
+    }
+
+    /// A handle to read [`stats`](Self::stats) while `run` runs.
+    pub fn stats_handle(&self) -> StatsHandle {
+        StatsHandle(self.shared.clone())
+    }
+
+    /// Takes and runs tasks until stopped (SIGTERM or [`StopHandle::stop`]), then
+    /// drains: entries not started are handed back, running tasks get the drain
+    /// timeout to finish, and what is left is stopped and handed back. A Redis that
+    /// goes away is waited for (reconnecting with backoff), never a reason to return.
+    ///
+    /// # Errors
+    /// [`ClusterError::is_local`] if a helper thread cannot be started.
+    pub fn run(mut self) -> Result<WorkerStats, ClusterError> {
+        let s = self.shared.clone();
+        tracing::info!(pool = %s.cfg.pool, consumer = %s.consumer, slots = s.cfg.slots, "concur worker: start");
+        let rx = self.done_rx.take().expect("run is called once");
+        let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new()
+                .name(format!("concur-worker-{name}"))
+                .spawn(f)
+                .map_err(|e| ClusterError::local(format!("cannot start a thread: {e}")))
+        };
+        let threads = vec![
+            spawn(
+                "heartbeat",
+                Box::new({
+                    let s = s.clone();
+                    move || lease::heartbeat(&s)
+                }),
+            )?,
+            spawn(
+                "cancel",
+                Box::new({
+                    let s = s.clone();
+                    move || cancel::listen(&s)
+                }),
+            )?,
+            spawn(
+                "complete",
+                Box::new({
+                    let s = s.clone();
+                    move || complete::run(&s, rx)
+                }),
+            )?,
+        ];
+        self.con.set_read_timeout(READ_BLOCK + conn::IO_TIMEOUT);
+        let mut backoff = Backoff::default();
+        let mut reclaimed = Instant::now();
+        let mut cursor = "0-0".to_owned();
+        while !s.stop.load(Ordering::SeqCst) {
+            self.start_due();
+            let free = s.capacity.saturating_sub(lock(&s.table).held.len());
+            if free == 0 {
+                let t = lock(&s.table);
+                let _ = s.room.wait_timeout(t, READ_BLOCK);
+            } else {
+                match self.read(free) {
+                    Ok(()) => backoff.reset(),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "concur worker: reading tasks failed, retrying");
+                        std::thread::sleep(backoff.step());
+                    }
+                }
+            }
+            if reclaimed.elapsed() >= RECLAIM_EVERY {
+                reclaimed = Instant::now();
+                if let Err(e) = lease::reclaim(&s, &mut self.con, &mut cursor) {
+                    tracing::warn!(error = %e, "concur worker: reclaiming failed");
+                }
+            }
+        }
+        self.drain();
+        s.halt.store(true, Ordering::SeqCst);
+        for t in threads {
+            let _ = t.join();
+        }
+        self.farewell();
+        s.local.shutdown(false);
+        tracing::info!(pool = %s.cfg.pool, consumer = %s.consumer, "concur worker: stopped");
+        Ok(s.stats.snapshot())
+    }
+
+    /// Reads up to `n` entries and dispatches them.
+    fn read(&mut self, n: usize) -> redis::RedisResult<()> {
+        let s = &self.shared;
+        let r = self.con.call(|c| {
+            redis::cmd("XREADGROUP")
+                .arg("GROUP")
+                .arg(GROUP)
+                .arg(&s.consumer)
+                .arg("COUNT")
+                .arg(n)
+                .arg("BLOCK")
+                .arg(READ_BLOCK.as_millis() as u64)
+                .arg("STREAMS")
+                .arg(s.keys.tasks())
+                .arg(">")
+                .query::<Value>(c)
+        });
+        let v = match r {
+            Err(e) if conn::is_nogroup(&e) => {
+                ensure_group(&mut self.con, &s.keys).map_err(|_| e)?;
+                return Ok(());
+            }
+            r => r?,
+        };
+        let entries = stream_entries(v);
+        if entries.is_empty() {
+            return Ok(());
+        }
+        s.stats
+            .taken
+            .fetch_add(entries.len() as u64, Ordering::Relaxed);
+        let mut good = Vec::with_capacity(entries.len());
+        for (entry, fields) in entries {
+            match Envelope::decode(&fields, s.cfg.max_payload) {
+                Ok(env) => good.push((entry, env)),
+                Err(bad) => s.send(Done::Bad { entry, fields, bad }),
+            }
+        }
+        let cancelled = self.cancel_marks(&good);
+        for ((entry, env), cancelled) in good.into_iter().zip(cancelled) {
+            self.dispatch(entry, env, cancelled);
+        }
+        Ok(())
+    }
+
+    /// Which of `entries` have a cancel request waiting (one round trip).
+    fn cancel_marks(&mut self, entries: &[(String, Envelope)]) -> Vec<bool> {
+        let mut pipe = redis::pipe();
+        for (_, env) in entries {
+            pipe.cmd("EXISTS").arg(self.shared.keys.cancel(&env.id));
+        }
+        self.con
+            .call(|c| pipe.query::<Vec<bool>>(c))
+            .unwrap_or_else(|_| vec![false; entries.len()])
+    }
+
+    /// Checks one entry and starts it (or settles it at once).
+    fn dispatch(&mut self, entry: String, env: Envelope, cancel_requested: bool) {
+        let s = self.shared.clone();
+        let now = now_ms();
+        let verdict = if env.fingerprint != s.fingerprint {
+            Some(Outcome::mismatch(
+                format!(
+                    "the worker {} runs build {}, the task was submitted by build {}; \
+                     it was not run (run workers from the same build as the caller)",
+                    s.consumer, s.fingerprint, env.fingerprint
+                ),
+                env.attempt,
+            ))
+        } else if task::lookup(&env.table_key()).is_none() {
+            Some(Outcome::bad(
+                format!("this build has no task {:?}", env.table_key()),
+                env.attempt,
+            ))
+        } else if env.deadline_ms != 0 && env.deadline_ms <= now {
+            Some(Outcome::deadline(
+                "the task's deadline passed before a worker could start it",
+                env.attempt,
+            ))
+        } else {
+            None
+        };
+        let deadline = (env.deadline_ms != 0)
+            .then(|| Instant::now() + Duration::from_millis(env.deadline_ms.saturating_sub(now)));
+        let id = env.id.clone();
+        let not_before = env.not_before_ms;
+        {
+            let mut t = lock(&s.table);
+            let cancelled = cancel_requested || t.recent_cancels.remove(&id).is_some();
+            let verdict = verdict.or_else(|| cancelled.then(|| Outcome::cancelled(env.attempt)));
+            t.by_task.insert(id, entry.clone());
+            t.held.insert(
+                entry.clone(),
+                Held {
+                    env,
+                    not_before,
+                    running: false,
+                    abort: None,
+                    deadline,
+                    settled: verdict.is_some(),
+                },
+            );
+            if let Some(outcome) = verdict {
+                drop(t);
+                s.send(Done::Complete { entry, outcome });
+                return;
+            }
+        }
+        if not_before <= now {
+            self.start(&entry);
+        }
+    }
+
+    /// Starts the held entries whose backoff is over.
+    fn start_due(&mut self) {
+        let now = now_ms();
+        let due: Vec<String> = lock(&self.shared.table)
+            .held
+            .iter()
+            .filter(|(_, h)| !h.running && !h.settled && h.not_before <= now)
+            .map(|(e, _)| e.clone())
+            .collect();
+        for e in due {
+            self.start(&e);
+        }
+    }
+
+    /// Starts held entry `entry` on the local executor.
+    fn start(&mut self, entry: &str) {
+        let s = self.shared.clone();
+        let (key, args, timeout) = {
+            let mut t = lock(&s.table);
+            let Some(h) = t.held.get_mut(entry) else {
+                return;
+            };
+            if h.running || h.settled {
+                return;
+            }
+            h.running = true;
+            h.not_before = 0;
+            (
+                h.env.table_key(),
+                h.env.args.clone(),
+                h.deadline
+                    .map(|d| d.saturating_duration_since(Instant::now())),
+            )
+        };
+        tracing::debug!(entry, "start");
+        match s.local.start(key, args, timeout) {
+            Ok(started) => {
+                if let Some(abort) = started.abort {
+                    let mut t = lock(&s.table);
+                    match t.held.get_mut(entry) {
+                        Some(h) if !h.settled => h.abort = Some(abort),
+                        // Settled (cancelled) meanwhile: stop it now.
+                        _ => abort(),
+                    }
+                }
+                let tx = lock(&s.done).clone();
+                let entry = entry.to_owned();
+                started.future.add_done_callback(move |f| {
+                    let _ = tx.send(Done::Ran {
+                        entry,
+                        result: f.result(),
+                    });
+                });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, entry, "concur worker: the local executor refused a task; handing it back");
+                s.send(Done::HandBack {
+                    entry: entry.to_owned(),
+                });
+            }
+        }
+    }
+
+    /// Stops taking work: hands back what has not started, lets the rest finish up to
+    /// the drain timeout, then stops and hands back what is left.
+    fn drain(&mut self) {
+        let s = self.shared.clone();
+        tracing::info!(consumer = %s.consumer, "concur worker: draining");
+        let waiting: Vec<String> = lock(&s.table)
+            .held
+            .iter()
+            .filter(|(_, h)| !h.running && !h.settled)
+            .map(|(e, _)| e.clone())
+            .collect();
+        for entry in waiting {
+            s.send(Done::HandBack { entry });
+        }
+        let end = Instant::now() + s.cfg.drain_timeout;
+        let mut t = lock(&s.table);
+        while !t.held.is_empty() && Instant::now() < end {
+            t = s
+                .room
+                .wait_timeout(t, Duration::from_millis(50))
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        let left: Vec<String> = t.held.keys().cloned().collect();
+        for e in &left {
+            if let Some(h) = t.held.get_mut(e) {
+                h.settled = true;
+                h.stop();
+            }
+        }
+        drop(t);
+        for entry in left {
+            s.send(Done::HandBack { entry });
+        }
+        // Let the completer send the hand-backs.
+        let end = Instant::now() + Duration::from_secs(10);
+        let mut t = lock(&s.table);
+        while !t.held.is_empty() && Instant::now() < end {
+            t = s
+                .room
+                .wait_timeout(t, Duration::from_millis(50))
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    /// Leaves the pool: liveness key and consumer removed.
+    fn farewell(&mut self) {
+        let s = &self.shared;
+        let _ = self.con.call(|c| {
+            redis::pipe()
+                .cmd("DEL")
+                .arg(s.keys.worker(&s.consumer))
+                .ignore()
+                .cmd("SREM")
+                .arg(s.keys.workers())
+                .arg(&s.consumer)
+                .ignore()
+                .cmd("XGROUP")
+                .arg("DELCONSUMER")
+                .arg(s.keys.tasks())
+                .arg(GROUP)
+                .arg(&s.consumer)
+                .ignore()
+                .query::<()>(c)
+        });
+    }
+}
+
+/// Reads a running worker's [`WorkerStats`] from another thread.
+#[derive(Clone)]
+pub struct StatsHandle(Arc<Shared>);
+
+impl std::fmt::Debug for StatsHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("StatsHandle")
+            .field(&self.0.consumer)
+            .finish()
+    }
+}
+
+impl StatsHandle {
+    /// The worker's counters now.
+    pub fn stats(&self) -> WorkerStats {
+        self.0.stats.snapshot()
+    }
+
+    /// Tasks the worker holds now (running, or waiting for a slot or a backoff).
+    pub fn held(&self) -> usize {
+        lock(&self.0.table).held.len()
+    }
+}
