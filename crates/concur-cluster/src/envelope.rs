@@ -22,7 +22,7 @@
 //! | `args` | the encoded argument (for `map`, the chunk's items) |
 //!
 //! A result (`XADD <reply> * ...`): `id`, `status` (`ok`, `panic`, `cancelled`,
-//! `deadline`, `died`, `lost`, `dead`, `mismatch`, `bad`, `error`), `msg`, `loc`,
+//! `deadline`, `died`, `lost`, `dead`, `mismatch`, `bad`, `broken`, `error`), `msg`, `loc`,
 //! `sig`, `exit`, `oom`, `attempt`, `value` (for `ok`), and for `dead` the last
 //! attempt's failure as `cause_status`, `cause_msg`, `cause_sig`, `cause_attempt`.
 
@@ -235,6 +235,8 @@ pub(crate) enum Status {
     Dead,
     Mismatch,
     Bad,
+    /// The worker's local executor is broken (its initializer failed).
+    Broken,
     /// Anything else (an argument that did not decode, a result that did not encode).
     Error,
 }
@@ -251,6 +253,7 @@ impl Status {
             Status::Dead => "dead",
             Status::Mismatch => "mismatch",
             Status::Bad => "bad",
+            Status::Broken => "broken",
             Status::Error => "error",
         }
     }
@@ -266,6 +269,7 @@ impl Status {
             "dead" => Status::Dead,
             "mismatch" => Status::Mismatch,
             "bad" => Status::Bad,
+            "broken" => Status::Broken,
             "error" => Status::Error,
             _ => return None,
         })
@@ -367,6 +371,11 @@ impl Outcome {
                 attempt,
             );
         }
+        if e.is_broken_executor() {
+            let m = e.to_string();
+            let m = m.strip_prefix("broken executor: ").unwrap_or(&m);
+            return Outcome::new(Status::Broken, m, attempt);
+        }
         if e.is_worker_died() {
             let mut o = Outcome::new(Status::Died, e.to_string(), attempt);
             o.signal = e.signal();
@@ -466,6 +475,7 @@ impl Outcome {
             }
             Status::Mismatch => exec::build_mismatch(self.message.clone()),
             Status::Bad => exec::bad_entry(self.message.clone()),
+            Status::Broken => TaskError::broken_executor(self.message.clone()),
             Status::Error => TaskError::user(self.message.clone()),
         }
     }
@@ -569,6 +579,7 @@ mod tests {
             Outcome::dead(3, Outcome::lost(3)),
             Outcome::mismatch("other build", 1),
             Outcome::bad("no args", 1),
+            Outcome::from_local_error(&TaskError::broken_executor("init"), 1),
             Outcome::error("decode", 1),
         ];
         for o in cases {
@@ -599,6 +610,8 @@ mod tests {
         );
         assert!(Outcome::bad("x", 1).to_task_error().is_bad_entry());
         assert!(Outcome::cancelled(1).to_task_error().is_cancelled());
+        let b = Outcome::from_local_error(&TaskError::broken_executor("init failed"), 1);
+        assert!(b.to_task_error().is_broken_executor());
     }
 
     #[test]

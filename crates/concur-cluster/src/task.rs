@@ -34,7 +34,10 @@ pub(crate) enum Run {
         message: String,
         location: Option<String>,
     },
+    /// The value could not be encoded.
     Codec(String),
+    /// The argument could not be decoded (the entry is bad).
+    BadArgs(String),
 }
 
 /// A task's function behind its table entry: encoded argument in, [`Run`] out.
@@ -56,7 +59,7 @@ fn encode<T: Serialize>(v: &T) -> Run {
 
 fn decode<A: DeserializeOwned>(args: &[u8]) -> Result<A, Run> {
     postcard::from_bytes(args).map_err(|e| {
-        Run::Codec(format!(
+        Run::BadArgs(format!(
             "the worker could not decode the task's argument: {e}"
         ))
     })
@@ -362,7 +365,7 @@ mod tests {
         }
         assert!(matches!(
             run_here((key, vec![0xff; 9])),
-            Some(Run::Codec(_))
+            Some(Run::BadArgs(_))
         ));
     }
 

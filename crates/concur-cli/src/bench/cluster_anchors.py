@@ -28,10 +28,12 @@ time (submit, wait for the result, next), and prints ONE line of JSON on stdout:
      "median_round_trip_us": ..., "p90_round_trip_us": ..., "min_round_trip_us": ..., "seconds": ...}
 
 or, exiting non-zero (1 on an error, 124 on --timeout, 130 on Ctrl-C/SIGTERM),
-``{"framework": ..., "error": "..."}``. Everything else goes to stderr. Every process it
-started is stopped (SIGTERM to its main process, SIGKILL to its process group after a grace period) and
-reaped, and every Redis key under the run's prefix is deleted, on success, error,
-Ctrl-C, SIGTERM and timeout alike.
+``{"framework": ..., "error": "..."}`` (a usage error too, with status 2). Everything
+else goes to stderr. Every process it started is stopped (SIGTERM to each worker's main
+process, SIGKILL to its process group after a grace period) and reaped, and every Redis
+key under the run's prefix is deleted, on success, error, Ctrl-C, SIGTERM and timeout
+alike. Only a SIGKILL of the harness itself leaves keys behind (the workers then get
+SIGTERM from the kernel, PR_SET_PDEATHSIG); see cluster_anchors.md.
 """
 
 import argparse
@@ -188,6 +190,7 @@ class Workers:
         self.logdir = logdir
         self.verbose = verbose
         self.procs = []  # (Popen, log path or None)
+        self.last_check = 0.0
 
     def spawn(self, argv, env, cwd):
         index = len(self.procs)
@@ -217,7 +220,12 @@ class Workers:
         self.procs.append((proc, path))
         return proc
 
-    def check_alive(self):
+    def check_alive(self, every=0.0):
+        """Raise if a worker's main process exited; at most once per `every` seconds."""
+        now = time.monotonic()
+        if every and now - self.last_check < every:
+            return
+        self.last_check = now
         for i, (proc, _) in enumerate(self.procs):
             rc = proc.poll()
             if rc is not None:
@@ -575,11 +583,12 @@ def check(i, got):
 
 def await_result(fw, workers, handle):
     """Wait for one result in slices of RESULT_SLICE seconds, checking between slices
-    that no worker died (a dead worker fails the run instead of waiting for --timeout,
-    which SIGALRM enforces)."""
+    that no worker died, and once a second while results flow (a dead worker fails the
+    run instead of skewing it or waiting for --timeout, which SIGALRM enforces)."""
     while True:
         got = fw.result(handle, RESULT_SLICE)
         if got is not PENDING:
+            workers.check_alive(every=1.0)
             return got
         workers.check_alive()
 
@@ -635,8 +644,8 @@ def parse_args(argv):
     args = p.parse_args(argv)
     if (args.tasks is None) == (args.latency is None):
         p.error("give exactly one of --tasks N and --latency K")
-    if (args.tasks or 0) < 0 or (args.latency is not None and args.latency < 1):
-        p.error("--tasks must be >= 0 and --latency >= 1")
+    if (args.tasks is not None and args.tasks < 1) or (args.latency is not None and args.latency < 1):
+        p.error("--tasks and --latency must be >= 1")
     if args.workers < 1:
         p.error("--workers must be >= 1")
     if args.timeout <= 0:

@@ -6,12 +6,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::Duration;
 
-use concur_core::futures::TaskError;
 use redis::Value;
 
 use super::{Done, Held, Shared, lock};
 use crate::conn::{self, Backoff, Conn};
-use crate::envelope::{Outcome, Status, field};
+use crate::envelope::{BadEntry, Outcome, Status};
 use crate::executor::now_ms;
 use crate::keys::GROUP;
 use crate::task::Run;
@@ -113,12 +112,20 @@ pub(crate) fn run(s: &Shared, rx: Receiver<Done>) {
 fn step(s: &Shared, d: Done) -> Option<Step> {
     match d {
         Done::Complete { entry, outcome } => {
-            let h = lock(&s.table).remove(&entry)?;
+            let h = take_live(s, &entry)?;
             Some(complete(entry, h, outcome))
         }
         Done::Ran { entry, result } => {
             let mut t = lock(&s.table);
-            if t.held.get(&entry).is_none_or(|h| h.settled) {
+            let h = t.held.get(&entry)?;
+            if h.lost {
+                // Its lease went elsewhere: this late result is dropped, and counted.
+                t.remove(&entry);
+                s.stats.late.fetch_add(1, Ordering::Relaxed);
+                s.late_lost.fetch_add(1, Ordering::Relaxed);
+                return None;
+            }
+            if h.settled {
                 return None;
             }
             let h = t.remove(&entry)?;
@@ -128,52 +135,72 @@ fn step(s: &Shared, d: Done) -> Option<Step> {
                 Ok(Some(Run::Ok(v))) => Outcome::ok(v, a),
                 Ok(Some(Run::Panic { message, location })) => Outcome::panic(message, location, a),
                 Ok(Some(Run::Codec(m))) => Outcome::error(m, a),
-                Ok(None) => {
-                    Outcome::bad(format!("this build has no task {:?}", h.env.table_key()), a)
+                Ok(Some(Run::BadArgs(m))) => {
+                    let bad = BadEntry {
+                        id: Some(h.env.id.clone()),
+                        reply: Some(h.env.reply.clone()),
+                        reason: m,
+                    };
+                    return Some(bad_move(s, entry, owned(h.env.fields()), bad));
                 }
-                Err(e) if unusable(&e) => return Some(hand_back(entry, h)),
+                Ok(None) => {
+                    let bad = BadEntry {
+                        id: Some(h.env.id.clone()),
+                        reply: Some(h.env.reply.clone()),
+                        reason: format!("this build has no task {:?}", h.env.table_key()),
+                    };
+                    return Some(bad_move(s, entry, owned(h.env.fields()), bad));
+                }
+                Err(e) if e.is_shutdown() => return Some(hand_back(entry, h)),
                 Err(e) => Outcome::from_local_error(&e, a),
             };
             Some(complete(entry, h, outcome))
         }
         Done::HandBack { entry } => {
-            let h = lock(&s.table).remove(&entry)?;
+            let h = take_live(s, &entry)?;
             s.stats.handed_back.fetch_add(1, Ordering::Relaxed);
             Some(hand_back(entry, h))
         }
         Done::Bad { entry, fields, bad } => {
-            tracing::warn!(entry, reason = %bad.reason, "concur worker: dead-lettering a malformed entry");
-            let mut entry_fields: Vec<(String, Vec<u8>)> = fields
-                .keys()
-                .filter_map(|k| field(&fields, k).map(|v| (k.clone(), v.to_vec())))
-                .collect();
-            entry_fields.sort();
-            entry_fields.push(("cause_status".into(), b"bad".to_vec()));
-            entry_fields.push(("cause_msg".into(), bad.reason.clone().into_bytes()));
-            let reply = bad.reply.filter(|r| s.keys.is_results(r));
-            let (done_key, result) = match (&bad.id, &reply) {
-                (Some(id), Some(_)) if !id.is_empty() && !id.contains(char::is_whitespace) => (
-                    s.keys.done(id),
-                    Outcome::bad(bad.reason.clone(), 1).fields(id),
-                ),
-                _ => (s.keys.done(&entry), Vec::new()),
-            };
-            Some(Step::Move(Move {
-                entry,
-                mode: "bad",
-                entry_fields,
-                reply,
-                done_key,
-                ttl: 3_600_000,
-                result,
-            }))
+            let _ = take_live(s, &entry);
+            Some(bad_move(s, entry, fields, bad))
         }
     }
 }
 
-/// The local executor cannot run tasks (shut down or broken): the entry goes back.
-fn unusable(e: &TaskError) -> bool {
-    e.is_broken_executor() || e.is_shutdown()
+/// Takes `entry` out of the table unless its lease was lost (then it stays until its
+/// local task ends).
+fn take_live(s: &Shared, entry: &str) -> Option<Held> {
+    let mut t = lock(&s.table);
+    if t.held.get(entry)?.lost {
+        return None;
+    }
+    t.remove(entry)
+}
+
+/// The `MOVE` of a malformed entry to the dead letters, telling its caller if it has a
+/// readable id and a reply stream of this pool.
+fn bad_move(s: &Shared, entry: String, mut fields: Vec<(String, Vec<u8>)>, bad: BadEntry) -> Step {
+    tracing::warn!(entry, reason = %bad.reason, "concur worker: dead-lettering a malformed entry");
+    fields.push(("cause_status".into(), b"bad".to_vec()));
+    fields.push(("cause_msg".into(), bad.reason.clone().into_bytes()));
+    let reply = bad.reply.filter(|r| s.keys.is_results(r));
+    let (done_key, result) = match (&bad.id, &reply) {
+        (Some(id), Some(_)) if !id.is_empty() && !id.contains(char::is_whitespace) => (
+            s.keys.done(id),
+            Outcome::bad(bad.reason.clone(), 1).fields(id),
+        ),
+        _ => (s.keys.done(&entry), Vec::new()),
+    };
+    Step::Move(Move {
+        entry,
+        mode: "bad",
+        entry_fields: fields,
+        reply,
+        done_key,
+        ttl: 3_600_000,
+        result,
+    })
 }
 
 fn complete(entry: String, h: Held, outcome: Outcome) -> Step {

@@ -40,10 +40,15 @@ fn beat(s: &Shared, con: &mut Conn) -> redis::RedisResult<()> {
     let (ids, running): (Vec<String>, usize) = {
         let t = lock(&s.table);
         (
-            t.held.keys().cloned().collect(),
+            t.held
+                .iter()
+                .filter(|(_, h)| !h.lost)
+                .map(|(e, _)| e.clone())
+                .collect(),
             t.held.values().filter(|h| h.running).count(),
         )
     };
+    let late = s.late_lost.swap(0, Ordering::Relaxed);
     let info = format!(
         "host={}\npid={}\nslots={}\nrunning={running}\nheld={}\nstarted_ms={}\nbeat_ms={}\nfingerprint={}\n",
         s.host,
@@ -54,8 +59,12 @@ fn beat(s: &Shared, con: &mut Conn) -> redis::RedisResult<()> {
         now_ms(),
         s.fingerprint,
     );
-    let (_, _, lease_ms): ((), (), Option<u64>) = con.call(|c| {
+    let (_, _, _, lease_ms): ((), (), (), Option<u64>) = con.call(|c| {
         redis::pipe()
+            .cmd("HINCRBY")
+            .arg(s.keys.stats())
+            .arg("late")
+            .arg(late)
             .cmd("SET")
             .arg(s.keys.worker(&s.consumer))
             .arg(info)
@@ -93,10 +102,16 @@ fn beat(s: &Shared, con: &mut Conn) -> redis::RedisResult<()> {
     if !lost.is_empty() {
         let mut t = lock(&s.table);
         for e in &lost {
-            if let Some(mut h) = t.remove(e) {
-                tracing::warn!(entry = %e, task = %h.env.id, "concur worker: lease lost; stopping the task here");
-                h.stop();
-                s.stats.lost.fetch_add(1, Ordering::Relaxed);
+            let Some(h) = t.held.get_mut(e) else { continue };
+            tracing::warn!(entry = %e, task = %h.env.id, "concur worker: lease lost; stopping the task here");
+            s.stats.lost.fetch_add(1, Ordering::Relaxed);
+            h.stop();
+            if h.running {
+                // Kept until the local task ends: its result is then dropped as late.
+                h.lost = true;
+                h.settled = true;
+            } else {
+                t.remove(e);
             }
         }
         drop(t);
@@ -172,7 +187,7 @@ pub(crate) fn reclaim(s: &Shared, con: &mut Conn, cursor: &mut String) -> redis:
                 Err(bad) => {
                     s.send(Done::Bad {
                         entry: id,
-                        fields,
+                        fields: super::raw_fields(&fields),
                         bad,
                     });
                     n -= 1;

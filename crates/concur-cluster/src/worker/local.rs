@@ -3,8 +3,12 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use concur_core::futures::{Executor, Future, TaskError, ThreadPoolExecutor};
-use concur_process::{ProcessPoolExecutor, StartMethod};
+use concur_process::{ProcessPoolBuilder, ProcessPoolExecutor, StartMethod};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use crate::task::{self, Run};
 
@@ -36,27 +40,61 @@ pub(crate) struct Started {
 /// Stops one running task.
 pub(crate) type Abort = Box<dyn Fn() + Send + Sync>;
 
+/// A worker's initializer, for either kind of local executor.
+#[derive(Clone)]
+pub(crate) struct Init {
+    threads: Arc<dyn Fn() + Send + Sync>,
+    processes: Arc<dyn Fn(ProcessPoolBuilder) -> ProcessPoolBuilder + Send + Sync>,
+}
+
+impl std::fmt::Debug for Init {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Init")
+    }
+}
+
+impl Init {
+    pub(crate) fn new<F, A>(f: F, args: A) -> Init
+    where
+        F: Fn(A) + Copy + Send + Sync + 'static,
+        A: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+    {
+        let a = args.clone();
+        Init {
+            threads: Arc::new(move || f(a.clone())),
+            processes: Arc::new(move |b| b.initializer(f, args.clone())),
+        }
+    }
+}
+
 pub(crate) enum Local {
     Processes(ProcessPoolExecutor),
     Threads(ThreadPoolExecutor),
 }
 
 impl Local {
-    pub(crate) fn new(kind: LocalExecutor, slots: usize, name: &str) -> Local {
+    pub(crate) fn new(kind: LocalExecutor, slots: usize, name: &str, init: Option<&Init>) -> Local {
         match kind {
-            LocalExecutor::Processes => Local::Processes(
-                ProcessPoolExecutor::builder()
+            LocalExecutor::Processes => {
+                let mut b = ProcessPoolExecutor::builder()
                     .max_workers(slots)
                     .start_method(StartMethod::ForkServer)
-                    .name(name)
-                    .build(),
-            ),
-            LocalExecutor::Threads => Local::Threads(
-                ThreadPoolExecutor::builder()
+                    .name(name);
+                if let Some(i) = init {
+                    b = (i.processes)(b);
+                }
+                Local::Processes(b.build())
+            }
+            LocalExecutor::Threads => {
+                let mut b = ThreadPoolExecutor::builder()
                     .max_workers(slots)
-                    .thread_name_prefix(name)
-                    .build(),
-            ),
+                    .thread_name_prefix(name);
+                if let Some(i) = init {
+                    let f = i.threads.clone();
+                    b = b.initializer(move || f());
+                }
+                Local::Threads(b.build())
+            }
         }
     }
 

@@ -39,7 +39,7 @@ use crate::executor::{DEFAULT_MAX_PAYLOAD, now_ms, random_hex, stream_entries};
 use crate::keys::{GROUP, Keys};
 use crate::scripts::Scripts;
 use crate::task::{self, Run};
-use local::{Abort, Local};
+use local::{Abort, Init, Local};
 
 /// The pool's lease when nobody set one.
 pub(crate) const DEFAULT_LEASE: Duration = Duration::from_secs(10);
@@ -81,6 +81,7 @@ pub struct WorkerBuilder {
     drain_timeout: Duration,
     handle_sigterm: bool,
     fingerprint: Option<String>,
+    init: Option<Init>,
 }
 
 impl WorkerBuilder {
@@ -97,7 +98,23 @@ impl WorkerBuilder {
             drain_timeout: Duration::from_secs(30),
             handle_sigterm: true,
             fingerprint: None,
+            init: None,
         }
+    }
+
+    /// Runs `f(args)` in each process of the local pool (or each thread) before its
+    /// first task: Python's `initializer`/`initargs`, or Celery's
+    /// `worker_process_init`. `f` captures nothing. If it panics, the worker's local
+    /// executor is broken and every task this worker takes fails with
+    /// [`is_broken_executor`](concur_core::futures::TaskError::is_broken_executor), as
+    /// a broken pool's do (fail fast: the cause is in the error, not hidden in a log).
+    pub fn initializer<F, A>(mut self, f: F, args: A) -> Self
+    where
+        F: Fn(A) + Copy + Send + Sync + 'static,
+        A: serde::Serialize + serde::de::DeserializeOwned + Clone + Send + Sync + 'static,
+    {
+        self.init = Some(Init::new(f, args));
+        self
     }
 
     /// Tasks run at once on this worker (at least 1; one per CPU by default).
@@ -197,7 +214,12 @@ impl WorkerBuilder {
         let (tx, rx) = mpsc::channel();
         let slots = self.slots;
         let shared = Arc::new(Shared {
-            local: Local::new(self.local, slots, &format!("concur-worker-{}", self.pool)),
+            local: Local::new(
+                self.local,
+                slots,
+                &format!("concur-worker-{}", self.pool),
+                self.init.as_ref(),
+            ),
             fingerprint: self
                 .fingerprint
                 .clone()
@@ -216,6 +238,7 @@ impl WorkerBuilder {
             done: Mutex::new(tx),
             lease_ms: AtomicU64::new(lease.as_millis() as u64),
             stats: Stats::default(),
+            late_lost: AtomicU64::new(0),
             started: now_ms(),
         });
         Ok(Worker {
@@ -262,7 +285,7 @@ fn hostname() -> String {
 }
 
 /// Counters of what a worker did, since it started.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub struct WorkerStats {
     /// Entries taken from the stream (retries of lost workers' entries included).
@@ -340,6 +363,9 @@ pub(crate) struct Held {
     /// An outcome was decided here (cancelled, deadline): the task's own result, when
     /// it comes, is dropped.
     pub(crate) settled: bool,
+    /// Its lease went to another worker: kept only until the local task ends, whose
+    /// result is then dropped as late.
+    pub(crate) lost: bool,
 }
 
 impl Held {
@@ -380,10 +406,10 @@ pub(crate) enum Done {
     },
     /// Put the entry back in the stream as it is (same attempt).
     HandBack { entry: String },
-    /// Dead-letter a malformed entry.
+    /// Dead-letter a malformed entry (its fields as read).
     Bad {
         entry: String,
-        fields: Fields,
+        fields: Vec<(String, Vec<u8>)>,
         bad: BadEntry,
     },
 }
@@ -408,6 +434,8 @@ pub(crate) struct Shared {
     pub(crate) done: Mutex<mpsc::Sender<Done>>,
     pub(crate) lease_ms: AtomicU64,
     pub(crate) stats: Stats,
+    /// Late results of lost leases not yet added to the pool's `late` counter.
+    pub(crate) late_lost: AtomicU64,
     pub(crate) started: u64,
 }
 
@@ -436,6 +464,16 @@ impl Shared {
         }
         false
     }
+}
+
+/// The fields of an entry as read, sorted (kept as evidence in a dead letter).
+pub(crate) fn raw_fields(fields: &Fields) -> Vec<(String, Vec<u8>)> {
+    let mut v: Vec<(String, Vec<u8>)> = fields
+        .keys()
+        .filter_map(|k| crate::envelope::field(fields, k).map(|b| (k.clone(), b.to_vec())))
+        .collect();
+    v.sort();
+    v
 }
 
 /// Stops a running [`Worker`] from any thread: it drains as on SIGTERM.
@@ -629,7 +667,11 @@ impl Worker {
         for (entry, fields) in entries {
             match Envelope::decode(&fields, s.cfg.max_payload) {
                 Ok(env) => good.push((entry, env)),
-                Err(bad) => s.send(Done::Bad { entry, fields, bad }),
+                Err(bad) => s.send(Done::Bad {
+                    entry,
+                    fields: raw_fields(&fields),
+                    bad,
+                }),
             }
         }
         let cancelled = self.cancel_marks(&good);
@@ -664,10 +706,14 @@ impl Worker {
                 env.attempt,
             ))
         } else if task::lookup(&env.table_key()).is_none() {
-            Some(Outcome::bad(
-                format!("this build has no task {:?}", env.table_key()),
-                env.attempt,
-            ))
+            let bad = BadEntry {
+                id: Some(env.id.clone()),
+                reply: Some(env.reply.clone()),
+                reason: format!("this build has no task {:?}", env.table_key()),
+            };
+            let fields = crate::worker::complete::owned(env.fields());
+            s.send(Done::Bad { entry, fields, bad });
+            return;
         } else if env.deadline_ms != 0 && env.deadline_ms <= now {
             Some(Outcome::deadline(
                 "the task's deadline passed before a worker could start it",
@@ -694,6 +740,7 @@ impl Worker {
                     abort: None,
                     deadline,
                     settled: verdict.is_some(),
+                    lost: false,
                 },
             );
             if let Some(outcome) = verdict {
@@ -759,6 +806,13 @@ impl Worker {
                         entry,
                         result: f.result(),
                     });
+                });
+            }
+            Err(e) if e.is_broken_executor() => {
+                let attempt = lock(&s.table).held.get(entry).map_or(1, |h| h.env.attempt);
+                s.send(Done::Complete {
+                    entry: entry.to_owned(),
+                    outcome: Outcome::from_local_error(&e, attempt),
                 });
             }
             Err(e) => {

@@ -1,0 +1,244 @@
+//! Test support for the cluster tier: a private `redis-server` per test, worker
+//! processes (children of the test binary running `Worker::run`), a raw Redis client,
+//! and `within`, which bounds every wait so that a hang fails the test with a message.
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use concur_cluster::{LocalExecutor, RedisServer, Worker, WorkerStats};
+use concur_process::{Process, StartMethod};
+use serde::{Deserialize, Serialize};
+
+/// Runs `f` on a thread and fails the test if it takes longer than `limit`.
+pub fn within<T: Send + 'static>(
+    limit: Duration,
+    what: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (tx, rx) = mpsc::channel();
+    let h = std::thread::Builder::new()
+        .name(format!("within: {what}"))
+        .spawn(move || {
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+            let _ = tx.send(r);
+        })
+        .expect("spawn test thread");
+    match rx.recv_timeout(limit) {
+        Ok(Ok(v)) => {
+            let _ = h.join();
+            v
+        }
+        Ok(Err(p)) => std::panic::resume_unwind(p),
+        Err(_) => panic!("probable deadlock: `{what}` did not finish within {limit:?}"),
+    }
+}
+
+/// A private Redis for one test. Without `redis-server` the test fails (it never
+/// skips), saying how to install it.
+pub fn redis() -> RedisServer {
+    RedisServer::start().unwrap_or_else(|e| panic!("cannot start redis-server: {e}"))
+}
+
+/// A private Redis with an append-only file (for restarts).
+pub fn redis_aof() -> RedisServer {
+    RedisServer::builder()
+        .aof(true)
+        .start()
+        .unwrap_or_else(|e| panic!("cannot start redis-server: {e}"))
+}
+
+/// A pool name no other test uses.
+pub fn pool(what: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{what}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A raw connection (what an operator or an attacker would use).
+pub fn raw(url: &str) -> redis::Connection {
+    let c = redis::Client::open(url).unwrap();
+    let con = c
+        .get_connection_with_timeout(Duration::from_secs(5))
+        .unwrap();
+    con.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    con
+}
+
+/// How to run a worker in a child process.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct WorkerSpec {
+    pub url: String,
+    pub pool: String,
+    pub slots: usize,
+    pub threads: bool,
+    pub lease_ms: Option<u64>,
+    pub fingerprint: Option<String>,
+    pub prefetch: Option<usize>,
+    pub max_payload: Option<usize>,
+    pub drain_ms: u64,
+}
+
+impl WorkerSpec {
+    pub fn new(url: &str, pool: &str) -> WorkerSpec {
+        WorkerSpec {
+            url: url.to_owned(),
+            pool: pool.to_owned(),
+            slots: 2,
+            threads: false,
+            lease_ms: None,
+            fingerprint: None,
+            prefetch: None,
+            max_payload: None,
+            drain_ms: 5_000,
+        }
+    }
+
+    pub fn slots(mut self, n: usize) -> Self {
+        self.slots = n;
+        self
+    }
+
+    pub fn threads(mut self) -> Self {
+        self.threads = true;
+        self
+    }
+
+    pub fn lease_ms(mut self, ms: u64) -> Self {
+        self.lease_ms = Some(ms);
+        self
+    }
+
+    pub fn fingerprint(mut self, fp: &str) -> Self {
+        self.fingerprint = Some(fp.to_owned());
+        self
+    }
+
+    pub fn prefetch(mut self, n: usize) -> Self {
+        self.prefetch = Some(n);
+        self
+    }
+
+    pub fn builder(&self) -> concur_cluster::WorkerBuilder {
+        let mut b = Worker::builder(&self.url, &self.pool)
+            .slots(self.slots)
+            .local(if self.threads {
+                LocalExecutor::Threads
+            } else {
+                LocalExecutor::Processes
+            })
+            .drain_timeout(Duration::from_millis(self.drain_ms));
+        if let Some(l) = self.lease_ms {
+            b = b.lease(Duration::from_millis(l));
+        }
+        if let Some(f) = &self.fingerprint {
+            b = b.fingerprint(f.clone());
+        }
+        if let Some(p) = self.prefetch {
+            b = b.prefetch(p);
+        }
+        if let Some(m) = self.max_payload {
+            b = b.max_payload(m);
+        }
+        b
+    }
+
+    /// Starts the worker in a child process of this test binary.
+    pub fn spawn(&self) -> WorkerProcess {
+        let p = Process::builder()
+            .start_method(StartMethod::Spawn)
+            .daemon(true)
+            .name("concur-test-worker")
+            .spawn(worker_main, self.clone())
+            .expect("start a worker process");
+        WorkerProcess { p }
+    }
+}
+
+/// The body of a worker process: runs until SIGTERM, returns its counters.
+fn worker_main(spec: WorkerSpec) -> WorkerStats {
+    spec.builder()
+        .connect()
+        .expect("worker connects")
+        .run()
+        .expect("worker runs")
+}
+
+/// A worker in a child process; killed and reaped when dropped.
+pub struct WorkerProcess {
+    p: Process<WorkerStats>,
+}
+
+impl WorkerProcess {
+    pub fn pid(&self) -> u32 {
+        self.p.pid().expect("started")
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: sends a signal to our own child, which we have not reaped.
+        assert_eq!(unsafe { libc::kill(self.pid() as libc::pid_t, sig) }, 0);
+    }
+
+    /// SIGTERM, then waits for its drain and returns its counters.
+    pub fn stop(self) -> WorkerStats {
+        self.p.terminate().unwrap();
+        self.p
+            .join_timeout(Duration::from_secs(60))
+            .expect("the worker drains and exits on SIGTERM")
+    }
+
+    /// SIGKILL and reap.
+    pub fn kill(self) {
+        let _ = self.p.kill();
+        let _ = self.p.join_timeout(Duration::from_secs(30));
+    }
+}
+
+/// Polls `cond` until it holds, for at most `limit`.
+pub fn eventually(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let end = Instant::now() + limit;
+    while !cond() {
+        assert!(Instant::now() < end, "not within {limit:?}: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Which consumer holds entries of the pool's task stream right now (XPENDING).
+pub fn pending_consumers(con: &mut redis::Connection, pool: &str) -> Vec<(String, u64)> {
+    let v: redis::Value = redis::cmd("XPENDING")
+        .arg(format!("concur:{pool}:tasks"))
+        .arg("workers")
+        .query(con)
+        .unwrap_or(redis::Value::Nil);
+    let mut out = Vec::new();
+    if let redis::Value::Array(parts) = v
+        && let Some(redis::Value::Array(consumers)) = parts.get(3)
+    {
+        for c in consumers {
+            if let redis::Value::Array(kv) = c
+                && let (Some(redis::Value::BulkString(name)), Some(redis::Value::BulkString(n))) =
+                    (kv.first(), kv.get(1))
+            {
+                out.push((
+                    String::from_utf8_lossy(name).into_owned(),
+                    String::from_utf8_lossy(n).parse().unwrap_or(0),
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// A counter in the pool's stats hash.
+pub fn pool_stat(con: &mut redis::Connection, pool: &str, name: &str) -> u64 {
+    redis::cmd("HGET")
+        .arg(format!("concur:{pool}:stats"))
+        .arg(name)
+        .query::<Option<u64>>(con)
+        .unwrap()
+        .unwrap_or(0)
+}
