@@ -226,9 +226,26 @@ unsafe extern "C" {
 
 type Table = HashMap<&'static str, HashMap<String, Box<dyn Any + Send + Sync>>>;
 
+/// Always in the table, so that the section exists (and its `__start_`/`__stop_`
+/// symbols are defined) in every binary that reads it, even one that registers
+/// nothing else.
+struct Sentinel;
+
+impl TableEntry for Sentinel {
+    const TABLE: &'static str = "concur-process";
+    type Fn = fn() -> bool;
+    fn key() -> String {
+        "sentinel".to_owned()
+    }
+    fn func() -> Self::Fn {
+        || true
+    }
+}
+
 /// The entries of this binary's section, made once.
 fn registered() -> &'static Table {
     static TABLE: OnceLock<Table> = OnceLock::new();
+    register::<Sentinel>();
     TABLE.get_or_init(|| {
         let mut t = Table::new();
         #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
@@ -268,6 +285,17 @@ pub fn lookup<G: Copy + 'static>(table: &str, key: &str) -> Option<G> {
         .get(key)?
         .downcast_ref::<G>()
         .copied()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_sentinel_is_always_there() {
+        let f: fn() -> bool = super::lookup("concur-process", "sentinel").unwrap();
+        assert!(f());
+        assert_eq!(super::keys("concur-process"), ["sentinel"]);
+        assert!(super::lookup::<fn() -> u8>("concur-process", "sentinel").is_none());
+    }
 }
 
 /// Every key of table `table`, sorted.

@@ -2,6 +2,7 @@
 //! (`COMPLETE` or `MOVE`, see `scripts`), retrying while Redis is away so that no
 //! outcome is lost.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::Duration;
@@ -48,7 +49,7 @@ pub(crate) struct Move {
     pub(crate) result: Vec<(&'static str, Vec<u8>)>,
 }
 
-pub(crate) fn run(s: &Shared, rx: Receiver<Done>) {
+pub(crate) fn run(s: &Arc<Shared>, rx: Receiver<Done>) {
     let mut con = s.conn();
     let mut backoff = Backoff::default();
     loop {
@@ -71,6 +72,8 @@ pub(crate) fn run(s: &Shared, rx: Receiver<Done>) {
         }
         let steps: Vec<Step> = batch.into_iter().filter_map(|d| step(s, d)).collect();
         s.room.notify_all();
+        // Slots freed: start what waits for one.
+        s.start_due();
         if steps.is_empty() {
             continue;
         }

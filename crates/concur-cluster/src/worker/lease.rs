@@ -1,6 +1,7 @@
 //! Leases: the heartbeat that renews this worker's (and stops tasks it lost or that
 //! ran past their deadline), and the reclaim of entries whose worker stopped renewing.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -21,13 +22,14 @@ fn beat_every(lease: Duration) -> Duration {
     (lease / 4).clamp(Duration::from_millis(100), Duration::from_millis(2500))
 }
 
-pub(crate) fn heartbeat(s: &Shared) {
+pub(crate) fn heartbeat(s: &Arc<Shared>) {
     let mut con = s.conn();
     loop {
         if let Err(e) = beat(s, &mut con) {
             tracing::warn!(error = %e, "concur worker: heartbeat failed");
         }
         stop_overdue(s);
+        s.start_due();
         if !s.nap(beat_every(s.lease())) {
             return;
         }

@@ -444,6 +444,98 @@ impl Shared {
         let _ = lock(&self.done).send(d);
     }
 
+    /// Starts waiting entries (oldest first, backoff over) while slots are free: the
+    /// local executor never holds more tasks than the worker has slots, so a task
+    /// waiting here can still be handed back (on stop) or taken by a peer's retry.
+    pub(crate) fn start_due(self: &Arc<Self>) {
+        if self.stop.load(Ordering::SeqCst) {
+            return;
+        }
+        let now = now_ms();
+        let due: Vec<String> = {
+            let t = lock(&self.table);
+            let running = t.held.values().filter(|h| h.running).count();
+            let free = self.cfg.slots.saturating_sub(running);
+            if free == 0 {
+                return;
+            }
+            let mut waiting: Vec<(u64, u64, &String)> = t
+                .held
+                .iter()
+                .filter(|(_, h)| !h.running && !h.settled && h.not_before <= now)
+                .map(|(e, _)| {
+                    let (ms, seq) = e.split_once('-').unwrap_or((e, "0"));
+                    (ms.parse().unwrap_or(u64::MAX), seq.parse().unwrap_or(0), e)
+                })
+                .collect();
+            waiting.sort_unstable();
+            waiting
+                .into_iter()
+                .take(free)
+                .map(|(_, _, e)| e.clone())
+                .collect()
+        };
+        for e in due {
+            self.start(&e);
+        }
+    }
+
+    /// Starts held entry `entry` on the local executor.
+    fn start(self: &Arc<Self>, entry: &str) {
+        let s = self;
+        let (key, args, timeout) = {
+            let mut t = lock(&s.table);
+            let Some(h) = t.held.get_mut(entry) else {
+                return;
+            };
+            if h.running || h.settled {
+                return;
+            }
+            h.running = true;
+            h.not_before = 0;
+            (
+                h.env.table_key(),
+                h.env.args.clone(),
+                h.deadline
+                    .map(|d| d.saturating_duration_since(Instant::now())),
+            )
+        };
+        tracing::debug!(entry, "start");
+        match s.local.start(key, args, timeout) {
+            Ok(started) => {
+                if let Some(abort) = started.abort {
+                    let mut t = lock(&s.table);
+                    match t.held.get_mut(entry) {
+                        Some(h) if !h.settled => h.abort = Some(abort),
+                        // Settled (cancelled) meanwhile: stop it now.
+                        _ => abort(),
+                    }
+                }
+                let tx = lock(&s.done).clone();
+                let entry = entry.to_owned();
+                started.future.add_done_callback(move |f| {
+                    let _ = tx.send(Done::Ran {
+                        entry,
+                        result: f.result(),
+                    });
+                });
+            }
+            Err(e) if e.is_broken_executor() => {
+                let attempt = lock(&s.table).held.get(entry).map_or(1, |h| h.env.attempt);
+                s.send(Done::Complete {
+                    entry: entry.to_owned(),
+                    outcome: Outcome::from_local_error(&e, attempt),
+                });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, entry, "concur worker: the local executor refused a task; handing it back");
+                s.send(Done::HandBack {
+                    entry: entry.to_owned(),
+                });
+            }
+        }
+    }
+
     pub(crate) fn lease(&self) -> Duration {
         Duration::from_millis(self.lease_ms.load(Ordering::Relaxed))
     }
@@ -600,7 +692,7 @@ impl Worker {
         let mut reclaimed = Instant::now();
         let mut cursor = "0-0".to_owned();
         while !s.stop.load(Ordering::SeqCst) {
-            self.start_due();
+            s.start_due();
             let free = s.capacity.saturating_sub(lock(&s.table).held.len());
             if free == 0 {
                 let t = lock(&s.table);
@@ -750,77 +842,7 @@ impl Worker {
             }
         }
         if not_before <= now {
-            self.start(&entry);
-        }
-    }
-
-    /// Starts the held entries whose backoff is over.
-    fn start_due(&mut self) {
-        let now = now_ms();
-        let due: Vec<String> = lock(&self.shared.table)
-            .held
-            .iter()
-            .filter(|(_, h)| !h.running && !h.settled && h.not_before <= now)
-            .map(|(e, _)| e.clone())
-            .collect();
-        for e in due {
-            self.start(&e);
-        }
-    }
-
-    /// Starts held entry `entry` on the local executor.
-    fn start(&mut self, entry: &str) {
-        let s = self.shared.clone();
-        let (key, args, timeout) = {
-            let mut t = lock(&s.table);
-            let Some(h) = t.held.get_mut(entry) else {
-                return;
-            };
-            if h.running || h.settled {
-                return;
-            }
-            h.running = true;
-            h.not_before = 0;
-            (
-                h.env.table_key(),
-                h.env.args.clone(),
-                h.deadline
-                    .map(|d| d.saturating_duration_since(Instant::now())),
-            )
-        };
-        tracing::debug!(entry, "start");
-        match s.local.start(key, args, timeout) {
-            Ok(started) => {
-                if let Some(abort) = started.abort {
-                    let mut t = lock(&s.table);
-                    match t.held.get_mut(entry) {
-                        Some(h) if !h.settled => h.abort = Some(abort),
-                        // Settled (cancelled) meanwhile: stop it now.
-                        _ => abort(),
-                    }
-                }
-                let tx = lock(&s.done).clone();
-                let entry = entry.to_owned();
-                started.future.add_done_callback(move |f| {
-                    let _ = tx.send(Done::Ran {
-                        entry,
-                        result: f.result(),
-                    });
-                });
-            }
-            Err(e) if e.is_broken_executor() => {
-                let attempt = lock(&s.table).held.get(entry).map_or(1, |h| h.env.attempt);
-                s.send(Done::Complete {
-                    entry: entry.to_owned(),
-                    outcome: Outcome::from_local_error(&e, attempt),
-                });
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, entry, "concur worker: the local executor refused a task; handing it back");
-                s.send(Done::HandBack {
-                    entry: entry.to_owned(),
-                });
-            }
+            s.start_due();
         }
     }
 

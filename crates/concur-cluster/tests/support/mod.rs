@@ -147,7 +147,8 @@ impl WorkerSpec {
         b
     }
 
-    /// Starts the worker in a child process of this test binary.
+    /// Starts the worker in a child process of this test binary, and waits until it
+    /// has joined the pool (it then handles SIGTERM by draining).
     pub fn spawn(&self) -> WorkerProcess {
         let p = Process::builder()
             .start_method(StartMethod::Spawn)
@@ -155,7 +156,16 @@ impl WorkerSpec {
             .name("concur-test-worker")
             .spawn(worker_main, self.clone())
             .expect("start a worker process");
-        WorkerProcess { p }
+        let w = WorkerProcess { p };
+        let tag = format!(":{}:", w.pid());
+        let mut con = raw(&self.url);
+        let key = format!("concur:{}:workers", self.pool);
+        eventually(Duration::from_secs(60), "the worker joins the pool", || {
+            assert!(w.p.is_alive(), "the worker process died at start");
+            let members: Vec<String> = redis::cmd("SMEMBERS").arg(&key).query(&mut con).unwrap();
+            members.iter().any(|m| m.contains(&tag))
+        });
+        w
     }
 }
 
