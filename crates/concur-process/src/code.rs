@@ -287,17 +287,6 @@ pub fn lookup<G: Copy + 'static>(table: &str, key: &str) -> Option<G> {
         .copied()
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_sentinel_is_always_there() {
-        let f: fn() -> bool = super::lookup("concur-process", "sentinel").unwrap();
-        assert!(f());
-        assert_eq!(super::keys("concur-process"), ["sentinel"]);
-        assert!(super::lookup::<fn() -> u8>("concur-process", "sentinel").is_none());
-    }
-}
-
 /// Every key of table `table`, sorted.
 ///
 /// ```
@@ -330,5 +319,16 @@ pub fn fn_name<F: 'static>() -> String {
         format!("{name}@{:x}", offset_of(here as usize))
     } else {
         name.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_sentinel_is_always_there() {
+        let f: fn() -> bool = super::lookup("concur-process", "sentinel").unwrap();
+        assert!(f());
+        assert_eq!(super::keys("concur-process"), ["sentinel"]);
+        assert!(super::lookup::<fn() -> u8>("concur-process", "sentinel").is_none());
     }
 }
