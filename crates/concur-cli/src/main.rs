@@ -1,12 +1,14 @@
 //! `concur`: the command-line face of the concur project.
 //!
 //! - `concur tour` runs the project's live experiments and checks what they show;
-//! - `concur bench` measures concur side by side with its anchors.
+//! - `concur bench` measures concur side by side with its anchors;
+//! - `concur worker` serves a cluster pool's demo tasks (the built-in worker).
 //!
 //! Exit codes: 0 everything passed, 1 a step or check failed (or the run itself
 //! failed, e.g. stdout was closed), 2 bad usage (clap).
 
 mod bench;
+mod cluster;
 mod machine;
 mod progress;
 mod tour;
@@ -28,6 +30,35 @@ enum Command {
     Tour(TourArgs),
     /// Measure concur side by side with its anchors (std, parking_lot, crossbeam, Python).
     Bench(BenchArgs),
+    /// Serve a cluster pool: take its tasks from Redis and run them here (the demo tasks
+    /// of this binary), until Ctrl-C or SIGTERM.
+    Worker(WorkerArgs),
+}
+
+/// Options of `concur worker`.
+#[derive(Debug, clap::Args)]
+pub struct WorkerArgs {
+    /// The Redis to serve from: redis://[user:password@]host:port/db.
+    #[arg(long)]
+    pub redis: String,
+    /// The pool whose tasks to take.
+    #[arg(long, default_value = cluster::DEMO_POOL)]
+    pub pool: String,
+    /// Tasks run at once (default: one per CPU).
+    #[arg(long)]
+    pub slots: Option<usize>,
+    /// Run tasks on threads instead of worker processes.
+    #[arg(long)]
+    pub threads: bool,
+    /// Set the pool's lease, in milliseconds (at least 1000).
+    #[arg(long)]
+    pub lease_ms: Option<u64>,
+    /// Print nothing but the final counters, as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// No live counts.
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 /// Options of `concur tour`.
@@ -79,6 +110,9 @@ pub enum Suite {
     /// `Manager` dict-proxy round trips (one client, 4 client processes) against a raw
     /// Unix socket ping-pong and Python's `Manager().dict()`.
     Manager,
+    /// `RedisExecutor` against a bare Redis client doing the same round, and Celery,
+    /// Dramatiq and RQ, on a private `redis-server` with 2 workers.
+    Cluster,
 }
 
 /// What a subcommand concluded: whether every check it made passed.
@@ -103,6 +137,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Tour(args) => tour::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Worker(args) => cluster::run_worker(args),
     };
     match result {
         Ok(Outcome::Passed) => ExitCode::SUCCESS,

@@ -125,8 +125,9 @@ impl RedisExecutorBuilder {
         }
     }
 
-    /// How long a result waits in Redis for this caller to read it (and how long a
-    /// task's "done" mark stops a duplicate): one hour by default.
+    /// How long a result waits in Redis for this caller to read it (its result stream
+    /// expires this long after the last result, and is trimmed by this age): one hour
+    /// by default.
     pub fn result_ttl(mut self, ttl: Duration) -> Self {
         self.result_ttl = ttl.max(Duration::from_secs(1));
         self
@@ -230,7 +231,7 @@ impl RedisExecutorBuilder {
             seq: AtomicU64::new(0),
             state: Mutex::new(State::default()),
             changed: Condvar::new(),
-            ops: Mutex::new(VecDeque::new()),
+            ops: Mutex::new(Ops::default()),
             ops_ready: Condvar::new(),
             stop: AtomicBool::new(false),
             reader: OnceLock::new(),
@@ -279,6 +280,17 @@ struct Pending {
 struct State {
     pending: HashMap<String, Pending>,
     shutdown: bool,
+    /// Threads waiting on `changed` (so that settling a task signals only if someone
+    /// waits: a syscall saved per task).
+    waiters: usize,
+}
+
+/// The writer's queue.
+#[derive(Default)]
+struct Ops {
+    q: VecDeque<Op>,
+    /// The writer sleeps on `ops_ready` (a queued op must wake it).
+    writer_waiting: bool,
 }
 
 /// What the writer sends.
@@ -297,7 +309,7 @@ struct Shared {
     state: Mutex<State>,
     /// Signalled when a task settles or the executor shuts down.
     changed: Condvar,
-    ops: Mutex<VecDeque<Op>>,
+    ops: Mutex<Ops>,
     ops_ready: Condvar,
     /// The threads stop (after the writer's queue is empty).
     stop: AtomicBool,
@@ -308,17 +320,33 @@ struct Shared {
 
 impl Shared {
     fn queue(&self, op: Op) {
-        lock(&self.ops).push_back(op);
-        self.ops_ready.notify_one();
+        let mut o = lock(&self.ops);
+        o.q.push_back(op);
+        if o.writer_waiting {
+            o.writer_waiting = false;
+            self.ops_ready.notify_one();
+        }
     }
 
     /// Takes the task `id` out of the table (it settled or was given up).
     fn take(&self, id: &str) -> Option<Pending> {
-        let p = lock(&self.state).pending.remove(id);
-        if p.is_some() {
+        let mut st = lock(&self.state);
+        let p = st.pending.remove(id);
+        if p.is_some() && st.waiters > 0 {
             self.changed.notify_all();
         }
         p
+    }
+
+    /// Waits on `changed` (counted as a waiter).
+    fn wait_changed<'a>(&self, mut st: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        st.waiters += 1;
+        st = self
+            .changed
+            .wait(st)
+            .unwrap_or_else(PoisonError::into_inner);
+        st.waiters -= 1;
+        st
     }
 
     fn on_reader_thread(&self) -> bool {
@@ -534,7 +562,7 @@ impl RedisExecutor {
                 if !block {
                     return Err(exec::full("the executor's in-flight bound is reached"));
                 }
-                st = s.changed.wait(st).unwrap_or_else(PoisonError::into_inner);
+                st = s.wait_changed(st);
             }
             let weak: Weak<Shared> = Arc::downgrade(s);
             let cancel_id = id.clone();
@@ -731,7 +759,7 @@ fn shutdown(s: &Arc<Shared>, wait: bool, cancel_futures: bool) -> Result<(), Tas
     }
     let mut st = lock(&s.state);
     while !st.pending.is_empty() {
-        st = s.changed.wait(st).unwrap_or_else(PoisonError::into_inner);
+        st = s.wait_changed(st);
     }
     Ok(())
 }
@@ -742,22 +770,24 @@ fn writer(s: &Arc<Shared>, mut con: Conn) {
     let mut backoff = Backoff::default();
     loop {
         let batch: Vec<Op> = {
-            let mut q = lock(&s.ops);
+            let mut o = lock(&s.ops);
             loop {
-                if !q.is_empty() {
+                if !o.q.is_empty() {
                     break;
                 }
                 if s.stop.load(Ordering::SeqCst) {
                     return;
                 }
-                q = s
+                o.writer_waiting = true;
+                o = s
                     .ops_ready
-                    .wait_timeout(q, Duration::from_millis(200))
+                    .wait_timeout(o, Duration::from_millis(200))
                     .unwrap_or_else(PoisonError::into_inner)
                     .0;
+                o.writer_waiting = false;
             }
-            let n = q.len().min(WRITE_BATCH);
-            q.drain(..n).collect()
+            let n = o.q.len().min(WRITE_BATCH);
+            o.q.drain(..n).collect()
         };
         let mut pipe = redis::pipe();
         let tasks = s.keys.tasks();
@@ -766,9 +796,7 @@ fn writer(s: &Arc<Shared>, mut con: Conn) {
             match op {
                 Op::Add(env) => {
                     pipe.cmd("XADD").arg(&tasks).arg("*");
-                    for (k, v) in env.fields() {
-                        pipe.arg(k).arg(v);
-                    }
+                    env.write_fields(&mut pipe);
                     pipe.ignore();
                 }
                 Op::Cancel(id) => {
@@ -931,9 +959,8 @@ fn expire(s: &Shared) {
         p.done.fail(exec::deadline_exceeded(
             "the task's deadline passed before its result arrived",
         ));
-        lock(&s.ops).push_back(Op::Cancel(id));
+        s.queue(Op::Cancel(id));
     }
-    s.ops_ready.notify_one();
 }
 
 /// The entries of an XREAD/XREADGROUP reply (one stream): `(id, fields)` in order.

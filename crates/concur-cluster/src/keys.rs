@@ -2,15 +2,14 @@
 //!
 //! | key | type | what |
 //! |---|---|---|
-//! | `concur:P:tasks` | stream, group `workers` | the task entries, never trimmed: an entry leaves only when it is completed, retried (a new entry) or dead-lettered |
+//! | `concur:P:tasks` | stream, group `workers` | the task entries; never trimmed by length: settled entries are cut off below the oldest one still pending or undelivered |
 //! | `concur:P:dead` | stream | dead letters: the entry's fields plus `cause_*` fields |
 //! | `concur:P:r:<caller>` | stream | results for one caller (`RedisExecutor`), trimmed by age and expiring with the result time-to-live |
-//! | `concur:P:done:<task>` | string, with TTL | set once by the first completion of a task: later completions are dropped |
 //! | `concur:P:cancel:<task>` | string, with TTL | a cancel request (also published on `concur:P:cancel`) |
 //! | `concur:P:worker:<consumer>` | string, TTL = lease | a live worker's liveness key (its description as JSON-like text) |
 //! | `concur:P:workers` | set | consumer names of workers seen (for `status`) |
 //! | `concur:P:config` | hash | pool settings: `lease_ms` |
-//! | `concur:P:stats` | hash | counters: `late`, `duplicates`, `retried`, `dead`, `bad`, `mismatch`, `completed` |
+//! | `concur:P:stats` | hash | counters: `completed`, `failed`, `cancelled`, `deadline`, `mismatch`, `late`, `retried`, `dead`, `bad` |
 
 use crate::error::ClusterError;
 
@@ -63,10 +62,6 @@ impl Keys {
         key.strip_prefix(&self.prefix)
             .and_then(|rest| rest.strip_prefix("r:"))
             .is_some_and(|caller| !caller.is_empty() && caller.len() <= 128)
-    }
-
-    pub(crate) fn done(&self, task: &str) -> String {
-        format!("{}done:{task}", self.prefix)
     }
 
     pub(crate) fn cancel(&self, task: &str) -> String {

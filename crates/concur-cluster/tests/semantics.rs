@@ -263,13 +263,7 @@ fn shutdown_with_cancel_futures_cancels_everything_queued() {
         eventually(
             Duration::from_secs(30),
             "the worker settles the cancelled entries",
-            || {
-                redis::cmd("XLEN")
-                    .arg(format!("concur:{pool}:tasks"))
-                    .query::<u64>(&mut raw(&url))
-                    .unwrap()
-                    == 0
-            },
+            || support::all_settled(&mut raw(&url), &pool),
         );
         let s = w.stop();
         assert_eq!(s.cancelled, 10, "{s:?}");

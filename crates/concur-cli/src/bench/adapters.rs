@@ -35,6 +35,8 @@ pub enum Family {
     BulkWrite,
     /// A request to a manager's server process and its reply (or a raw ping-pong).
     ManagerRoundTrip,
+    /// A cluster task taken back from a killed worker and finished by another.
+    Reclaim,
 }
 
 /// Who wrote the lock: concur itself or an anchor it is compared with.
@@ -64,6 +66,11 @@ pub enum Origin {
     /// The bare OS mechanism under a concur feature, written in the bench: an `exec`
     /// of the same binary, a socketpair ping-pong, a `memcpy`.
     Os,
+    /// The bare `redis` client doing by hand the round the cluster tier does (the
+    /// engine's ceiling), the reference anchor of the cluster suite.
+    RedisBare,
+    /// A Python task queue (Celery, Dramatiq, RQ) on the same Redis.
+    TaskQueue,
 }
 
 impl Origin {
@@ -77,6 +84,8 @@ impl Origin {
                 | Origin::Rayon
                 | Origin::Os
                 | Origin::Procspawn
+                | Origin::RedisBare
+                | Origin::TaskQueue
         )
     }
 }

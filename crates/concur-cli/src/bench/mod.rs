@@ -18,6 +18,10 @@
 //! - `manager`: `Dict::get` round trips through a `Manager`, with one client and with 4
 //!   client processes at once (see [`manager`]); the reference anchors are a raw Unix
 //!   socket ping-pong between two processes and Python's `Manager().dict()`.
+//! - `cluster`: `RedisExecutor` submit + result, one-at-a-time round trips, a chunked
+//!   map and the reclaim of a killed worker's task, on a private `redis-server` with 2
+//!   workers (see [`cluster`]); the reference anchors are a bare `redis` client doing the
+//!   same round by hand, and Celery, Dramatiq and RQ.
 //!
 //! Every case runs every subject `--runs` times. Runs are interleaved (run 1 of every
 //! subject, then run 2...) so that a burst of load on a shared machine spreads over all
@@ -26,6 +30,7 @@
 //! ns/op` (≥ 1 means concur is faster).
 
 mod adapters;
+mod cluster;
 mod futures;
 mod manager;
 mod pool;
@@ -66,6 +71,8 @@ struct Config {
     pool_sizes: Option<pool::PoolSizes>,
     /// The manager suite's sizes (absent when it did not run).
     manager_sizes: Option<manager::ManagerSizes>,
+    /// The cluster suite's sizes (absent when it did not run).
+    cluster_sizes: Option<cluster::ClusterSizes>,
     /// The deadlock-detection mode the locks ran under (the goal is stated for `Off`).
     deadlock_mode: String,
     operation: &'static str,
@@ -74,6 +81,7 @@ struct Config {
     process_operation: &'static str,
     pool_operation: &'static str,
     manager_operation: &'static str,
+    cluster_operation: &'static str,
 }
 
 #[derive(Debug, Serialize)]
@@ -132,13 +140,16 @@ pub fn run(args: &BenchArgs) -> io::Result<Outcome> {
         },
     ];
     let suites: Vec<&'static str> = match args.suite {
-        Suite::All => vec!["lock", "queue", "futures", "process", "pool", "manager"],
+        Suite::All => vec![
+            "lock", "queue", "futures", "process", "pool", "manager", "cluster",
+        ],
         Suite::Lock => vec!["lock"],
         Suite::Queue => vec!["queue"],
         Suite::Futures => vec!["futures"],
         Suite::Process => vec!["process"],
         Suite::Pool => vec!["pool"],
         Suite::Manager => vec!["manager"],
+        Suite::Cluster => vec!["cluster"],
     };
     let process_sizes = suites
         .contains(&"process")
@@ -149,6 +160,9 @@ pub fn run(args: &BenchArgs) -> io::Result<Outcome> {
     let manager_sizes = suites
         .contains(&"manager")
         .then(|| manager::ManagerSizes::new(args.quick));
+    let cluster_sizes = suites
+        .contains(&"cluster")
+        .then(|| cluster::ClusterSizes::new(args.quick));
     let locks = if suites.contains(&"lock") {
         adapters::all()
     } else {
@@ -235,6 +249,9 @@ pub fn run(args: &BenchArgs) -> io::Result<Outcome> {
     if let Some(sizes) = &manager_sizes {
         manager::run_suite(sizes, runs, &bar, &mut results, &mut errors, &mut notes);
     }
+    if let Some(sizes) = &cluster_sizes {
+        cluster::run_suite(sizes, runs, &bar, &mut results, &mut errors, &mut notes);
+    }
     bar.finish_and_clear();
 
     for m in &mut results {
@@ -265,6 +282,8 @@ pub fn run(args: &BenchArgs) -> io::Result<Outcome> {
             pool_operation: pool::OPERATION,
             manager_sizes,
             manager_operation: manager::OPERATION,
+            cluster_sizes,
+            cluster_operation: cluster::OPERATION,
         },
         results,
         ratios,

@@ -20,6 +20,10 @@ pub(crate) fn listen(s: &Shared) {
             let mut ps = c.as_pubsub();
             ps.subscribe(s.keys.cancel_channel())?;
             ps.set_read_timeout(Some(Duration::from_millis(200)))?;
+            // Subscribed: any cancel from now on is heard. Those sent before are
+            // found by their keys.
+            pending_cancels(s)?;
+            s.listening.store(true, Ordering::SeqCst);
             loop {
                 if s.halt.load(Ordering::SeqCst) {
                     return Ok(());
@@ -49,6 +53,33 @@ pub(crate) fn listen(s: &Shared) {
                 }
             }
         }
+    }
+}
+
+/// The cancel requests waiting in Redis (their keys), taken as if just heard.
+fn pending_cancels(s: &Shared) -> redis::RedisResult<()> {
+    let mut con = s.conn();
+    let prefix = s.keys.cancel("");
+    let mut cursor = 0u64;
+    loop {
+        let (next, keys): (u64, Vec<String>) = con.call(|c| {
+            redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(format!("{prefix}*"))
+                .arg("COUNT")
+                .arg(1000)
+                .query(c)
+        })?;
+        for k in keys {
+            if let Some(id) = k.strip_prefix(&prefix) {
+                cancel(s, id);
+            }
+        }
+        if next == 0 {
+            return Ok(());
+        }
+        cursor = next;
     }
 }
 

@@ -42,8 +42,6 @@ pub(crate) struct Move {
     pub(crate) entry_fields: Vec<(String, Vec<u8>)>,
     /// Where to tell the caller (dead, bad), if anywhere.
     pub(crate) reply: Option<String>,
-    /// The task's `done` mark (empty: none).
-    pub(crate) done_key: String,
     pub(crate) ttl: u64,
     /// The caller's result (dead, bad), if any.
     pub(crate) result: Vec<(&'static str, Vec<u8>)>,
@@ -154,7 +152,9 @@ fn step(s: &Shared, d: Done) -> Option<Step> {
                     };
                     return Some(bad_move(s, entry, owned(h.env.fields()), bad));
                 }
-                Err(e) if e.is_shutdown() => return Some(hand_back(entry, h)),
+                // The local executor gave it up without running it (it is shutting
+                // down): back to the pool.
+                Err(e) if e.is_shutdown() || e.is_cancelled() => return Some(hand_back(entry, h)),
                 Err(e) => Outcome::from_local_error(&e, a),
             };
             Some(complete(entry, h, outcome))
@@ -188,19 +188,17 @@ fn bad_move(s: &Shared, entry: String, mut fields: Vec<(String, Vec<u8>)>, bad: 
     fields.push(("cause_status".into(), b"bad".to_vec()));
     fields.push(("cause_msg".into(), bad.reason.clone().into_bytes()));
     let reply = bad.reply.filter(|r| s.keys.is_results(r));
-    let (done_key, result) = match (&bad.id, &reply) {
-        (Some(id), Some(_)) if !id.is_empty() && !id.contains(char::is_whitespace) => (
-            s.keys.done(id),
-            Outcome::bad(bad.reason.clone(), 1).fields(id),
-        ),
-        _ => (s.keys.done(&entry), Vec::new()),
+    let result = match (&bad.id, &reply) {
+        (Some(id), Some(_)) if !id.is_empty() && !id.contains(char::is_whitespace) => {
+            Outcome::bad(bad.reason.clone(), 1).fields(id)
+        }
+        _ => Vec::new(),
     };
     Step::Move(Move {
         entry,
         mode: "bad",
         entry_fields: fields,
         reply,
-        done_key,
         ttl: 3_600_000,
         result,
     })
@@ -224,7 +222,6 @@ fn hand_back(entry: String, h: Held) -> Step {
         mode: "handback",
         entry_fields: owned(env.fields()),
         reply: None,
-        done_key: String::new(),
         ttl: env.ttl_ms,
         result: Vec::new(),
     })
@@ -239,39 +236,20 @@ pub(crate) fn min_id(ttl: u64) -> String {
     format!("{}-0", now_ms().saturating_sub(ttl))
 }
 
-/// The counter a result raises in the pool's stats.
-fn stat_of(o: &Outcome) -> &'static str {
-    match o.status {
-        Status::Ok => "completed",
-        Status::Cancelled => "cancelled",
-        Status::Deadline => "deadline",
-        Status::Mismatch => "mismatch",
-        Status::Bad => "bad",
-        _ => "failed",
-    }
-}
-
 /// Adds one `MOVE` call to `pipe`.
 pub(crate) fn push_move(s: &Shared, pipe: &mut redis::Pipeline, m: &Move) {
     let dead = s.keys.dead();
-    let done = if m.done_key.is_empty() {
-        s.keys.done(&m.entry)
-    } else {
-        m.done_key.clone()
-    };
     pipe.cmd("EVALSHA")
         .arg(s.scripts.moved.get_hash())
-        .arg(5)
+        .arg(4)
         .arg(s.keys.tasks())
         .arg(&dead)
         .arg(m.reply.as_deref().unwrap_or(&dead))
-        .arg(done)
         .arg(s.keys.stats())
         .arg(GROUP)
         .arg(&m.entry)
         .arg(m.mode)
         .arg(m.ttl)
-        .arg(min_id(m.ttl))
         .arg(m.entry_fields.len() * 2);
     for (k, v) in &m.entry_fields {
         pipe.arg(k).arg(v);
@@ -289,27 +267,43 @@ fn apply(s: &Shared, con: &mut Conn, steps: &[Step]) -> redis::RedisResult<Vec<i
                 entry,
                 task,
                 reply,
-                ttl,
                 outcome,
+                ..
             } => {
                 pipe.cmd("EVALSHA")
                     .arg(s.scripts.complete.get_hash())
-                    .arg(4)
+                    .arg(3)
                     .arg(s.keys.tasks())
                     .arg(reply)
-                    .arg(s.keys.done(task))
                     .arg(s.keys.stats())
                     .arg(GROUP)
-                    .arg(entry)
-                    .arg(ttl)
-                    .arg(min_id(*ttl))
-                    .arg(stat_of(outcome));
+                    .arg(entry);
                 for (k, v) in outcome.fields(task) {
                     pipe.arg(k).arg(v);
                 }
             }
             Step::Move(m) => push_move(s, &mut pipe, m),
         }
+    }
+    // Once per reply stream of the batch: keep it alive for the TTL, trim it by age
+    // (a caller that died leaves nothing behind once its TTL passed).
+    let mut replies: Vec<(&str, u64)> = Vec::new();
+    for st in steps {
+        if let Step::Complete { reply, ttl, .. } = st {
+            match replies.iter_mut().find(|(r, _)| *r == reply.as_str()) {
+                Some((_, t)) => *t = (*t).max(*ttl),
+                None => replies.push((reply, *ttl)),
+            }
+        }
+    }
+    for (reply, ttl) in &replies {
+        pipe.cmd("PEXPIRE").arg(*reply).arg(*ttl).ignore();
+        pipe.cmd("XTRIM")
+            .arg(*reply)
+            .arg("MINID")
+            .arg("~")
+            .arg(min_id(*ttl))
+            .ignore();
     }
     let values: Vec<Value> = con.call(|c| pipe.query(c))?;
     Ok(values

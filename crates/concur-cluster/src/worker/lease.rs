@@ -50,7 +50,6 @@ fn beat(s: &Shared, con: &mut Conn) -> redis::RedisResult<()> {
             t.held.values().filter(|h| h.running).count(),
         )
     };
-    let late = s.late_lost.swap(0, Ordering::Relaxed);
     let info = format!(
         "host={}\npid={}\nslots={}\nrunning={running}\nheld={}\nstarted_ms={}\nbeat_ms={}\nfingerprint={}\n",
         s.host,
@@ -61,25 +60,41 @@ fn beat(s: &Shared, con: &mut Conn) -> redis::RedisResult<()> {
         now_ms(),
         s.fingerprint,
     );
-    let (_, _, _, lease_ms): ((), (), (), Option<u64>) = con.call(|c| {
-        redis::pipe()
-            .cmd("HINCRBY")
-            .arg(s.keys.stats())
-            .arg("late")
-            .arg(late)
-            .cmd("SET")
-            .arg(s.keys.worker(&s.consumer))
-            .arg(info)
-            .arg("PX")
-            .arg(lease.as_millis() as u64)
-            .cmd("SADD")
-            .arg(s.keys.workers())
-            .arg(&s.consumer)
-            .cmd("HGET")
-            .arg(s.keys.config())
-            .arg("lease_ms")
-            .query(c)
-    })?;
+    let mut pipe = redis::pipe();
+    // The pool's counters: what this worker did since the last beat.
+    let deltas = s.stats.unflushed(s.late_lost.swap(0, Ordering::Relaxed));
+    for (name, n) in &deltas {
+        if *n > 0 {
+            pipe.cmd("HINCRBY")
+                .arg(s.keys.stats())
+                .arg(*name)
+                .arg(*n)
+                .ignore();
+        }
+    }
+    pipe.cmd("SET")
+        .arg(s.keys.worker(&s.consumer))
+        .arg(info)
+        .arg("PX")
+        .arg(lease.as_millis() as u64)
+        .ignore()
+        .cmd("SADD")
+        .arg(s.keys.workers())
+        .arg(&s.consumer)
+        .ignore()
+        .cmd("HGET")
+        .arg(s.keys.config())
+        .arg("lease_ms");
+    let (lease_ms,): (Option<u64>,) = match con.call(|c| pipe.query(c)) {
+        Ok(v) => v,
+        Err(e) => {
+            s.stats.unflush(&deltas);
+            if let Some((_, late)) = deltas.iter().find(|(n, _)| *n == "late") {
+                s.late_lost.fetch_add(*late, Ordering::Relaxed);
+            }
+            return Err(e);
+        }
+    };
     if let Some(ms) = lease_ms {
         s.lease_ms.store(ms.max(1000), Ordering::Relaxed);
     }
@@ -107,9 +122,10 @@ fn beat(s: &Shared, con: &mut Conn) -> redis::RedisResult<()> {
             let Some(h) = t.held.get_mut(e) else { continue };
             tracing::warn!(entry = %e, task = %h.env.id, "concur worker: lease lost; stopping the task here");
             s.stats.lost.fetch_add(1, Ordering::Relaxed);
-            h.stop();
-            if h.running {
-                // Kept until the local task ends: its result is then dropped as late.
+            if h.running && !h.take_back() {
+                // Running here: stopped, and kept until the local task ends; its
+                // result is then dropped as late.
+                h.stop();
                 h.lost = true;
                 h.settled = true;
             } else {
@@ -175,7 +191,7 @@ pub(crate) fn reclaim(s: &Shared, con: &mut Conn, cursor: &mut String) -> redis:
     let mut n = 0;
     if let Some(Value::Array(entries)) = claimed {
         for e in entries {
-            let Some((id, fields)) = entry(e) else {
+            let Some((id, mut fields)) = entry(e) else {
                 continue;
             };
             if lock(&s.table).held.contains_key(&id) {
@@ -184,7 +200,7 @@ pub(crate) fn reclaim(s: &Shared, con: &mut Conn, cursor: &mut String) -> redis:
                 continue;
             }
             n += 1;
-            match Envelope::decode(&fields, usize::MAX) {
+            match Envelope::decode(&mut fields, usize::MAX) {
                 Ok(env) => retry_or_bury(s, &mut pipe, &id, env),
                 Err(bad) => {
                     s.send(Done::Bad {
@@ -224,6 +240,22 @@ pub(crate) fn reclaim(s: &Shared, con: &mut Conn, cursor: &mut String) -> redis:
     Ok(())
 }
 
+/// Cuts settled entries off the task stream (see `scripts`).
+pub(crate) fn trim(s: &Shared, con: &mut Conn) -> redis::RedisResult<()> {
+    let mut cmd = redis::cmd("EVALSHA");
+    cmd.arg(s.scripts.trim.get_hash())
+        .arg(1)
+        .arg(s.keys.tasks())
+        .arg(GROUP);
+    match con.call(|c| cmd.query::<i64>(c)) {
+        Err(e) if conn::is_noscript(&e) => {
+            con.call(|c| s.scripts.load(c))?;
+            con.call(|c| cmd.query::<i64>(c)).map(drop)
+        }
+        r => r.map(drop),
+    }
+}
+
 /// Adds the `MOVE` of a lost worker's entry: a retry, or a dead letter.
 fn retry_or_bury(s: &Shared, pipe: &mut redis::Pipeline, id: &str, env: Envelope) {
     let attempt = env.attempt;
@@ -241,7 +273,6 @@ fn retry_or_bury(s: &Shared, pipe: &mut redis::Pipeline, id: &str, env: Envelope
                 mode: "dead",
                 entry_fields: fields,
                 reply: Some(env.reply.clone()),
-                done_key: s.keys.done(&env.id),
                 ttl: env.ttl_ms,
                 result: outcome.fields(&env.id),
             },
@@ -262,7 +293,6 @@ fn retry_or_bury(s: &Shared, pipe: &mut redis::Pipeline, id: &str, env: Envelope
             mode: "retry",
             entry_fields: owned(next.fields()),
             reply: None,
-            done_key: String::new(),
             ttl: env.ttl_ms,
             result: Vec::new(),
         },

@@ -235,6 +235,7 @@ impl WorkerBuilder {
             room: Condvar::new(),
             stop,
             halt: AtomicBool::new(false),
+            listening: AtomicBool::new(false),
             done: Mutex::new(tx),
             lease_ms: AtomicU64::new(lease.as_millis() as u64),
             stats: Stats::default(),
@@ -330,9 +331,53 @@ pub(crate) struct Stats {
     pub(crate) lost: AtomicU64,
     pub(crate) late: AtomicU64,
     pub(crate) handed_back: AtomicU64,
+    /// The values of the mirrored counters last sent to the pool's stats hash.
+    flushed: Mutex<[u64; 5]>,
 }
 
+/// The counters mirrored into the pool's stats hash, by their names there.
+const MIRRORED: [&str; 5] = ["completed", "failed", "cancelled", "deadline", "mismatch"];
+
 impl Stats {
+    fn mirrored(&self) -> [&AtomicU64; 5] {
+        [
+            &self.completed,
+            &self.failed,
+            &self.cancelled,
+            &self.deadline,
+            &self.mismatched,
+        ]
+    }
+
+    /// What the pool's stats hash has not been told yet (and `late`, from elsewhere),
+    /// marked as told.
+    pub(crate) fn unflushed(&self, late: u64) -> Vec<(&'static str, u64)> {
+        let mut told = lock(&self.flushed);
+        let mut out: Vec<(&'static str, u64)> = MIRRORED
+            .iter()
+            .zip(self.mirrored())
+            .zip(told.iter_mut())
+            .map(|((name, now), told)| {
+                let now = now.load(Ordering::Relaxed);
+                let d = now.saturating_sub(*told);
+                *told = now;
+                (*name, d)
+            })
+            .collect();
+        out.push(("late", late));
+        out
+    }
+
+    /// Undoes [`unflushed`](Self::unflushed) after a failed send.
+    pub(crate) fn unflush(&self, deltas: &[(&'static str, u64)]) {
+        let mut told = lock(&self.flushed);
+        for (i, name) in MIRRORED.iter().enumerate() {
+            if let Some((_, d)) = deltas.iter().find(|(n, _)| n == name) {
+                told[i] -= d;
+            }
+        }
+    }
+
     fn snapshot(&self) -> WorkerStats {
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         WorkerStats {
@@ -359,6 +404,8 @@ pub(crate) struct Held {
     pub(crate) not_before: u64,
     pub(crate) running: bool,
     pub(crate) abort: Option<Abort>,
+    /// Its future on the local executor, once started there.
+    pub(crate) local: Option<concur_core::futures::Future<Option<Run>>>,
     pub(crate) deadline: Option<Instant>,
     /// An outcome was decided here (cancelled, deadline): the task's own result, when
     /// it comes, is dropped.
@@ -371,9 +418,18 @@ pub(crate) struct Held {
 impl Held {
     /// Stops the task if it runs (a process pool kills its process).
     pub(crate) fn stop(&mut self) {
+        if self.take_back() {
+            return;
+        }
         if let Some(a) = self.abort.take() {
             a();
         }
+    }
+
+    /// Takes the task back from the local executor if it has not started there: true
+    /// if it never will (it can be handed back to the pool).
+    pub(crate) fn take_back(&self) -> bool {
+        self.local.as_ref().is_some_and(|f| f.cancel())
     }
 }
 
@@ -431,6 +487,8 @@ pub(crate) struct Shared {
     pub(crate) stop: Arc<AtomicBool>,
     /// The helper threads end.
     pub(crate) halt: AtomicBool,
+    /// The canceller is subscribed and has taken the cancel requests already waiting.
+    pub(crate) listening: AtomicBool,
     pub(crate) done: Mutex<mpsc::Sender<Done>>,
     pub(crate) lease_ms: AtomicU64,
     pub(crate) stats: Stats,
@@ -444,9 +502,10 @@ impl Shared {
         let _ = lock(&self.done).send(d);
     }
 
-    /// Starts waiting entries (oldest first, backoff over) while slots are free: the
-    /// local executor never holds more tasks than the worker has slots, so a task
-    /// waiting here can still be handed back (on stop) or taken by a peer's retry.
+    /// Starts the held entries whose backoff is over, oldest first, on the local
+    /// executor, which runs `slots` at a time and queues the rest (at most the
+    /// prefetch): a queued one can still be taken back from it (on stop, on cancel) and
+    /// handed back to the pool.
     pub(crate) fn start_due(self: &Arc<Self>) {
         if self.stop.load(Ordering::SeqCst) {
             return;
@@ -454,11 +513,6 @@ impl Shared {
         let now = now_ms();
         let due: Vec<String> = {
             let t = lock(&self.table);
-            let running = t.held.values().filter(|h| h.running).count();
-            let free = self.cfg.slots.saturating_sub(running);
-            if free == 0 {
-                return;
-            }
             let mut waiting: Vec<(u64, u64, &String)> = t
                 .held
                 .iter()
@@ -468,12 +522,11 @@ impl Shared {
                     (ms.parse().unwrap_or(u64::MAX), seq.parse().unwrap_or(0), e)
                 })
                 .collect();
+            if waiting.is_empty() {
+                return;
+            }
             waiting.sort_unstable();
-            waiting
-                .into_iter()
-                .take(free)
-                .map(|(_, _, e)| e.clone())
-                .collect()
+            waiting.into_iter().map(|(_, _, e)| e.clone()).collect()
         };
         for e in due {
             self.start(&e);
@@ -503,12 +556,21 @@ impl Shared {
         tracing::debug!(entry, "start");
         match s.local.start(key, args, timeout) {
             Ok(started) => {
-                if let Some(abort) = started.abort {
+                {
                     let mut t = lock(&s.table);
                     match t.held.get_mut(entry) {
-                        Some(h) if !h.settled => h.abort = Some(abort),
+                        Some(h) if !h.settled => {
+                            h.abort = started.abort;
+                            h.local = Some(started.future.clone());
+                        }
                         // Settled (cancelled) meanwhile: stop it now.
-                        _ => abort(),
+                        _ => {
+                            if !started.future.cancel()
+                                && let Some(a) = started.abort
+                            {
+                                a();
+                            }
+                        }
                     }
                 }
                 let tx = lock(&s.done).clone();
@@ -687,6 +749,12 @@ impl Worker {
                 }),
             )?,
         ];
+        // Read nothing before the canceller listens (a cancel sent before this worker
+        // started must not be missed); bounded, in case Redis is away.
+        let end = Instant::now() + Duration::from_secs(5);
+        while !s.listening.load(Ordering::SeqCst) && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(2));
+        }
         self.con.set_read_timeout(READ_BLOCK + conn::IO_TIMEOUT);
         let mut backoff = Backoff::default();
         let mut reclaimed = Instant::now();
@@ -710,6 +778,9 @@ impl Worker {
                 reclaimed = Instant::now();
                 if let Err(e) = lease::reclaim(&s, &mut self.con, &mut cursor) {
                     tracing::warn!(error = %e, "concur worker: reclaiming failed");
+                }
+                if let Err(e) = lease::trim(&s, &mut self.con) {
+                    tracing::warn!(error = %e, "concur worker: trimming the task stream failed");
                 }
             }
         }
@@ -756,8 +827,8 @@ impl Worker {
             .taken
             .fetch_add(entries.len() as u64, Ordering::Relaxed);
         let mut good = Vec::with_capacity(entries.len());
-        for (entry, fields) in entries {
-            match Envelope::decode(&fields, s.cfg.max_payload) {
+        for (entry, mut fields) in entries {
+            match Envelope::decode(&mut fields, s.cfg.max_payload) {
                 Ok(env) => good.push((entry, env)),
                 Err(bad) => s.send(Done::Bad {
                     entry,
@@ -766,26 +837,16 @@ impl Worker {
                 }),
             }
         }
-        let cancelled = self.cancel_marks(&good);
-        for ((entry, env), cancelled) in good.into_iter().zip(cancelled) {
-            self.dispatch(entry, env, cancelled);
+        for (entry, env) in good {
+            self.dispatch(entry, env);
         }
         Ok(())
     }
 
-    /// Which of `entries` have a cancel request waiting (one round trip).
-    fn cancel_marks(&mut self, entries: &[(String, Envelope)]) -> Vec<bool> {
-        let mut pipe = redis::pipe();
-        for (_, env) in entries {
-            pipe.cmd("EXISTS").arg(self.shared.keys.cancel(&env.id));
-        }
-        self.con
-            .call(|c| pipe.query::<Vec<bool>>(c))
-            .unwrap_or_else(|_| vec![false; entries.len()])
-    }
-
-    /// Checks one entry and starts it (or settles it at once).
-    fn dispatch(&mut self, entry: String, env: Envelope, cancel_requested: bool) {
+    /// Checks one entry and starts it (or settles it at once). A cancel requested for
+    /// it is known from the canceller (which heard it on the channel, or found its key
+    /// when it subscribed).
+    fn dispatch(&mut self, entry: String, env: Envelope) {
         let s = self.shared.clone();
         let now = now_ms();
         let verdict = if env.fingerprint != s.fingerprint {
@@ -820,7 +881,7 @@ impl Worker {
         let not_before = env.not_before_ms;
         {
             let mut t = lock(&s.table);
-            let cancelled = cancel_requested || t.recent_cancels.remove(&id).is_some();
+            let cancelled = t.recent_cancels.remove(&id).is_some();
             let verdict = verdict.or_else(|| cancelled.then(|| Outcome::cancelled(env.attempt)));
             t.by_task.insert(id, entry.clone());
             t.held.insert(
@@ -830,6 +891,7 @@ impl Worker {
                     not_before,
                     running: false,
                     abort: None,
+                    local: None,
                     deadline,
                     settled: verdict.is_some(),
                     lost: false,
@@ -851,11 +913,15 @@ impl Worker {
     fn drain(&mut self) {
         let s = self.shared.clone();
         tracing::info!(consumer = %s.consumer, "concur worker: draining");
+        // Not started, here or on the local executor: back to the pool at once.
         let waiting: Vec<String> = lock(&s.table)
             .held
-            .iter()
-            .filter(|(_, h)| !h.running && !h.settled)
-            .map(|(e, _)| e.clone())
+            .iter_mut()
+            .filter(|(_, h)| !h.settled && (!h.running || h.take_back()))
+            .map(|(e, h)| {
+                h.settled = true;
+                e.clone()
+            })
             .collect();
         for entry in waiting {
             s.send(Done::HandBack { entry });
@@ -892,12 +958,21 @@ impl Worker {
         }
     }
 
-    /// Leaves the pool: liveness key and consumer removed.
+    /// Leaves the pool: its last counters sent, liveness key and consumer removed.
     fn farewell(&mut self) {
         let s = &self.shared;
+        let mut pipe = redis::pipe();
+        for (name, n) in s.stats.unflushed(s.late_lost.swap(0, Ordering::Relaxed)) {
+            if n > 0 {
+                pipe.cmd("HINCRBY")
+                    .arg(s.keys.stats())
+                    .arg(name)
+                    .arg(n)
+                    .ignore();
+            }
+        }
         let _ = self.con.call(|c| {
-            redis::pipe()
-                .cmd("DEL")
+            pipe.cmd("DEL")
                 .arg(s.keys.worker(&s.consumer))
                 .ignore()
                 .cmd("SREM")

@@ -252,3 +252,32 @@ pub fn pool_stat(con: &mut redis::Connection, pool: &str, name: &str) -> u64 {
         .unwrap()
         .unwrap_or(0)
 }
+
+/// True when every entry of the pool's task stream has been delivered and settled
+/// (the group's pending count and lag are 0); settled entries themselves are trimmed
+/// off the stream lazily.
+pub fn all_settled(con: &mut redis::Connection, pool: &str) -> bool {
+    let v: redis::Value = match redis::cmd("XINFO")
+        .arg("GROUPS")
+        .arg(format!("concur:{pool}:tasks"))
+        .query(con)
+    {
+        Ok(v) => v,
+        Err(_) => return false,
+    };
+    let redis::Value::Array(groups) = v else {
+        return false;
+    };
+    groups.iter().all(|g| {
+        let redis::Value::Array(kv) = g else {
+            return false;
+        };
+        let get = |name: &str| {
+            kv.chunks(2)
+                .find(|p| matches!(&p[0], redis::Value::BulkString(b) if b == name.as_bytes()))
+                .map(|p| p[1].clone())
+        };
+        matches!(get("pending"), Some(redis::Value::Int(0)))
+            && matches!(get("lag"), Some(redis::Value::Int(0)))
+    })
+}
