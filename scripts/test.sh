@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole concur test suite, from a fresh Debian machine with rustup's Rust toolchain:
-# installs what it needs (rustfmt, clippy, nightly Miri), then runs every check the
-# project guards correctness with. `.ci/run` calls exactly this script.
+# installs what it needs (rustfmt, clippy, nightly Miri, Debian's redis-server), then
+# runs every check the project guards correctness with. `.ci/run` calls exactly this
+# script. The cluster tier's tests start their own redis-server instances on free
+# loopback ports in temporary directories; no system Redis service is used.
 #
 #   ./scripts/test.sh           everything (about 15-25 minutes on 2 cores)
 #   CONCUR_TEST_FAST=1 ...      skip Miri and loom (a quick local loop; CI never sets it)
@@ -27,6 +29,22 @@ if command -v rustup >/dev/null; then
 fi
 cargo --version
 
+step "redis-server (the cluster tier's tests start private instances of it)"
+find_redis() { command -v redis-server || { [ -x /usr/bin/redis-server ] && echo /usr/bin/redis-server; } || true; }
+if [ -z "$(find_redis)" ]; then
+    echo "redis-server not found: installing Debian's redis-server"
+    if [ "$(id -u)" = 0 ]; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+    elif command -v sudo >/dev/null; then
+        sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+    fi
+fi
+if [ -z "$(find_redis)" ]; then
+    echo "redis-server is missing and could not be installed: the cluster tests cannot run" >&2
+    exit 1
+fi
+"$(find_redis)" --version
+
 step "rustfmt"
 cargo fmt --all -- --check
 
@@ -35,9 +53,13 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "unit, integration and doc tests"
 cargo test --workspace --locked
+# The umbrella crate's cluster re-exports (feature `cluster`, off by default), and the
+# TLS build of the cluster tier (feature `tls`).
+cargo test --locked -p concur --features cluster --test reexports
+cargo check --locked -p concur-cluster --features tls
 
 step "examples (each run to completion, bounded)"
-cargo build --release --locked -p concur --examples
+cargo build --release --locked -p concur --features cluster --examples
 for src in crates/concur/examples/*.rs; do
     name=$(basename "$src" .rs)
     echo "--- example $name"
@@ -52,6 +74,7 @@ step "benchmark smoke runs"
 timeout 300 target/release/concur bench --quick --runs 1 >/dev/null
 timeout 300 target/release/concur bench --suite pool --quick >/dev/null
 timeout 300 target/release/concur bench --suite manager --quick >/dev/null
+timeout 300 target/release/concur bench --suite cluster --quick >/dev/null
 timeout 600 cargo bench --locked -p concur-core --bench lock -- --test
 timeout 600 cargo bench --locked -p concur-core --bench futures -- --test
 

@@ -377,3 +377,113 @@ fn bench_manager_suite_measures_concur_beside_a_raw_socket() {
         .expect("a ratio against the raw socket");
     assert!(ratio["throughput_ratio"].as_f64().is_some_and(|x| x > 0.0));
 }
+
+#[test]
+fn bench_cluster_suite_measures_concur_beside_a_bare_redis_client() {
+    let doc = bench_suite_json("cluster");
+    let results = doc["results"].as_array().expect("results array");
+    for (case, subject) in [
+        ("submit-result", "concur RedisExecutor (2 workers)"),
+        ("submit-result", "bare redis XADD/XREADGROUP/MULTI"),
+        ("round-trip", "concur RedisExecutor call+result"),
+        ("round-trip", "bare redis XADD/XREADGROUP/MULTI"),
+        ("map", "concur RedisExecutor::map (chunks of 10,000)"),
+        ("reclaim", "concur worker SIGKILLed mid-task (lease 1 s)"),
+    ] {
+        let m = results
+            .iter()
+            .find(|m| m["suite"] == "cluster" && m["case"] == case && m["subject"] == subject)
+            .unwrap_or_else(|| panic!("no result for {subject} / {case}"));
+        assert!(m["median_ns_per_op"].as_f64().is_some_and(|x| x > 0.0));
+    }
+    let ratio = doc["ratios"]
+        .as_array()
+        .and_then(|rs| {
+            rs.iter().find(|r| {
+                r["suite"] == "cluster"
+                    && r["case"] == "submit-result"
+                    && r["anchor"] == "bare redis XADD/XREADGROUP/MULTI"
+            })
+        })
+        .expect("a ratio against the bare client");
+    assert!(ratio["throughput_ratio"].as_f64().is_some_and(|x| x > 0.0));
+}
+
+/// `concur worker` joins the pool, dead-letters a malformed entry, and drains on
+/// SIGTERM, printing its counters.
+#[test]
+fn the_worker_command_serves_a_pool_and_drains_on_sigterm() {
+    let redis =
+        concur::cluster::RedisServer::start().expect("redis-server (scripts/test.sh installs it)");
+    let url = redis.url();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_concur"))
+        .args([
+            "worker", "--redis", &url, "--pool", "cli", "--slots", "1", "--json",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn concur worker");
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut con = client.get_connection().unwrap();
+    let tag = format!(":{}:", child.id());
+    let joined = Instant::now();
+    loop {
+        let members: Vec<String> = redis::cmd("SMEMBERS")
+            .arg("concur:cli:workers")
+            .query(&mut con)
+            .unwrap();
+        if members.iter().any(|m| m.contains(&tag)) {
+            break;
+        }
+        if joined.elapsed() > LIMIT {
+            let _ = child.kill();
+            panic!("concur worker did not join the pool");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _: String = redis::cmd("XADD")
+        .arg("concur:cli:tasks")
+        .arg("*")
+        .arg("garbage")
+        .arg("1")
+        .query(&mut con)
+        .unwrap();
+    let dead = Instant::now();
+    while redis::cmd("XLEN")
+        .arg("concur:cli:dead")
+        .query::<u64>(&mut con)
+        .unwrap()
+        == 0
+    {
+        assert!(
+            dead.elapsed() < LIMIT,
+            "the malformed entry was not dead-lettered"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: sends SIGTERM to our own child, not yet reaped.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let stopped = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if stopped.elapsed() > LIMIT {
+            let _ = child.kill();
+            panic!("concur worker did not drain and exit on SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status}");
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    let stats: Value = serde_json::from_str(out.trim()).expect("final counters as JSON");
+    assert_eq!(stats["bad_entries"], 1, "{stats}");
+}

@@ -8,6 +8,7 @@
 //! To add a step: write a file in this folder with a type implementing [`Step`], declare
 //! the module below and list the type in [`registry`].
 
+mod cluster;
 mod cpu_bound;
 mod cpu_bound_processes;
 mod critical_section;
@@ -53,7 +54,8 @@ pub fn registry() -> Vec<Box<dyn Step>> {
         Box::new(processes::SharedCounter),
         // multiprocessing.Pool: the CPU-bound experiment on a pool of 2 processes
         Box::new(cpu_bound_processes::CpuBoundProcesses),
-        // Later issues add their steps here: cluster.
+        // concur::cluster: the same job on threads, processes and a Redis cluster
+        Box::new(cluster::Cluster),
     ]
 }
 
