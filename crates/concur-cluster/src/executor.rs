@@ -580,24 +580,52 @@ impl RedisExecutor {
                 },
             );
         }
-        tracing::debug!(pool = %s.cfg.pool, task = %env.id, kind = kind.as_str(), "submit");
+        tracing::debug_span!("submit", pool = %s.cfg.pool, task = %env.id)
+            .in_scope(|| tracing::debug!(kind = kind.as_str(), name = %env.name, "queued"));
         s.queue(Op::Add(env));
         Ok(fut)
     }
 }
 
+/// A postcard output that stops at `max` bytes: an argument over the payload limit is
+/// refused as soon as it passes the limit, without encoding (or allocating) the rest.
+struct Capped {
+    buf: Vec<u8>,
+    max: usize,
+}
+
+impl postcard::ser_flavors::Flavor for Capped {
+    type Output = Vec<u8>;
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        if self.buf.len() + data.len() > self.max {
+            return Err(postcard::Error::SerializeBufferFull);
+        }
+        self.buf.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.try_extend(&[data])
+    }
+
+    fn finalize(self) -> postcard::Result<Vec<u8>> {
+        Ok(self.buf)
+    }
+}
+
 /// Encodes a task's argument, refusing one over `max` bytes.
 fn encode_args<A: Serialize>(args: &A, max: usize) -> Result<Vec<u8>, TaskError> {
-    let v = postcard::to_stdvec(args).map_err(|e| {
-        TaskError::user(format!("the task's argument could not be serialized: {e}"))
-    })?;
-    if v.len() > max {
-        return Err(TaskError::user(format!(
-            "the task's argument is {} bytes, over the executor's {max}-byte payload limit",
-            v.len()
-        )));
-    }
-    Ok(v)
+    let out = Capped {
+        buf: Vec::with_capacity(64),
+        max,
+    };
+    postcard::serialize_with_flavor(args, out).map_err(|e| match e {
+        postcard::Error::SerializeBufferFull => TaskError::user(format!(
+            "the task's argument is over the executor's {max}-byte payload limit"
+        )),
+        e => TaskError::user(format!("the task's argument could not be serialized: {e}")),
+    })
 }
 
 /// Completes a `Future<T>`.
@@ -922,7 +950,8 @@ fn deliver(s: &Shared, fields: &Fields) {
     match Outcome::decode(fields) {
         Ok((id, outcome)) => match s.take(&id) {
             Some(p) => {
-                tracing::debug!(task = %id, status = ?outcome.status, "result");
+                tracing::debug_span!("result", task = %id)
+                    .in_scope(|| tracing::debug!(status = ?outcome.status, attempt = outcome.attempt, "settled"));
                 p.done.complete(outcome);
             }
             None => {

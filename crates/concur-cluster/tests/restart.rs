@@ -68,3 +68,24 @@ fn a_redis_restart_in_the_middle_of_5000_tasks_loses_none() {
         }
     });
 }
+
+#[test]
+fn after_a_restart_that_lost_everything_the_group_is_made_again_and_work_goes_on() {
+    within(
+        Duration::from_secs(180),
+        "restart without persistence",
+        || {
+            let mut redis = support::redis();
+            let (url, pool) = (redis.url(), pool("amnesia"));
+            let w = WorkerSpec::new(&url, &pool).slots(1).spawn();
+            let ex = RedisExecutor::connect(&url, &pool).unwrap();
+            assert_eq!(ex.call(double, 1).unwrap().result().unwrap(), 2);
+            // No AOF: the stream, its group and the worker's registration are gone.
+            redis.restart().unwrap();
+            let f = ex.call(double, 2).unwrap();
+            assert_eq!(f.result_timeout(Duration::from_secs(120)).unwrap(), 4);
+            let s = w.stop();
+            assert!(s.completed >= 2, "{s:?}");
+        },
+    );
+}

@@ -211,6 +211,43 @@ fn an_argument_over_the_payload_limit_is_refused_before_it_is_sent() {
     });
 }
 
+/// An argument that would encode to 2 GiB, produced lazily: refused at the limit
+/// without encoding (or allocating) the rest.
+struct Huge;
+
+impl serde::Serialize for Huge {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let n = 2usize << 30;
+        let mut seq = s.serialize_seq(Some(n))?;
+        for _ in 0..n {
+            seq.serialize_element(&0xabu8)?;
+        }
+        seq.end()
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Huge {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Huge, D::Error> {
+        serde::de::IgnoredAny::deserialize(d).map(|_| Huge)
+    }
+}
+
+#[test]
+fn a_2_gib_argument_is_refused_at_the_limit_without_being_encoded() {
+    within(BOUND, "huge payload", || {
+        let redis = redis();
+        let (url, pool) = (redis.url(), pool("huge"));
+        let ex = RedisExecutor::builder(&url, &pool)
+            .max_payload(1 << 20)
+            .connect()
+            .unwrap();
+        let e = ex.call(|_: Huge| 0u8, Huge).unwrap_err();
+        assert!(e.to_string().contains("payload limit"), "{e}");
+        assert_eq!(ex.in_flight(), 0);
+    });
+}
+
 #[test]
 fn sigterm_drains_a_worker_and_another_finishes_the_rest() {
     within(BOUND, "drain", || {

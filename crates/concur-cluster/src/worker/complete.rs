@@ -184,7 +184,8 @@ fn take_live(s: &Shared, entry: &str) -> Option<Held> {
 /// The `MOVE` of a malformed entry to the dead letters, telling its caller if it has a
 /// readable id and a reply stream of this pool.
 fn bad_move(s: &Shared, entry: String, mut fields: Vec<(String, Vec<u8>)>, bad: BadEntry) -> Step {
-    tracing::warn!(entry, reason = %bad.reason, "concur worker: dead-lettering a malformed entry");
+    let _span = tracing::warn_span!("dead_letter", entry = %entry, task = ?bad.id).entered();
+    tracing::warn!(reason = %bad.reason, "concur worker: dead-lettering a malformed entry");
     fields.push(("cause_status".into(), b"bad".to_vec()));
     fields.push(("cause_msg".into(), bad.reason.clone().into_bytes()));
     let reply = bad.reply.filter(|r| s.keys.is_results(r));
@@ -321,8 +322,9 @@ fn count(s: &Shared, steps: &[Step], results: &[i64]) {
     };
     for (st, r) in steps.iter().zip(results) {
         match (st, r) {
-            (Step::Complete { outcome, .. }, 1) => {
-                tracing::debug!(status = ?outcome.status, "complete");
+            (Step::Complete { outcome, task, .. }, 1) => {
+                tracing::debug_span!("complete", task = %task)
+                    .in_scope(|| tracing::debug!(status = ?outcome.status, "result sent"));
                 match outcome.status {
                     Status::Ok => bump(&s.stats.completed),
                     Status::Cancelled => bump(&s.stats.cancelled),

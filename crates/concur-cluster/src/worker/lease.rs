@@ -98,6 +98,7 @@ fn beat(s: &Shared, con: &mut Conn) -> redis::RedisResult<()> {
     if let Some(ms) = lease_ms {
         s.lease_ms.store(ms.max(1000), Ordering::Relaxed);
     }
+    let _span = tracing::trace_span!("renew", entries = ids.len()).entered();
     let mut lost = Vec::new();
     for chunk in ids.chunks(RENEW_BATCH) {
         let mut cmd = redis::cmd("EVALSHA");
@@ -259,8 +260,13 @@ pub(crate) fn trim(s: &Shared, con: &mut Conn) -> redis::RedisResult<()> {
 /// Adds the `MOVE` of a lost worker's entry: a retry, or a dead letter.
 fn retry_or_bury(s: &Shared, pipe: &mut redis::Pipeline, id: &str, env: Envelope) {
     let attempt = env.attempt;
+    let _span = tracing::info_span!("reclaim", task = %env.id, entry = id).entered();
     if attempt >= env.max_attempts.max(1) {
-        tracing::warn!(task = %env.id, attempt, "concur worker: dead-lettering a task whose worker was lost at its last attempt");
+        let _dead = tracing::warn_span!("dead_letter", task = %env.id).entered();
+        tracing::warn!(
+            attempt,
+            "concur worker: dead-lettering a task whose worker was lost at its last attempt"
+        );
         let outcome = Outcome::dead(attempt, Outcome::lost(attempt));
         let mut fields = owned(env.fields());
         fields.push(("cause_status".into(), b"lost".to_vec()));

@@ -553,7 +553,8 @@ impl Shared {
                     .map(|d| d.saturating_duration_since(Instant::now())),
             )
         };
-        tracing::debug!(entry, "start");
+        let _span = tracing::debug_span!("start", entry).entered();
+        tracing::debug!("on the local executor");
         match s.local.start(key, args, timeout) {
             Ok(started) => {
                 {
@@ -879,6 +880,8 @@ impl Worker {
             .then(|| Instant::now() + Duration::from_millis(env.deadline_ms.saturating_sub(now)));
         let id = env.id.clone();
         let not_before = env.not_before_ms;
+        tracing::debug_span!("claim", task = %id, entry = %entry)
+            .in_scope(|| tracing::debug!(attempt = env.attempt, name = %env.name, "taken"));
         {
             let mut t = lock(&s.table);
             let cancelled = t.recent_cancels.remove(&id).is_some();
