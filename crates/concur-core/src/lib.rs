@@ -75,6 +75,9 @@
 //! Nothing to set up. Deadlock detection is process-wide, so tests that turn it on are
 //! best kept in their own integration-test file (one process each).
 
+// Examples in the docs are held to the same bar as the code: a warning fails them.
+#![doc(test(attr(deny(warnings))))]
+
 pub mod deadlock;
 pub mod futures;
 pub mod queue;

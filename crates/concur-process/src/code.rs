@@ -49,7 +49,7 @@ pub(crate) fn offset_of(addr: usize) -> i64 {
 }
 
 mod sealed {
-    pub trait Sealed {}
+    pub(crate) trait Sealed {}
 }
 
 /// A function pointer type that can travel as an offset (sealed: the trampoline
@@ -180,7 +180,7 @@ pub trait TableEntry: 'static {
 
 /// What one table entry says about itself (made by calling the entry).
 #[doc(hidden)]
-pub struct Described {
+pub(crate) struct Described {
     table: &'static str,
     key: String,
     func: Box<dyn Any + Send + Sync>,
@@ -233,6 +233,19 @@ fn registered() -> &'static Table {
         let mut t = Table::new();
         #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
         {
+            // SAFETY: as in `register`: data only, into the same section. This empty
+            // entry (0, skipped below) makes the section, and so the linker's
+            // `__start_`/`__stop_` symbols, exist in a binary that looks functions up
+            // but registers none (it would not link otherwise).
+            unsafe {
+                std::arch::asm!(
+                    ".pushsection concur_fn_table,\"aR\"",
+                    ".balign 8",
+                    ".quad 0",
+                    ".popsection",
+                    options(nomem, nostack, preserves_flags),
+                );
+            }
             let start = &raw const __start_concur_fn_table as *const i64;
             let stop = &raw const __stop_concur_fn_table as *const i64;
             // SAFETY: the linker bounds the section with these two symbols, so `stop`
@@ -245,6 +258,9 @@ fn registered() -> &'static Table {
                     let p = start.add(i);
                     (p as usize, p.read())
                 };
+                if rel == 0 {
+                    continue; // the empty entry above
+                }
                 let addr = (at as i64).wrapping_add(rel) as usize;
                 // SAFETY: `register` wrote `describe::<E> - here` at `here`, so `addr`
                 // is a `describe::<E>`: a `fn() -> Described`.

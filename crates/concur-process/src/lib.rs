@@ -161,6 +161,9 @@
 //! terminal (it is not captured by the test harness). A *forked* child inherits the capture buffer of the
 //! thread that first started a process, so its output is lost unless the tests run
 //! with `--nocapture`.
+
+// Examples in the docs are held to the same bar as the code: a warning fails them.
+#![doc(test(attr(deny(warnings))))]
 mod code;
 pub mod exec;
 mod fds;

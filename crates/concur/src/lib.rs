@@ -88,6 +88,9 @@
 //! The thread tier is portable Rust (std threads, `parking_lot_core` parking). Linux is
 //! the first-class target of the process tier to come.
 
+// Examples in the docs are held to the same bar as the code: a warning fails them.
+#![doc(test(attr(deny(warnings))))]
+
 pub use concur_core::{deadlock, futures, queue, sync, thread};
 
 /// The process tier (Python's `multiprocessing`), behind the default feature `process`.

@@ -343,7 +343,7 @@ impl Config {
     /// The hook to call with every report (see [`set_report_hook`]).
     ///
     /// ```
-    /// use concur_core::deadlock::{self, Config, Mode, ReportKind};
+    /// use concur_core::deadlock::{Config, Mode, ReportKind};
     /// use concur_core::sync::Lock;
     /// use std::sync::{Arc, Mutex};
     ///

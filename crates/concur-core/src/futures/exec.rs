@@ -111,7 +111,7 @@ pub fn worker_lost(attempt: u32, signal: Option<i32>) -> TaskError {
 /// `error`, marked as the failure of attempt `attempt` of its task.
 ///
 /// ```
-/// use concur_core::futures::{exec, TaskError};
+/// use concur_core::futures::exec;
 /// let e = exec::at_attempt(exec::worker_died(None, Some(11)), 3);
 /// assert_eq!(e.attempt(), Some(3));
 /// ```

@@ -79,6 +79,15 @@ pub fn as_completed<T>(fs: &[Future<T>], timeout: Option<Duration>) -> AsComplet
     }
 }
 
+impl<T> std::fmt::Debug for AsCompleted<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AsCompleted")
+            .field("remaining", &self.remaining)
+            .field("total", &self.total)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<'a, T> Iterator for AsCompleted<'a, T> {
     type Item = Result<&'a Future<T>, TaskError>;
 

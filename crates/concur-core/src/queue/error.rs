@@ -145,7 +145,7 @@ put_error!(
     ///
     /// let q = Queue::bounded(1);
     /// q.put(1).unwrap();
-    /// let e = q.put_timeout(2, Duration::from_millis(1)).unwrap_err();
+    /// let e: PutTimeoutError<i32> = q.put_timeout(2, Duration::from_millis(1)).unwrap_err();
     /// assert!(e.is_full());
     /// assert_eq!(e.into_inner(), 2);
     /// ```

@@ -39,6 +39,7 @@ const KEEP_SEND_BUFFER: usize = 1 << 20;
 /// a.send(&("hello", 1u32)).unwrap();
 /// assert_eq!(b.recv::<(String, u32)>().unwrap(), ("hello".to_owned(), 1));
 /// ```
+#[derive(Debug)]
 pub enum Pipe {}
 
 impl Pipe {

@@ -98,7 +98,8 @@ impl Error for DecodeError {}
 ///
 /// let q = Queue::<u8>::new(0)?;
 /// q.shutdown(false);
-/// assert_eq!(q.put(1).unwrap_err().into_inner(), 1);
+/// let e: PutError<u8> = q.put(1).unwrap_err();
+/// assert_eq!(e.into_inner(), 1);
 /// # Ok::<(), std::io::Error>(())
 /// ```
 #[derive(Clone, PartialEq, Eq)]

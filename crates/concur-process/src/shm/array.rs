@@ -85,7 +85,6 @@ fn align_up(x: usize, a: usize) -> Option<usize> {
 ///
 /// ```
 /// use concur_process::shm::{Array, Locking};
-/// use concur_process::sync::Lock;
 /// let own = Array::<u8>::zeroed_with(4, Locking::Own)?;
 /// let raw = Array::<u8>::zeroed_with(4, false)?; // From<bool>
 /// let shared = Array::<u8>::zeroed_with(4, own.get_lock().unwrap().clone())?; // From<Lock>
