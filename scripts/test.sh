@@ -30,6 +30,9 @@ cargo --version
 step "rustfmt"
 cargo fmt --all -- --check
 
+step "module layering (no import circles inside a folder; every folder's order printed)"
+cargo test --locked -p concur --test module_layers -- --nocapture
+
 step "clippy (-D warnings)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 

@@ -80,8 +80,10 @@
 
 pub mod deadlock;
 pub mod futures;
+mod ident;
 pub mod queue;
 pub(crate) mod shim;
 pub mod sync;
+mod sys;
 pub mod thread;
 pub(crate) mod time;

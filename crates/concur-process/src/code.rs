@@ -48,7 +48,7 @@ pub(crate) fn offset_of(addr: usize) -> i64 {
     (addr as i64).wrapping_sub(addr_of_anchor() as i64)
 }
 
-mod sealed {
+pub(crate) mod sealed {
     pub(crate) trait Sealed {}
 }
 
@@ -64,10 +64,13 @@ pub(crate) trait FnPtr: sealed::Sealed + Copy + 'static {
     unsafe fn at(addr: usize) -> Self;
 }
 
+/// Makes function pointer types [`FnPtr`]s. Invoked here for the process tier's
+/// trampolines, and by a module above for a function type of its own (the manager's
+/// update functions), so that this file names no type of the modules that use it.
 macro_rules! fn_ptr {
     ($($t:ty),* $(,)?) => {$(
-        impl sealed::Sealed for $t {}
-        impl FnPtr for $t {
+        impl $crate::code::sealed::Sealed for $t {}
+        impl $crate::code::FnPtr for $t {
             fn addr(self) -> usize {
                 self as usize
             }
@@ -80,12 +83,12 @@ macro_rules! fn_ptr {
         }
     )*};
 }
+pub(crate) use fn_ptr;
 
 fn_ptr!(
     fn(&[u8], Vec<OwnedFd>, &Connection) -> i32,
     fn(&[u8], Vec<OwnedFd>, &Connection),
     fn(&[u8]) -> Result<(), (String, Option<String>)>,
-    fn(Option<&[u8]>) -> Result<Vec<u8>, crate::manager::ManagerError>,
     fn() -> Described,
 );
 

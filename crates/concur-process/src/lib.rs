@@ -67,9 +67,9 @@
 //! or "out of memory"), the tasks it had been handed but not started go to other
 //! workers, and a new worker takes its place. A task over its time limit has its
 //! worker killed and replaced. Workers are recycled after `max_tasks_per_child` tasks
-//! or above a memory threshold, and killed above a memory limit. How: one manager
+//! or above a memory threshold, and killed above a memory limit. How: one dispatcher
 //! thread feeds each worker tasks ahead over a socket, and each worker reports every
-//! task as it ends, in order, so the manager always knows which task a worker is
+//! task as it ends, in order, so the dispatcher always knows which task a worker is
 //! running (see the `pool` module's source).
 //!
 //! ## Managers
@@ -164,6 +164,7 @@
 
 // Examples in the docs are held to the same bar as the code: a warning fails them.
 #![doc(test(attr(deny(warnings))))]
+mod block;
 mod code;
 pub mod exec;
 mod fds;

@@ -13,8 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::{self, AuthKey};
 use super::error::ManagerError;
-use super::protocol::{Hello, Reply, Request, decode, encode};
-use super::server::MAX_FRAME;
+use super::protocol::{Hello, MAX_FRAME, Reply, Request, decode, encode};
 use crate::connection::Connection;
 use crate::process::protocol::Identity;
 

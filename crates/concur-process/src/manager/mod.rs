@@ -39,6 +39,7 @@
 mod auth;
 mod client;
 mod error;
+mod object;
 pub(crate) mod objects;
 mod protocol;
 mod server;

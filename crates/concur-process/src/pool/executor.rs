@@ -11,7 +11,8 @@ use concur_core::futures::{Executor, Future, Promise, TaskError};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::engine::{CancelGuard, Completion, Config, Shared, Task};
+use super::engine::Shared;
+use super::task::{CancelGuard, Completion, Config, Task};
 use super::wire::{self, Init, TaskTrampoline};
 use crate::connection::{FRAME_HEADER, frame_header};
 use crate::error::ProcessError;
@@ -102,7 +103,7 @@ impl ProcessPoolBuilder {
     }
 
     /// The prefix of the workers' names (`<prefix>-<n>`, as `ps` shows them) and of the
-    /// manager thread's.
+    /// dispatcher thread's.
     ///
     /// ```
     /// let _ = concur_process::ProcessPoolExecutor::builder().name("resizer").build();
@@ -214,7 +215,7 @@ impl ProcessPoolBuilder {
         self
     }
 
-    /// Makes the executor. Never blocks and starts nothing: the manager thread and the
+    /// Makes the executor. Never blocks and starts nothing: the dispatcher thread and the
     /// workers start with the first task.
     ///
     /// ```
@@ -273,7 +274,7 @@ impl Drop for Inner {
 /// - shutdown, [`terminate`](Self::terminate) and drop leave no worker or zombie
 ///   behind; dropping the executor waits for the queued tasks, like Python's `with`.
 ///
-/// Futures complete on the pool's manager thread, which also runs their done-callbacks:
+/// Futures complete on the pool's dispatcher thread, which also runs their done-callbacks:
 /// a callback should be quick and must not wait for another future of the same pool.
 ///
 /// ```

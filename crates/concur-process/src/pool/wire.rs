@@ -1,21 +1,21 @@
-//! What a pool's manager and its worker processes say to each other, and the worker's
+//! What a pool's dispatcher and its worker processes say to each other, and the worker's
 //! loop.
 //!
 //! A worker is a [`Process`](crate::Process) running [`worker_main`] with one end of a
 //! socket pair (a [`Connection`]) as its argument. On that connection:
 //!
-//! - worker → manager, once: a [`Hello`] after the pool's initializer ran (or failed);
-//! - manager → worker, per task: one frame whose body is the task's trampoline offset
+//! - worker → dispatcher, once: a [`Hello`] after the pool's initializer ran (or failed);
+//! - dispatcher → worker, per task: one frame whose body is the task's trampoline offset
 //!   (8 bytes, little-endian, from `protocol::anchor`, as `Process` finds its
 //!   function), its sequence number (8 bytes, see `slots`), then the serialized
 //!   argument; its descriptors are the argument's;
-//! - worker → manager, per task and in task order: one frame with the task's
+//! - worker → dispatcher, per task and in task order: one frame with the task's
 //!   `Report<R>` (value, panic, or why it could not run), sent as soon as the task ends
 //!   so that a worker dying later loses nothing it finished; or an empty frame if the
 //!   task was taken back before it started (its word in `slots` says so);
-//! - an empty frame from the manager retires the worker: it exits with status 0.
+//! - an empty frame from the dispatcher retires the worker: it exits with status 0.
 //!
-//! Because reports come back in task order, the manager knows at every moment which
+//! Because reports come back in task order, the dispatcher knows at every moment which
 //! task a worker is running (the oldest one without a report) and which it has not
 //! started (the rest): when the worker dies, only the running task fails, and the
 //! others go back to the queue.
@@ -147,7 +147,7 @@ pub(crate) fn offset_of_init(t: InitTrampoline) -> i64 {
 }
 
 /// A worker process's function: runs the initializer, says hello, then runs tasks
-/// until the manager closes the connection.
+/// until the dispatcher closes the connection.
 pub(crate) fn worker_main(args: WorkerArgs) {
     let WorkerArgs { conn, slots, init } = args;
     let init_failed = init.and_then(|i| {
@@ -173,7 +173,7 @@ pub(crate) fn worker_main(args: WorkerArgs) {
                 let _ = conn.send_bytes(&[]);
                 return Ok(());
             }
-            // SAFETY: as for the initializer above: the manager made the offset with
+            // SAFETY: as for the initializer above: the dispatcher made the offset with
             // `offset_of_task` from a `TaskTrampoline` of this same binary.
             let t: TaskTrampoline = unsafe { FnOffset::from_raw(offset).resolve() };
             t(rest, fds, &conn);

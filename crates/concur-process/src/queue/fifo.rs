@@ -6,8 +6,8 @@ use super::error::{
 };
 use super::ring::{Buf, GetFail, MAX_CAPACITY, MIN_CAPACITY, PutFail, Ring, SMALL, Wait};
 use super::{DEFAULT_CAPACITY, DEFAULT_MAXSIZE};
+use crate::block::SharedMemory;
 use crate::fds;
-use crate::shm::SharedMemory;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;

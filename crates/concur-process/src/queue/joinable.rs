@@ -3,7 +3,7 @@
 use super::DEFAULT_CAPACITY;
 use super::error::TaskDoneError;
 use super::fifo::Queue;
-use crate::shm::SharedMemory;
+use crate::block::SharedMemory;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;

@@ -3,7 +3,7 @@
 use super::mutex::{self, Outcome, RawLock, Wait};
 use super::shared::{Shared, SharedHandle, kind, shared_serde};
 use super::{AcquireResult, OwnerDied, ReleaseError, TryAcquireError, TryAcquireResult};
-use crate::shm::SharedMemory;
+use crate::block::SharedMemory;
 use std::fmt;
 use std::io;
 use std::marker::PhantomData;

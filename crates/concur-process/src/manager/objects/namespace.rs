@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use crate::manager::Manager;
 use crate::manager::client::Handle;
 use crate::manager::error::{Kind, ManagerError};
+use crate::manager::object::{Ctx, Object};
 use crate::manager::protocol::{ObjKind, decode, decode_op, encode};
-use crate::manager::server::{Ctx, Object};
 
 /// A field as stored: the type name it was set with, and its serialized value.
 type Field = (String, Vec<u8>);

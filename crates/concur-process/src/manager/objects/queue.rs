@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 use crate::manager::Manager;
 use crate::manager::client::Handle;
 use crate::manager::error::{Kind, ManagerError};
+use crate::manager::object::{Ctx, Object};
 use crate::manager::protocol::{ObjKind, decode, decode_op, encode};
-use crate::manager::server::{Ctx, Object};
 
 /// How long an op may block, relative to when the server receives it (the server
 /// computes its own deadline, so the two clocks need not agree).
@@ -110,7 +110,7 @@ impl QueueObject {
             Wait::No | Wait::Forever => None,
         };
         while blocked(self, &g) {
-            if g.stopped || ctx.server.stopping() {
+            if g.stopped || ctx.server_stopping() {
                 return Err(ManagerError::shut_down(format!(
                     "the manager shut down while waiting: the queue {what}"
                 )));

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::manager::error::{Kind, ManagerError};
+use crate::manager::object::{Ctx, Object};
 use crate::manager::protocol::{ObjKind, decode_op, encode};
-use crate::manager::server::{Ctx, Object};
 
 // ------------------------------------------------------------ shared machinery
 
@@ -63,7 +63,7 @@ impl<S> Guarded<S> {
             if ready(&mut g) {
                 return Ok((g, true));
             }
-            if self.stopped.load(Ordering::SeqCst) || ctx.server.stopping() {
+            if self.stopped.load(Ordering::SeqCst) || ctx.server_stopping() {
                 return Err(stopped());
             }
             let Some(slice) = Ctx::wait_slice(deadline) else {

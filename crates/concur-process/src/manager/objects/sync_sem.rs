@@ -11,8 +11,8 @@ use super::sync_lock::{
     Guarded, acquire_forms, after, deadline_of, invalid, sync_proxy, timeout_until,
 };
 use crate::manager::error::ManagerError;
+use crate::manager::object::{Ctx, Object};
 use crate::manager::protocol::{ObjKind, decode_op, encode};
-use crate::manager::server::{Ctx, Object};
 
 #[derive(Serialize, Deserialize)]
 enum SemOp {

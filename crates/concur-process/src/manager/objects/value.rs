@@ -12,8 +12,8 @@ use super::dict::{UpdateFn, run_update};
 use crate::manager::Manager;
 use crate::manager::client::Handle;
 use crate::manager::error::{Kind, ManagerError};
+use crate::manager::object::{Ctx, Object};
 use crate::manager::protocol::{ObjKind, decode, decode_op, encode};
-use crate::manager::server::{Ctx, Object};
 use crate::process::child;
 
 /// Runs the user's `F` on the stored value (as `dict`'s trampoline does, for a
