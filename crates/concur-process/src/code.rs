@@ -83,6 +83,7 @@ macro_rules! fn_ptr {
         }
     )*};
 }
+#[cfg_attr(not(feature = "manager"), allow(unused_imports))] // the manager's use
 pub(crate) use fn_ptr;
 
 fn_ptr!(

@@ -72,20 +72,14 @@
 //! task as it ends, in order, so the dispatcher always knows which task a worker is
 //! running (see the `pool` module's source).
 //!
-//! ## Managers
+//! ## Managers (feature `manager`, on by default)
 //!
-//! A [`Manager`] is Python's `multiprocessing.Manager`: a server process owning shared
+//! A `Manager` is Python's `multiprocessing.Manager`: a server process owning shared
 //! dicts, lists, namespaces, values, queues and locks, reached through typed proxies
 //! from any process that holds its address and key (a Unix socket by default, TCP on
-//! request; every connection authenticated by HMAC). See the [`manager`] module.
-//!
-//! ```
-//! use concur_process::Manager;
-//! let m = Manager::start().unwrap();
-//! let scores = m.dict::<String, u32>().unwrap();
-//! scores.update("ada".into(), |s: Option<u32>| s.unwrap_or(0) + 3).unwrap();
-//! assert_eq!(scores.get(&"ada".into()).unwrap(), Some(3));
-//! ```
+//! request; every connection authenticated by HMAC). See the `manager` module (built
+//! with the cargo feature `manager`, which brings the HMAC and ordered-map
+//! dependencies; without it the rest of the crate is unchanged).
 //!
 //! ### How a child finds the function: no set-up in `main`, tests or examples
 //!
@@ -178,7 +172,9 @@ pub use connection::{Connection, ConnectionError, DEFAULT_MAX_FRAME, Pipe};
 pub use error::ProcessError;
 pub use process::{Process, ProcessBuilder, StartMethod};
 
+#[cfg(feature = "manager")]
 pub mod manager;
+#[cfg(feature = "manager")]
 pub use manager::{Address, AuthKey, Manager, ManagerBuilder, ManagerError};
 
 mod pool;

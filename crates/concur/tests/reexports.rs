@@ -108,11 +108,10 @@ fn every_reexport_is_reachable() {
 #[test]
 fn every_process_reexport_is_reachable() {
     use concur::process::{
-        Address, Array, AuthKey, Barrier, BoundedSemaphore, Condition, Connection, ConnectionError,
-        DEFAULT_MAX_FRAME, Event, FrozenArray, IMapUnordered, JoinableQueue, Lock, Manager,
-        ManagerBuilder, ManagerError, Pipe, Process, ProcessBuilder, ProcessError, ProcessPool,
-        ProcessPoolBuilder, ProcessPoolExecutor, Queue, RLock, Semaphore, SharedMemory,
-        SimpleQueue, StartMethod, Value, manager, queue, shm, sync,
+        Array, Barrier, BoundedSemaphore, Condition, Connection, ConnectionError,
+        DEFAULT_MAX_FRAME, Event, FrozenArray, IMapUnordered, JoinableQueue, Lock, Pipe, Process,
+        ProcessBuilder, ProcessError, ProcessPool, ProcessPoolBuilder, ProcessPoolExecutor, Queue,
+        RLock, Semaphore, SharedMemory, SimpleQueue, StartMethod, Value, queue, shm, sync,
     };
 
     // Process, ProcessBuilder, StartMethod, ProcessError
@@ -213,8 +212,15 @@ fn every_process_reexport_is_reachable() {
     assert_eq!(unordered.map(Result::unwrap).collect::<Vec<_>>(), [5]);
     pool.close();
     pool.join().unwrap();
+}
 
-    // manager: Manager, ManagerBuilder, Address, AuthKey, ManagerError, manager::Dict
+/// The manager (`concur::process::manager`, default feature `manager`): every re-export.
+#[cfg(feature = "manager")]
+#[test]
+fn every_manager_reexport_is_reachable() {
+    use concur::process::{Address, AuthKey, Manager, ManagerBuilder, ManagerError, manager};
+
+    // Manager, ManagerBuilder, Address, AuthKey, ManagerError, manager::Dict
     let mb: ManagerBuilder = Manager::builder()
         .address("127.0.0.1:0".parse::<Address>().unwrap())
         .authkey(AuthKey::from("reexport key"));

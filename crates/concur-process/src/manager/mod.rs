@@ -35,6 +35,14 @@
 //! 100 ms and gives up, so it never takes an item or a lock afterwards.
 //!
 //! Objects live until the manager shuts down (proxies do not count references).
+//!
+//! ```
+//! use concur_process::Manager;
+//! let m = Manager::start().unwrap();
+//! let scores = m.dict::<String, u32>().unwrap();
+//! scores.update("ada".into(), |s: Option<u32>| s.unwrap_or(0) + 3).unwrap();
+//! assert_eq!(scores.get(&"ada".into()).unwrap(), Some(3));
+//! ```
 
 mod auth;
 mod client;
