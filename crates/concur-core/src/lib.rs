@@ -86,4 +86,4 @@ pub(crate) mod shim;
 pub mod sync;
 mod sys;
 pub mod thread;
-pub(crate) mod time;
+pub mod time;

@@ -95,7 +95,7 @@
 // Examples in the docs are held to the same bar as the code: a warning fails them.
 #![doc(test(attr(deny(warnings))))]
 
-pub use concur_core::{deadlock, futures, queue, sync, thread};
+pub use concur_core::{deadlock, futures, queue, sync, thread, time};
 
 /// The process tier (Python's `multiprocessing`), behind the default feature `process`.
 #[cfg(feature = "process")]

@@ -1,7 +1,7 @@
 //! Touches every re-export of the umbrella crate so that none can silently rot.
 
 use concur::futures::Executor as _;
-use concur::{deadlock, futures, queue, sync, thread};
+use concur::{deadlock, futures, queue, sync, thread, time};
 use std::time::Duration;
 
 #[test]
@@ -67,7 +67,8 @@ fn every_reexport_is_reachable() {
     assert!(matches!(q.try_get(), Err(queue::TryGetError::ShutDown)));
 
     // futures
-    let pool = futures::ThreadPoolExecutor::new(2);
+    let b: futures::ThreadPoolBuilder = futures::ThreadPoolExecutor::builder().max_workers(2);
+    let pool = b.build();
     let f = pool.submit(|| 6 * 7).unwrap();
     assert_eq!(f.result().unwrap(), 42);
     let fs = vec![f.clone()];
@@ -101,6 +102,10 @@ fn every_reexport_is_reachable() {
 
     // deadlock
     let _: deadlock::Mode = deadlock::mode();
+
+    // time
+    assert!(time::deadline_after(Duration::from_secs(1)).is_some());
+    assert!(!time::expired(None));
 }
 
 /// The process tier (`concur::process`, default feature `process`): every re-export.
@@ -237,5 +242,5 @@ fn every_manager_reexport_is_reachable() {
     assert!(wrong.is_auth_failed(), "{wrong}");
     m.shutdown().unwrap();
     let gone: ManagerError = d.get(&"n".into()).unwrap_err();
-    assert!(gone.is_shut_down(), "{gone}");
+    assert!(gone.is_shutdown(), "{gone}");
 }

@@ -10,7 +10,7 @@
 //! (`as_completed` / `wait`) and the async wakers out under the lock, notifies every
 //! blocked waiter, unlocks, and only then runs callbacks and pokes watchers: user code
 //! never runs with the lock held. A blocked waiter re-checks the status under the lock
-//! after every wake-up (`wait_while`), so a completion that lands between its check and
+//! after every wake-up (`wait_until`), so a completion that lands between its check and
 //! its sleep is not lost. Modelled in `tests/loom_futures.rs`.
 //!
 //! CPython's design (`Lib/concurrent/futures/_base.py`: a `Condition` per future plus
@@ -546,7 +546,7 @@ impl<T> Future<T> {
 
     fn block(&self, deadline: Option<Instant>) -> Result<(), TaskError> {
         let g = self.shared.state.lock();
-        let (_g, ok) = g.wait_while(deadline, |s| {
+        let (_g, ok) = g.wait_until(deadline, |s| {
             matches!(s.status, Status::Finished | Status::Cancelled)
         });
         if ok {
@@ -669,7 +669,7 @@ impl<T: Clone> Future<T> {
     /// t.join().unwrap();
     /// ```
     pub fn result(&self) -> Result<T, TaskError> {
-        self.result_deadline(None)
+        self.result_until(None)
     }
 
     /// [`result`](Self::result), giving up after `timeout` (an
@@ -684,10 +684,10 @@ impl<T: Clone> Future<T> {
     /// assert!(p.future().result_timeout(Duration::from_millis(5)).unwrap_err().is_timeout());
     /// ```
     pub fn result_timeout(&self, timeout: Duration) -> Result<T, TaskError> {
-        self.result_deadline(crate::time::deadline_after(timeout))
+        self.result_until(crate::time::deadline_after(timeout))
     }
 
-    /// [`result`](Self::result), giving up at `deadline` (`None`: never).
+    /// [`result`](Self::result), giving up at `deadline`.
     ///
     /// # Errors
     /// As `result_timeout`.
@@ -697,9 +697,14 @@ impl<T: Clone> Future<T> {
     /// let p = concur_core::futures::Promise::new();
     /// p.set_result(3);
     /// let f = p.future();
-    /// assert_eq!(f.result_deadline(Some(Instant::now() + Duration::from_secs(1))).unwrap(), 3);
+    /// assert_eq!(f.result_deadline(Instant::now() + Duration::from_secs(1)).unwrap(), 3);
     /// ```
-    pub fn result_deadline(&self, deadline: Option<Instant>) -> Result<T, TaskError> {
+    pub fn result_deadline(&self, deadline: Instant) -> Result<T, TaskError> {
+        self.result_until(Some(deadline))
+    }
+
+    /// [`result`](Self::result), giving up at `deadline` if there is one.
+    pub(crate) fn result_until(&self, deadline: Option<Instant>) -> Result<T, TaskError> {
         // Already done (the common case when results are read after submitting many
         // tasks): one lock, no waiting logic.
         let mut g = self.shared.state.lock();

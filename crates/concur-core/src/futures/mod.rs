@@ -40,7 +40,7 @@ pub use executor::{Executor, Map, MapOptions, Progress};
 pub use future::unobserved_failures;
 pub use future::{Future, Promise};
 pub use pool::{AsyncResult, IMapUnordered, StarArgs, ThreadPool};
-pub use thread_pool::{Builder, ThreadPoolExecutor};
+pub use thread_pool::{ThreadPoolBuilder, ThreadPoolExecutor};
 pub use wait::{AsCompleted, DoneAndNotDone, ReturnWhen, as_completed, wait};
 
 /// Runs blocking `f` on a process-wide default pool (`min(32, cpus + 4)` threads,

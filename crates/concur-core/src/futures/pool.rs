@@ -916,18 +916,22 @@ impl<T> AsyncResult<T> {
     /// assert!(r.wait_timeout(Duration::from_secs(5)));
     /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        self.wait_deadline(crate::time::deadline_after(timeout))
+        self.wait_until(crate::time::deadline_after(timeout))
     }
 
-    /// Blocks until ready or `deadline` (`None`: forever); true if ready.
+    /// Blocks until ready or `deadline`; true if ready.
     ///
     /// ```
     /// use std::time::{Duration, Instant};
     /// let pool = concur_core::futures::ThreadPool::new(1);
     /// let r = pool.apply_async(|| ()).unwrap();
-    /// assert!(r.wait_deadline(Some(Instant::now() + Duration::from_secs(5))));
+    /// assert!(r.wait_deadline(Instant::now() + Duration::from_secs(5)));
     /// ```
-    pub fn wait_deadline(&self, deadline: Option<Instant>) -> bool {
+    pub fn wait_deadline(&self, deadline: Instant) -> bool {
+        self.wait_until(Some(deadline))
+    }
+
+    fn wait_until(&self, deadline: Option<Instant>) -> bool {
         let _ = self.0.wait_done(deadline);
         self.0.done()
     }
@@ -1008,16 +1012,18 @@ impl<T: Clone> AsyncResult<T> {
         self.0.result_timeout(timeout)
     }
 
-    /// [`get`](Self::get), giving up at `deadline` (`None`: never).
+    /// [`get`](Self::get), giving up at `deadline`.
     ///
     /// # Errors
     /// As `get_timeout`.
     ///
     /// ```
+    /// use std::time::{Duration, Instant};
     /// let pool = concur_core::futures::ThreadPool::new(1);
-    /// assert_eq!(pool.apply_async(|| 'x').unwrap().get_deadline(None).unwrap(), 'x');
+    /// let deadline = Instant::now() + Duration::from_secs(30);
+    /// assert_eq!(pool.apply_async(|| 'x').unwrap().get_deadline(deadline).unwrap(), 'x');
     /// ```
-    pub fn get_deadline(&self, deadline: Option<Instant>) -> Result<T, TaskError> {
+    pub fn get_deadline(&self, deadline: Instant) -> Result<T, TaskError> {
         self.0.result_deadline(deadline)
     }
 }

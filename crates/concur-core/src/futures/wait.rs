@@ -108,7 +108,7 @@ impl<'a, T> Iterator for AsCompleted<'a, T> {
                     self.watch
                         .q
                         .lock()
-                        .wait_while(self.deadline, |v| !v.is_empty())
+                        .wait_until(self.deadline, |v| !v.is_empty())
                 });
                 if !ok {
                     self.failed = true;
@@ -227,7 +227,7 @@ pub fn wait<T>(
                 .filter(|i| !done.contains(i))
                 .map(|&i| &fs[i]);
             let (mut g, ok) = blocking_on(pending, || {
-                watch.q.lock().wait_while(deadline, |v| !v.is_empty())
+                watch.q.lock().wait_until(deadline, |v| !v.is_empty())
             });
             done.extend(g.drain(..));
             drop(g);

@@ -298,7 +298,7 @@ impl Manager {
     ///
     /// # Errors
     /// [`is_auth_failed`](ManagerError::is_auth_failed) for a wrong key;
-    /// [`is_shut_down`](ManagerError::is_shut_down) if nothing serves there.
+    /// [`is_shutdown`](ManagerError::is_shutdown) if nothing serves there.
     ///
     /// ```
     /// use concur_process::Manager;
@@ -369,7 +369,7 @@ impl Manager {
 
     /// Stops the server (Python's `shutdown`) and, if this manager started it, waits
     /// for its process to exit. Calls on proxies fail with
-    /// [`is_shut_down`](ManagerError::is_shut_down) afterwards. Calling it again is
+    /// [`is_shutdown`](ManagerError::is_shutdown) afterwards. Calling it again is
     /// harmless.
     ///
     /// # Errors
@@ -383,7 +383,7 @@ impl Manager {
     pub fn shutdown(&self) -> Result<(), ManagerError> {
         match self.client.request(&Request::Shutdown) {
             Ok(_) => {}
-            Err(e) if e.is_shut_down() => {}
+            Err(e) if e.is_shutdown() => {}
             Err(e) => return Err(e),
         }
         if let Some(p) = &self.process
@@ -417,7 +417,7 @@ impl Manager {
     /// A new shared dict (Python's `m.dict()`).
     ///
     /// # Errors
-    /// [`is_shut_down`](ManagerError::is_shut_down) if the manager is gone.
+    /// [`is_shutdown`](ManagerError::is_shutdown) if the manager is gone.
     ///
     /// ```
     /// let m = concur_process::Manager::start().unwrap();

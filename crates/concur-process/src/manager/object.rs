@@ -44,7 +44,7 @@ impl Ctx<'_> {
 
     /// The error of a call abandoned because its client hung up.
     pub(crate) fn gone_error(&self) -> ManagerError {
-        ManagerError::shut_down("the client went away while the call was waiting")
+        ManagerError::shutdown("the client went away while the call was waiting")
     }
 
     /// How long a wait may block before checking on the client: up to `deadline`, at

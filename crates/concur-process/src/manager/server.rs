@@ -205,7 +205,7 @@ impl Server {
         loop {
             let reply = conn.recv_frame_with(None, |body, _fds| {
                 if self.stopping() {
-                    return Err(ManagerError::shut_down("the manager is shutting down"));
+                    return Err(ManagerError::shutdown("the manager is shutting down"));
                 }
                 match postcard::from_bytes::<RequestRef<'_>>(body) {
                     Ok(r) => self.handle(&ctx, &mut cache, r),

@@ -550,7 +550,7 @@ impl ProcessPool {
             progress: options.chunk_progress(total),
             deadline: options
                 .get_timeout()
-                .and_then(|t| Instant::now().checked_add(t)),
+                .and_then(concur_core::time::deadline_after),
             tx,
             rx,
             running: Vec::new(),

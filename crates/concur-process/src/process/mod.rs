@@ -529,7 +529,7 @@ impl<R> Process<R> {
     where
         R: DeserializeOwned,
     {
-        self.join_until(Instant::now().checked_add(timeout))
+        self.join_until(concur_core::time::deadline_after(timeout))
     }
 
     /// [`join`](Process::join), blocking until `deadline` at the latest.

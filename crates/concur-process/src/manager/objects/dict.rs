@@ -225,7 +225,7 @@ where
     ///
     /// # Errors
     /// [`is_wrong_type`](ManagerError::is_wrong_type) if the stored value does not
-    /// decode as a `V`; [`is_shut_down`](ManagerError::is_shut_down) if the manager is
+    /// decode as a `V`; [`is_shutdown`](ManagerError::is_shutdown) if the manager is
     /// gone; an I/O error.
     ///
     /// ```

@@ -141,7 +141,7 @@ impl Namespace {
     /// (Python's `ns.name = value`).
     ///
     /// # Errors
-    /// [`is_shut_down`](ManagerError::is_shut_down) if the manager is gone;
+    /// [`is_shutdown`](ManagerError::is_shutdown) if the manager is gone;
     /// [`is_serialization`](ManagerError::is_serialization) if `value` does not
     /// serialize; an I/O error.
     ///
@@ -261,7 +261,7 @@ impl Manager {
     /// A new, empty shared namespace (Python's `m.Namespace()`).
     ///
     /// # Errors
-    /// [`is_shut_down`](ManagerError::is_shut_down) if the manager is gone.
+    /// [`is_shutdown`](ManagerError::is_shutdown) if the manager is gone.
     ///
     /// ```
     /// let m = concur_process::Manager::start().unwrap();

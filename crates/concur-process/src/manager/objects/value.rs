@@ -175,7 +175,7 @@ where
     ///
     /// # Errors
     /// [`is_wrong_type`](ManagerError::is_wrong_type) if the stored value does not
-    /// decode as a `T`; [`is_shut_down`](ManagerError::is_shut_down) if the manager is
+    /// decode as a `T`; [`is_shutdown`](ManagerError::is_shutdown) if the manager is
     /// gone; an I/O error.
     ///
     /// ```
@@ -235,7 +235,7 @@ impl Manager {
     /// A new shared value, set to `initial` (Python's `m.Value(typecode, value)`).
     ///
     /// # Errors
-    /// [`is_shut_down`](ManagerError::is_shut_down) if the manager is gone;
+    /// [`is_shutdown`](ManagerError::is_shutdown) if the manager is gone;
     /// [`is_serialization`](ManagerError::is_serialization) if `initial` does not
     /// serialize.
     ///
