@@ -52,7 +52,7 @@
 //! ```
 
 pub use super::executor::{Call, Chunk, ChunkProgress, MapChunk, MapOptionsExt, Runs};
-pub use super::pool::MapCollector;
+pub use super::pool_core::{MapCollector, PoolCore};
 
 use super::error::{Kind, TaskError};
 
