@@ -89,7 +89,7 @@ pub(crate) use fn_ptr;
 fn_ptr!(
     fn(&[u8], Vec<OwnedFd>, &Connection) -> i32,
     fn(&[u8], Vec<OwnedFd>, &Connection),
-    fn(&[u8]) -> Result<(), (String, Option<String>)>,
+    fn(&[u8], Vec<OwnedFd>) -> Result<(), (String, Option<String>)>,
     fn() -> Described,
 );
 

@@ -163,6 +163,7 @@ mod code;
 pub mod exec;
 mod fds;
 mod sys;
+mod why;
 
 // Processes and connections.
 mod connection;

@@ -13,13 +13,14 @@ use serde::de::DeserializeOwned;
 
 use super::engine::Shared;
 use super::task::{CancelGuard, Completion, Config, Task};
-use super::wire::{self, Init, TaskTrampoline};
+use super::wire::{self, Init, InitFds, TaskTrampoline};
 use crate::connection::{FRAME_HEADER, frame_header};
 use crate::error::ProcessError;
 use crate::fds;
 use crate::process::StartMethod;
 use crate::process::protocol::Report;
 use crate::sys::socket::MAX_FDS;
+use crate::why;
 
 /// Configures a [`ProcessPoolExecutor`] (Python's constructor arguments, and the limits
 /// Python lacks).
@@ -115,9 +116,13 @@ impl ProcessPoolBuilder {
 
     /// Runs `f(args)` in each worker when it starts (Python's `initializer` and
     /// `initargs`). `f` captures nothing, as a [`Process`](crate::Process)'s function.
-    /// If it panics, the pool is broken: every pending and later task fails with
-    /// [`is_broken_executor`](TaskError::is_broken_executor) (Python's
-    /// `BrokenProcessPool`).
+    /// `args` may carry descriptors, as a process argument may: a shared
+    /// [`Value`](crate::Value), a process-shared [`Lock`](crate::Lock), a
+    /// [`Queue`](crate::Queue) reach every worker usable (each worker gets its own
+    /// duplicates). If `f` panics, the pool is broken: every pending and later task
+    /// fails with [`is_broken_executor`](TaskError::is_broken_executor) (Python's
+    /// `BrokenProcessPool`). An `args` that cannot be serialized is reported when the
+    /// pool is built ([`try_build`](Self::try_build)).
     ///
     /// ```
     /// use concur_core::futures::Executor;
@@ -134,11 +139,23 @@ impl ProcessPoolBuilder {
     {
         let () = crate::process::child::NoCaptures::<F>::CHECK;
         let _ = f;
-        match postcard::to_stdvec(&args) {
+        let (encoded, fds) =
+            fds::collect_fds(|| postcard::to_stdvec(&args).map_err(|e| why::explain(&e, &args)));
+        // The worker's start also carries its connection and its task page.
+        let room = MAX_FDS - 2;
+        match encoded {
+            Ok(_) if fds.len() > room => {
+                self.init_error = Some(format!(
+                    "the initializer's argument holds {} descriptors, more than the {room} \
+                     a worker's start can carry",
+                    fds.len()
+                ));
+            }
             Ok(bytes) => {
                 self.cfg.init = Some(Init {
                     offset: wire::offset_of_init(wire::init_trampoline::<F, A>),
                     args: bytes,
+                    fds: InitFds(Arc::new(fds)),
                 });
                 self.init_error = None;
             }
@@ -215,30 +232,56 @@ impl ProcessPoolBuilder {
         self
     }
 
-    /// Makes the executor. Never blocks and starts nothing: the dispatcher thread and the
-    /// workers start with the first task.
+    /// Makes the executor. Never blocks and starts nothing: the dispatcher thread and
+    /// the workers start with the first task.
+    ///
+    /// # Panics
+    /// If the [initializer](Self::initializer)'s argument could not be serialized
+    /// (the message says why); [`try_build`](Self::try_build) returns that as an error.
     ///
     /// ```
     /// use concur_core::futures::Executor;
     /// let pool = concur_process::ProcessPoolExecutor::builder().max_workers(1).build();
     /// assert_eq!(pool.call(|x: u32| x * 3, 14).unwrap().result().unwrap(), 42);
     /// ```
+    #[track_caller]
     pub fn build(self) -> ProcessPoolExecutor {
+        match self.try_build() {
+            Ok(pool) => pool,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// Makes the executor, or says why its settings cannot work. Never blocks and
+    /// starts nothing.
+    ///
+    /// # Errors
+    /// [`is_serialization`](ProcessError::is_serialization) if the
+    /// [initializer](Self::initializer)'s argument could not be serialized, with the
+    /// cause in the message.
+    ///
+    /// ```
+    /// use concur_core::futures::Executor;
+    /// let pool = concur_process::ProcessPoolExecutor::builder().max_workers(1).try_build().unwrap();
+    /// assert_eq!(pool.call(|x: u32| x + 1, 1).unwrap().result().unwrap(), 2);
+    /// ```
+    pub fn try_build(self) -> Result<ProcessPoolExecutor, ProcessError> {
+        if let Some(e) = self.init_error {
+            return Err(ProcessError::serialization(e));
+        }
         let shared = Shared::new();
-        ProcessPoolExecutor {
+        Ok(ProcessPoolExecutor {
             inner: Arc::new(Inner {
                 shared,
                 cfg: self.cfg,
-                init_error: self.init_error,
             }),
-        }
+        })
     }
 }
 
 struct Inner {
     shared: std::io::Result<Arc<Shared>>,
     cfg: Config,
-    init_error: Option<String>,
 }
 
 impl Drop for Inner {
@@ -451,9 +494,6 @@ impl ProcessPoolExecutor {
                 )));
             }
         };
-        if let Some(e) = &self.inner.init_error {
-            return Err(TaskError::broken_executor(e.clone()));
-        }
         if let Some(e) = shared.closed_error() {
             return Err(e);
         }
@@ -483,7 +523,8 @@ fn encode<A: Serialize>(offset: i64, args: &A) -> Result<(Vec<u8>, Vec<OwnedFd>)
     buf.extend_from_slice(&offset.to_le_bytes());
     // The sequence number, filled in when the task is handed to a worker.
     buf.extend_from_slice(&[0; 8]);
-    let (encoded, fds) = fds::collect_fds(|| postcard::to_extend(args, buf));
+    let (encoded, fds) =
+        fds::collect_fds(|| postcard::to_extend(args, buf).map_err(|e| why::explain(&e, args)));
     let mut buf = encoded.map_err(|e| {
         serialization_error(format!("the task's argument could not be serialized: {e}"))
     })?;

@@ -194,7 +194,9 @@ impl ProcessBuilder {
         let () = NoCaptures::<F>::CHECK;
         let _ = f;
         let trampoline: Trampoline = child::trampoline::<F, A, R>;
-        let (encoded, fds) = fds::collect_fds(|| postcard::to_stdvec(&args));
+        let (encoded, fds) = fds::collect_fds(|| {
+            postcard::to_stdvec(&args).map_err(|e| crate::why::explain(&e, &args))
+        });
         let args = encoded
             .map(|bytes| (bytes, fds))
             .map_err(|e| format!("the arguments could not be serialized: {e}"));
