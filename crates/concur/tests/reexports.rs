@@ -84,7 +84,7 @@ fn every_reexport_is_reachable() {
     assert_eq!(dn.done.len(), 1);
     let p = futures::Promise::new();
     let pf = p.future();
-    p.set_result(1u8);
+    assert!(p.set_result(1u8));
     assert_eq!(pf.result().unwrap(), 1);
     assert_eq!(futures::to_thread(|| 2).result().unwrap(), 2);
     let _: Option<futures::TaskError> = None;

@@ -27,7 +27,7 @@ pub struct AsyncResult<T>(Future<T>);
 /// use concur_core::futures::{AsyncResult, Promise};
 /// let p = Promise::new();
 /// let r = AsyncResult::from(p.future());
-/// p.set_result(7);
+/// assert!(p.set_result(7));
 /// assert_eq!(r.get().unwrap(), 7);
 /// ```
 impl<T> From<Future<T>> for AsyncResult<T> {

@@ -41,8 +41,8 @@
 //!     fn submit_job(&self, job: Call<F, A>) -> Result<Future<T>, TaskError> {
 //!         let (f, args) = job.into_parts();
 //!         let p = Promise::new();
-//!         p.set_running();
-//!         p.set_result(f(args));
+//!         assert!(p.set_running());
+//!         assert!(p.set_result(f(args)));
 //!         Ok(p.future())
 //!     }
 //! }

@@ -39,9 +39,10 @@ mod wait;
 pub use async_result::AsyncResult;
 pub use error::TaskError;
 pub use executor::{Executor, Map, MapOptions, Progress};
-#[doc(hidden)]
-pub use future::unobserved_failures;
-pub use future::{Future, Promise};
+pub use future::{
+    Future, Promise, reset_unobserved_failure_hook, set_unobserved_failure_hook,
+    unobserved_failures,
+};
 pub use pool::{IMapUnordered, ThreadPool};
 pub use pool_core::{StarArgs, UnorderedMap};
 pub use thread_pool::{ThreadPoolBuilder, ThreadPoolExecutor};

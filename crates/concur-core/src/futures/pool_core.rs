@@ -610,9 +610,12 @@ impl<T: Send + 'static> MapCollector<T> {
             }),
             promise: Promise::new(),
         });
-        c.promise.set_running();
+        // A fresh promise: it is pending, and then running.
+        let running = c.promise.set_running();
+        debug_assert!(running);
         if n == 0 {
-            c.promise.set_result(Vec::new());
+            let set = c.promise.set_result(Vec::new());
+            debug_assert!(set);
         }
         c
     }
@@ -667,7 +670,8 @@ impl<T: Send + 'static> MapCollector<T> {
                 .collect()),
         };
         drop(g);
-        match outcome {
+        // False only if the list's future was cancelled meanwhile: it keeps that.
+        let _first = match outcome {
             Ok(v) => self.promise.set_result(v),
             Err(e) => self.promise.set_error(e),
         };

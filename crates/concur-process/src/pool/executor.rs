@@ -499,6 +499,10 @@ impl ProcessPoolExecutor {
         }
         let (frame, fds) = encode(wire::offset_of_task(trampoline), args)?;
         let promise = Promise::new();
+        // Queued: a cancel takes the task back at once (the dispatcher drops it when
+        // it gets there), so the pool knows of the cancellation when it happens.
+        let queued = promise.set_cancel_guard(|| true);
+        debug_assert!(queued);
         let fut = promise.future();
         let task = Task {
             frame,
@@ -570,7 +574,9 @@ impl<T: DeserializeOwned + Send + 'static> Completion for Typed<T> {
     }
 
     fn running(&mut self) {
-        self.0.set_running();
+        // False if a cancel found the task started already (the guard made the future
+        // running) or won just before the start: the report decides either way.
+        let _pending = self.0.set_running();
     }
 
     fn try_cancel(&self) {
@@ -578,7 +584,9 @@ impl<T: DeserializeOwned + Send + 'static> Completion for Typed<T> {
     }
 
     fn complete(self: Box<Self>, outcome: Result<(&[u8], Vec<OwnedFd>), TaskError>) {
-        match outcome.and_then(|(body, fds)| decode_report::<T>(body, fds)) {
+        // False if the future was cancelled (or failed by the pool) meanwhile: it
+        // keeps that first outcome.
+        let _first = match outcome.and_then(|(body, fds)| decode_report::<T>(body, fds)) {
             Ok(v) => self.0.set_result(v),
             Err(e) => self.0.set_error(e),
         };
@@ -586,7 +594,8 @@ impl<T: DeserializeOwned + Send + 'static> Completion for Typed<T> {
 
     fn cancel(self: Box<Self>) {
         if !self.0.future().cancel() {
-            self.0.set_error(TaskError::cancelled());
+            // Running: it ends cancelled all the same (its worker was stopped).
+            let _first = self.0.set_error(TaskError::cancelled());
         }
     }
 }
@@ -608,7 +617,8 @@ impl<T: DeserializeOwned + Send + 'static> Completion for ChunkDone<T> {
     }
 
     fn running(&mut self) {
-        self.promise.set_running();
+        // As `Typed::running`.
+        let _pending = self.promise.set_running();
     }
 
     fn try_cancel(&self) {
@@ -633,17 +643,19 @@ impl<T: DeserializeOwned + Send + 'static> Completion for ChunkDone<T> {
                         Report::Failed { message, .. } => Err(serialization_error(message)),
                     })
                     .collect();
-                self.promise.set_result(out);
+                // As in `Typed::complete`: a cancel or failure that came first stays.
+                let _first = self.promise.set_result(out);
             }
             Err(e) => {
-                self.promise.set_error(e);
+                let _first = self.promise.set_error(e);
             }
         }
     }
 
     fn cancel(self: Box<Self>) {
         if !self.promise.future().cancel() {
-            self.promise.set_error(TaskError::cancelled());
+            // As `Typed::cancel`.
+            let _first = self.promise.set_error(TaskError::cancelled());
         }
     }
 }
