@@ -48,8 +48,15 @@ fi
 step "rustfmt"
 cargo fmt --all -- --check
 
+step "module layering (no import circles inside a folder; every folder's order printed)"
+cargo test --locked -p concur --test module_layers -- --nocapture
+
 step "clippy (-D warnings)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "the process tier without the manager (--no-default-features --features process)"
+cargo check --locked -p concur -p concur-process -p concur-core --no-default-features \
+    --features concur/process --all-targets
 
 step "unit, integration and doc tests"
 cargo test --workspace --locked

@@ -14,29 +14,29 @@ use serde::{Deserialize, Serialize};
 use crate::{Outcome, WorkerArgs};
 
 /// The pool the demo tasks run in unless `--pool` says otherwise.
-pub const DEMO_POOL: &str = "concur-demo";
+pub(crate) const DEMO_POOL: &str = "concur-demo";
 
 /// A demo task: `x + 1` (the benchmarks' tiny task).
-pub fn increment(x: u64) -> u64 {
+pub(crate) fn increment(x: u64) -> u64 {
     x.wrapping_add(1)
 }
 
 /// A demo task: the number of primes below `n`, by trial division (CPU-bound).
-pub fn count_primes(n: u64) -> u64 {
+pub(crate) fn count_primes(n: u64) -> u64 {
     (2..n)
         .filter(|&k| is_prime(std::hint::black_box(k)))
         .count() as u64
 }
 
 /// A demo task: the number of primes in `lo..hi`.
-pub fn count_primes_in((lo, hi): (u64, u64)) -> u64 {
+pub(crate) fn count_primes_in((lo, hi): (u64, u64)) -> u64 {
     (lo.max(2)..hi)
         .filter(|&k| is_prime(std::hint::black_box(k)))
         .count() as u64
 }
 
 /// Whether `k` (≥ 2) is prime: no odd divisor up to its square root.
-pub fn is_prime(k: u64) -> bool {
+pub(crate) fn is_prime(k: u64) -> bool {
     if k < 4 {
         return k >= 2;
     }
@@ -54,13 +54,13 @@ pub fn is_prime(k: u64) -> bool {
 }
 
 /// A demo task: sleeps `ms` milliseconds and returns them.
-pub fn sleep_ms(ms: u64) -> u64 {
+pub(crate) fn sleep_ms(ms: u64) -> u64 {
     std::thread::sleep(Duration::from_millis(ms));
     ms
 }
 
 /// Makes the demo tasks runnable by this binary's workers.
-pub fn register_demo_tasks() {
+pub(crate) fn register_demo_tasks() {
     concur::cluster::register(increment);
     concur::cluster::register(count_primes);
     concur::cluster::register(count_primes_in);
@@ -69,12 +69,12 @@ pub fn register_demo_tasks() {
 
 /// How a worker process of this binary is set up.
 #[derive(Serialize, Deserialize, Clone, Debug)]
-pub struct Spec {
-    pub url: String,
-    pub pool: String,
-    pub slots: usize,
-    pub threads: bool,
-    pub lease_ms: Option<u64>,
+pub(crate) struct Spec {
+    pub(crate) url: String,
+    pub(crate) pool: String,
+    pub(crate) slots: usize,
+    pub(crate) threads: bool,
+    pub(crate) lease_ms: Option<u64>,
 }
 
 impl Spec {
@@ -103,16 +103,16 @@ fn worker_process(spec: Spec) -> WorkerStats {
 }
 
 /// A private `redis-server` and worker processes of this binary, stopped on drop.
-pub struct LocalCluster {
-    pub redis: RedisServer,
-    pub pool: String,
+pub(crate) struct LocalCluster {
+    pub(crate) redis: RedisServer,
+    pub(crate) pool: String,
     workers: Vec<Process<WorkerStats>>,
 }
 
 impl LocalCluster {
     /// Starts Redis and `workers` worker processes of `slots` slots each, and waits
     /// until every worker has joined the pool.
-    pub fn start(pool: &str, workers: usize, slots: usize) -> io::Result<LocalCluster> {
+    pub(crate) fn start(pool: &str, workers: usize, slots: usize) -> io::Result<LocalCluster> {
         let redis = RedisServer::start()?;
         let mut c = LocalCluster {
             redis,
@@ -126,7 +126,7 @@ impl LocalCluster {
     }
 
     /// Starts one more worker process and waits until it has joined the pool.
-    pub fn add_worker(&mut self, slots: usize, lease_ms: Option<u64>) -> io::Result<u32> {
+    pub(crate) fn add_worker(&mut self, slots: usize, lease_ms: Option<u64>) -> io::Result<u32> {
         let spec = Spec {
             url: self.redis.url(),
             pool: self.pool.clone(),
@@ -167,7 +167,7 @@ impl LocalCluster {
     }
 
     /// Kills worker process `pid` (SIGKILL) and reaps it.
-    pub fn kill_worker(&mut self, pid: u32) {
+    pub(crate) fn kill_worker(&mut self, pid: u32) {
         if let Some(i) = self.workers.iter().position(|p| p.pid() == Some(pid)) {
             let p = self.workers.remove(i);
             let _ = p.kill();
@@ -176,7 +176,7 @@ impl LocalCluster {
     }
 
     /// Stops every worker (SIGTERM: they drain) and returns their counters.
-    pub fn stop(&mut self) -> Vec<WorkerStats> {
+    pub(crate) fn stop(&mut self) -> Vec<WorkerStats> {
         for p in &self.workers {
             let _ = p.terminate();
         }
@@ -200,7 +200,7 @@ impl Drop for LocalCluster {
 
 /// `concur worker`: serves the demo tasks of a pool until SIGTERM or Ctrl-C, showing
 /// live counts.
-pub fn run_worker(args: &WorkerArgs) -> io::Result<Outcome> {
+pub(crate) fn run_worker(args: &WorkerArgs) -> io::Result<Outcome> {
     register_demo_tasks();
     let spec = Spec {
         url: args.redis.clone(),

@@ -10,7 +10,7 @@ const UNKNOWN: &str = "unknown";
 
 /// Machine, OS and build identification written beside benchmark results.
 #[derive(Debug, Clone, Serialize)]
-pub struct Machine {
+pub(crate) struct Machine {
     /// `model name` from `/proc/cpuinfo`.
     pub cpu_model: String,
     /// Logical CPUs usable by this process (`available_parallelism`).
@@ -35,7 +35,7 @@ pub struct Machine {
 
 impl Machine {
     /// Probes the current machine.
-    pub fn probe() -> Self {
+    pub(crate) fn probe() -> Self {
         Machine {
             cpu_model: cpu_model().unwrap_or_else(|| UNKNOWN.to_owned()),
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),

@@ -8,18 +8,18 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// Makes progress bars that are either drawn on stderr (when it is a terminal) or hidden.
 #[derive(Clone, Copy, Debug)]
-pub struct Bars {
+pub(crate) struct Bars {
     hidden: bool,
 }
 
 impl Bars {
     /// Bars drawn on stderr if it is a terminal, unless `hidden`.
-    pub fn new(hidden: bool) -> Self {
+    pub(crate) fn new(hidden: bool) -> Self {
         Bars { hidden }
     }
 
     /// A bar of `len` units labelled `label`; call `finish_and_clear` when done.
-    pub fn bar(&self, len: u64, label: &str) -> ProgressBar {
+    pub(crate) fn bar(&self, len: u64, label: &str) -> ProgressBar {
         let target = if self.hidden {
             ProgressDrawTarget::hidden()
         } else {

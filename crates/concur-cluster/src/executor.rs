@@ -632,20 +632,22 @@ fn encode_args<A: Serialize>(args: &A, max: usize) -> Result<Vec<u8>, TaskError>
 struct Typed<T>(Promise<T>);
 
 impl<T: DeserializeOwned + Send + 'static> Completion for Typed<T> {
+    // A future that already has an outcome (cancelled or past its deadline here)
+    // keeps it: the `false` of a second one is expected and dropped.
     fn complete(self: Box<Self>, o: Outcome) {
-        match decode_value::<T>(o) {
+        let _ = match decode_value::<T>(o) {
             Ok(v) => self.0.set_result(v),
             Err(e) => self.0.set_error(e),
         };
     }
 
     fn fail(self: Box<Self>, e: TaskError) {
-        self.0.set_error(e);
+        let _ = self.0.set_error(e);
     }
 
     fn cancel(self: Box<Self>) {
         if !self.0.future().cancel() {
-            self.0.set_error(TaskError::cancelled());
+            let _ = self.0.set_error(TaskError::cancelled());
         }
     }
 }
@@ -673,7 +675,7 @@ impl<T: DeserializeOwned + Send + 'static> Completion for ChunkDone<T> {
         }
         match r {
             Ok(items) => {
-                self.promise.set_result(
+                let _ = self.promise.set_result(
                     items
                         .into_iter()
                         .map(|i| match i {
@@ -684,18 +686,18 @@ impl<T: DeserializeOwned + Send + 'static> Completion for ChunkDone<T> {
                 );
             }
             Err(e) => {
-                self.promise.set_error(e);
+                let _ = self.promise.set_error(e);
             }
         }
     }
 
     fn fail(self: Box<Self>, e: TaskError) {
-        self.promise.set_error(e);
+        let _ = self.promise.set_error(e);
     }
 
     fn cancel(self: Box<Self>) {
         if !self.promise.future().cancel() {
-            self.promise.set_error(TaskError::cancelled());
+            let _ = self.promise.set_error(TaskError::cancelled());
         }
     }
 }

@@ -75,10 +75,15 @@
 //! Nothing to set up. Deadlock detection is process-wide, so tests that turn it on are
 //! best kept in their own integration-test file (one process each).
 
+// Examples in the docs are held to the same bar as the code: a warning fails them.
+#![doc(test(attr(deny(warnings))))]
+
 pub mod deadlock;
 pub mod futures;
+mod ident;
 pub mod queue;
 pub(crate) mod shim;
 pub mod sync;
+mod sys;
 pub mod thread;
-pub(crate) mod time;
+pub mod time;

@@ -35,13 +35,13 @@ fn running<T>() -> (Promise<T>, Future<T>) {
 
 fn finished<T>(v: T) -> Future<T> {
     let (p, f) = pending();
-    p.set_result(v);
+    assert!(p.set_result(v));
     f
 }
 
 fn failed<T>(msg: &str) -> Future<T> {
     let (p, f) = pending();
-    p.set_error(TaskError::user(msg.to_owned()));
+    assert!(p.set_error(TaskError::user(msg.to_owned())));
     f
 }
 
@@ -177,7 +177,7 @@ fn done_callbacks() {
         f.add_done_callback(move |f| log.lock().unwrap().push((tag, f.result().ok())));
     }
     assert!(log.lock().unwrap().is_empty());
-    p.set_result(5);
+    assert!(p.set_result(5));
     assert_eq!(
         *log.lock().unwrap(),
         vec![(0, Some(5)), (1, Some(5)), (2, Some(5))]
@@ -225,7 +225,7 @@ fn dropped_promise_breaks_its_future() {
 fn into_result_takes_the_value() {
     let (p, f) = pending::<String>();
     let g = f.clone();
-    p.set_result("v".into());
+    assert!(p.set_result("v".into()));
     assert_eq!(f.into_result().unwrap(), "v");
     assert!(g.result().unwrap_err().is_taken());
     assert!(g.done());

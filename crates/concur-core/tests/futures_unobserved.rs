@@ -9,7 +9,7 @@ fn dropped_failed_future_is_reported_once() {
     // Read errors are not reported.
     let p = Promise::<u8>::new();
     let f = p.future();
-    p.set_error(TaskError::user("read"));
+    assert!(p.set_error(TaskError::user("read")));
     assert!(f.result().is_err());
     drop((p, f));
     assert_eq!(unobserved_failures(), base);

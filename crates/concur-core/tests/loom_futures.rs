@@ -63,7 +63,8 @@ fn callback_runs_once() {
         });
         let g2 = f.clone();
         let c = thread::spawn(move || g2.cancel());
-        p.set_result(3);
+        // Races with the cancel: whichever comes first is the outcome.
+        let _first = p.set_result(3);
         t.join().unwrap();
         c.join().unwrap();
         assert_eq!(hits.load(Ordering::SeqCst), 1);
@@ -76,7 +77,7 @@ fn as_completed_hears_a_racing_completion() {
         let p = Promise::<u8>::new();
         let fs = vec![p.future()];
         let t = thread::spawn(move || {
-            p.set_result(1);
+            assert!(p.set_result(1));
         });
         let n = as_completed(&fs, None)
             .map(|r| r.unwrap().done())
@@ -93,9 +94,27 @@ fn wait_first_completed_hears_a_racing_completion() {
         let p = Promise::<u8>::new();
         let fs = vec![p.future()];
         let t = thread::spawn(move || {
-            p.set_result(1);
+            assert!(p.set_result(1));
         });
         let r = wait(&fs, None, ReturnWhen::FirstCompleted);
+        assert_eq!(r.done.len(), 1);
+        t.join().unwrap();
+    });
+}
+
+#[test]
+fn wait_hears_a_racing_acknowledgement_of_a_cancel() {
+    // A future its user cancelled counts as done for `wait` once the completing side
+    // acknowledges it (`set_running`, Python's `set_running_or_notify_cancel`): an
+    // acknowledgement racing the waiter's registration is never lost.
+    model(|| {
+        let p = Promise::<u8>::new();
+        assert!(p.future().cancel());
+        let fs = vec![p.future()];
+        let t = thread::spawn(move || {
+            assert!(!p.set_running());
+        });
+        let r = wait(&fs, None, ReturnWhen::AllCompleted);
         assert_eq!(r.done.len(), 1);
         t.join().unwrap();
     });

@@ -791,9 +791,11 @@ fn errors_display_debug_and_into_inner() {
     let e: ShutDown<NoDebug> = ShutDown(NoDebug);
     assert_eq!(format!("{e:?}"), "ShutDown(..)");
     let _: NoDebug = e.into_inner();
-    let boxed: Box<dyn std::error::Error> = Box::new(TryGetError::Empty);
+    let empty: TryGetError = TryGetError::Empty;
+    let boxed: Box<dyn std::error::Error> = Box::new(empty);
     assert_eq!(boxed.to_string(), "the queue is empty");
-    assert!(GetTimeoutError::Empty.to_string().contains("timeout"));
+    let empty: GetTimeoutError = GetTimeoutError::Empty;
+    assert!(empty.to_string().contains("timeout"));
     let e: TryPutError<u8> = ShutDown(3).into();
     assert_eq!(e, TryPutError::ShutDown(3));
 }

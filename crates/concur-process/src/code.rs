@@ -48,8 +48,8 @@ pub(crate) fn offset_of(addr: usize) -> i64 {
     (addr as i64).wrapping_sub(addr_of_anchor() as i64)
 }
 
-mod sealed {
-    pub trait Sealed {}
+pub(crate) mod sealed {
+    pub(crate) trait Sealed {}
 }
 
 /// A function pointer type that can travel as an offset (sealed: the trampoline
@@ -64,10 +64,13 @@ pub(crate) trait FnPtr: sealed::Sealed + Copy + 'static {
     unsafe fn at(addr: usize) -> Self;
 }
 
+/// Makes function pointer types [`FnPtr`]s. Invoked here for the process tier's
+/// trampolines, and by a module above for a function type of its own (the manager's
+/// update functions), so that this file names no type of the modules that use it.
 macro_rules! fn_ptr {
     ($($t:ty),* $(,)?) => {$(
-        impl sealed::Sealed for $t {}
-        impl FnPtr for $t {
+        impl $crate::code::sealed::Sealed for $t {}
+        impl $crate::code::FnPtr for $t {
             fn addr(self) -> usize {
                 self as usize
             }
@@ -80,12 +83,13 @@ macro_rules! fn_ptr {
         }
     )*};
 }
+#[cfg_attr(not(feature = "manager"), allow(unused_imports))] // the manager's use
+pub(crate) use fn_ptr;
 
 fn_ptr!(
     fn(&[u8], Vec<OwnedFd>, &Connection) -> i32,
     fn(&[u8], Vec<OwnedFd>, &Connection),
-    fn(&[u8]) -> Result<(), (String, Option<String>)>,
-    fn(Option<&[u8]>) -> Result<Vec<u8>, crate::manager::ManagerError>,
+    fn(&[u8], Vec<OwnedFd>) -> Result<(), (String, Option<String>)>,
     fn() -> Described,
 );
 
@@ -180,7 +184,7 @@ pub trait TableEntry: 'static {
 
 /// What one table entry says about itself (made by calling the entry).
 #[doc(hidden)]
-pub struct Described {
+pub(crate) struct Described {
     table: &'static str,
     key: String,
     func: Box<dyn Any + Send + Sync>,
@@ -250,6 +254,19 @@ fn registered() -> &'static Table {
         let mut t = Table::new();
         #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
         {
+            // SAFETY: as in `register`: data only, into the same section. This empty
+            // entry (0, skipped below) makes the section, and so the linker's
+            // `__start_`/`__stop_` symbols, exist in a binary that looks functions up
+            // but registers none (it would not link otherwise).
+            unsafe {
+                std::arch::asm!(
+                    ".pushsection concur_fn_table,\"aR\"",
+                    ".balign 8",
+                    ".quad 0",
+                    ".popsection",
+                    options(nomem, nostack, preserves_flags),
+                );
+            }
             let start = &raw const __start_concur_fn_table as *const i64;
             let stop = &raw const __stop_concur_fn_table as *const i64;
             // SAFETY: the linker bounds the section with these two symbols, so `stop`
@@ -262,6 +279,9 @@ fn registered() -> &'static Table {
                     let p = start.add(i);
                     (p as usize, p.read())
                 };
+                if rel == 0 {
+                    continue; // the empty entry above
+                }
                 let addr = (at as i64).wrapping_add(rel) as usize;
                 // SAFETY: `register` wrote `describe::<E> - here` at `here`, so `addr`
                 // is a `describe::<E>`: a `fn() -> Described`.

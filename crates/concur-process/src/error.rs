@@ -229,7 +229,7 @@ impl ProcessError {
     /// result could not be serialized (or decoded in the parent).
     ///
     /// ```
-    /// use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    /// use serde::{Deserialize, Serialize, Serializer};
     /// #[derive(Deserialize)]
     /// struct Refuses;
     /// impl Serialize for Refuses {

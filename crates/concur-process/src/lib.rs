@@ -67,25 +67,19 @@
 //! or "out of memory"), the tasks it had been handed but not started go to other
 //! workers, and a new worker takes its place. A task over its time limit has its
 //! worker killed and replaced. Workers are recycled after `max_tasks_per_child` tasks
-//! or above a memory threshold, and killed above a memory limit. How: one manager
+//! or above a memory threshold, and killed above a memory limit. How: one dispatcher
 //! thread feeds each worker tasks ahead over a socket, and each worker reports every
-//! task as it ends, in order, so the manager always knows which task a worker is
+//! task as it ends, in order, so the dispatcher always knows which task a worker is
 //! running (see the `pool` module's source).
 //!
-//! ## Managers
+//! ## Managers (feature `manager`, on by default)
 //!
-//! A [`Manager`] is Python's `multiprocessing.Manager`: a server process owning shared
+//! A `Manager` is Python's `multiprocessing.Manager`: a server process owning shared
 //! dicts, lists, namespaces, values, queues and locks, reached through typed proxies
 //! from any process that holds its address and key (a Unix socket by default, TCP on
-//! request; every connection authenticated by HMAC). See the [`manager`] module.
-//!
-//! ```
-//! use concur_process::Manager;
-//! let m = Manager::start().unwrap();
-//! let scores = m.dict::<String, u32>().unwrap();
-//! scores.update("ada".into(), |s: Option<u32>| s.unwrap_or(0) + 3).unwrap();
-//! assert_eq!(scores.get(&"ada".into()).unwrap(), Some(3));
-//! ```
+//! request; every connection authenticated by HMAC). See the `manager` module (built
+//! with the cargo feature `manager`, which brings the HMAC and ordered-map
+//! dependencies; without it the rest of the crate is unchanged).
 //!
 //! ### How a child finds the function: no set-up in `main`, tests or examples
 //!
@@ -161,10 +155,15 @@
 //! terminal (it is not captured by the test harness). A *forked* child inherits the capture buffer of the
 //! thread that first started a process, so its output is lost unless the tests run
 //! with `--nocapture`.
+
+// Examples in the docs are held to the same bar as the code: a warning fails them.
+#![doc(test(attr(deny(warnings))))]
+mod block;
 mod code;
 pub mod exec;
 mod fds;
 mod sys;
+mod why;
 
 // Processes and connections.
 mod connection;
@@ -174,7 +173,9 @@ pub use connection::{Connection, ConnectionError, DEFAULT_MAX_FRAME, Pipe};
 pub use error::ProcessError;
 pub use process::{Process, ProcessBuilder, StartMethod};
 
+#[cfg(feature = "manager")]
 pub mod manager;
+#[cfg(feature = "manager")]
 pub use manager::{Address, AuthKey, Manager, ManagerBuilder, ManagerError};
 
 mod pool;

@@ -501,23 +501,23 @@ fn serve_in_a_thread_then_shutdown_makes_later_calls_fail() {
         // New connections are refused at once.
         let e =
             Manager::connect(address.clone(), key.clone()).expect_err("connected after shutdown");
-        assert!(e.is_shut_down(), "{e:?}");
+        assert!(e.is_shutdown(), "{e:?}");
         let fresh = d.clone(); // a clone opens its own connection
         let e = fresh.get(&"n".into()).expect_err("served after shutdown");
-        assert!(e.is_shut_down(), "{e:?}");
+        assert!(e.is_shutdown(), "{e:?}");
         // A connection opened before the shutdown: its thread serves at most one more
         // request (server.rs checks `stopping` after a reply, not before a request),
         // then closes; see `a_connection_opened_before_shutdown_is_refused_at_once`.
         let first = d.get(&"n".into());
         if let Err(e) = &first {
-            assert!(e.is_shut_down(), "{e:?}");
+            assert!(e.is_shutdown(), "{e:?}");
         }
         let e = d
             .update("n".into(), bump)
             .expect_err("updated after shutdown");
-        assert!(e.is_shut_down(), "{e:?}");
+        assert!(e.is_shutdown(), "{e:?}");
         let e = Manager::connect(address, key).expect_err("connected after shutdown");
-        assert!(e.is_shut_down(), "{e:?}");
+        assert!(e.is_shutdown(), "{e:?}");
         m.shutdown().expect("a second shutdown is harmless");
     });
 }
@@ -583,9 +583,9 @@ fn the_server_process_is_gone_after_shutdown_and_after_drop() {
             "the server {pid} outlived shutdown"
         );
         let e = d.get(&1).expect_err("served after shutdown");
-        assert!(e.is_shut_down(), "{e:?}");
+        assert!(e.is_shutdown(), "{e:?}");
         let e = m.dict::<u8, u8>().expect_err("made a dict after shutdown");
-        assert!(e.is_shut_down(), "{e:?}");
+        assert!(e.is_shutdown(), "{e:?}");
 
         let m = Manager::start().expect("start");
         let d = m.dict::<u8, u8>().expect("dict");
@@ -596,11 +596,11 @@ fn the_server_process_is_gone_after_shutdown_and_after_drop() {
             "the server {pid} outlived its manager"
         );
         let e = d.len().expect_err("served after drop");
-        assert!(e.is_shut_down(), "{e:?}");
+        assert!(e.is_shutdown(), "{e:?}");
     });
 }
 
-/// Issue 7: after `shutdown`, calls fail with `is_shut_down` — including the very next
+/// Issue 7: after `shutdown`, calls fail with `is_shutdown` — including the very next
 /// call on a connection opened before it (the server shuts every connection down and
 /// refuses requests once stopping; a served manager's connection threads end with it).
 #[test]
@@ -625,6 +625,6 @@ fn a_connection_opened_before_shutdown_is_refused_at_once() {
         m.shutdown().expect("shutdown");
         server.join().expect("serve thread").expect("serve");
         let e = d.get(&1).expect_err("served after shutdown");
-        assert!(e.is_shut_down(), "{e:?}");
+        assert!(e.is_shutdown(), "{e:?}");
     });
 }

@@ -507,14 +507,14 @@ fn calls_after_shutdown_are_shut_down_errors() {
         let jq = m.joinable_queue::<u8>(0).unwrap();
         l.push(1).unwrap();
         m.shutdown().unwrap();
-        assert!(l.push(2).unwrap_err().is_shut_down());
-        assert!(l.len().unwrap_err().is_shut_down());
-        assert!(n.set("x", &1u8).unwrap_err().is_shut_down());
-        assert!(v.get().unwrap_err().is_shut_down());
-        assert!(q.put(1).unwrap_err().is_shut_down());
-        assert!(q.get_timeout(LIMIT).unwrap_err().is_shut_down());
-        assert!(jq.join().unwrap_err().is_shut_down());
-        assert!(m.list::<u8>().unwrap_err().is_shut_down());
+        assert!(l.push(2).unwrap_err().is_shutdown());
+        assert!(l.len().unwrap_err().is_shutdown());
+        assert!(n.set("x", &1u8).unwrap_err().is_shutdown());
+        assert!(v.get().unwrap_err().is_shutdown());
+        assert!(q.put(1).unwrap_err().is_shutdown());
+        assert!(q.get_timeout(LIMIT).unwrap_err().is_shutdown());
+        assert!(jq.join().unwrap_err().is_shutdown());
+        assert!(m.list::<u8>().unwrap_err().is_shutdown());
     });
 }
 
@@ -542,9 +542,9 @@ fn shutdown_wakes_blocked_calls() {
         std::thread::sleep(DELTA * 2);
         assert!(!getter.is_finished() && !putter.is_finished() && !joiner.is_finished());
         m.shutdown().unwrap();
-        assert!(getter.join().unwrap().unwrap_err().is_shut_down());
-        assert!(putter.join().unwrap().unwrap_err().is_shut_down());
-        assert!(joiner.join().unwrap().unwrap_err().is_shut_down());
+        assert!(getter.join().unwrap().unwrap_err().is_shutdown());
+        assert!(putter.join().unwrap().unwrap_err().is_shutdown());
+        assert!(joiner.join().unwrap().unwrap_err().is_shutdown());
     });
 }
 
@@ -574,8 +574,8 @@ fn shutdown_wakes_blocked_calls_of_an_in_process_server() {
         assert!(!getter.is_finished() && !joiner.is_finished());
         m.shutdown().unwrap();
         server.join().unwrap().unwrap();
-        assert!(getter.join().unwrap().unwrap_err().is_shut_down());
-        assert!(joiner.join().unwrap().unwrap_err().is_shut_down());
+        assert!(getter.join().unwrap().unwrap_err().is_shutdown());
+        assert!(joiner.join().unwrap().unwrap_err().is_shutdown());
     });
 }
 

@@ -179,8 +179,8 @@ fn shutdown_wakes_blocked_waiters() {
         let t2 = thread::spawn(move || e2.wait());
         thread::sleep(DELTA);
         m.shutdown().unwrap();
-        assert!(t1.join().unwrap().unwrap_err().is_shut_down());
-        assert!(t2.join().unwrap().unwrap_err().is_shut_down());
+        assert!(t1.join().unwrap().unwrap_err().is_shutdown());
+        assert!(t2.join().unwrap().unwrap_err().is_shutdown());
     });
 }
 

@@ -678,3 +678,95 @@ fn every_task_of_a_pool_whose_initializer_fails_is_broken() {
         }
     });
 }
+
+// ---- an initializer whose argument carries descriptors (Python's everyday
+// `Pool(initializer=f, initargs=(shared_value, lock, queue))`) ----------------------
+
+type Shared = (
+    concur_process::Value<u64>,
+    concur_process::Lock,
+    concur_process::Queue<u32>,
+);
+
+static SHARED: std::sync::OnceLock<Shared> = std::sync::OnceLock::new();
+
+fn keep_shared(s: Shared) {
+    let _ = SHARED.set(s);
+}
+
+/// Under the shared lock, adds one to the shared value and says so on the queue.
+fn count_in(x: u32) -> u32 {
+    let (value, lock, queue) = SHARED.get().expect("the initializer ran");
+    let _g = lock
+        .acquire()
+        .unwrap_or_else(concur_process::sync::OwnerDied::into_inner);
+    value.set(value.get() + 1);
+    queue.put(x).unwrap();
+    x
+}
+
+#[test]
+fn an_initializer_argument_may_carry_descriptors() {
+    within(LIMIT, "initializer with descriptors", || {
+        let value = concur_process::Value::new(0u64).unwrap();
+        let lock = concur_process::Lock::new().unwrap();
+        let queue = concur_process::Queue::<u32>::new(0).unwrap();
+        let exec = ProcessPoolExecutor::builder()
+            .max_workers(2)
+            .initializer(keep_shared, (value.clone(), lock, queue.clone()))
+            .build();
+        let pool = ProcessPool::with_executor(exec);
+        let got = pool
+            .map_with(count_in, 0..20, MapOptions::new().chunksize(1))
+            .unwrap();
+        assert_eq!(got, (0..20).collect::<Vec<_>>());
+        assert_eq!(value.get(), 20, "every task counted in the shared value");
+        let mut seen: Vec<u32> = (0..20).map(|_| queue.get_timeout(LIMIT).unwrap()).collect();
+        seen.sort();
+        assert_eq!(seen, (0..20).collect::<Vec<_>>());
+        pool.close();
+        pool.join().unwrap();
+    });
+}
+
+/// Serializes as an error, whatever the serializer.
+struct Unsendable;
+
+impl serde::Serialize for Unsendable {
+    fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        Err(serde::ser::Error::custom("this value stays here"))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Unsendable {
+    fn deserialize<D: serde::Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+        Ok(Unsendable)
+    }
+}
+
+fn take_unsendable(_: Unsendable) {}
+
+#[test]
+fn an_unusable_initializer_argument_is_reported_when_the_pool_is_built() {
+    let e = ProcessPoolExecutor::builder()
+        .initializer(take_unsendable, Unsendable)
+        .try_build()
+        .unwrap_err();
+    assert!(e.is_serialization(), "{e}");
+    assert!(e.to_string().contains("initializer"), "{e}");
+    assert!(
+        e.to_string().contains("this value stays here"),
+        "the cause: {e}"
+    );
+    let panic = std::panic::catch_unwind(|| {
+        ProcessPoolExecutor::builder()
+            .initializer(take_unsendable, Unsendable)
+            .build()
+    })
+    .unwrap_err();
+    let msg = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .unwrap_or_default();
+    assert!(msg.contains("this value stays here"), "{msg}");
+}

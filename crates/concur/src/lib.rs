@@ -15,9 +15,13 @@
 //! | [`futures`] | `concurrent.futures`: `Future`, `ThreadPoolExecutor`, `as_completed`, `wait`; `multiprocessing.pool.ThreadPool`; `asyncio.to_thread` | one `Future` type (also a `std::future::Future`), the `Executor` trait, nested waits that never deadlock the pool |
 //! | [`deadlock`] | — | lock-order inversion and wait-for cycle detection (`CONCUR_DEADLOCK`) |
 //! | `process` (feature `process`, on by default; Linux) | `multiprocessing`: `Process` (spawn, fork, forkserver), `Pipe`, `Queue`, `SimpleQueue`, `JoinableQueue`, `Value`, `Array`, `shared_memory`, process-shared locks | children bound to their parent's life, robust locks that report a dead owner |
+//! | `process::manager` (feature `manager`, on by default; needs `process`) | `multiprocessing.Manager`: shared `dict`, `list`, `Namespace`, `Value`, queues and locks in a server process | typed proxies, HMAC-authenticated, a dead client's locks released |
 //!
-//! Process pools and the cluster tier come in later releases (see the README's map for
-//! what exists today).
+//! Process pools (`process::ProcessPool`, `process::ProcessPoolExecutor`) are part of
+//! `process`; the cluster tier comes in a later release (see the README's map for what
+//! exists today). Without the default features, `features = ["process"]` gives the
+//! process tier without the manager (and without its HMAC and ordered-map
+//! dependencies).
 //!
 //! ## Hello, threads
 //!
@@ -88,7 +92,10 @@
 //! The thread tier is portable Rust (std threads, `parking_lot_core` parking). Linux is
 //! the first-class target of the process tier to come.
 
-pub use concur_core::{deadlock, futures, queue, sync, thread};
+// Examples in the docs are held to the same bar as the code: a warning fails them.
+#![doc(test(attr(deny(warnings))))]
+
+pub use concur_core::{deadlock, futures, queue, sync, thread, time};
 
 /// The process tier (Python's `multiprocessing`), behind the default feature `process`.
 #[cfg(feature = "process")]

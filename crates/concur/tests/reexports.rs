@@ -1,7 +1,7 @@
 //! Touches every re-export of the umbrella crate so that none can silently rot.
 
 use concur::futures::Executor as _;
-use concur::{deadlock, futures, queue, sync, thread};
+use concur::{deadlock, futures, queue, sync, thread, time};
 use std::time::Duration;
 
 #[test]
@@ -67,7 +67,8 @@ fn every_reexport_is_reachable() {
     assert!(matches!(q.try_get(), Err(queue::TryGetError::ShutDown)));
 
     // futures
-    let pool = futures::ThreadPoolExecutor::new(2);
+    let b: futures::ThreadPoolBuilder = futures::ThreadPoolExecutor::builder().max_workers(2);
+    let pool = b.build();
     let f = pool.submit(|| 6 * 7).unwrap();
     assert_eq!(f.result().unwrap(), 42);
     let fs = vec![f.clone()];
@@ -83,7 +84,7 @@ fn every_reexport_is_reachable() {
     assert_eq!(dn.done.len(), 1);
     let p = futures::Promise::new();
     let pf = p.future();
-    p.set_result(1u8);
+    assert!(p.set_result(1u8));
     assert_eq!(pf.result().unwrap(), 1);
     assert_eq!(futures::to_thread(|| 2).result().unwrap(), 2);
     let _: Option<futures::TaskError> = None;
@@ -101,6 +102,10 @@ fn every_reexport_is_reachable() {
 
     // deadlock
     let _: deadlock::Mode = deadlock::mode();
+
+    // time
+    assert!(time::deadline_after(Duration::from_secs(1)).is_some());
+    assert!(!time::expired(None));
 }
 
 /// The process tier (`concur::process`, default feature `process`): every re-export.
@@ -108,11 +113,10 @@ fn every_reexport_is_reachable() {
 #[test]
 fn every_process_reexport_is_reachable() {
     use concur::process::{
-        Address, Array, AuthKey, Barrier, BoundedSemaphore, Condition, Connection, ConnectionError,
-        DEFAULT_MAX_FRAME, Event, FrozenArray, IMapUnordered, JoinableQueue, Lock, Manager,
-        ManagerBuilder, ManagerError, Pipe, Process, ProcessBuilder, ProcessError, ProcessPool,
-        ProcessPoolBuilder, ProcessPoolExecutor, Queue, RLock, Semaphore, SharedMemory,
-        SimpleQueue, StartMethod, Value, manager, queue, shm, sync,
+        Array, Barrier, BoundedSemaphore, Condition, Connection, ConnectionError,
+        DEFAULT_MAX_FRAME, Event, FrozenArray, IMapUnordered, JoinableQueue, Lock, Pipe, Process,
+        ProcessBuilder, ProcessError, ProcessPool, ProcessPoolBuilder, ProcessPoolExecutor, Queue,
+        RLock, Semaphore, SharedMemory, SimpleQueue, StartMethod, Value, queue, shm, sync,
     };
 
     // Process, ProcessBuilder, StartMethod, ProcessError
@@ -213,8 +217,15 @@ fn every_process_reexport_is_reachable() {
     assert_eq!(unordered.map(Result::unwrap).collect::<Vec<_>>(), [5]);
     pool.close();
     pool.join().unwrap();
+}
 
-    // manager: Manager, ManagerBuilder, Address, AuthKey, ManagerError, manager::Dict
+/// The manager (`concur::process::manager`, default feature `manager`): every re-export.
+#[cfg(feature = "manager")]
+#[test]
+fn every_manager_reexport_is_reachable() {
+    use concur::process::{Address, AuthKey, Manager, ManagerBuilder, ManagerError, manager};
+
+    // Manager, ManagerBuilder, Address, AuthKey, ManagerError, manager::Dict
     let mb: ManagerBuilder = Manager::builder()
         .address("127.0.0.1:0".parse::<Address>().unwrap())
         .authkey(AuthKey::from("reexport key"));
@@ -231,7 +242,7 @@ fn every_process_reexport_is_reachable() {
     assert!(wrong.is_auth_failed(), "{wrong}");
     m.shutdown().unwrap();
     let gone: ManagerError = d.get(&"n".into()).unwrap_err();
-    assert!(gone.is_shut_down(), "{gone}");
+    assert!(gone.is_shutdown(), "{gone}");
 }
 
 /// The cluster tier's names, behind the `cluster` feature.

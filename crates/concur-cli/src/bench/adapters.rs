@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 /// Which family a lock belongs to: ratios compare concur with the anchor of its family.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Family {
+pub(super) enum Family {
     /// Non-reentrant mutual exclusion (`Lock`, `Mutex`).
     Lock,
     /// Reentrant locks (`RLock`, `ReentrantMutex`).
@@ -42,7 +42,7 @@ pub enum Family {
 /// Who wrote the lock: concur itself or an anchor it is compared with.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Origin {
+pub(super) enum Origin {
     /// concur's own lock.
     Concur,
     /// The standard library.
@@ -75,7 +75,7 @@ pub enum Origin {
 
 impl Origin {
     /// Whether ratios are computed against subjects of this origin.
-    pub fn is_reference(self) -> bool {
+    pub(super) fn is_reference(self) -> bool {
         matches!(
             self,
             Origin::ParkingLot
@@ -91,7 +91,7 @@ impl Origin {
 }
 
 /// A lock that can be measured: acquire, increment the guarded counter, release.
-pub trait BenchLock: Send + Sync + 'static {
+pub(super) trait BenchLock: Send + Sync + 'static {
     /// Display name, e.g. `concur::sync::Lock`.
     const NAME: &'static str;
     /// Family, for ratios.
@@ -107,7 +107,7 @@ pub trait BenchLock: Send + Sync + 'static {
 }
 
 /// A lock as the harness sees it.
-pub trait LockUnderTest: Send + Sync {
+pub(super) trait LockUnderTest: Send + Sync {
     /// Display name.
     fn name(&self) -> &'static str;
     /// Family, for ratios.
@@ -128,11 +128,11 @@ pub trait LockUnderTest: Send + Sync {
 }
 
 /// Runs the measurement loops for any [`BenchLock`].
-pub struct Adapter<L>(std::marker::PhantomData<fn() -> L>);
+pub(super) struct Adapter<L>(std::marker::PhantomData<fn() -> L>);
 
 impl<L: BenchLock> Adapter<L> {
     /// The adapter for `L`.
-    pub fn boxed() -> Box<dyn LockUnderTest> {
+    pub(super) fn boxed() -> Box<dyn LockUnderTest> {
         Box::new(Adapter::<L>(std::marker::PhantomData))
     }
 }
@@ -227,7 +227,7 @@ fn check_count(name: &str, got: u64, want: u64) -> Result<(), String> {
 }
 
 /// `concur::sync::Lock<u64>`.
-pub struct ConcurLock(concur::sync::Lock<u64>);
+pub(super) struct ConcurLock(concur::sync::Lock<u64>);
 
 impl BenchLock for ConcurLock {
     const NAME: &'static str = "concur::sync::Lock";
@@ -246,7 +246,7 @@ impl BenchLock for ConcurLock {
 }
 
 /// `std::sync::Mutex<u64>`.
-pub struct StdMutex(std::sync::Mutex<u64>);
+pub(super) struct StdMutex(std::sync::Mutex<u64>);
 
 impl BenchLock for StdMutex {
     const NAME: &'static str = "std::sync::Mutex";
@@ -272,7 +272,7 @@ impl BenchLock for StdMutex {
 }
 
 /// `parking_lot::Mutex<u64>`.
-pub struct ParkingLotMutex(parking_lot::Mutex<u64>);
+pub(super) struct ParkingLotMutex(parking_lot::Mutex<u64>);
 
 impl BenchLock for ParkingLotMutex {
     const NAME: &'static str = "parking_lot::Mutex";
@@ -295,7 +295,7 @@ impl BenchLock for ParkingLotMutex {
 // lock under test: the comparison is lock against lock.
 
 /// `concur::sync::RLock` guarding a relaxed counter.
-pub struct ConcurRLock(concur::sync::RLock, AtomicU64);
+pub(super) struct ConcurRLock(concur::sync::RLock, AtomicU64);
 
 impl BenchLock for ConcurRLock {
     const NAME: &'static str = "concur::sync::RLock";
@@ -317,7 +317,7 @@ impl BenchLock for ConcurRLock {
 }
 
 /// `parking_lot::ReentrantMutex<()>` guarding a relaxed counter.
-pub struct ParkingLotReentrant(parking_lot::ReentrantMutex<()>, AtomicU64);
+pub(super) struct ParkingLotReentrant(parking_lot::ReentrantMutex<()>, AtomicU64);
 
 impl BenchLock for ParkingLotReentrant {
     const NAME: &'static str = "parking_lot::ReentrantMutex";
@@ -339,7 +339,7 @@ impl BenchLock for ParkingLotReentrant {
 }
 
 /// Every lock under test, concur first within each family.
-pub fn all() -> Vec<Box<dyn LockUnderTest>> {
+pub(super) fn all() -> Vec<Box<dyn LockUnderTest>> {
     vec![
         Adapter::<ConcurLock>::boxed(),
         Adapter::<StdMutex>::boxed(),

@@ -35,7 +35,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// What the operations are, for the JSON document.
-pub const OPERATION: &str = "submit-result: one tiny task (x + 1) submitted to a Redis pool \
+pub(crate) const OPERATION: &str = "submit-result: one tiny task (x + 1) submitted to a Redis pool \
      served by 2 workers and its result read (time per task); round-trip: one task at a time, \
      submit to result (median); map: one item of a lazy map in chunks of 10,000 (time per \
      item); reclaim: a worker killed mid-task, to the result from another worker (lease 1 s)";
@@ -49,26 +49,26 @@ const RECLAIM_LEASE_MS: u64 = 1000;
 
 /// Sizes of the suite's cases.
 #[derive(Debug, Clone, Serialize)]
-pub struct ClusterSizes {
+pub(crate) struct ClusterSizes {
     /// Tasks per run of `submit-result` (concur and the bare harness).
-    pub tasks: u64,
+    pub(crate) tasks: u64,
     /// Tasks per run of `submit-result` for Celery and Dramatiq.
-    pub python_tasks: u64,
+    pub(crate) python_tasks: u64,
     /// Tasks per run of `submit-result` for RQ (about 50/s).
-    pub rq_tasks: u64,
+    pub(crate) rq_tasks: u64,
     /// Round trips per run of `round-trip` (concur and the bare harness).
-    pub round_trips: u64,
+    pub(crate) round_trips: u64,
     /// Round trips per run of `round-trip` for the Python task queues.
-    pub python_round_trips: u64,
+    pub(crate) python_round_trips: u64,
     /// Items per run of `map`.
-    pub map_items: u64,
+    pub(crate) map_items: u64,
     /// Whether the Python task queues run (not in `--quick` runs).
-    pub python: bool,
+    pub(crate) python: bool,
 }
 
 impl ClusterSizes {
     /// Full or `--quick` sizes.
-    pub fn new(quick: bool) -> Self {
+    pub(crate) fn new(quick: bool) -> Self {
         if quick {
             ClusterSizes {
                 tasks: 2_000,
@@ -98,7 +98,7 @@ fn task_err(e: TaskError) -> String {
 }
 
 /// Runs the suite into `results`; failures go to `errors`, skipped anchors to `notes`.
-pub fn run_suite(
+pub(crate) fn run_suite(
     sizes: &ClusterSizes,
     runs: u32,
     bar: &ProgressBar,

@@ -33,22 +33,22 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// What one measured operation is, for the JSON document.
-pub const OPERATION: &str = "submit-result: one trivial task submitted and its result read \
+pub(super) const OPERATION: &str = "submit-result: one trivial task submitted and its result read \
                              (time per task); map-collect: one item mapped and collected in \
                              order (time per item)";
 
 /// Worker threads of every pool.
 const WORKERS: usize = 2;
 /// `std::thread::spawn` runs this many threads at a time before joining them.
-pub const THREAD_WINDOW: u64 = 256;
+pub(super) const THREAD_WINDOW: u64 = 256;
 /// The read-ahead bound of concur's map: chunks in flight.
 const MAP_BUFFERSIZE: usize = 16;
 /// The chunk size of concur's tuned map subject.
-pub const MAP_TUNED_CHUNKSIZE: usize = 16_384;
+pub(super) const MAP_TUNED_CHUNKSIZE: usize = 16_384;
 
 /// One futures case.
 #[derive(Debug, Clone, Serialize)]
-pub struct FuturesCase {
+pub(super) struct FuturesCase {
     /// `submit-result` or `map-collect`.
     pub name: &'static str,
     /// Tasks (submit-result) or items (map-collect) per run, for the pools.
@@ -60,7 +60,7 @@ pub struct FuturesCase {
 }
 
 /// The two cases at full or `--quick` sizes.
-pub fn cases(quick: bool) -> Vec<FuturesCase> {
+pub(super) fn cases(quick: bool) -> Vec<FuturesCase> {
     vec![
         FuturesCase {
             name: "submit-result",
@@ -287,7 +287,7 @@ fn submit_subjects(case: &FuturesCase) -> Vec<Subject> {
 // ---- map-collect -------------------------------------------------------------------------
 
 /// Python's `Pool.map` default chunk size: `ceil(len / (4 * workers))`.
-pub fn python_chunksize(len: usize) -> usize {
+pub(super) fn python_chunksize(len: usize) -> usize {
     len.div_ceil(4 * WORKERS).max(1)
 }
 
@@ -420,7 +420,7 @@ fn measurement(case: &FuturesCase, subject: &'static str, origin: Origin, ops: u
 }
 
 /// How many measurements one run of the suite makes (for the progress bar).
-pub fn measurement_count(cases: &[FuturesCase]) -> usize {
+pub(super) fn measurement_count(cases: &[FuturesCase]) -> usize {
     cases
         .iter()
         .map(|c| match (c.name, c.python_items) {
@@ -433,7 +433,7 @@ pub fn measurement_count(cases: &[FuturesCase]) -> usize {
 
 /// Runs every (case, subject) pair `runs` times, interleaved, into `results`; Python's
 /// executor joins the `submit-result` runs when `python3` is installed.
-pub fn run_suite(
+pub(super) fn run_suite(
     cases: &[FuturesCase],
     runs: u32,
     bar: &ProgressBar,

@@ -36,7 +36,7 @@ use serde::Serialize;
 use std::time::{Duration, Instant};
 
 /// What the operations are, for the JSON document.
-pub const OPERATION: &str = "dict-get: one get of a u64 key through a manager dict proxy \
+pub(super) const OPERATION: &str = "dict-get: one get of a u64 key through a manager dict proxy \
      (a request to the server process and its reply; raw: 8 bytes to an echo process and \
      back); dict-get-aggregate: the same from 4 client processes at once (wall time / all \
      gets: aggregate), or pipelined by one client (get_many)";
@@ -59,7 +59,7 @@ const VALUE: u64 = 49;
 
 /// Sizes of the suite's cases.
 #[derive(Debug, Clone, Serialize)]
-pub struct ManagerSizes {
+pub(super) struct ManagerSizes {
     /// Gets per run of one concur client (and raw round trips).
     pub gets: u64,
     /// Gets per run of Python's single client (about 19 k/s).
@@ -72,7 +72,7 @@ pub struct ManagerSizes {
 
 impl ManagerSizes {
     /// Full or `--quick` sizes.
-    pub fn new(quick: bool) -> Self {
+    pub(super) fn new(quick: bool) -> Self {
         if quick {
             ManagerSizes {
                 gets: 5_000,
@@ -92,7 +92,7 @@ impl ManagerSizes {
 }
 
 /// Runs the suite into `results`; failures go to `errors`, skipped anchors to `notes`.
-pub fn run_suite(
+pub(super) fn run_suite(
     sizes: &ManagerSizes,
     runs: u32,
     bar: &ProgressBar,

@@ -37,7 +37,7 @@ mod pool;
 mod process;
 mod queue;
 
-pub use process::child_mode;
+pub(crate) use process::child_mode;
 
 use crate::machine::Machine;
 use crate::progress::Bars;
@@ -125,7 +125,7 @@ struct BenchReport {
 }
 
 /// Runs the sweep and prints the table (or the JSON document).
-pub fn run(args: &BenchArgs) -> io::Result<Outcome> {
+pub(crate) fn run(args: &BenchArgs) -> io::Result<Outcome> {
     let runs = args.runs.unwrap_or(if args.quick { 2 } else { 7 });
     let cases = vec![
         Case {

@@ -28,7 +28,7 @@ use serde::Serialize;
 use std::time::Instant;
 
 /// What the operations are, for the JSON document.
-pub const OPERATION: &str = "submit-result: one tiny task (x + 1 on a u64) submitted to a \
+pub(super) const OPERATION: &str = "submit-result: one tiny task (x + 1 on a u64) submitted to a \
      2-process pool and its result read (time per task); map: one item of a pool map with \
      default chunking, collected in order (time per item)";
 
@@ -37,7 +37,7 @@ const WORKERS: usize = 2;
 
 /// Sizes of the suite's cases.
 #[derive(Debug, Clone, Serialize)]
-pub struct PoolSizes {
+pub(super) struct PoolSizes {
     /// Tasks per run for concur's `ProcessPoolExecutor`.
     pub submits: u64,
     /// Tasks per run for Python's `ProcessPoolExecutor` (about 10 k/s).
@@ -53,7 +53,7 @@ pub struct PoolSizes {
 
 impl PoolSizes {
     /// Full or `--quick` sizes.
-    pub fn new(quick: bool) -> Self {
+    pub(super) fn new(quick: bool) -> Self {
         let sizes = if quick {
             PoolSizes {
                 submits: 5_000,
@@ -102,7 +102,7 @@ fn task_err(e: TaskError) -> String {
 }
 
 /// Runs the suite into `results`; failures go to `errors`, skipped anchors to `notes`.
-pub fn run_suite(
+pub(super) fn run_suite(
     sizes: &PoolSizes,
     runs: u32,
     bar: &ProgressBar,

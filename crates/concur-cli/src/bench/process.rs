@@ -36,7 +36,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 /// What the operations are, for the JSON document.
-pub const OPERATION: &str = "start-join: start a child running an empty function and join it; \
+pub(super) const OPERATION: &str = "start-join: start a child running an empty function and join it; \
      pipe-round-trip: a u64 (8 bytes raw) to a child and back; array-write: one MiB written \
      in bulk (a 64 MiB buffer per write)";
 
@@ -48,7 +48,7 @@ const CHILD_LIMIT: Duration = Duration::from_secs(60);
 
 /// Sizes of the suite's cases.
 #[derive(Debug, Clone, Serialize)]
-pub struct ProcessSizes {
+pub(super) struct ProcessSizes {
     /// Children started and joined per run (concur, bare exec).
     pub starts: u64,
     /// Children per run for Python's fork start method.
@@ -69,7 +69,7 @@ pub struct ProcessSizes {
 
 impl ProcessSizes {
     /// Full or `--quick` sizes.
-    pub fn new(quick: bool) -> Self {
+    pub(super) fn new(quick: bool) -> Self {
         if quick {
             ProcessSizes {
                 starts: 5,
@@ -102,7 +102,7 @@ impl ProcessSizes {
 /// - `exit`: exits at once (the bare-exec floor of `start-join`);
 /// - `echo`: echoes 8-byte messages on its standard input (one end of a socketpair)
 ///   until the stream ends (the raw ping-pong of `pipe-round-trip`).
-pub fn child_mode() -> Option<ExitCode> {
+pub(crate) fn child_mode() -> Option<ExitCode> {
     let mode = std::env::var_os(CHILD_ENV)?;
     Some(match mode.to_str() {
         Some("exit") => ExitCode::SUCCESS,
@@ -202,7 +202,7 @@ pub(super) fn run_subjects(
 }
 
 /// Runs the suite into `results`; failures go to `errors`, skipped anchors to `notes`.
-pub fn run_suite(
+pub(super) fn run_suite(
     sizes: &ProcessSizes,
     runs: u32,
     bar: &ProgressBar,

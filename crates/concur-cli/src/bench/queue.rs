@@ -19,7 +19,7 @@ use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// What one measured operation is, for the JSON document.
-pub const OPERATION: &str = "one item from a producer to a consumer (put + get; concur also \
+pub(super) const OPERATION: &str = "one item from a producer to a consumer (put + get; concur also \
                              task_done), many items per run, time per item";
 
 /// Capacity of the bounded cases.
@@ -27,7 +27,7 @@ const CAP: usize = 1024;
 
 /// One queue case.
 #[derive(Debug, Clone, Serialize)]
-pub struct QueueCase {
+pub(super) struct QueueCase {
     /// `spsc-bounded`, `mpmc-4-4-unbounded`...
     pub name: &'static str,
     /// Producer threads.
@@ -51,7 +51,7 @@ impl QueueCase {
 }
 
 /// The sweep: SPSC, MPSC 4→1, MPMC 2→2 and 4→4, bounded and unbounded.
-pub fn cases(quick: bool) -> Vec<QueueCase> {
+pub(super) fn cases(quick: bool) -> Vec<QueueCase> {
     const SHAPES: [(usize, usize, &str, &str); 4] = [
         (1, 1, "spsc-bounded", "spsc-unbounded"),
         (4, 1, "mpsc-4-1-bounded", "mpsc-4-1-unbounded"),
@@ -75,7 +75,7 @@ pub fn cases(quick: bool) -> Vec<QueueCase> {
 }
 
 /// A queue as the harness sees it.
-pub trait QueueUnderTest: Send + Sync {
+pub(super) trait QueueUnderTest: Send + Sync {
     /// Display name.
     fn name(&self) -> &'static str;
     /// Origin, for ratios.
@@ -381,7 +381,7 @@ impl<C: Chan> QueueUnderTest for Adapter<C> {
 }
 
 /// Every Rust queue under test, concur first.
-pub fn subjects() -> Vec<Box<dyn QueueUnderTest>> {
+pub(super) fn subjects() -> Vec<Box<dyn QueueUnderTest>> {
     vec![
         Box::new(Adapter::<ConcurQueue>(std::marker::PhantomData)),
         Box::new(Adapter::<Crossbeam>(std::marker::PhantomData)),
@@ -391,7 +391,7 @@ pub fn subjects() -> Vec<Box<dyn QueueUnderTest>> {
 }
 
 /// How many measurements one run of the suite makes (for the progress bar).
-pub fn measurement_count(cases: &[QueueCase], queues: &[Box<dyn QueueUnderTest>]) -> usize {
+pub(super) fn measurement_count(cases: &[QueueCase], queues: &[Box<dyn QueueUnderTest>]) -> usize {
     cases
         .iter()
         .map(|c| queues.iter().filter(|q| q.supports(c)).count())
@@ -399,7 +399,7 @@ pub fn measurement_count(cases: &[QueueCase], queues: &[Box<dyn QueueUnderTest>]
 }
 
 /// Runs every supported (case, queue) pair `runs` times, interleaved, into `results`.
-pub fn run_suite(
+pub(super) fn run_suite(
     cases: &[QueueCase],
     queues: &[Box<dyn QueueUnderTest>],
     runs: u32,
@@ -470,7 +470,7 @@ print((time.perf_counter() - t) * 1e9 / n)
 
 /// Measures Python's `queue.Queue` SPSC (bounded) with `python3`, if it is installed;
 /// otherwise leaves a note.
-pub fn python_anchor(
+pub(super) fn python_anchor(
     quick: bool,
     runs: u32,
     bar: &ProgressBar,

@@ -16,7 +16,7 @@ use concur::process::ProcessPoolExecutor;
 use std::time::Instant;
 
 /// The `cluster` step.
-pub struct Cluster;
+pub(super) struct Cluster;
 
 /// Ranges the job is cut into.
 const PARTS: u64 = 8;

@@ -13,7 +13,7 @@ use indicatif::ProgressBar;
 use std::time::{Duration, Instant};
 
 /// The `cpu-bound` step.
-pub struct CpuBound;
+pub(super) struct CpuBound;
 
 /// Rounds of the hash chain per item.
 const ROUNDS: u32 = 64;

@@ -14,7 +14,7 @@ use concur::process::ProcessPool;
 use std::time::{Duration, Instant};
 
 /// The `cpu-bound-processes` step.
-pub struct CpuBoundProcesses;
+pub(super) struct CpuBoundProcesses;
 
 /// Calls of the CPU-bound function, and processes in the pool.
 const CALLS: usize = 2;

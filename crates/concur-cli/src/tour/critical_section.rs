@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// The `critical-section` step.
-pub struct CriticalSection;
+pub(super) struct CriticalSection;
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 enum Kind {

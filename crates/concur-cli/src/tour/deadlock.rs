@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 /// The detector reports an inversion the first time it is seen (warn mode) and breaks a
 /// real deadlock instead of hanging (panic mode).
-pub struct LockOrder;
+pub(super) struct LockOrder;
 
 /// Thread `name` takes `first`, meets the other thread at `meet` (if any), then `second`.
 fn taker(

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 /// Simulated downloads of different lengths on a pool with one worker per page, read back
 /// with `as_completed`: every page arrives once, in completion order, the failing one with
 /// its error at its own place; the batch takes about the longest delay, not the sum.
-pub struct PageDownloads;
+pub(super) struct PageDownloads;
 
 /// Which page does not exist (its download fails).
 const MISSING: usize = 3;

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 /// The `locked-counter` step.
-pub struct LockedCounter;
+pub(super) struct LockedCounter;
 
 const DELTAS: [i64; 2] = [100, -100];
 const TICK: u64 = 8192;

@@ -31,7 +31,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::time::Instant;
 
 /// Every step of the tour, in the order they run.
-pub fn registry() -> Vec<Box<dyn Step>> {
+pub(crate) fn registry() -> Vec<Box<dyn Step>> {
     vec![
         // threading: Lock
         Box::new(critical_section::CriticalSection),
@@ -60,7 +60,7 @@ pub fn registry() -> Vec<Box<dyn Step>> {
 }
 
 /// One live experiment of the tour.
-pub trait Step: Send + Sync {
+pub(crate) trait Step: Send + Sync {
     /// Short kebab-case name shown in the summary table (`critical-section`).
     fn name(&self) -> &'static str;
     /// What the step shows, in a sentence or two.
@@ -71,37 +71,37 @@ pub trait Step: Send + Sync {
 
 /// What a step may know about the run: the size asked for and where progress goes.
 #[derive(Debug)]
-pub struct Ctx {
+pub(crate) struct Ctx {
     quick: bool,
     bars: Bars,
 }
 
 impl Ctx {
     /// A context; `quick` selects smoke sizes.
-    pub fn new(quick: bool, bars: Bars) -> Self {
+    pub(crate) fn new(quick: bool, bars: Bars) -> Self {
         Ctx { quick, bars }
     }
 
     /// Whether smoke sizes were requested.
     #[allow(dead_code)] // part of the step API; the seed steps only use `size`
-    pub fn quick(&self) -> bool {
+    pub(crate) fn quick(&self) -> bool {
         self.quick
     }
 
     /// `full` normally, `quick` in `--quick` mode.
-    pub fn size<T>(&self, full: T, quick: T) -> T {
+    pub(crate) fn size<T>(&self, full: T, quick: T) -> T {
         if self.quick { quick } else { full }
     }
 
     /// A progress bar of `len` units for a step that takes more than about a second.
-    pub fn bar(&self, len: u64, label: &str) -> ProgressBar {
+    pub(crate) fn bar(&self, len: u64, label: &str) -> ProgressBar {
         self.bars.bar(len, label)
     }
 }
 
 /// One named figure a step measured.
 #[derive(Debug, Clone, Serialize)]
-pub struct Figure {
+pub(crate) struct Figure {
     /// What was measured (`sections`, `lost updates`...).
     pub name: &'static str,
     /// The value: an integer, a float or a text.
@@ -112,7 +112,7 @@ pub struct Figure {
 
 impl Figure {
     /// An integer figure.
-    pub fn int(name: &'static str, value: impl Into<i128>, unit: &'static str) -> Self {
+    pub(crate) fn int(name: &'static str, value: impl Into<i128>, unit: &'static str) -> Self {
         let v: i128 = value.into();
         let value = i64::try_from(v)
             .map(serde_json::Value::from)
@@ -121,7 +121,7 @@ impl Figure {
     }
 
     /// A floating-point figure (rounded to 4 significant decimals for display only).
-    pub fn float(name: &'static str, value: f64, unit: &'static str) -> Self {
+    pub(crate) fn float(name: &'static str, value: f64, unit: &'static str) -> Self {
         Figure {
             name,
             value: serde_json::Value::from(value),
@@ -130,7 +130,7 @@ impl Figure {
     }
 
     /// A textual figure.
-    pub fn text(name: &'static str, value: impl Into<String>) -> Self {
+    pub(crate) fn text(name: &'static str, value: impl Into<String>) -> Self {
         Figure {
             name,
             value: serde_json::Value::from(value.into()),
@@ -157,7 +157,7 @@ impl Figure {
 
 /// What a step concluded.
 #[derive(Debug, Clone, Serialize)]
-pub struct StepOutcome {
+pub(crate) struct StepOutcome {
     /// Every figure measured, in display order.
     pub figures: Vec<Figure>,
     /// The figure that goes in the summary table (`"speed-up 1.9x"`).
@@ -170,7 +170,7 @@ pub struct StepOutcome {
 
 impl StepOutcome {
     /// An outcome; `passed` decides the exit code.
-    pub fn new(
+    pub(crate) fn new(
         figures: Vec<Figure>,
         key_figure: impl Into<String>,
         passed: bool,
@@ -204,7 +204,7 @@ struct TourReport {
 }
 
 /// Runs every registered step and prints the figures (or the JSON document).
-pub fn run(args: &TourArgs) -> io::Result<Outcome> {
+pub(crate) fn run(args: &TourArgs) -> io::Result<Outcome> {
     let ctx = Ctx::new(args.quick, Bars::new(args.json));
     let steps = registry();
     let stdout = io::stdout();
@@ -341,12 +341,12 @@ fn write_summary(out: &mut impl Write, report: &TourReport) -> io::Result<()> {
 }
 
 /// An integer with thousands separators.
-pub fn group(n: impl std::fmt::Display) -> String {
+pub(crate) fn group(n: impl std::fmt::Display) -> String {
     group_thousands(&n.to_string())
 }
 
 /// `1234567` -> `1,234,567` (keeps a leading minus sign).
-pub fn group_thousands(digits: &str) -> String {
+pub(crate) fn group_thousands(digits: &str) -> String {
     let (sign, digits) = match digits.strip_prefix('-') {
         Some(rest) => ("-", rest),
         None => ("", digits),

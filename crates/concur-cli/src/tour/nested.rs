@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 /// In Python each of these programs is a thread-starvation deadlock (every worker waits on
 /// a task queued behind it); in concur a waiting worker runs the awaited task itself.
-pub struct NestedWaits;
+pub(super) struct NestedWaits;
 
 /// Bound on every wait, so a regression fails the step instead of hanging the tour.
 const LIMIT: Duration = Duration::from_secs(20);

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 /// The `pool-map` step.
-pub struct PoolMap;
+pub(super) struct PoolMap;
 
 const WORKERS: usize = 2;
 

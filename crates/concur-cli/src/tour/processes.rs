@@ -18,7 +18,7 @@ use concur::process::{Event, Process, Value};
 use std::time::{Duration, Instant};
 
 /// The `processes` step.
-pub struct Processes;
+pub(super) struct Processes;
 
 /// Jobs, and child processes in the parallel run.
 const JOBS: u64 = 2;
@@ -122,7 +122,7 @@ fn splitmix64(mut x: u64) -> u64 {
 }
 
 /// The `shared-counter` step.
-pub struct SharedCounter;
+pub(super) struct SharedCounter;
 
 /// How long a child waits for the others to be started (bounded: never a hang).
 const GO_LIMIT: Duration = Duration::from_secs(60);

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 /// A bounded `Queue`, daemon worker threads, `task_done` and `join` (the seed's image
 /// downloads, with each download simulated by a sleep), then 4 producers × 4 consumers.
-pub struct QueueWorkers;
+pub(super) struct QueueWorkers;
 
 const WORKERS: usize = 5;
 

@@ -5,7 +5,7 @@ use concur::thread;
 use std::time::{Duration, Instant};
 
 /// Joining the current thread is an immediate, typed error.
-pub struct SelfJoin;
+pub(super) struct SelfJoin;
 
 impl Step for SelfJoin {
     fn name(&self) -> &'static str {

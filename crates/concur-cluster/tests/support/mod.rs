@@ -12,7 +12,7 @@ use concur_process::{Process, StartMethod};
 use serde::{Deserialize, Serialize};
 
 /// Runs `f` on a thread and fails the test if it takes longer than `limit`.
-pub fn within<T: Send + 'static>(
+pub(crate) fn within<T: Send + 'static>(
     limit: Duration,
     what: &str,
     f: impl FnOnce() -> T + Send + 'static,
@@ -37,12 +37,12 @@ pub fn within<T: Send + 'static>(
 
 /// A private Redis for one test. Without `redis-server` the test fails (it never
 /// skips), saying how to install it.
-pub fn redis() -> RedisServer {
+pub(crate) fn redis() -> RedisServer {
     RedisServer::start().unwrap_or_else(|e| panic!("cannot start redis-server: {e}"))
 }
 
 /// A private Redis with an append-only file (for restarts).
-pub fn redis_aof() -> RedisServer {
+pub(crate) fn redis_aof() -> RedisServer {
     RedisServer::builder()
         .aof(true)
         .start()
@@ -50,7 +50,7 @@ pub fn redis_aof() -> RedisServer {
 }
 
 /// A pool name no other test uses.
-pub fn pool(what: &str) -> String {
+pub(crate) fn pool(what: &str) -> String {
     static N: AtomicU64 = AtomicU64::new(0);
     format!(
         "{what}-{}-{}",
@@ -60,7 +60,7 @@ pub fn pool(what: &str) -> String {
 }
 
 /// A raw connection (what an operator or an attacker would use).
-pub fn raw(url: &str) -> redis::Connection {
+pub(crate) fn raw(url: &str) -> redis::Connection {
     let c = redis::Client::open(url).unwrap();
     let con = c
         .get_connection_with_timeout(Duration::from_secs(5))
@@ -71,20 +71,20 @@ pub fn raw(url: &str) -> redis::Connection {
 
 /// How to run a worker in a child process.
 #[derive(Serialize, Deserialize, Clone, Debug)]
-pub struct WorkerSpec {
-    pub url: String,
-    pub pool: String,
-    pub slots: usize,
-    pub threads: bool,
-    pub lease_ms: Option<u64>,
-    pub fingerprint: Option<String>,
-    pub prefetch: Option<usize>,
-    pub max_payload: Option<usize>,
-    pub drain_ms: u64,
+pub(crate) struct WorkerSpec {
+    pub(crate) url: String,
+    pub(crate) pool: String,
+    pub(crate) slots: usize,
+    pub(crate) threads: bool,
+    pub(crate) lease_ms: Option<u64>,
+    pub(crate) fingerprint: Option<String>,
+    pub(crate) prefetch: Option<usize>,
+    pub(crate) max_payload: Option<usize>,
+    pub(crate) drain_ms: u64,
 }
 
 impl WorkerSpec {
-    pub fn new(url: &str, pool: &str) -> WorkerSpec {
+    pub(crate) fn new(url: &str, pool: &str) -> WorkerSpec {
         WorkerSpec {
             url: url.to_owned(),
             pool: pool.to_owned(),
@@ -98,32 +98,32 @@ impl WorkerSpec {
         }
     }
 
-    pub fn slots(mut self, n: usize) -> Self {
+    pub(crate) fn slots(mut self, n: usize) -> Self {
         self.slots = n;
         self
     }
 
-    pub fn threads(mut self) -> Self {
+    pub(crate) fn threads(mut self) -> Self {
         self.threads = true;
         self
     }
 
-    pub fn lease_ms(mut self, ms: u64) -> Self {
+    pub(crate) fn lease_ms(mut self, ms: u64) -> Self {
         self.lease_ms = Some(ms);
         self
     }
 
-    pub fn fingerprint(mut self, fp: &str) -> Self {
+    pub(crate) fn fingerprint(mut self, fp: &str) -> Self {
         self.fingerprint = Some(fp.to_owned());
         self
     }
 
-    pub fn prefetch(mut self, n: usize) -> Self {
+    pub(crate) fn prefetch(mut self, n: usize) -> Self {
         self.prefetch = Some(n);
         self
     }
 
-    pub fn builder(&self) -> concur_cluster::WorkerBuilder {
+    pub(crate) fn builder(&self) -> concur_cluster::WorkerBuilder {
         let mut b = Worker::builder(&self.url, &self.pool)
             .slots(self.slots)
             .local(if self.threads {
@@ -149,7 +149,7 @@ impl WorkerSpec {
 
     /// Starts the worker in a child process of this test binary, and waits until it
     /// has joined the pool (it then handles SIGTERM by draining).
-    pub fn spawn(&self) -> WorkerProcess {
+    pub(crate) fn spawn(&self) -> WorkerProcess {
         let p = Process::builder()
             .start_method(StartMethod::Spawn)
             .daemon(true)
@@ -179,22 +179,22 @@ fn worker_main(spec: WorkerSpec) -> WorkerStats {
 }
 
 /// A worker in a child process; killed and reaped when dropped.
-pub struct WorkerProcess {
+pub(crate) struct WorkerProcess {
     p: Process<WorkerStats>,
 }
 
 impl WorkerProcess {
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.p.pid().expect("started")
     }
 
-    pub fn signal(&self, sig: i32) {
+    pub(crate) fn signal(&self, sig: i32) {
         // SAFETY: sends a signal to our own child, which we have not reaped.
         assert_eq!(unsafe { libc::kill(self.pid() as libc::pid_t, sig) }, 0);
     }
 
     /// SIGTERM, then waits for its drain and returns its counters.
-    pub fn stop(self) -> WorkerStats {
+    pub(crate) fn stop(self) -> WorkerStats {
         self.p.terminate().unwrap();
         self.p
             .join_timeout(Duration::from_secs(60))
@@ -202,14 +202,14 @@ impl WorkerProcess {
     }
 
     /// SIGKILL and reap.
-    pub fn kill(self) {
+    pub(crate) fn kill(self) {
         let _ = self.p.kill();
         let _ = self.p.join_timeout(Duration::from_secs(30));
     }
 }
 
 /// Polls `cond` until it holds, for at most `limit`.
-pub fn eventually(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+pub(crate) fn eventually(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     let end = Instant::now() + limit;
     while !cond() {
         assert!(Instant::now() < end, "not within {limit:?}: {what}");
@@ -218,7 +218,7 @@ pub fn eventually(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
 }
 
 /// Which consumer holds entries of the pool's task stream right now (XPENDING).
-pub fn pending_consumers(con: &mut redis::Connection, pool: &str) -> Vec<(String, u64)> {
+pub(crate) fn pending_consumers(con: &mut redis::Connection, pool: &str) -> Vec<(String, u64)> {
     let v: redis::Value = redis::cmd("XPENDING")
         .arg(format!("concur:{pool}:tasks"))
         .arg("workers")
@@ -244,7 +244,7 @@ pub fn pending_consumers(con: &mut redis::Connection, pool: &str) -> Vec<(String
 }
 
 /// A counter in the pool's stats hash.
-pub fn pool_stat(con: &mut redis::Connection, pool: &str, name: &str) -> u64 {
+pub(crate) fn pool_stat(con: &mut redis::Connection, pool: &str, name: &str) -> u64 {
     redis::cmd("HGET")
         .arg(format!("concur:{pool}:stats"))
         .arg(name)
@@ -256,7 +256,7 @@ pub fn pool_stat(con: &mut redis::Connection, pool: &str, name: &str) -> u64 {
 /// True when every entry of the pool's task stream has been delivered and settled
 /// (the group's pending count and lag are 0); settled entries themselves are trimmed
 /// off the stream lazily.
-pub fn all_settled(con: &mut redis::Connection, pool: &str) -> bool {
+pub(crate) fn all_settled(con: &mut redis::Connection, pool: &str) -> bool {
     let v: redis::Value = match redis::cmd("XINFO")
         .arg("GROUPS")
         .arg(format!("concur:{pool}:tasks"))

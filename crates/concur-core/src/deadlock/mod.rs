@@ -343,7 +343,7 @@ impl Config {
     /// The hook to call with every report (see [`set_report_hook`]).
     ///
     /// ```
-    /// use concur_core::deadlock::{self, Config, Mode, ReportKind};
+    /// use concur_core::deadlock::{Config, Mode, ReportKind};
     /// use concur_core::sync::Lock;
     /// use std::sync::{Arc, Mutex};
     ///
@@ -460,7 +460,7 @@ crate::shim::thread_local! {
 
 /// The current thread as the state knows it: ident and (cached) name.
 fn me() -> Me {
-    let ident = crate::thread::get_ident();
+    let ident = crate::ident::get_ident();
     let name = THREAD_NAME.with(|n| {
         n.get_or_init(|| match std::thread::current().name() {
             Some(s) => Arc::from(s),

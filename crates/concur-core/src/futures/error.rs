@@ -193,7 +193,7 @@ impl TaskError {
     ///
     /// let p = Promise::<u8>::new();
     /// let f = p.future();
-    /// p.set_error(TaskError::user(std::io::Error::other("disk")));
+    /// assert!(p.set_error(TaskError::user(std::io::Error::other("disk"))));
     /// let e = f.result().unwrap_err();
     /// assert!(e.is_user());
     /// assert_eq!(e.to_string(), "disk");
@@ -427,7 +427,7 @@ impl TaskError {
     /// ```
     /// let p = concur_core::futures::Promise::<String>::new();
     /// let (a, b) = (p.future(), p.future());
-    /// p.set_result("x".to_owned());
+    /// assert!(p.set_result("x".to_owned()));
     /// assert_eq!(a.into_result().unwrap(), "x");
     /// assert!(b.result().unwrap_err().is_taken());
     /// ```

@@ -41,8 +41,8 @@
 //!     fn submit_job(&self, job: Call<F, A>) -> Result<Future<T>, TaskError> {
 //!         let (f, args) = job.into_parts();
 //!         let p = Promise::new();
-//!         p.set_running();
-//!         p.set_result(f(args));
+//!         assert!(p.set_running());
+//!         assert!(p.set_result(f(args)));
 //!         Ok(p.future())
 //!     }
 //! }
@@ -52,7 +52,7 @@
 //! ```
 
 pub use super::executor::{Call, Chunk, ChunkProgress, MapChunk, MapOptionsExt, Runs};
-pub use super::pool::MapCollector;
+pub use super::pool_core::{MapCollector, PoolCore};
 
 use super::error::{Kind, TaskError};
 
@@ -111,7 +111,7 @@ pub fn worker_lost(attempt: u32, signal: Option<i32>) -> TaskError {
 /// `error`, marked as the failure of attempt `attempt` of its task.
 ///
 /// ```
-/// use concur_core::futures::{exec, TaskError};
+/// use concur_core::futures::exec;
 /// let e = exec::at_attempt(exec::worker_died(None, Some(11)), 3);
 /// assert_eq!(e.attempt(), Some(3));
 /// ```

@@ -401,8 +401,10 @@ impl<F, A> MapChunk<F, A> {
     /// The function (shared by the map's chunks), the items, and the progress counter.
     ///
     /// ```
-    /// use concur_core::futures::{Executor, MapOptions, ThreadPoolExecutor};
-    /// let _ = ThreadPoolExecutor::new(1); // chunks come from `Executor::map`
+    /// use concur_core::futures::exec::{ChunkProgress, MapChunk};
+    /// use std::sync::Arc;
+    /// let (f, items, _progress) = MapChunk::new(Arc::new(|x: u8| x * 2), vec![1, 2], ChunkProgress::default()).into_parts();
+    /// assert_eq!(items.into_iter().map(|x| f(x)).collect::<Vec<_>>(), [2, 4]);
     /// ```
     pub fn into_parts(self) -> (Arc<F>, Vec<A>, ChunkProgress) {
         (self.f, self.items, self.progress)
@@ -602,6 +604,16 @@ pub struct Map<'a, E, I, F, T> {
     current: VecDeque<Result<T, TaskError>>,
     input_done: bool,
     finished: bool,
+}
+
+impl<E, I, F, T> std::fmt::Debug for Map<'_, E, I, F, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Map")
+            .field("chunks_in_flight", &self.inflight.len())
+            .field("buffered", &self.current.len())
+            .field("input_done", &self.input_done)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<E, I, F, T> Map<'_, E, I, F, T>

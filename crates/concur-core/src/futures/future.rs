@@ -10,8 +10,17 @@
 //! (`as_completed` / `wait`) and the async wakers out under the lock, notifies every
 //! blocked waiter, unlocks, and only then runs callbacks and pokes watchers: user code
 //! never runs with the lock held. A blocked waiter re-checks the status under the lock
-//! after every wake-up (`wait_while`), so a completion that lands between its check and
+//! after every wake-up (`wait_until`), so a completion that lands between its check and
 //! its sleep is not lost. Modelled in `tests/loom_futures.rs`.
+//!
+//! A cancellation is *acknowledged* once the side that runs the work knows of it
+//! (CPython's `CANCELLED_AND_NOTIFIED` state): at once when the work is taken back
+//! where it waits (a pool's queued job, a cancel guard that took it back, an executor's
+//! own cancel), else when the completing side calls [`Promise::set_running`] (Python's
+//! `set_running_or_notify_cancel`), sets an outcome, or drops the promise. The
+//! multi-future waiters (`wait`, `as_completed`) count a cancelled future as done only
+//! once acknowledged, as CPython's do; everything else (`done`, `cancelled`,
+//! `result`, callbacks, `.await`) sees the cancellation at once.
 //!
 //! CPython's design (`Lib/concurrent/futures/_base.py`: a `Condition` per future plus
 //! waiter objects installed on every future for `as_completed`/`wait`) is the source.
@@ -36,15 +45,79 @@ pub(crate) fn next_id() -> u64 {
     NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
-/// How many failed futures were dropped without anyone reading their error (each is
-/// also reported once through `tracing::error!`). A test hook.
+/// How many failed futures this process dropped without anyone reading their error
+/// (with `result`, `exception`, `into_result` or `.await`); a cancellation is not a
+/// failure. Each is also reported once, to the
+/// [unobserved-failure hook](set_unobserved_failure_hook). Never blocks.
 ///
 /// ```
-/// let _ = concur_core::futures::unobserved_failures();
+/// use concur_core::futures::{Promise, TaskError, unobserved_failures};
+/// let before = unobserved_failures();
+/// let p = Promise::<u8>::new();
+/// assert!(p.set_error(TaskError::user("nobody reads this")));
+/// drop(p); // the last handle: the error was never read
+/// assert!(unobserved_failures() > before);
 /// ```
-#[doc(hidden)]
 pub fn unobserved_failures() -> usize {
     UNOBSERVED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+type FailureHook = std::sync::Arc<dyn Fn(&TaskError) + Send + Sync>;
+
+static FAILURE_HOOK: std::sync::RwLock<Option<FailureHook>> = std::sync::RwLock::new(None);
+
+/// Sets the function called with the error of every failed future dropped unread
+/// (CWE-392: no error is lost silently), on the thread that drops the last handle,
+/// instead of the default report (one `tracing::error!` event). It should be quick and
+/// must not block on futures. A hook that panics is reported through `tracing` and
+/// changes nothing else. Process-wide, like [`thread::set_excepthook`](crate::thread::set_excepthook).
+///
+/// ```
+/// use concur_core::futures::{reset_unobserved_failure_hook, set_unobserved_failure_hook, Promise, TaskError};
+/// use std::sync::{Arc, Mutex};
+///
+/// let seen = Arc::new(Mutex::new(Vec::new()));
+/// let s = seen.clone();
+/// set_unobserved_failure_hook(move |e| s.lock().unwrap().push(e.to_string()));
+/// let p = Promise::<u8>::new();
+/// assert!(p.set_error(TaskError::user("lost")));
+/// drop(p);
+/// reset_unobserved_failure_hook();
+/// assert!(seen.lock().unwrap().iter().any(|m| m.contains("lost")));
+/// ```
+pub fn set_unobserved_failure_hook(hook: impl Fn(&TaskError) + Send + Sync + 'static) {
+    *FAILURE_HOOK.write().unwrap_or_else(|p| p.into_inner()) = Some(std::sync::Arc::new(hook));
+}
+
+/// Restores the default report of failed futures dropped unread (a `tracing::error!`
+/// event).
+///
+/// ```
+/// concur_core::futures::reset_unobserved_failure_hook();
+/// ```
+pub fn reset_unobserved_failure_hook() {
+    *FAILURE_HOOK.write().unwrap_or_else(|p| p.into_inner()) = None;
+}
+
+/// Reports one failed future dropped unread: counts it, then calls the hook (or the
+/// default report).
+fn report_unobserved(e: &TaskError) {
+    UNOBSERVED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let hook = FAILURE_HOOK
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    match hook {
+        Some(h) => {
+            if let Err(p) = catch_unwind(AssertUnwindSafe(|| h(e))) {
+                let p = TaskError::from_payload(p);
+                tracing::error!(error = %p, "the unobserved-failure hook panicked");
+            }
+        }
+        None => {
+            tracing::error!(error = %e, "a failed future was dropped without anyone reading its error");
+        }
+    }
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -65,6 +138,9 @@ struct State<T> {
     outcome: Option<Result<T, TaskError>>,
     taken: bool,
     observed: bool,
+    /// For a cancelled future: the cancellation was acknowledged (module docs); until
+    /// then `watchers` are kept, not told.
+    acknowledged: bool,
     /// The work itself, for futures made by a pool (run by a worker or inline).
     job: Option<Job<T>>,
     /// Asked by `cancel` while pending (see `Promise::set_cancel_guard`).
@@ -84,11 +160,13 @@ pub(crate) struct Shared<T> {
 impl<T> Drop for Shared<T> {
     fn drop(&mut self) {
         let g = self.state.lock();
-        if let Some(Err(e)) = &g.outcome {
-            if !g.observed && !e.is_cancelled() {
-                UNOBSERVED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                tracing::error!(error = %e, "a failed future was dropped without anyone reading its error");
-            }
+        let unread = match &g.outcome {
+            Some(Err(e)) if !g.observed && !e.is_cancelled() => Some(e.clone()),
+            _ => None,
+        };
+        drop(g);
+        if let Some(e) = unread {
+            report_unobserved(&e);
         }
     }
 }
@@ -111,6 +189,7 @@ impl<T> Shared<T> {
                 outcome: None,
                 taken: false,
                 observed: false,
+                acknowledged: false,
                 job,
                 cancel_guard: None,
                 callbacks: Vec::new(),
@@ -121,8 +200,14 @@ impl<T> Shared<T> {
     }
 
     /// Moves to `status` with `outcome` unless already done; notifies under the lock and
-    /// returns what must run after unlocking.
-    fn finish(&self, status: Status, outcome: Result<T, TaskError>) -> Option<Fired<T>> {
+    /// returns what must run after unlocking. A cancellation not `acknowledged` keeps
+    /// the multi-future watchers for [`acknowledge`](Self::acknowledge).
+    fn finish(
+        &self,
+        status: Status,
+        outcome: Result<T, TaskError>,
+        acknowledged: bool,
+    ) -> Option<Fired<T>> {
         let mut g = self.state.lock();
         if matches!(g.status, Status::Finished | Status::Cancelled) {
             return None;
@@ -130,14 +215,36 @@ impl<T> Shared<T> {
         g.status = status;
         g.outcome = Some(outcome);
         g.cancel_guard = None;
+        let tell_watchers = status == Status::Finished || acknowledged;
+        g.acknowledged = tell_watchers;
         let fired = Fired {
             callbacks: std::mem::take(&mut g.callbacks),
-            watchers: std::mem::take(&mut g.watchers),
+            watchers: if tell_watchers {
+                std::mem::take(&mut g.watchers)
+            } else {
+                Vec::new()
+            },
             wakers: std::mem::take(&mut g.wakers),
             job: g.job.take(),
         };
         g.notify(usize::MAX);
         Some(fired)
+    }
+
+    /// Acknowledges a cancellation (module docs): tells the multi-future watchers kept
+    /// until now. Nothing for a future that is not cancelled or already acknowledged.
+    fn acknowledge(&self) {
+        let watchers = {
+            let mut g = self.state.lock();
+            if g.status != Status::Cancelled || g.acknowledged {
+                return;
+            }
+            g.acknowledged = true;
+            std::mem::take(&mut g.watchers)
+        };
+        for (w, i) in watchers {
+            w.push(i);
+        }
     }
 }
 
@@ -167,13 +274,18 @@ fn run_callback<T>(cb: Callback<T>, fut: &Future<T>) {
 }
 
 /// Completes `shared` from a job's return (or panic).
+/// Completes `shared` from a job's return (or panic); false if it was done already (a
+/// cancellation the completing side thereby learns of is acknowledged).
 fn complete<T>(shared: &Arc<Shared<T>>, r: Result<T, TaskError>) -> bool {
-    match shared.finish(Status::Finished, r) {
+    match shared.finish(Status::Finished, r, true) {
         Some(f) => {
             fire(shared, f);
             true
         }
-        None => false,
+        None => {
+            shared.acknowledge();
+            false
+        }
     }
 }
 
@@ -423,7 +535,7 @@ impl<T> Future<T> {
     /// let p = concur_core::futures::Promise::new();
     /// let f = p.future();
     /// assert!(!f.done());
-    /// p.set_result(1);
+    /// assert!(p.set_result(1));
     /// assert!(f.done());
     /// ```
     pub fn done(&self) -> bool {
@@ -464,25 +576,30 @@ impl<T> Future<T> {
     /// assert!(!f.cancel());
     /// ```
     pub fn cancel(&self) -> bool {
-        {
+        let acknowledged = {
             let mut g = self.shared.state.lock();
             match g.status {
                 Status::Cancelled => return true,
                 Status::Running | Status::Finished => return false,
                 Status::Pending => {}
             }
-            if let Some(guard) = g.cancel_guard.as_mut()
-                && !guard()
-            {
+            match g.cancel_guard.as_mut().map(|guard| guard()) {
                 // The work has started elsewhere: the future is running.
-                g.status = Status::Running;
-                g.cancel_guard = None;
-                return false;
+                Some(false) => {
+                    g.status = Status::Running;
+                    g.cancel_guard = None;
+                    return false;
+                }
+                // Taken back where it waited: the executor knows.
+                Some(true) => true,
+                // A pool's queued job is dropped right here: the pool knows too. Any
+                // other completing side learns of it later (`Promise::set_running`).
+                None => g.job.is_some(),
             }
-        }
+        };
         match self
             .shared
-            .finish(Status::Cancelled, Err(TaskError::cancelled()))
+            .finish(Status::Cancelled, Err(TaskError::cancelled()), acknowledged)
         {
             Some(f) => {
                 fire(&self.shared, f);
@@ -503,7 +620,7 @@ impl<T> Future<T> {
     /// let seen = Arc::new(AtomicBool::new(false));
     /// let s = seen.clone();
     /// p.future().add_done_callback(move |f| s.store(f.result().unwrap() == 5, Ordering::SeqCst));
-    /// p.set_result(5);
+    /// assert!(p.set_result(5));
     /// assert!(seen.load(Ordering::SeqCst));
     /// ```
     pub fn add_done_callback(&self, f: impl FnOnce(&Future<T>) + Send + 'static) {
@@ -546,7 +663,7 @@ impl<T> Future<T> {
 
     fn block(&self, deadline: Option<Instant>) -> Result<(), TaskError> {
         let g = self.shared.state.lock();
-        let (_g, ok) = g.wait_while(deadline, |s| {
+        let (_g, ok) = g.wait_until(deadline, |s| {
             matches!(s.status, Status::Finished | Status::Cancelled)
         });
         if ok {
@@ -595,7 +712,7 @@ impl<T> Future<T> {
     /// ```
     /// let p = concur_core::futures::Promise::<u8>::new();
     /// let f = p.future();
-    /// p.set_error(concur_core::futures::TaskError::user("bad"));
+    /// assert!(p.set_error(concur_core::futures::TaskError::user("bad")));
     /// assert!(f.exception(None).unwrap().unwrap().is_user());
     /// ```
     pub fn exception(&self, timeout: Option<Duration>) -> Result<Option<TaskError>, TaskError> {
@@ -615,10 +732,19 @@ impl<T> Future<T> {
         g.status == Status::Finished && matches!(g.outcome, Some(Err(_)))
     }
 
-    /// Registers `w` to hear index `i` on completion; true if already done.
+    /// True if finished, or cancelled and the cancellation acknowledged: done for the
+    /// multi-future waiters (module docs; CPython's `FINISHED` or
+    /// `CANCELLED_AND_NOTIFIED`).
+    pub(crate) fn settled(&self) -> bool {
+        let g = self.shared.state.lock();
+        g.status == Status::Finished || (g.status == Status::Cancelled && g.acknowledged)
+    }
+
+    /// Registers `w` to hear index `i` once [`settled`](Self::settled); true if settled
+    /// already.
     pub(crate) fn watch(&self, w: &Arc<Watch>, i: usize) -> bool {
         let mut g = self.shared.state.lock();
-        if matches!(g.status, Status::Finished | Status::Cancelled) {
+        if g.status == Status::Finished || (g.status == Status::Cancelled && g.acknowledged) {
             return true;
         }
         g.watchers.push((w.clone(), i));
@@ -669,7 +795,7 @@ impl<T: Clone> Future<T> {
     /// t.join().unwrap();
     /// ```
     pub fn result(&self) -> Result<T, TaskError> {
-        self.result_deadline(None)
+        self.result_until(None)
     }
 
     /// [`result`](Self::result), giving up after `timeout` (an
@@ -684,10 +810,10 @@ impl<T: Clone> Future<T> {
     /// assert!(p.future().result_timeout(Duration::from_millis(5)).unwrap_err().is_timeout());
     /// ```
     pub fn result_timeout(&self, timeout: Duration) -> Result<T, TaskError> {
-        self.result_deadline(crate::time::deadline_after(timeout))
+        self.result_until(crate::time::deadline_after(timeout))
     }
 
-    /// [`result`](Self::result), giving up at `deadline` (`None`: never).
+    /// [`result`](Self::result), giving up at `deadline`.
     ///
     /// # Errors
     /// As `result_timeout`.
@@ -695,11 +821,16 @@ impl<T: Clone> Future<T> {
     /// ```
     /// use std::time::{Duration, Instant};
     /// let p = concur_core::futures::Promise::new();
-    /// p.set_result(3);
+    /// assert!(p.set_result(3));
     /// let f = p.future();
-    /// assert_eq!(f.result_deadline(Some(Instant::now() + Duration::from_secs(1))).unwrap(), 3);
+    /// assert_eq!(f.result_deadline(Instant::now() + Duration::from_secs(1)).unwrap(), 3);
     /// ```
-    pub fn result_deadline(&self, deadline: Option<Instant>) -> Result<T, TaskError> {
+    pub fn result_deadline(&self, deadline: Instant) -> Result<T, TaskError> {
+        self.result_until(Some(deadline))
+    }
+
+    /// [`result`](Self::result), giving up at `deadline` if there is one.
+    pub(crate) fn result_until(&self, deadline: Option<Instant>) -> Result<T, TaskError> {
         // Already done (the common case when results are read after submitting many
         // tasks): one lock, no waiting logic.
         let mut g = self.shared.state.lock();
@@ -724,7 +855,7 @@ impl<T: Clone> Future<T> {
 /// use concur_core::futures::Promise;
 /// let p = Promise::new();
 /// let f = p.future();
-/// p.set_result(9);
+/// assert!(p.set_result(9));
 /// # // a tiny executor: the future is ready, so one poll suffices
 /// let waker = std::task::Waker::noop();
 /// let mut cx = std::task::Context::from_waker(&waker);
@@ -801,7 +932,7 @@ impl<T> Promise<T> {
     /// ```
     /// let p = concur_core::futures::Promise::new();
     /// let f = p.future();
-    /// p.set_result(());
+    /// assert!(p.set_result(()));
     /// assert!(f.done());
     /// ```
     pub fn future(&self) -> Future<T> {
@@ -811,14 +942,17 @@ impl<T> Promise<T> {
     }
 
     /// Marks the future running: true if it was pending, false if it was cancelled (the
-    /// work must then be skipped) or already running/done (Python's
-    /// `set_running_or_notify_cancel`). After `true`, `cancel` fails.
+    /// work must then be skipped; the cancellation is now acknowledged, so `wait` and
+    /// `as_completed` count the future as done) or already running/done (Python's
+    /// `set_running_or_notify_cancel`, which raises there). After `true`, `cancel`
+    /// fails.
     ///
     /// ```
     /// let p = concur_core::futures::Promise::<u8>::new();
     /// p.future().cancel();
     /// assert!(!p.set_running());
     /// ```
+    #[must_use = "false means the future was cancelled (or is already running or done): the work must not run"]
     pub fn set_running(&self) -> bool {
         let mut g = self.shared.state.lock();
         if g.status == Status::Pending {
@@ -826,6 +960,8 @@ impl<T> Promise<T> {
             g.cancel_guard = None;
             true
         } else {
+            drop(g);
+            self.shared.acknowledge();
             false
         }
     }
@@ -870,6 +1006,16 @@ impl<T> Promise<T> {
     /// assert!(!p.set_result(2));
     /// assert_eq!(p.future().result().unwrap(), 1);
     /// ```
+    ///
+    /// A second outcome is a bug Python reports (`InvalidStateError`): here the answer
+    /// must be looked at, so ignoring it does not compile without a warning.
+    ///
+    /// ```compile_fail
+    /// #![deny(unused_must_use)]
+    /// let p = concur_core::futures::Promise::new();
+    /// p.set_result(1);
+    /// ```
+    #[must_use = "false means the future already had an outcome (Python raises InvalidStateError): the value was dropped"]
     pub fn set_result(&self, value: T) -> bool {
         complete(&self.shared, Ok(value))
     }
@@ -882,6 +1028,7 @@ impl<T> Promise<T> {
     /// assert!(p.set_error(TaskError::broken_executor("gone")));
     /// assert!(p.future().result().unwrap_err().is_broken_executor());
     /// ```
+    #[must_use = "false means the future already had an outcome (Python raises InvalidStateError): the error was dropped"]
     pub fn set_error(&self, error: TaskError) -> bool {
         complete(&self.shared, Err(error))
     }
@@ -895,12 +1042,14 @@ impl<T> Drop for Promise<T> {
         };
         if !done {
             let e = TaskError::broken_executor("the promise was dropped without an outcome");
-            if let Some(f) = self.shared.finish(Status::Finished, Err(e)) {
+            if let Some(f) = self.shared.finish(Status::Finished, Err(e), true) {
                 // Nobody may be listening; a dropped promise is not a task failure to
                 // report on drop.
                 self.shared.state.lock().observed = true;
                 fire(&self.shared, f);
             }
         }
+        // The completing side is gone: it knows of any cancellation it will ever know.
+        self.shared.acknowledge();
     }
 }

@@ -25,22 +25,27 @@
 //! | `multiprocessing.pool.ThreadPool(n)`: `apply`, `apply_async`, `map`, `map_async`, `starmap`, `imap`, `imap_unordered`, `close`, `terminate`, `join` | [`ThreadPool`], [`AsyncResult`] (`get`, `wait`, `ready`, `successful`) |
 //! | `tqdm`-style progress over `map`/`imap` | [`MapOptions::progress`] + [`Progress`] |
 
+mod async_result;
 mod error;
 pub mod exec;
 mod executor;
 mod future;
 mod pool;
+mod pool_core;
 mod slice_map;
 mod thread_pool;
 mod wait;
 
+pub use async_result::AsyncResult;
 pub use error::TaskError;
 pub use executor::{Executor, Map, MapOptions, Progress};
-#[doc(hidden)]
-pub use future::unobserved_failures;
-pub use future::{Future, Promise};
-pub use pool::{AsyncResult, IMapUnordered, StarArgs, ThreadPool};
-pub use thread_pool::{Builder, ThreadPoolExecutor};
+pub use future::{
+    Future, Promise, reset_unobserved_failure_hook, set_unobserved_failure_hook,
+    unobserved_failures,
+};
+pub use pool::{IMapUnordered, ThreadPool};
+pub use pool_core::{StarArgs, UnorderedMap};
+pub use thread_pool::{ThreadPoolBuilder, ThreadPoolExecutor};
 pub use wait::{AsCompleted, DoneAndNotDone, ReturnWhen, as_completed, wait};
 
 /// Runs blocking `f` on a process-wide default pool (`min(32, cpus + 4)` threads,

@@ -1,25 +1,20 @@
 //! [`ThreadPool`]: Python's `multiprocessing.pool.ThreadPool` (the `Pool` API, on
 //! threads), layered over a [`ThreadPoolExecutor`] so it shares its workers, nested-wait
-//! rules, fresh thread-locals per task and error delivery. The shapes follow CPython's
-//! `Lib/multiprocessing/pool.py` (`ApplyResult`, `MapResult`, `IMapIterator`, the
-//! `len / (4 × workers)` default chunk size); the input is read ahead a bounded number
-//! of chunks instead of all at once.
+//! rules, fresh thread-locals per task and error delivery. The `Pool` forms themselves
+//! are written once for the thread and the process pool, in `pool_core`
+//! ([`PoolCore`]); this type states the thread tier's bounds (any `Send` closure) and
+//! forwards.
 
+use super::async_result::AsyncResult;
 use super::error::TaskError;
-use super::executor::{Executor, Map, MapOptions, MapOptionsExt, Reporter, exact_len, run_chunk};
-use super::future::{Future, Promise, blocking_on};
+use super::executor::{Executor, Map, MapOptions};
+use super::pool_core::{PoolCore, StarArgs, UnorderedMap};
 use super::thread_pool::ThreadPoolExecutor;
-use crate::queue::SimpleQueue;
-use crate::sync::Lock;
-use std::collections::VecDeque;
 use std::fmt;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::time::{Duration, Instant};
 
-const RUNNING: u8 = 0;
-const CLOSED: u8 = 1;
-const TERMINATED: u8 = 2;
+/// The iterator of [`ThreadPool::imap_unordered`]: the shared [`UnorderedMap`] over a
+/// [`ThreadPoolExecutor`].
+pub type IMapUnordered<'a, I, F, T> = UnorderedMap<'a, ThreadPoolExecutor, I, F, T>;
 
 /// A pool of worker threads with the `multiprocessing.pool` API: `apply`, `map`,
 /// `imap`, `imap_unordered`, `starmap` and their `_async` forms, `close`, `terminate`,
@@ -47,20 +42,14 @@ const TERMINATED: u8 = 2;
 /// pool.join().unwrap();
 /// ```
 pub struct ThreadPool {
-    exec: ThreadPoolExecutor,
-    state: AtomicU8,
+    core: PoolCore<ThreadPoolExecutor>,
 }
 
 impl fmt::Debug for ThreadPool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = match self.state.load(Ordering::Acquire) {
-            RUNNING => "running",
-            CLOSED => "closed",
-            _ => "terminated",
-        };
         f.debug_struct("ThreadPool")
-            .field("processes", &self.exec.max_workers())
-            .field("state", &state)
+            .field("processes", &self.processes())
+            .field("state", &self.core.state_name())
             .finish()
     }
 }
@@ -95,9 +84,9 @@ impl ThreadPool {
     /// assert!(pool.apply(|| concur_core::thread::current_thread().name()).unwrap().starts_with("pool_"));
     /// ```
     pub fn with_executor(exec: ThreadPoolExecutor) -> Self {
+        let workers = exec.max_workers();
         ThreadPool {
-            exec,
-            state: AtomicU8::new(RUNNING),
+            core: PoolCore::new(exec, workers),
         }
     }
 
@@ -107,7 +96,7 @@ impl ThreadPool {
     /// assert_eq!(concur_core::futures::ThreadPool::new(3).processes(), 3);
     /// ```
     pub fn processes(&self) -> usize {
-        self.exec.max_workers()
+        self.core.workers()
     }
 
     /// The executor underneath, for the `concurrent.futures` API on the same threads.
@@ -118,15 +107,11 @@ impl ThreadPool {
     /// assert_eq!(pool.executor().submit(|| 7).unwrap().result().unwrap(), 7);
     /// ```
     pub fn executor(&self) -> &ThreadPoolExecutor {
-        &self.exec
+        self.core.executor()
     }
 
     pub(super) fn check_running(&self) -> Result<(), TaskError> {
-        if self.state.load(Ordering::Acquire) == RUNNING {
-            Ok(())
-        } else {
-            Err(TaskError::shutdown())
-        }
+        self.core.check_running()
     }
 
     /// Runs `f` on the pool and blocks for its value (Python's `apply`).
@@ -168,14 +153,14 @@ impl ThreadPool {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        self.check_running()?;
-        self.exec.submit(f).map(AsyncResult)
+        self.core.apply_async(f)
     }
 
     /// Applies `f` to every item and returns the values in input order (Python's
-    /// `map`). Items go to the workers in chunks of `len / (4 × workers)` (rounded up)
-    /// when the input's length is known, else one by one; see [`map_with`](Self::map_with)
-    /// to choose.
+    /// `map`). Items go to the workers in chunks of `len / (4 × workers)` (rounded up),
+    /// as in Python; an input whose length is not known up front is read to its end
+    /// first to learn it (as Python does); see [`map_with`](Self::map_with) to choose
+    /// the chunk size.
     ///
     /// # Errors
     /// The error of the first failing item by position (the rest are then cancelled
@@ -222,13 +207,7 @@ impl ThreadPool {
         F: Fn(I::Item) -> T + Send + Sync + 'static,
         T: Send + 'static,
     {
-        let items = items.into_iter();
-        let cs = options.chunksize_for(exact_len(&items), self.processes());
-        let mut out = Vec::with_capacity(items.size_hint().0);
-        for r in self.imap_with(f, items, options.chunksize(cs))? {
-            out.push(r?);
-        }
-        Ok(out)
+        self.core.map_with(f, items, options)
     }
 
     /// Calls `f` with each item's fields as its arguments (Python's `starmap`): the
@@ -301,43 +280,7 @@ impl ThreadPool {
         F: Fn(I::Item) -> T + Send + Sync + 'static,
         T: Send + 'static,
     {
-        self.check_running()?;
-        let items: Vec<I::Item> = items.into_iter().collect();
-        let n = items.len();
-        let cs = options.chunksize_for(Some(n), self.processes());
-        let reporter = options.reporter(Some(n));
-        let collect = MapCollector::new(n);
-        let f = Arc::new(f);
-        let mut items = items.into_iter();
-        let mut futures = Vec::with_capacity(n.div_ceil(cs));
-        let mut start = 0;
-        while start < n {
-            let chunk: Vec<I::Item> = items.by_ref().take(cs).collect();
-            let len = chunk.len();
-            let (f, rep, c) = (f.clone(), reporter.clone(), collect.clone());
-            let job = move || c.fill(start, run_chunk(&*f, chunk, rep.as_ref()));
-            match self.exec.submit(job) {
-                Ok(fut) => {
-                    let c = collect.clone();
-                    fut.add_done_callback(move |fut| {
-                        // The job fills its slots itself; a chunk that never ran
-                        // (cancelled, broken pool) fails its slots here.
-                        if let Some(e) = chunk_failure(fut) {
-                            c.fill(start, (0..len).map(|_| Err(e.clone())).collect());
-                        }
-                    });
-                    futures.push(fut);
-                }
-                Err(e) => {
-                    for fut in &futures {
-                        fut.cancel();
-                    }
-                    return Err(e);
-                }
-            }
-            start += len;
-        }
-        Ok(AsyncResult(collect.future()))
+        self.core.map_async_with(f, items, options)
     }
 
     /// [`starmap`](Self::starmap), returning at once (Python's `starmap_async`).
@@ -415,8 +358,7 @@ impl ThreadPool {
         F: Fn(I::Item) -> T + Send + Sync + 'static,
         T: Send + 'static,
     {
-        self.check_running()?;
-        self.exec.map(f, items, options)
+        self.core.imap_with(f, items, options)
     }
 
     /// Like [`imap`](Self::imap), but yields results as they complete (Python's
@@ -468,26 +410,7 @@ impl ThreadPool {
         F: Fn(I::Item) -> T + Send + Sync + 'static,
         T: Send + 'static,
     {
-        self.check_running()?;
-        let input = items.into_iter();
-        let mut it = IMapUnordered {
-            pool: self,
-            f: Arc::new(f),
-            reporter: options.reporter(exact_len(&input)),
-            chunksize: options.get_chunksize(),
-            ahead: options.buffer_size(),
-            deadline: options.get_timeout().and_then(crate::time::deadline_after),
-            input,
-            results: SimpleQueue::new(),
-            inflight: VecDeque::new(),
-            pending: 0,
-            input_done: false,
-            finished: false,
-        };
-        if let Some(e) = it.fill() {
-            return Err(e);
-        }
-        Ok(it)
+        self.core.imap_unordered_with(f, items, options)
     }
 
     /// Stops taking work; what is queued still runs (Python's `close`). Then
@@ -499,9 +422,7 @@ impl ThreadPool {
     /// assert!(pool.apply(|| 1).unwrap_err().is_shutdown());
     /// ```
     pub fn close(&self) {
-        let _ = self
-            .state
-            .compare_exchange(RUNNING, CLOSED, Ordering::AcqRel, Ordering::Acquire);
+        self.core.close();
     }
 
     /// Stops taking work and cancels every task not yet started: their results fail
@@ -524,8 +445,8 @@ impl ThreadPool {
     /// assert!(queued.get().unwrap_err().is_cancelled());
     /// ```
     pub fn terminate(&self) -> Result<(), TaskError> {
-        self.state.store(TERMINATED, Ordering::Release);
-        self.exec.shutdown(true, true)
+        self.core.mark_terminated();
+        self.core.executor().shutdown(true, true)
     }
 
     /// Waits for the workers to finish all queued work and exit (Python's `join`).
@@ -544,519 +465,6 @@ impl ThreadPool {
     /// assert!(r.ready());
     /// ```
     pub fn join(&self) -> Result<(), TaskError> {
-        if self.state.load(Ordering::Acquire) == RUNNING {
-            return Err(TaskError::invalid_state(
-                "the pool is still running: call close() or terminate() before join()",
-            ));
-        }
-        self.exec.shutdown(true, false)
+        self.core.join()
     }
 }
-
-impl Drop for ThreadPool {
-    fn drop(&mut self) {
-        self.close();
-        // From inside one of its own tasks the pool cannot wait for itself: it then
-        // shuts down without waiting, and the queued work still runs.
-        if self.exec.shutdown(true, false).is_err() {
-            let _ = self.exec.shutdown(false, false);
-        }
-    }
-}
-
-/// The error of a chunk future that failed as a whole (it never ran: cancelled or a
-/// broken pool).
-fn chunk_failure<T>(fut: &Future<T>) -> Option<TaskError> {
-    match fut.exception(Some(Duration::ZERO)) {
-        Ok(e) => e,
-        Err(e) => Some(e),
-    }
-}
-
-// ---- map_async ------------------------------------------------------------------------
-
-struct Collect<T> {
-    slots: Vec<Option<T>>,
-    first_error: Option<(usize, TaskError)>,
-    left: usize,
-}
-
-/// Gathers the chunks of one `map_async` into their places and completes its future
-/// when the last item arrives: CPython's `MapResult`, keeping the first error by
-/// position rather than by time. Public for pools built on other executors (the
-/// process pool's `map_async` uses it).
-///
-/// ```
-/// use concur_core::futures::exec::MapCollector;
-/// let c = MapCollector::new(3);
-/// let f = c.future();
-/// c.fill(2, vec![Ok(30)]);
-/// c.fill(0, vec![Ok(10), Ok(20)]);
-/// assert_eq!(f.result().unwrap(), [10, 20, 30]);
-/// ```
-pub struct MapCollector<T> {
-    state: Lock<Collect<T>>,
-    promise: Promise<Vec<T>>,
-}
-
-impl<T> fmt::Debug for MapCollector<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MapCollector").finish_non_exhaustive()
-    }
-}
-
-impl<T: Send + 'static> MapCollector<T> {
-    /// A collector of `n` items (its future is done at once when `n` is 0).
-    ///
-    /// ```
-    /// let c = concur_core::futures::exec::MapCollector::<u8>::new(0);
-    /// assert!(c.future().result().unwrap().is_empty());
-    /// ```
-    pub fn new(n: usize) -> Arc<Self> {
-        let c = Arc::new(MapCollector {
-            state: Lock::with_value(Collect {
-                slots: (0..n).map(|_| None).collect(),
-                first_error: None,
-                left: n,
-            }),
-            promise: Promise::new(),
-        });
-        c.promise.set_running();
-        if n == 0 {
-            c.promise.set_result(Vec::new());
-        }
-        c
-    }
-
-    /// The future of the whole list: its items in order, or the error of the first
-    /// failed item by position.
-    ///
-    /// ```
-    /// use concur_core::futures::{exec::MapCollector, TaskError};
-    /// let c = MapCollector::<u8>::new(2);
-    /// c.fill(1, vec![Err(TaskError::cancelled())]);
-    /// c.fill(0, vec![Ok(1)]);
-    /// assert!(c.future().result().unwrap_err().is_cancelled());
-    /// ```
-    pub fn future(&self) -> Future<Vec<T>> {
-        self.promise.future()
-    }
-
-    /// The results of the items from `start` on (a finished chunk). Never blocks.
-    ///
-    /// # Panics
-    /// If the results run past the `n` items of [`new`](Self::new).
-    ///
-    /// ```
-    /// let c = concur_core::futures::exec::MapCollector::new(1);
-    /// c.fill(0, vec![Ok('x')]);
-    /// assert_eq!(c.future().result().unwrap(), ['x']);
-    /// ```
-    pub fn fill(&self, start: usize, results: Vec<Result<T, TaskError>>) {
-        let mut g = self.state.acquire();
-        let n = results.len();
-        for (i, r) in results.into_iter().enumerate() {
-            match r {
-                Ok(v) => g.slots[start + i] = Some(v),
-                Err(e) => {
-                    if g.first_error.as_ref().is_none_or(|(at, _)| start + i < *at) {
-                        g.first_error = Some((start + i, e));
-                    }
-                }
-            }
-        }
-        g.left -= n;
-        if g.left > 0 {
-            return;
-        }
-        let outcome = match g.first_error.take() {
-            Some((_, e)) => Err(e),
-            None => Ok(g
-                .slots
-                .drain(..)
-                .map(|v| v.expect("every slot filled"))
-                .collect()),
-        };
-        drop(g);
-        match outcome {
-            Ok(v) => self.promise.set_result(v),
-            Err(e) => self.promise.set_error(e),
-        };
-    }
-}
-
-// ---- imap_unordered ---------------------------------------------------------------------
-
-/// The iterator of [`ThreadPool::imap_unordered`]: results in completion order, the
-/// input read a bounded number of chunks ahead. Dropping it cancels the chunks not yet
-/// started.
-///
-/// ```
-/// let pool = concur_core::futures::ThreadPool::new(2);
-/// let it = pool.imap_unordered(|x: u8| x, [1, 2]).unwrap();
-/// assert_eq!(it.map(Result::unwrap).map(u32::from).sum::<u32>(), 3);
-/// ```
-pub struct IMapUnordered<'a, I, F, T> {
-    pool: &'a ThreadPool,
-    f: Arc<F>,
-    reporter: Option<Reporter>,
-    chunksize: usize,
-    ahead: usize,
-    deadline: Option<Instant>,
-    input: I,
-    results: SimpleQueue<Result<T, TaskError>>,
-    inflight: VecDeque<Future<()>>,
-    /// Items submitted whose results were not yet yielded.
-    pending: usize,
-    input_done: bool,
-    finished: bool,
-}
-
-impl<I, F, T> fmt::Debug for IMapUnordered<'_, I, F, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("IMapUnordered")
-            .field("pending", &self.pending)
-            .field("input_done", &self.input_done)
-            .finish()
-    }
-}
-
-impl<I, F, T> IMapUnordered<'_, I, F, T>
-where
-    I: Iterator,
-    I::Item: Send + 'static,
-    F: Fn(I::Item) -> T + Send + Sync + 'static,
-    T: Send + 'static,
-{
-    /// Submits chunks while fewer than `ahead` chunks' worth of items are pending.
-    fn fill(&mut self) -> Option<TaskError> {
-        while !self.input_done && self.pending < self.ahead * self.chunksize {
-            let chunk: Vec<I::Item> = self.input.by_ref().take(self.chunksize).collect();
-            if chunk.is_empty() {
-                self.input_done = true;
-                break;
-            }
-            let n = chunk.len();
-            let (f, rep, out) = (self.f.clone(), self.reporter.clone(), self.results.clone());
-            let job = move || {
-                for r in run_chunk(&*f, chunk, rep.as_ref()) {
-                    out.put(r);
-                }
-            };
-            match self.pool.exec.submit(job) {
-                Ok(fut) => {
-                    let out = self.results.clone();
-                    fut.add_done_callback(move |fut| {
-                        if let Some(e) = chunk_failure(fut) {
-                            (0..n).for_each(|_| out.put(Err(e.clone())));
-                        }
-                    });
-                    self.inflight.retain(|f| !f.done());
-                    self.inflight.push_back(fut);
-                    self.pending += n;
-                }
-                Err(e) => {
-                    self.input_done = true;
-                    return Some(e);
-                }
-            }
-        }
-        None
-    }
-
-    /// Waits for the next result (in completion order). On a worker of this very pool
-    /// the pool lends a temporary worker meanwhile, so a pool of one cannot deadlock.
-    fn wait_next(&mut self) -> Result<Result<T, TaskError>, TaskError> {
-        let (results, deadline) = (&self.results, self.deadline);
-        let got = blocking_on(
-            self.inflight.iter().filter(|f| !f.done()),
-            || match deadline {
-                None => Some(results.get()),
-                Some(d) => results.get_deadline(d),
-            },
-        );
-        got.ok_or_else(|| {
-            TaskError::timeout(format!(
-                "imap_unordered timed out with {} results outstanding",
-                self.pending
-            ))
-        })
-    }
-
-    fn cancel_rest(&mut self) {
-        for f in self.inflight.drain(..) {
-            f.cancel();
-        }
-    }
-}
-
-impl<I, F, T> Iterator for IMapUnordered<'_, I, F, T>
-where
-    I: Iterator,
-    I::Item: Send + 'static,
-    F: Fn(I::Item) -> T + Send + Sync + 'static,
-    T: Send + 'static,
-{
-    type Item = Result<T, TaskError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.finished {
-            return None;
-        }
-        if let Some(e) = self.fill() {
-            self.finished = self.pending == 0;
-            return Some(Err(e));
-        }
-        if self.pending == 0 {
-            self.finished = true;
-            return None;
-        }
-        match self.wait_next() {
-            Ok(r) => {
-                self.pending -= 1;
-                Some(r)
-            }
-            Err(e) => {
-                self.cancel_rest();
-                self.finished = true;
-                Some(Err(e))
-            }
-        }
-    }
-}
-
-impl<I, F, T> Drop for IMapUnordered<'_, I, F, T> {
-    fn drop(&mut self) {
-        for f in self.inflight.drain(..) {
-            f.cancel();
-        }
-    }
-}
-
-// ---- AsyncResult ------------------------------------------------------------------------
-
-/// The pending result of [`ThreadPool::apply_async`] or [`ThreadPool::map_async`]:
-/// Python's `AsyncResult` (`get`, `wait`, `ready`, `successful`), a thin view of a
-/// [`Future`].
-///
-/// ```
-/// let pool = concur_core::futures::ThreadPool::new(1);
-/// let r = pool.apply_async(|| 2 + 2).unwrap();
-/// r.wait();
-/// assert_eq!(r.successful(), Some(true));
-/// assert_eq!(r.get().unwrap(), 4);
-/// ```
-#[derive(Debug)]
-pub struct AsyncResult<T>(Future<T>);
-
-/// Wraps a future as an `AsyncResult` (for pools built on other executors, such as
-/// the process pools).
-///
-/// ```
-/// use concur_core::futures::{AsyncResult, Promise};
-/// let p = Promise::new();
-/// let r = AsyncResult::from(p.future());
-/// p.set_result(7);
-/// assert_eq!(r.get().unwrap(), 7);
-/// ```
-impl<T> From<Future<T>> for AsyncResult<T> {
-    fn from(f: Future<T>) -> Self {
-        AsyncResult(f)
-    }
-}
-
-impl<T> AsyncResult<T> {
-    /// True once the task finished, failed or was cancelled (Python's `ready`).
-    ///
-    /// ```
-    /// let pool = concur_core::futures::ThreadPool::new(1);
-    /// let r = pool.apply_async(|| ()).unwrap();
-    /// r.wait();
-    /// assert!(r.ready());
-    /// ```
-    pub fn ready(&self) -> bool {
-        self.0.done()
-    }
-
-    /// `Some(true)` if it finished with a value, `Some(false)` if it failed, `None`
-    /// while not ready (where Python raises `ValueError`).
-    ///
-    /// ```
-    /// let pool = concur_core::futures::ThreadPool::new(1);
-    /// let r = pool.apply_async(|| -> u8 { panic!("x") }).unwrap();
-    /// r.wait();
-    /// assert_eq!(r.successful(), Some(false));
-    /// ```
-    pub fn successful(&self) -> Option<bool> {
-        if !self.0.done() {
-            return None;
-        }
-        Some(matches!(self.0.exception(Some(Duration::ZERO)), Ok(None)))
-    }
-
-    /// Blocks until ready (Python's `wait()`); never fails.
-    ///
-    /// ```
-    /// let pool = concur_core::futures::ThreadPool::new(1);
-    /// let r = pool.apply_async(|| 1).unwrap();
-    /// r.wait();
-    /// assert!(r.ready());
-    /// ```
-    pub fn wait(&self) {
-        let _ = self.0.wait_done(None);
-    }
-
-    /// Blocks until ready or `timeout` passes; true if ready (Python's
-    /// `wait(timeout)`, which tells through `ready()`).
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// let pool = concur_core::futures::ThreadPool::new(1);
-    /// let r = pool.apply_async(|| std::thread::sleep(Duration::from_millis(20))).unwrap();
-    /// assert!(r.wait_timeout(Duration::from_secs(5)));
-    /// ```
-    pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        self.wait_deadline(crate::time::deadline_after(timeout))
-    }
-
-    /// Blocks until ready or `deadline` (`None`: forever); true if ready.
-    ///
-    /// ```
-    /// use std::time::{Duration, Instant};
-    /// let pool = concur_core::futures::ThreadPool::new(1);
-    /// let r = pool.apply_async(|| ()).unwrap();
-    /// assert!(r.wait_deadline(Some(Instant::now() + Duration::from_secs(5))));
-    /// ```
-    pub fn wait_deadline(&self, deadline: Option<Instant>) -> bool {
-        let _ = self.0.wait_done(deadline);
-        self.0.done()
-    }
-
-    /// Blocks until ready and moves the value out, for any `T`.
-    ///
-    /// # Errors
-    /// The task's error (panic, cancellation, broken pool) or a self-wait.
-    ///
-    /// ```
-    /// let pool = concur_core::futures::ThreadPool::new(1);
-    /// let r = pool.apply_async(|| String::from("owned")).unwrap();
-    /// assert_eq!(r.into_result().unwrap(), "owned");
-    /// ```
-    pub fn into_result(self) -> Result<T, TaskError> {
-        self.0.into_result()
-    }
-
-    /// Calls `f` with the result once ready (at once if it is): Python's `callback` and
-    /// `error_callback` in one; see [`Future::add_done_callback`].
-    ///
-    /// ```
-    /// use std::sync::atomic::{AtomicBool, Ordering};
-    /// use std::sync::Arc;
-    /// let pool = concur_core::futures::ThreadPool::new(1);
-    /// let seen = Arc::new(AtomicBool::new(false));
-    /// let s = seen.clone();
-    /// let r = pool.apply_async(|| 3).unwrap();
-    /// r.add_done_callback(move |f| s.store(f.result().unwrap() == 3, Ordering::SeqCst));
-    /// pool.close();
-    /// pool.join().unwrap();
-    /// assert!(seen.load(Ordering::SeqCst));
-    /// ```
-    pub fn add_done_callback(&self, f: impl FnOnce(&Future<T>) + Send + 'static) {
-        self.0.add_done_callback(f);
-    }
-
-    /// The underlying future (for `as_completed`, `wait`, `.await`).
-    ///
-    /// ```
-    /// let pool = concur_core::futures::ThreadPool::new(1);
-    /// let f = pool.apply_async(|| 1).unwrap().into_future();
-    /// assert_eq!(f.result().unwrap(), 1);
-    /// ```
-    pub fn into_future(self) -> Future<T> {
-        self.0
-    }
-}
-
-impl<T: Clone> AsyncResult<T> {
-    /// Blocks until ready and returns (a clone of) the value (Python's `get()`).
-    ///
-    /// # Errors
-    /// The task's error: its panic, cancellation (after `terminate`), a broken pool, or
-    /// the first failing item of a `map_async`.
-    ///
-    /// ```
-    /// let pool = concur_core::futures::ThreadPool::new(1);
-    /// assert_eq!(pool.apply_async(|| 1).unwrap().get().unwrap(), 1);
-    /// ```
-    pub fn get(&self) -> Result<T, TaskError> {
-        self.0.result()
-    }
-
-    /// [`get`](Self::get), giving up after `timeout` with an
-    /// [`is_timeout`](TaskError::is_timeout) error (Python's `get(timeout)`).
-    ///
-    /// # Errors
-    /// As `get`, plus the timeout.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// let pool = concur_core::futures::ThreadPool::new(1);
-    /// let r = pool.apply_async(|| std::thread::sleep(Duration::from_millis(200))).unwrap();
-    /// assert!(r.get_timeout(Duration::from_millis(1)).unwrap_err().is_timeout());
-    /// ```
-    pub fn get_timeout(&self, timeout: Duration) -> Result<T, TaskError> {
-        self.0.result_timeout(timeout)
-    }
-
-    /// [`get`](Self::get), giving up at `deadline` (`None`: never).
-    ///
-    /// # Errors
-    /// As `get_timeout`.
-    ///
-    /// ```
-    /// let pool = concur_core::futures::ThreadPool::new(1);
-    /// assert_eq!(pool.apply_async(|| 'x').unwrap().get_deadline(None).unwrap(), 'x');
-    /// ```
-    pub fn get_deadline(&self, deadline: Option<Instant>) -> Result<T, TaskError> {
-        self.0.result_deadline(deadline)
-    }
-}
-
-// ---- starmap ----------------------------------------------------------------------------
-
-/// A tuple of arguments that [`ThreadPool::starmap`] spreads over a call: `(a, b)`
-/// calls `f(a, b)`. Implemented for tuples of one to eight fields.
-///
-/// ```
-/// use concur_core::futures::StarArgs;
-/// assert_eq!((2, 3).call(&|a: i32, b: i32| a + b), 5);
-/// ```
-pub trait StarArgs<F> {
-    /// What `f` returns.
-    type Output;
-    /// Calls `f` with the fields as arguments.
-    fn call(self, f: &F) -> Self::Output;
-}
-
-macro_rules! star_args {
-    ($($t:ident $i:tt),+) => {
-        impl<Func, Out, $($t),+> StarArgs<Func> for ($($t,)+)
-        where
-            Func: Fn($($t),+) -> Out,
-        {
-            type Output = Out;
-            fn call(self, f: &Func) -> Out {
-                f($(self.$i),+)
-            }
-        }
-    };
-}
-
-star_args!(A 0);
-star_args!(A 0, B 1);
-star_args!(A 0, B 1, C 2);
-star_args!(A 0, B 1, C 2, D 3);
-star_args!(A 0, B 1, C 2, D 3, E 4);
-star_args!(A 0, B 1, C 2, D 3, E 4, G 5);
-star_args!(A 0, B 1, C 2, D 3, E 4, G 5, H 6);
-star_args!(A 0, B 1, C 2, D 3, E 4, G 5, H 6, J 7);

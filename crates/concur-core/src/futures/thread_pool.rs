@@ -118,7 +118,7 @@ impl fmt::Debug for ThreadPoolExecutor {
 /// assert_eq!(pool.max_workers(), 3);
 /// ```
 #[derive(Default)]
-pub struct Builder {
+pub struct ThreadPoolBuilder {
     max_workers: Option<usize>,
     prefix: Option<String>,
     initializer: Option<Initializer>,
@@ -126,9 +126,9 @@ pub struct Builder {
     queue_size: usize,
 }
 
-impl fmt::Debug for Builder {
+impl fmt::Debug for ThreadPoolBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Builder")
+        f.debug_struct("ThreadPoolBuilder")
             .field("max_workers", &self.max_workers)
             .field("prefix", &self.prefix)
             .field("queue_size", &self.queue_size)
@@ -136,7 +136,7 @@ impl fmt::Debug for Builder {
     }
 }
 
-impl Builder {
+impl ThreadPoolBuilder {
     /// The most worker threads (default: Python's `min(32, cpus + 4)`; at least 1).
     ///
     /// ```
@@ -252,13 +252,13 @@ impl ThreadPoolExecutor {
         Self::builder().max_workers(max_workers).build()
     }
 
-    /// A [`Builder`] with every option at its default.
+    /// A [`ThreadPoolBuilder`] with every option at its default.
     ///
     /// ```
     /// let _ = concur_core::futures::ThreadPoolExecutor::builder();
     /// ```
-    pub fn builder() -> Builder {
-        Builder::default()
+    pub fn builder() -> ThreadPoolBuilder {
+        ThreadPoolBuilder::default()
     }
 
     /// The configured maximum number of (non-temporary) workers.
@@ -595,6 +595,6 @@ fn shutdown(pool: &Arc<PoolInner>, wait: bool, cancel_futures: bool) -> Result<(
         }
     }
     let g = pool.state.lock();
-    let _ = g.wait_while(None, |s| s.threads == 0);
+    let _ = g.wait_until(None, |s| s.threads == 0);
     Ok(())
 }

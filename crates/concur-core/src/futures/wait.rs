@@ -19,7 +19,7 @@ fn unique<T>(fs: &[Future<T>]) -> Vec<usize> {
 /// ```
 /// use concur_core::futures::{as_completed, Promise};
 /// let p = Promise::new();
-/// p.set_result(1);
+/// assert!(p.set_result(1));
 /// let fs = [p.future()];
 /// let mut it = as_completed(&fs, None);
 /// assert_eq!(it.next().unwrap().unwrap().result().unwrap(), 1);
@@ -36,8 +36,9 @@ pub struct AsCompleted<'a, T> {
     failed: bool,
 }
 
-/// Yields the futures of `fs` as they complete (finished or cancelled), those already
-/// done first: Python's `as_completed`. Duplicates are yielded once.
+/// Yields the futures of `fs` as they complete (finished, or cancelled with the
+/// cancellation acknowledged: see [`wait`]), those already done first: Python's
+/// `as_completed`. Duplicates are yielded once.
 ///
 /// Blocks in `next` until another future completes. With a `timeout` (counted from
 /// this call), the iterator yields one [`is_timeout`](TaskError::is_timeout) error
@@ -79,6 +80,15 @@ pub fn as_completed<T>(fs: &[Future<T>], timeout: Option<Duration>) -> AsComplet
     }
 }
 
+impl<T> std::fmt::Debug for AsCompleted<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AsCompleted")
+            .field("remaining", &self.remaining)
+            .field("total", &self.total)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<'a, T> Iterator for AsCompleted<'a, T> {
     type Item = Result<&'a Future<T>, TaskError>;
 
@@ -99,7 +109,7 @@ impl<'a, T> Iterator for AsCompleted<'a, T> {
                     self.watch
                         .q
                         .lock()
-                        .wait_while(self.deadline, |v| !v.is_empty())
+                        .wait_until(self.deadline, |v| !v.is_empty())
                 });
                 if !ok {
                     self.failed = true;
@@ -132,8 +142,8 @@ impl<T> Drop for AsCompleted<'_, T> {
 /// ```
 /// use concur_core::futures::{wait, Promise, ReturnWhen, TaskError};
 /// let (ok, bad, idle) = (Promise::new(), Promise::new(), Promise::<u8>::new());
-/// ok.set_result(1);
-/// bad.set_error(TaskError::user("x"));
+/// assert!(ok.set_result(1));
+/// assert!(bad.set_error(TaskError::user("x")));
 /// let fs = [ok.future(), bad.future(), idle.future()];
 /// let r = wait(&fs, None, ReturnWhen::FirstException);
 /// assert_eq!((r.done.len(), r.not_done.len()), (2, 1));
@@ -141,7 +151,7 @@ impl<T> Drop for AsCompleted<'_, T> {
 /// ```
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum ReturnWhen {
-    /// As soon as any future finishes or is cancelled.
+    /// As soon as any future finishes or is cancelled (an acknowledged cancellation).
     FirstCompleted,
     /// As soon as any future finishes with an error (cancellation does not count), or
     /// when all are done.
@@ -163,7 +173,7 @@ pub enum ReturnWhen {
 /// ```
 #[derive(Debug)]
 pub struct DoneAndNotDone<'a, T> {
-    /// The futures that completed (finished or cancelled).
+    /// The futures that completed (finished, or cancelled and acknowledged).
     pub done: Vec<&'a Future<T>>,
     /// The others.
     pub not_done: Vec<&'a Future<T>>,
@@ -172,6 +182,25 @@ pub struct DoneAndNotDone<'a, T> {
 /// Blocks until `return_when` holds for `fs` or `timeout` passes, and returns the done
 /// and not-done futures: Python's `concurrent.futures.wait`. A timeout is not an error:
 /// the sets simply say what finished.
+///
+/// As in CPython, a cancelled future counts as done once its cancellation is
+/// acknowledged by the side that completes it (Python's `CANCELLED_AND_NOTIFIED`): at
+/// once for a pool's queued task (the pool takes it back), else when its
+/// [`Promise`](super::Promise) calls `set_running`, sets an outcome or is dropped. A
+/// future its user cancelled while its promise still says nothing is not done yet
+/// (Python's `CANCELLED`), though [`Future::done`] and [`Future::cancelled`] are true.
+///
+/// ```
+/// use concur_core::futures::{wait, Promise, ReturnWhen};
+/// use std::time::Duration;
+/// let p = Promise::<u8>::new();
+/// assert!(p.future().cancel());
+/// let fs = [p.future()];
+/// let r = wait(&fs, Some(Duration::from_millis(1)), ReturnWhen::AllCompleted);
+/// assert_eq!(r.not_done.len(), 1); // nobody acknowledged the cancel
+/// assert!(!p.set_running()); // Python's set_running_or_notify_cancel
+/// assert_eq!(wait(&fs, None, ReturnWhen::AllCompleted).done.len(), 1);
+/// ```
 ///
 /// ```
 /// use concur_core::futures::{wait, Executor, ReturnWhen, ThreadPoolExecutor};
@@ -188,7 +217,9 @@ pub fn wait<T>(
 ) -> DoneAndNotDone<'_, T> {
     let deadline = timeout.and_then(crate::time::deadline_after);
     let idx = unique(fs);
-    let mut done: HashSet<usize> = idx.iter().copied().filter(|&i| fs[i].done()).collect();
+    // Done as CPython's `wait` counts it: finished, or cancelled and acknowledged (a
+    // future cancelled while its completing side has not yet heard of it is not done).
+    let mut done: HashSet<usize> = idx.iter().copied().filter(|&i| fs[i].settled()).collect();
     let satisfied = |done: &HashSet<usize>| match return_when {
         ReturnWhen::FirstCompleted => !done.is_empty(),
         ReturnWhen::FirstException => {
@@ -218,7 +249,7 @@ pub fn wait<T>(
                 .filter(|i| !done.contains(i))
                 .map(|&i| &fs[i]);
             let (mut g, ok) = blocking_on(pending, || {
-                watch.q.lock().wait_while(deadline, |v| !v.is_empty())
+                watch.q.lock().wait_until(deadline, |v| !v.is_empty())
             });
             done.extend(g.drain(..));
             drop(g);

@@ -270,7 +270,7 @@ impl Barrier {
     fn wait_until(&self, deadline: Option<Instant>) -> Result<usize, BrokenBarrierError> {
         let inner = &*self.inner;
         // Enter: wait out an action, a drain or a reset in progress.
-        let (mut g, _) = inner.queue.lock().wait_while(None, |s| {
+        let (mut g, _) = inner.queue.lock().wait_until(None, |s| {
             !matches!(s.phase, Phase::Action | Phase::Draining | Phase::Resetting)
         });
         if g.phase == Phase::Broken {
@@ -299,12 +299,12 @@ impl Barrier {
             Ok(index)
         } else {
             let pred = |s: &mut State| !matches!(s.phase, Phase::Filling | Phase::Action);
-            let (g2, mut ok) = g.wait_while(deadline, pred);
+            let (g2, mut ok) = g.wait_until(deadline, pred);
             g = g2;
             if !ok && g.phase == Phase::Action {
                 // The deadline passed while the action ran: in CPython this thread would
                 // still be waiting for the lock the action holds, so it is not late.
-                let (g2, ok2) = g.wait_while(None, pred);
+                let (g2, ok2) = g.wait_until(None, pred);
                 g = g2;
                 ok = ok2;
             }
@@ -347,7 +347,7 @@ impl Barrier {
         self.inner
             .queue
             .lock()
-            .wait_while(None, |s| s.phase != Phase::Action)
+            .wait_until(None, |s| s.phase != Phase::Action)
             .0
     }
 
@@ -492,6 +492,18 @@ pub struct BrokenBarrierError {
 }
 
 impl BrokenBarrierError {
+    /// The error of a barrier broken because of `kind`: for barriers built outside
+    /// this crate (the process tier's `Barrier` reports with this very type).
+    ///
+    /// ```
+    /// use concur_core::sync::{BrokenBarrierError, BrokenKind};
+    /// let e = BrokenBarrierError::new(BrokenKind::Timeout);
+    /// assert!(e.is_timeout());
+    /// ```
+    pub fn new(kind: BrokenKind) -> Self {
+        BrokenBarrierError { kind }
+    }
+
     /// Why the barrier broke (for this thread).
     ///
     /// ```

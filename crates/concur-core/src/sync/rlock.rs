@@ -9,9 +9,9 @@
 
 use super::ReleaseError;
 use super::watched::WatchedLock;
+use crate::ident::get_ident;
 use crate::shim::Arc;
 use crate::shim::atomic::{AtomicU64, AtomicUsize, Ordering};
-use crate::thread::get_ident;
 use std::fmt;
 use std::marker::PhantomData;
 use std::time::{Duration, Instant};

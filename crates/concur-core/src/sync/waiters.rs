@@ -187,7 +187,7 @@ impl<'a, T> QueueGuard<'a, T> {
 
     /// Waits (re-checking after each wake-up) until `pred(&mut state)` holds; false if
     /// `deadline` passed first.
-    pub(crate) fn wait_while(
+    pub(crate) fn wait_until(
         self,
         deadline: Option<Instant>,
         mut pred: impl FnMut(&mut T) -> bool,

@@ -70,18 +70,16 @@
 
 mod error;
 mod hook;
-pub(crate) mod ident;
 mod local;
 mod registry;
 mod spawn;
-mod sys;
 mod timer;
 
+pub use crate::ident::get_ident;
 pub use error::JoinError;
 pub use hook::{ExceptHookArgs, default_excepthook, excepthook, reset_excepthook, set_excepthook};
 #[allow(unused_imports)] // used by the thread pools (a later issue)
 pub(crate) use hook::{capture, install_panic_hook};
-pub use ident::get_ident;
 pub use local::Local;
 pub(crate) use local::reset_thread_locals;
 pub use registry::{Thread, active_count, current_thread, enumerate, main_thread};

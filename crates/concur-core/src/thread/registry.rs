@@ -11,8 +11,8 @@
 //! they are plain `std::thread_local!`s. Joining waits on a std `Mutex` + `Condvar`.
 
 use super::error::JoinError;
-use super::ident::get_ident;
-use super::sys;
+use crate::ident::get_ident;
+use crate::sys;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -452,7 +452,7 @@ static MAIN: OnceLock<Thread> = OnceLock::new();
 
 /// True if the calling thread is the process's main thread.
 fn is_main() -> bool {
-    match sys::main_ident() {
+    match crate::ident::main_ident() {
         Some(ident) => ident == get_ident(),
         // No way to recognise it: the first thread that asks is taken as main.
         None => MAIN.get().is_none_or(|m| m.ident() == get_ident()),
@@ -476,7 +476,7 @@ fn is_main() -> bool {
 /// ```
 pub fn main_thread() -> Thread {
     MAIN.get_or_init(|| {
-        let ids = match sys::main_ident() {
+        let ids = match crate::ident::main_ident() {
             Some(ident) => Ids {
                 ident,
                 native_id: sys::main_native_id(),

@@ -2,9 +2,9 @@
 
 use super::error::{JoinError, PanicReport, payload_message};
 use super::hook;
-use super::ident::get_ident;
 use super::registry::{self, Ids, Kind, Thread, lock};
-use super::sys;
+use crate::ident::get_ident;
+use crate::sys;
 use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

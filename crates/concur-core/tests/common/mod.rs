@@ -6,13 +6,13 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 /// The default bound for a test body that should finish in well under a second.
-pub const LIMIT: Duration = Duration::from_secs(20);
+pub(crate) const LIMIT: Duration = Duration::from_secs(20);
 
 /// Runs `f` on its own thread and returns its result, or panics with a message naming
 /// the probable deadlock if it does not finish within `limit`. A panic in `f` is
 /// re-raised here with its original payload.
 #[track_caller]
-pub fn within<T: Send + 'static>(
+pub(crate) fn within<T: Send + 'static>(
     limit: Duration,
     what: &str,
     f: impl FnOnce() -> T + Send + 'static,

@@ -39,6 +39,7 @@ const KEEP_SEND_BUFFER: usize = 1 << 20;
 /// a.send(&("hello", 1u32)).unwrap();
 /// assert_eq!(b.recv::<(String, u32)>().unwrap(), ("hello".to_owned(), 1));
 /// ```
+#[derive(Debug)]
 pub enum Pipe {}
 
 impl Pipe {
@@ -373,7 +374,7 @@ impl Connection {
         &self,
         timeout: Duration,
     ) -> Result<T, ConnectionError> {
-        self.recv_until(Instant::now().checked_add(timeout))
+        self.recv_until(concur_core::time::deadline_after(timeout))
     }
 
     /// Receives a message, blocking until `deadline` at the latest.
@@ -452,7 +453,9 @@ impl Connection {
     /// assert!(b.recv_bytes_timeout(Duration::from_millis(5)).unwrap_err().is_timeout());
     /// ```
     pub fn recv_bytes_timeout(&self, timeout: Duration) -> Result<Vec<u8>, ConnectionError> {
-        self.recv_frame_with(Instant::now().checked_add(timeout), |body, _| body.to_vec())
+        self.recv_frame_with(concur_core::time::deadline_after(timeout), |body, _| {
+            body.to_vec()
+        })
     }
 
     /// Receives one message as bytes, blocking until `deadline` at the latest.
@@ -558,7 +561,7 @@ impl Connection {
     /// assert_eq!(b.recv::<u8>().unwrap(), 1);
     /// ```
     pub fn poll(&self, timeout: Duration) -> Result<bool, ConnectionError> {
-        self.poll_until(Instant::now().checked_add(timeout))
+        self.poll_until(concur_core::time::deadline_after(timeout))
     }
 
     /// [`poll`](Connection::poll) until `deadline` at the latest.

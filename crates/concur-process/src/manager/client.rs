@@ -13,8 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::{self, AuthKey};
 use super::error::ManagerError;
-use super::protocol::{Hello, Reply, Request, decode, encode};
-use super::server::MAX_FRAME;
+use super::protocol::{Hello, MAX_FRAME, Reply, Request, decode, encode};
 use crate::connection::Connection;
 use crate::process::protocol::Identity;
 
@@ -120,13 +119,13 @@ impl Client {
 
     fn open(&self) -> Result<Connection, ManagerError> {
         let fd = self.address.connect().map_err(|e| {
-            ManagerError::shut_down(format!("cannot reach the manager at {}: {e}", self.address))
+            ManagerError::shutdown(format!("cannot reach the manager at {}: {e}", self.address))
         })?;
         let conn = Connection::from_fd(fd);
         auth::client_side(&conn, &self.key, MAX_FRAME)?;
         let identity = Identity::current().unwrap_or_else(|_| Identity::unknown());
         conn.send(&Hello { identity })
-            .map_err(|e| ManagerError::shut_down(format!("the manager went away: {e}")))?;
+            .map_err(|e| ManagerError::shutdown(format!("the manager went away: {e}")))?;
         Ok(conn)
     }
 
@@ -150,7 +149,7 @@ impl Client {
             unreachable!("connection() opened it")
         };
         let gone = |e: crate::ConnectionError| {
-            ManagerError::shut_down(format!("the manager at {} went away: {e}", self.address))
+            ManagerError::shutdown(format!("the manager at {} went away: {e}", self.address))
         };
         let r = conn
             .send(req)
@@ -178,7 +177,7 @@ impl Client {
             unreachable!("connection() opened it")
         };
         let gone = |e: crate::ConnectionError| {
-            ManagerError::shut_down(format!("the manager at {} went away: {e}", self.address))
+            ManagerError::shutdown(format!("the manager at {} went away: {e}", self.address))
         };
         let mut out = Vec::with_capacity(reqs.len());
         let mut sent = 0;

@@ -69,7 +69,7 @@ impl ManagerError {
         Self::new(Kind::Io, format!("{context}: {e}"))
     }
 
-    pub(crate) fn shut_down(message: impl Into<String>) -> Self {
+    pub(crate) fn shutdown(message: impl Into<String>) -> Self {
         Self::new(Kind::ShutDown, message)
     }
 
@@ -116,9 +116,9 @@ impl ManagerError {
     /// let m = concur_process::Manager::start().unwrap();
     /// let d = m.dict::<u8, u8>().unwrap();
     /// m.shutdown().unwrap();
-    /// assert!(d.len().unwrap_err().is_shut_down());
+    /// assert!(d.len().unwrap_err().is_shutdown());
     /// ```
-    pub fn is_shut_down(&self) -> bool {
+    pub fn is_shutdown(&self) -> bool {
         self.kind == Kind::ShutDown
     }
 

@@ -35,10 +35,19 @@
 //! 100 ms and gives up, so it never takes an item or a lock afterwards.
 //!
 //! Objects live until the manager shuts down (proxies do not count references).
+//!
+//! ```
+//! use concur_process::Manager;
+//! let m = Manager::start().unwrap();
+//! let scores = m.dict::<String, u32>().unwrap();
+//! scores.update("ada".into(), |s: Option<u32>| s.unwrap_or(0) + 3).unwrap();
+//! assert_eq!(scores.get(&"ada".into()).unwrap(), Some(3));
+//! ```
 
 mod auth;
 mod client;
 mod error;
+mod object;
 pub(crate) mod objects;
 mod protocol;
 mod server;
@@ -289,7 +298,7 @@ impl Manager {
     ///
     /// # Errors
     /// [`is_auth_failed`](ManagerError::is_auth_failed) for a wrong key;
-    /// [`is_shut_down`](ManagerError::is_shut_down) if nothing serves there.
+    /// [`is_shutdown`](ManagerError::is_shutdown) if nothing serves there.
     ///
     /// ```
     /// use concur_process::Manager;
@@ -360,7 +369,7 @@ impl Manager {
 
     /// Stops the server (Python's `shutdown`) and, if this manager started it, waits
     /// for its process to exit. Calls on proxies fail with
-    /// [`is_shut_down`](ManagerError::is_shut_down) afterwards. Calling it again is
+    /// [`is_shutdown`](ManagerError::is_shutdown) afterwards. Calling it again is
     /// harmless.
     ///
     /// # Errors
@@ -374,7 +383,7 @@ impl Manager {
     pub fn shutdown(&self) -> Result<(), ManagerError> {
         match self.client.request(&Request::Shutdown) {
             Ok(_) => {}
-            Err(e) if e.is_shut_down() => {}
+            Err(e) if e.is_shutdown() => {}
             Err(e) => return Err(e),
         }
         if let Some(p) = &self.process
@@ -408,7 +417,7 @@ impl Manager {
     /// A new shared dict (Python's `m.dict()`).
     ///
     /// # Errors
-    /// [`is_shut_down`](ManagerError::is_shut_down) if the manager is gone.
+    /// [`is_shutdown`](ManagerError::is_shutdown) if the manager is gone.
     ///
     /// ```
     /// let m = concur_process::Manager::start().unwrap();

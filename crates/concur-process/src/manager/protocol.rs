@@ -19,6 +19,9 @@ use serde::{Deserialize, Serialize};
 use super::error::{Kind, ManagerError};
 use crate::process::protocol::Identity;
 
+/// The largest request or reply after authentication.
+pub(crate) const MAX_FRAME: usize = 64 << 20;
+
 /// The first message after authentication.
 #[derive(Serialize, Deserialize)]
 pub(crate) struct Hello {

@@ -19,71 +19,10 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use super::auth::{self, AUTH_TIMEOUT, AuthKey};
 use super::error::{Kind, ManagerError};
-use super::protocol::{Hello, ObjKind, Reply, RequestRef, encode};
+use super::object::{Ctx, Object};
+use super::protocol::{Hello, MAX_FRAME, ObjKind, Reply, RequestRef, encode};
 use crate::connection::Connection;
 use crate::process::protocol::Identity;
-
-/// The largest request or reply after authentication.
-pub(crate) const MAX_FRAME: usize = 64 << 20;
-
-/// What an object's op runs with.
-pub(crate) struct Ctx<'a> {
-    /// The connection the request came on (owner of what it acquires).
-    pub(crate) client: u64,
-    /// Whether the client runs this server's binary (functions may be sent).
-    pub(crate) same_binary: bool,
-    pub(crate) server: &'a Server,
-    /// The client's connection (to notice it hang up during a long wait).
-    pub(crate) conn: &'a Connection,
-}
-
-/// How often a blocked call checks that its client is still connected.
-pub(crate) const HANGUP_CHECK: std::time::Duration = std::time::Duration::from_millis(100);
-
-impl Ctx<'_> {
-    /// Whether the client has hung up (closed its end: died, or dropped its proxy).
-    /// A blocked call checks it every [`HANGUP_CHECK`] and gives up, so that a dead
-    /// client's `get` or `acquire` never takes an item or a lock later.
-    pub(crate) fn peer_gone(&self) -> bool {
-        use rustix::event::{PollFd, PollFlags};
-        let mut fds = [PollFd::new(self.conn, PollFlags::RDHUP)];
-        match rustix::event::poll(&mut fds, Some(&rustix::time::Timespec::default())) {
-            Ok(n) if n > 0 => fds[0]
-                .revents()
-                .intersects(PollFlags::RDHUP | PollFlags::HUP | PollFlags::ERR),
-            _ => false,
-        }
-    }
-
-    /// The error of a call abandoned because its client hung up.
-    pub(crate) fn gone_error(&self) -> ManagerError {
-        ManagerError::shut_down("the client went away while the call was waiting")
-    }
-
-    /// How long a wait may block before checking on the client: up to `deadline`, at
-    /// most [`HANGUP_CHECK`].
-    pub(crate) fn wait_slice(deadline: Option<std::time::Instant>) -> Option<std::time::Duration> {
-        let now = std::time::Instant::now();
-        match deadline {
-            Some(d) if d <= now => None,
-            Some(d) => Some((d - now).min(HANGUP_CHECK)),
-            None => Some(HANGUP_CHECK),
-        }
-    }
-}
-
-/// A shared object on the server.
-pub(crate) trait Object: Send + Sync {
-    /// The kind and type names it was made with.
-    fn tag(&self) -> &str;
-    /// Runs one op (serialized by the object's kind); may block until the op's own
-    /// deadline or the server's shutdown.
-    fn call(&self, ctx: &Ctx<'_>, op: &[u8]) -> Result<Vec<u8>, ManagerError>;
-    /// Client `client` disconnected: release what it held.
-    fn client_gone(&self, _client: u64) {}
-    /// The server is stopping: wake blocked callers (they get a shut-down error).
-    fn stop(&self) {}
-}
 
 /// Makes an object of `kind`.
 fn make(kind: &ObjKind, tag: String, init: Vec<u8>) -> Result<Arc<dyn Object>, ManagerError> {
@@ -259,14 +198,14 @@ impl Server {
         let ctx = Ctx {
             client,
             same_binary,
-            server: self,
+            stopping: &self.stopping,
             conn: &conn,
         };
         let mut cache = HashMap::new();
         loop {
             let reply = conn.recv_frame_with(None, |body, _fds| {
                 if self.stopping() {
-                    return Err(ManagerError::shut_down("the manager is shutting down"));
+                    return Err(ManagerError::shutdown("the manager is shutting down"));
                 }
                 match postcard::from_bytes::<RequestRef<'_>>(body) {
                     Ok(r) => self.handle(&ctx, &mut cache, r),

@@ -1,100 +1,57 @@
 //! The engine under both process pools: a queue of encoded tasks, worker processes, and
-//! one manager thread that moves tasks to workers, results back to futures, and
+//! one dispatcher thread that moves tasks to workers, results back to futures, and
 //! replaces workers that die.
 //!
 //! Submitters encode a task (trampoline offset and argument) into a frame and push it
-//! onto the shared queue; they wake the manager (an eventfd) only when it sleeps
-//! waiting for work. The manager polls the eventfd and every worker's socket:
+//! onto the shared queue; they wake the dispatcher (an eventfd) only when it sleeps
+//! waiting for work. The dispatcher polls the eventfd and every worker's socket:
 //!
-//! - it hands each worker up to [`MAX_INFLIGHT`] tasks ahead (a share of the queue, so
-//!   a few tasks spread over all workers), written without blocking;
+//! - it hands each worker up to `slots::MAX_INFLIGHT` tasks ahead (a share of the
+//!   queue, so a few tasks spread over all workers), written without blocking, and
+//!   takes tasks that have not started back from a busy worker for an idle one: what
+//!   to do when is the dispatch policy, one pure function in `policy`;
 //! - a worker reports each task as it ends and in order (see `wire`), so the oldest
 //!   task without a report is the one it is running: its start is known to within the
 //!   time of one report, which is what per-task timeouts are measured from;
 //! - a worker whose socket ends has died: its running task fails with the cause (exit
 //!   status, signal, out of memory, or the timeout or memory limit that made the
-//!   manager kill it), the tasks it had not started go back to the front of the queue,
-//!   and a new worker is started when there is work for it;
+//!   dispatcher kill it), the tasks it had not started go back to the front of the
+//!   queue, and a new worker is started when there is work for it;
 //! - workers are retired (and replaced) after `max_tasks_per_child` tasks or when their
 //!   memory grew past the recycling threshold.
 //!
-//! Like Python's `concurrent.futures.process` (whose manager thread this follows in
-//! spirit), one thread does all of this; unlike it, a dead worker does not break the
-//! pool.
+//! Like Python's `concurrent.futures.process` (whose executor manager thread this
+//! follows in spirit), one thread does all of this; unlike it, a dead worker does not
+//! break the pool.
 
 use std::collections::VecDeque;
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{JoinHandle, ThreadId};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use concur_core::futures::TaskError;
 use rustix::event::{EventfdFlags, PollFd, PollFlags};
 
+use super::policy::{self, Decision, Limits};
 use super::slots::SlotState;
-use super::wire::{Hello, Init};
+use super::task::{Config, Task};
+use super::wire::Hello;
 use super::worker::{Inflight, Kill, Worker};
-use crate::process::StartMethod;
 use crate::sys::proc as sysproc;
 use crate::sys::socket;
 
-/// Tasks handed to one worker ahead of its reports, at most.
-pub(crate) const MAX_INFLIGHT: usize = 64;
-
-/// A cancel guard: true if it took the task back before it started.
-pub(crate) type CancelGuard = Box<dyn FnMut() -> bool + Send>;
-
-/// How a task's future learns its outcome (implemented per result type).
-pub(crate) trait Completion: Send {
-    /// The task was handed to a worker: from now on a cancel asks `guard`. False if
-    /// the future was cancelled meanwhile (the task must not run).
-    fn handed(&mut self, guard: CancelGuard) -> bool;
-    /// The task is back in the queue: a cancel needs to ask nobody.
-    fn queued(&mut self);
-    /// The task is (about to be) running in its worker.
-    fn running(&mut self);
-    /// Completes the future from the worker's report (body and descriptors) or error.
-    fn complete(self: Box<Self>, outcome: Result<(&[u8], Vec<OwnedFd>), TaskError>);
-    /// Cancels the future of a task that will not run.
-    fn cancel(self: Box<Self>);
-    /// Cancels the future if its task has not started (through the guard).
-    fn try_cancel(&self);
-}
-
-/// An encoded task waiting for a worker.
-pub(crate) struct Task {
-    /// The whole frame: header, trampoline offset, argument.
-    pub(crate) frame: Vec<u8>,
-    pub(crate) fds: Vec<OwnedFd>,
-    pub(crate) timeout: Option<Duration>,
-    pub(crate) done: Box<dyn Completion>,
-}
-
-/// The pool's settings, fixed at construction.
-#[derive(Clone, Debug)]
-pub(crate) struct Config {
-    pub(crate) max_workers: usize,
-    pub(crate) method: StartMethod,
-    pub(crate) name: String,
-    pub(crate) init: Option<Init>,
-    pub(crate) max_tasks_per_child: Option<usize>,
-    pub(crate) task_timeout: Option<Duration>,
-    pub(crate) memory_limit: Option<u64>,
-    pub(crate) recycle_above: Option<u64>,
-    pub(crate) memory_check: Duration,
-}
-
-/// What submitters and the manager share.
+/// What submitters and the dispatcher share.
 pub(crate) struct Shared {
     state: Mutex<State>,
     wake: OwnedFd,
-    /// Signalled when the manager thread has exited.
+    /// Signalled when the dispatcher thread has exited.
     exited: Condvar,
-    manager: Mutex<Option<(JoinHandle<()>, ThreadId)>>,
+    dispatcher: Mutex<Option<(JoinHandle<()>, ThreadId)>>,
     /// Workers started so far (for statistics and tests).
     pub(crate) started_workers: AtomicU64,
-    /// The pids of the live workers (kept by the manager).
+    /// The pids of the live workers (kept by the dispatcher).
     pub(crate) pids: Mutex<Vec<u32>>,
 }
 
@@ -107,9 +64,9 @@ struct State {
     terminate: bool,
     /// Why the pool cannot run tasks any more.
     broken: Option<String>,
-    /// The manager waits in `poll` and wants a wake-up for new tasks.
+    /// The dispatcher waits in `poll` and wants a wake-up for new tasks.
     sleeping: bool,
-    /// `shutdown(cancel_futures)` asks the manager to cancel handed tasks too.
+    /// `shutdown(cancel_futures)` asks the dispatcher to cancel handed tasks too.
     cancel_handed: bool,
     running: bool,
     done: bool,
@@ -125,7 +82,7 @@ impl Shared {
             state: Mutex::new(State::default()),
             wake: rustix::event::eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?,
             exited: Condvar::new(),
-            manager: Mutex::new(None),
+            dispatcher: Mutex::new(None),
             started_workers: AtomicU64::new(0),
             pids: Mutex::new(Vec::new()),
         }))
@@ -135,7 +92,7 @@ impl Shared {
         let _ = rustix::io::write(&self.wake, &1u64.to_ne_bytes());
     }
 
-    /// Queues `task`, starting the manager thread on first use.
+    /// Queues `task`, starting the dispatcher thread on first use.
     ///
     /// # Errors
     /// Shutdown or broken pool (the task is dropped, its future untouched).
@@ -146,7 +103,7 @@ impl Shared {
         if !st.running {
             st.running = true;
             drop(st);
-            return self.start_manager(cfg);
+            return self.start_dispatcher(cfg);
         }
         let wake = std::mem::take(&mut st.sleeping);
         drop(st);
@@ -156,20 +113,20 @@ impl Shared {
         Ok(())
     }
 
-    fn start_manager(self: &Arc<Self>, cfg: &Config) -> Result<(), TaskError> {
+    fn start_dispatcher(self: &Arc<Self>, cfg: &Config) -> Result<(), TaskError> {
         let shared = self.clone();
         let cfg = cfg.clone();
         let r = std::thread::Builder::new()
-            .name(format!("{}-manager", cfg.name))
-            .spawn(move || Manager::new(shared, cfg).run());
+            .name(format!("{}-dispatcher", cfg.name))
+            .spawn(move || Dispatcher::new(shared, cfg).run());
         match r {
             Ok(h) => {
                 let id = h.thread().id();
-                *lock(&self.manager) = Some((h, id));
+                *lock(&self.dispatcher) = Some((h, id));
                 Ok(())
             }
             Err(e) => {
-                let msg = format!("could not start the pool's manager thread: {e}");
+                let msg = format!("could not start the pool's dispatcher thread: {e}");
                 let mut st = lock(&self.state);
                 st.broken = Some(msg.clone());
                 st.done = true;
@@ -185,7 +142,7 @@ impl Shared {
     }
 
     /// Stops accepting tasks; with `cancel`, cancels the queued ones; with `wait`,
-    /// waits for the manager to finish everything and exit.
+    /// waits for the dispatcher to finish everything and exit.
     pub(crate) fn shutdown(&self, wait: bool, cancel: bool) -> Result<(), TaskError> {
         let cancelled: Vec<Task> = {
             let mut st = lock(&self.state);
@@ -204,7 +161,7 @@ impl Shared {
         if wait { self.wait_exit() } else { Ok(()) }
     }
 
-    /// Kills the workers and fails every task not finished; waits for the manager.
+    /// Kills the workers and fails every task not finished; waits for the dispatcher.
     pub(crate) fn terminate(&self) -> Result<(), TaskError> {
         {
             let mut st = lock(&self.state);
@@ -215,15 +172,15 @@ impl Shared {
         self.wait_exit()
     }
 
-    /// Waits for the manager thread to exit (at once if it never started).
+    /// Waits for the dispatcher thread to exit (at once if it never started).
     pub(crate) fn wait_exit(&self) -> Result<(), TaskError> {
         let handle = {
-            let mut m = lock(&self.manager);
+            let mut m = lock(&self.dispatcher);
             if let Some((_, id)) = m.as_ref()
                 && *id == std::thread::current().id()
             {
                 return Err(TaskError::self_wait(
-                    "a process pool cannot wait for its own shutdown from its manager thread \
+                    "a process pool cannot wait for its own shutdown from its dispatcher thread \
                      (in a done-callback of one of its futures)",
                 ));
             }
@@ -267,7 +224,7 @@ fn check_open(st: &State) -> Result<(), TaskError> {
 /// Consecutive failed worker starts after which the pool is broken.
 const MAX_FAILED_STARTS: u32 = 5;
 
-struct Manager {
+struct Dispatcher {
     shared: Arc<Shared>,
     cfg: Config,
     workers: Vec<Worker>,
@@ -283,10 +240,10 @@ enum Round {
     Finished,
 }
 
-impl Manager {
+impl Dispatcher {
     fn new(shared: Arc<Shared>, cfg: Config) -> Self {
         let next_memory_check = cfg.memory_limit.map(|_| Instant::now() + cfg.memory_check);
-        Manager {
+        Dispatcher {
             shared,
             cfg,
             workers: Vec::new(),
@@ -302,7 +259,7 @@ impl Manager {
             // A bug here must not leave futures pending forever: break the pool, fail
             // everything, kill the workers.
             let msg = format!(
-                "the pool's manager thread panicked: {}",
+                "the pool's dispatcher thread panicked: {}",
                 p.downcast_ref::<&str>()
                     .copied()
                     .or(p.downcast_ref::<String>().map(String::as_str))
@@ -344,120 +301,99 @@ impl Manager {
         false
     }
 
-    fn live(&self) -> usize {
-        self.workers
-            .iter()
-            .filter(|w| !w.retiring && w.killed.is_none())
-            .count()
-    }
-
     /// Moves queued tasks to workers, starting workers as needed and moving tasks
-    /// from busy workers to idle ones.
+    /// from busy workers to idle ones, as the dispatch policy (`policy::decide`) says.
     fn dispatch(&mut self) -> Round {
         let shared = self.shared.clone();
-        loop {
-            let mut st = lock(&shared.state);
-            if st.terminate {
-                return Round::Terminate;
-            }
-            if let Some(msg) = st.broken.clone() {
-                let tasks: Vec<Task> = st.queue.drain(..).collect();
-                drop(st);
-                let e = TaskError::broken_executor(msg);
-                for t in tasks {
-                    t.done.complete(Err(e.clone()));
-                }
-                self.fail_in_flight(&e);
-                return self.retire_all();
-            }
-            if std::mem::take(&mut st.cancel_handed) {
-                // `shutdown(cancel_futures)`: the handed tasks not started are pending
-                // too; their cancel guard takes them back.
-                for w in &self.workers {
-                    for t in w.inflight.iter().skip(1) {
-                        if let Some(h) = &t.task {
-                            h.done.try_cancel();
-                        }
-                    }
-                }
-            }
-            // Another worker helps while there are more tasks than live workers.
-            let live = self.live();
-            let in_flight: usize = self.workers.iter().map(|w| w.inflight.len()).sum();
-            if !st.queue.is_empty()
-                && st.queue.len() + in_flight > live
-                && live < self.cfg.max_workers
-            {
-                drop(st);
-                self.start_worker();
-                continue;
-            }
-            // Least loaded first, each taking its share of the queue.
-            let mut order: Vec<usize> = (0..self.workers.len())
-                .filter(|&i| self.workers[i].accepting(&self.cfg) > 0)
-                .collect();
-            order.sort_by_key(|&i| self.workers[i].inflight.len());
-            let n = order.len().max(1);
-            let share = st.queue.len().div_ceil(n).max(1);
-            for &i in &order {
-                let w = &mut self.workers[i];
-                let mut take = w.accepting(&self.cfg).min(share);
-                while take > 0 {
-                    let Some(t) = st.queue.pop_front() else {
-                        break;
-                    };
-                    if w.hand(t) {
-                        take -= 1;
-                    }
-                }
-            }
-            if st.queue.is_empty() && self.rebalance(&mut st) {
-                continue;
-            }
-            if let Some(m) = self.cfg.max_tasks_per_child {
-                for w in &mut self.workers {
-                    if w.given >= m as u64 {
-                        w.retiring = true;
-                    }
-                }
-            }
-            if st.shutdown && st.queue.is_empty() {
-                drop(st);
-                return self.retire_all();
-            }
-            // The manager wants a wake-up for new tasks only if it could hand them out.
-            st.sleeping = self.workers.iter().any(|w| w.accepting(&self.cfg) > 0)
-                || self.live() < self.cfg.max_workers;
-            return Round::Go;
+        let mut st = lock(&shared.state);
+        if st.terminate {
+            return Round::Terminate;
         }
+        if let Some(msg) = st.broken.clone() {
+            let tasks: Vec<Task> = st.queue.drain(..).collect();
+            drop(st);
+            let e = TaskError::broken_executor(msg);
+            for t in tasks {
+                t.done.complete(Err(e.clone()));
+            }
+            self.fail_in_flight(&e);
+            return self.retire_all();
+        }
+        if std::mem::take(&mut st.cancel_handed) {
+            // `shutdown(cancel_futures)`: the handed tasks not started are pending
+            // too; their cancel guard takes them back.
+            for w in &self.workers {
+                for t in w.inflight.iter().skip(1) {
+                    if let Some(h) = &t.task {
+                        h.done.try_cancel();
+                    }
+                }
+            }
+        }
+        let limits = Limits {
+            max_workers: self.cfg.max_workers,
+            max_tasks_per_child: self.cfg.max_tasks_per_child,
+        };
+        let wake_for_new_tasks = loop {
+            let loads: Vec<_> = self.workers.iter().map(Worker::load).collect();
+            match policy::decide(st.queue.len(), &loads, &limits) {
+                Decision::StartWorker => {
+                    drop(st);
+                    self.start_worker();
+                    st = lock(&shared.state);
+                    if st.broken.is_some() || st.terminate {
+                        // The start broke the pool (or it is being terminated): the
+                        // checks at the top settle that.
+                        drop(st);
+                        return self.dispatch();
+                    }
+                }
+                Decision::Hand(plan) => {
+                    for (i, n) in plan {
+                        self.hand_out(i, n, &mut st.queue);
+                    }
+                }
+                Decision::TakeBack { worker, count } => {
+                    let back = self.workers[worker].take_back(count);
+                    if back.is_empty() {
+                        // They had started after all: nothing to move this round.
+                        break true;
+                    }
+                    for t in back.into_iter().rev() {
+                        st.queue.push_front(t);
+                    }
+                }
+                Decision::Settled { wake_for_new_tasks } => break wake_for_new_tasks,
+            }
+        };
+        if st.shutdown && st.queue.is_empty() {
+            drop(st);
+            return self.retire_all();
+        }
+        // The dispatcher wants a wake-up for new tasks only if it could act on them.
+        st.sleeping = wake_for_new_tasks;
+        Round::Go
     }
 
-    /// With an idle worker and another holding tasks it has not started, moves half
-    /// of those to the queue. True if it moved any.
-    fn rebalance(&mut self, st: &mut State) -> bool {
-        let idle = self
-            .workers
-            .iter()
-            .any(|w| w.inflight.is_empty() && w.accepting(&self.cfg) > 0);
-        if !idle {
-            return false;
+    /// Hands worker `i` up to `n` tasks from the front of the queue (fewer if the
+    /// queue runs out; cancelled ones are dropped on the way); a worker whose budget of
+    /// tasks is spent retires.
+    fn hand_out(&mut self, i: usize, n: usize, queue: &mut VecDeque<Task>) {
+        let w = &mut self.workers[i];
+        let mut handed = 0;
+        while handed < n {
+            let Some(t) = queue.pop_front() else {
+                break;
+            };
+            if w.hand(t) {
+                handed += 1;
+            }
         }
-        let Some(busiest) = (0..self.workers.len())
-            .filter(|&i| self.workers[i].killed.is_none())
-            .max_by_key(|&i| self.workers[i].inflight.len())
-        else {
-            return false;
-        };
-        let w = &mut self.workers[busiest];
-        if w.inflight.len() < 2 {
-            return false;
+        if let Some(m) = self.cfg.max_tasks_per_child
+            && w.given >= m as u64
+        {
+            w.retiring = true;
         }
-        let moved = w.take_back(w.inflight.len() / 2);
-        let any = !moved.is_empty();
-        for t in moved.into_iter().rev() {
-            st.queue.push_front(t);
-        }
-        any
     }
 
     fn retire_all(&mut self) -> Round {

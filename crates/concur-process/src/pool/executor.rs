@@ -11,14 +11,16 @@ use concur_core::futures::{Executor, Future, Promise, TaskError};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::engine::{CancelGuard, Completion, Config, Shared, Task};
-use super::wire::{self, Init, TaskTrampoline};
+use super::engine::Shared;
+use super::task::{CancelGuard, Completion, Config, Task};
+use super::wire::{self, Init, InitFds, TaskTrampoline};
 use crate::connection::{FRAME_HEADER, frame_header};
 use crate::error::ProcessError;
 use crate::fds;
 use crate::process::StartMethod;
 use crate::process::protocol::Report;
 use crate::sys::socket::MAX_FDS;
+use crate::why;
 
 /// Configures a [`ProcessPoolExecutor`] (Python's constructor arguments, and the limits
 /// Python lacks).
@@ -102,7 +104,7 @@ impl ProcessPoolBuilder {
     }
 
     /// The prefix of the workers' names (`<prefix>-<n>`, as `ps` shows them) and of the
-    /// manager thread's.
+    /// dispatcher thread's.
     ///
     /// ```
     /// let _ = concur_process::ProcessPoolExecutor::builder().name("resizer").build();
@@ -114,9 +116,13 @@ impl ProcessPoolBuilder {
 
     /// Runs `f(args)` in each worker when it starts (Python's `initializer` and
     /// `initargs`). `f` captures nothing, as a [`Process`](crate::Process)'s function.
-    /// If it panics, the pool is broken: every pending and later task fails with
-    /// [`is_broken_executor`](TaskError::is_broken_executor) (Python's
-    /// `BrokenProcessPool`).
+    /// `args` may carry descriptors, as a process argument may: a shared
+    /// [`Value`](crate::Value), a process-shared [`Lock`](crate::Lock), a
+    /// [`Queue`](crate::Queue) reach every worker usable (each worker gets its own
+    /// duplicates). If `f` panics, the pool is broken: every pending and later task
+    /// fails with [`is_broken_executor`](TaskError::is_broken_executor) (Python's
+    /// `BrokenProcessPool`). An `args` that cannot be serialized is reported when the
+    /// pool is built ([`try_build`](Self::try_build)).
     ///
     /// ```
     /// use concur_core::futures::Executor;
@@ -133,11 +139,23 @@ impl ProcessPoolBuilder {
     {
         let () = crate::process::child::NoCaptures::<F>::CHECK;
         let _ = f;
-        match postcard::to_stdvec(&args) {
+        let (encoded, fds) =
+            fds::collect_fds(|| postcard::to_stdvec(&args).map_err(|e| why::explain(&e, &args)));
+        // The worker's start also carries its connection and its task page.
+        let room = MAX_FDS - 2;
+        match encoded {
+            Ok(_) if fds.len() > room => {
+                self.init_error = Some(format!(
+                    "the initializer's argument holds {} descriptors, more than the {room} \
+                     a worker's start can carry",
+                    fds.len()
+                ));
+            }
             Ok(bytes) => {
                 self.cfg.init = Some(Init {
                     offset: wire::offset_of_init(wire::init_trampoline::<F, A>),
                     args: bytes,
+                    fds: InitFds(Arc::new(fds)),
                 });
                 self.init_error = None;
             }
@@ -214,30 +232,56 @@ impl ProcessPoolBuilder {
         self
     }
 
-    /// Makes the executor. Never blocks and starts nothing: the manager thread and the
-    /// workers start with the first task.
+    /// Makes the executor. Never blocks and starts nothing: the dispatcher thread and
+    /// the workers start with the first task.
+    ///
+    /// # Panics
+    /// If the [initializer](Self::initializer)'s argument could not be serialized
+    /// (the message says why); [`try_build`](Self::try_build) returns that as an error.
     ///
     /// ```
     /// use concur_core::futures::Executor;
     /// let pool = concur_process::ProcessPoolExecutor::builder().max_workers(1).build();
     /// assert_eq!(pool.call(|x: u32| x * 3, 14).unwrap().result().unwrap(), 42);
     /// ```
+    #[track_caller]
     pub fn build(self) -> ProcessPoolExecutor {
+        match self.try_build() {
+            Ok(pool) => pool,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// Makes the executor, or says why its settings cannot work. Never blocks and
+    /// starts nothing.
+    ///
+    /// # Errors
+    /// [`is_serialization`](ProcessError::is_serialization) if the
+    /// [initializer](Self::initializer)'s argument could not be serialized, with the
+    /// cause in the message.
+    ///
+    /// ```
+    /// use concur_core::futures::Executor;
+    /// let pool = concur_process::ProcessPoolExecutor::builder().max_workers(1).try_build().unwrap();
+    /// assert_eq!(pool.call(|x: u32| x + 1, 1).unwrap().result().unwrap(), 2);
+    /// ```
+    pub fn try_build(self) -> Result<ProcessPoolExecutor, ProcessError> {
+        if let Some(e) = self.init_error {
+            return Err(ProcessError::serialization(e));
+        }
         let shared = Shared::new();
-        ProcessPoolExecutor {
+        Ok(ProcessPoolExecutor {
             inner: Arc::new(Inner {
                 shared,
                 cfg: self.cfg,
-                init_error: self.init_error,
             }),
-        }
+        })
     }
 }
 
 struct Inner {
     shared: std::io::Result<Arc<Shared>>,
     cfg: Config,
-    init_error: Option<String>,
 }
 
 impl Drop for Inner {
@@ -273,7 +317,7 @@ impl Drop for Inner {
 /// - shutdown, [`terminate`](Self::terminate) and drop leave no worker or zombie
 ///   behind; dropping the executor waits for the queued tasks, like Python's `with`.
 ///
-/// Futures complete on the pool's manager thread, which also runs their done-callbacks:
+/// Futures complete on the pool's dispatcher thread, which also runs their done-callbacks:
 /// a callback should be quick and must not wait for another future of the same pool.
 ///
 /// ```
@@ -450,14 +494,15 @@ impl ProcessPoolExecutor {
                 )));
             }
         };
-        if let Some(e) = &self.inner.init_error {
-            return Err(TaskError::broken_executor(e.clone()));
-        }
         if let Some(e) = shared.closed_error() {
             return Err(e);
         }
         let (frame, fds) = encode(wire::offset_of_task(trampoline), args)?;
         let promise = Promise::new();
+        // Queued: a cancel takes the task back at once (the dispatcher drops it when
+        // it gets there), so the pool knows of the cancellation when it happens.
+        let queued = promise.set_cancel_guard(|| true);
+        debug_assert!(queued);
         let fut = promise.future();
         let task = Task {
             frame,
@@ -482,7 +527,8 @@ fn encode<A: Serialize>(offset: i64, args: &A) -> Result<(Vec<u8>, Vec<OwnedFd>)
     buf.extend_from_slice(&offset.to_le_bytes());
     // The sequence number, filled in when the task is handed to a worker.
     buf.extend_from_slice(&[0; 8]);
-    let (encoded, fds) = fds::collect_fds(|| postcard::to_extend(args, buf));
+    let (encoded, fds) =
+        fds::collect_fds(|| postcard::to_extend(args, buf).map_err(|e| why::explain(&e, args)));
     let mut buf = encoded.map_err(|e| {
         serialization_error(format!("the task's argument could not be serialized: {e}"))
     })?;
@@ -528,7 +574,9 @@ impl<T: DeserializeOwned + Send + 'static> Completion for Typed<T> {
     }
 
     fn running(&mut self) {
-        self.0.set_running();
+        // False if a cancel found the task started already (the guard made the future
+        // running) or won just before the start: the report decides either way.
+        let _pending = self.0.set_running();
     }
 
     fn try_cancel(&self) {
@@ -536,7 +584,9 @@ impl<T: DeserializeOwned + Send + 'static> Completion for Typed<T> {
     }
 
     fn complete(self: Box<Self>, outcome: Result<(&[u8], Vec<OwnedFd>), TaskError>) {
-        match outcome.and_then(|(body, fds)| decode_report::<T>(body, fds)) {
+        // False if the future was cancelled (or failed by the pool) meanwhile: it
+        // keeps that first outcome.
+        let _first = match outcome.and_then(|(body, fds)| decode_report::<T>(body, fds)) {
             Ok(v) => self.0.set_result(v),
             Err(e) => self.0.set_error(e),
         };
@@ -544,7 +594,8 @@ impl<T: DeserializeOwned + Send + 'static> Completion for Typed<T> {
 
     fn cancel(self: Box<Self>) {
         if !self.0.future().cancel() {
-            self.0.set_error(TaskError::cancelled());
+            // Running: it ends cancelled all the same (its worker was stopped).
+            let _first = self.0.set_error(TaskError::cancelled());
         }
     }
 }
@@ -566,7 +617,8 @@ impl<T: DeserializeOwned + Send + 'static> Completion for ChunkDone<T> {
     }
 
     fn running(&mut self) {
-        self.promise.set_running();
+        // As `Typed::running`.
+        let _pending = self.promise.set_running();
     }
 
     fn try_cancel(&self) {
@@ -591,17 +643,19 @@ impl<T: DeserializeOwned + Send + 'static> Completion for ChunkDone<T> {
                         Report::Failed { message, .. } => Err(serialization_error(message)),
                     })
                     .collect();
-                self.promise.set_result(out);
+                // As in `Typed::complete`: a cancel or failure that came first stays.
+                let _first = self.promise.set_result(out);
             }
             Err(e) => {
-                self.promise.set_error(e);
+                let _first = self.promise.set_error(e);
             }
         }
     }
 
     fn cancel(self: Box<Self>) {
         if !self.promise.future().cancel() {
-            self.promise.set_error(TaskError::cancelled());
+            // As `Typed::cancel`.
+            let _first = self.promise.set_error(TaskError::cancelled());
         }
     }
 }

@@ -6,7 +6,9 @@
 mod engine;
 mod executor;
 mod mp_pool;
+mod policy;
 mod slots;
+mod task;
 mod wire;
 mod worker;
 

@@ -9,33 +9,29 @@
 //! functions and arguments as for [`Process`](crate::Process): the function captures
 //! nothing, arguments and results are serde types.
 //!
-//! How the chunked forms reach the engine: a map chunk (with its progress hook) can
-//! only be made by [`Executor::map`], so `map_async` and `imap_unordered` drive an
-//! `Executor::map` over a private executor that forwards each chunk to the process pool
-//! and hands back a stand-in future of its own: for `map_async` one already done (the
-//! real chunk fills the collected list when it completes), for `imap_unordered` one
-//! that is completed with *whichever* real chunk completes next, so the in-order
-//! iterator yields chunks in completion order while keeping its read-ahead bound,
-//! timeout and progress hook.
+//! The `Pool` forms themselves are written once for the thread and the process pool,
+//! in `concur_core::futures::exec::PoolCore`; this type states the process tier's
+//! bounds and forwards.
 
-use std::collections::VecDeque;
 use std::fmt;
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, mpsc};
-use std::time::Instant;
 
-use concur_core::futures::exec::{
-    Chunk, ChunkProgress, MapChunk, MapCollector, MapOptionsExt, Runs,
-};
-use concur_core::futures::{AsyncResult, Executor, Future, Map, MapOptions, StarArgs, TaskError};
+use concur_core::futures::exec::{Call, PoolCore};
+use concur_core::futures::{AsyncResult, Map, MapOptions, StarArgs, TaskError, UnorderedMap};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::executor::ProcessPoolExecutor;
 
-const RUNNING: u8 = 0;
-const CLOSED: u8 = 1;
-const TERMINATED: u8 = 2;
+/// The iterator of [`ProcessPool::imap_unordered`]: the thread tier's
+/// [`UnorderedMap`] over a [`ProcessPoolExecutor`] — results in completion order (a
+/// chunk's items together), the input read a bounded number of chunks ahead.
+///
+/// ```
+/// let pool = concur_process::ProcessPool::new(2);
+/// let it = pool.imap_unordered(|x: u8| x, [1, 2]).unwrap();
+/// assert_eq!(it.map(Result::unwrap).map(u32::from).sum::<u32>(), 3);
+/// ```
+pub type IMapUnordered<'a, I, F, T> = UnorderedMap<'a, ProcessPoolExecutor, I, F, T>;
 
 /// A pool of worker processes with the `multiprocessing.Pool` API: `apply`, `map`,
 /// `imap`, `imap_unordered`, `starmap` and their `_async` forms, `close`, `terminate`,
@@ -70,20 +66,14 @@ const TERMINATED: u8 = 2;
 /// pool.join().unwrap();
 /// ```
 pub struct ProcessPool {
-    exec: ProcessPoolExecutor,
-    state: AtomicU8,
+    core: PoolCore<ProcessPoolExecutor>,
 }
 
 impl fmt::Debug for ProcessPool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = match self.state.load(Ordering::Acquire) {
-            RUNNING => "running",
-            CLOSED => "closed",
-            _ => "terminated",
-        };
         f.debug_struct("ProcessPool")
-            .field("processes", &self.exec.max_workers())
-            .field("state", &state)
+            .field("processes", &self.processes())
+            .field("state", &self.core.state_name())
             .finish()
     }
 }
@@ -121,9 +111,9 @@ impl ProcessPool {
     /// assert_ne!(a, b); // a fresh worker for every task
     /// ```
     pub fn with_executor(exec: ProcessPoolExecutor) -> Self {
+        let workers = exec.max_workers();
         ProcessPool {
-            exec,
-            state: AtomicU8::new(RUNNING),
+            core: PoolCore::new(exec, workers),
         }
     }
 
@@ -133,7 +123,7 @@ impl ProcessPool {
     /// assert_eq!(concur_process::ProcessPool::new(3).processes(), 3);
     /// ```
     pub fn processes(&self) -> usize {
-        self.exec.max_workers()
+        self.core.workers()
     }
 
     /// The executor underneath, for the `concurrent.futures` API on the same workers
@@ -145,15 +135,7 @@ impl ProcessPool {
     /// assert_eq!(pool.executor().call(|x: u8| x + 1, 6).unwrap().result().unwrap(), 7);
     /// ```
     pub fn executor(&self) -> &ProcessPoolExecutor {
-        &self.exec
-    }
-
-    fn check_running(&self) -> Result<(), TaskError> {
-        if self.state.load(Ordering::Acquire) == RUNNING {
-            Ok(())
-        } else {
-            Err(TaskError::shutdown())
-        }
+        self.core.executor()
     }
 
     /// Runs `f(args)` in a worker and blocks for its value (Python's `apply`).
@@ -202,8 +184,7 @@ impl ProcessPool {
         A: Serialize + DeserializeOwned,
         T: Serialize + DeserializeOwned + Send + 'static,
     {
-        self.check_running()?;
-        self.exec.call(f, args).map(AsyncResult::from)
+        self.core.apply_async(Call::new(f, args))
     }
 
     /// Applies `f` to every item and returns the values in input order (Python's
@@ -258,36 +239,7 @@ impl ProcessPool {
         F: Fn(I::Item) -> T + Copy + 'static,
         T: Serialize + DeserializeOwned + Send + 'static,
     {
-        let items = items.into_iter();
-        match exact_len(&items) {
-            Some(n) => self.collect_map(f, items, n, options),
-            None => {
-                let all: Vec<I::Item> = items.collect();
-                let n = all.len();
-                self.collect_map(f, all.into_iter(), n, options)
-            }
-        }
-    }
-
-    fn collect_map<I, F, T>(
-        &self,
-        f: F,
-        items: I,
-        n: usize,
-        options: MapOptions,
-    ) -> Result<Vec<T>, TaskError>
-    where
-        I: Iterator,
-        I::Item: Serialize + DeserializeOwned,
-        F: Fn(I::Item) -> T + Copy + 'static,
-        T: Serialize + DeserializeOwned + Send + 'static,
-    {
-        let cs = options.chunksize_for(Some(n), self.processes());
-        let mut out = Vec::with_capacity(n);
-        for r in self.imap_with(f, items, options.chunksize(cs))? {
-            out.push(r?);
-        }
-        Ok(out)
+        self.core.map_with(f, items, options)
     }
 
     /// Calls `f` with each item's fields as its arguments (Python's `starmap`): the
@@ -368,36 +320,7 @@ impl ProcessPool {
         F: Fn(I::Item) -> T + Copy + 'static,
         T: Serialize + DeserializeOwned + Send + 'static,
     {
-        self.check_running()?;
-        let items: Vec<I::Item> = items.into_iter().collect();
-        let n = items.len();
-        let cs = options.chunksize_for(Some(n), self.processes());
-        let collector = MapCollector::new(n);
-        let progress = options.chunk_progress(Some(n));
-        let f = Arc::new(f);
-        let mut submitted: Vec<Future<Chunk<T>>> = Vec::with_capacity(n.div_ceil(cs));
-        let mut items = items.into_iter();
-        let mut start = 0;
-        while start < n {
-            let chunk: Vec<I::Item> = items.by_ref().take(cs).collect();
-            let len = chunk.len();
-            let job = MapChunk::new(f.clone(), chunk, progress.clone());
-            match self.exec.submit_job(job) {
-                Ok(fut) => {
-                    let c = collector.clone();
-                    fut.add_done_callback(move |f| c.fill(start, chunk_outcome(f, len)));
-                    submitted.push(fut);
-                }
-                Err(e) => {
-                    for fut in &submitted {
-                        fut.cancel();
-                    }
-                    return Err(e);
-                }
-            }
-            start += len;
-        }
-        Ok(AsyncResult::from(collector.future()))
+        self.core.map_async_with(f, items, options)
     }
 
     /// [`starmap`](Self::starmap), returning at once (Python's `starmap_async`).
@@ -480,8 +403,7 @@ impl ProcessPool {
         F: Fn(I::Item) -> T + Copy + 'static,
         T: Serialize + DeserializeOwned + Send + 'static,
     {
-        self.check_running()?;
-        self.exec.map(f, items, options)
+        self.core.imap_with(f, items, options)
     }
 
     /// Like [`imap`](Self::imap), but yields results as they complete (Python's
@@ -537,33 +459,7 @@ impl ProcessPool {
         F: Fn(I::Item) -> T + Copy + 'static,
         T: Serialize + DeserializeOwned + Send + 'static,
     {
-        self.check_running()?;
-        let input = items.into_iter();
-        let total = exact_len(&input);
-        let (tx, rx) = mpsc::channel();
-        let mut it = IMapUnordered {
-            pool: self,
-            f: Arc::new(f),
-            input,
-            chunksize: options.get_chunksize(),
-            ahead: options.buffer_size(),
-            progress: options.chunk_progress(total),
-            deadline: options
-                .get_timeout()
-                .and_then(|t| Instant::now().checked_add(t)),
-            tx,
-            rx,
-            running: Vec::new(),
-            in_flight: 0,
-            current: VecDeque::new(),
-            input_done: false,
-            finished: false,
-        };
-        if let Some(e) = it.fill() {
-            it.cancel_all();
-            return Err(e);
-        }
-        Ok(it)
+        self.core.imap_unordered_with(f, items, options)
     }
 
     /// Stops taking work; what is queued still runs (Python's `close`). Then
@@ -575,9 +471,7 @@ impl ProcessPool {
     /// assert!(pool.apply(|x: u8| x, 1).unwrap_err().is_shutdown());
     /// ```
     pub fn close(&self) {
-        let _ = self
-            .state
-            .compare_exchange(RUNNING, CLOSED, Ordering::AcqRel, Ordering::Acquire);
+        self.core.close();
     }
 
     /// Kills the workers at once (Python's `terminate`): tasks queued fail with
@@ -598,8 +492,8 @@ impl ProcessPool {
     /// pool.join().unwrap();
     /// ```
     pub fn terminate(&self) -> Result<(), TaskError> {
-        self.state.store(TERMINATED, Ordering::Release);
-        self.exec.terminate()
+        self.core.mark_terminated();
+        self.core.executor().terminate()
     }
 
     /// Waits for the workers to finish all queued work and exit (Python's `join`).
@@ -619,32 +513,7 @@ impl ProcessPool {
     /// assert!(r.ready());
     /// ```
     pub fn join(&self) -> Result<(), TaskError> {
-        if self.state.load(Ordering::Acquire) == RUNNING {
-            return Err(still_running_error());
-        }
-        self.exec.shutdown(true, false)
-    }
-}
-
-impl Drop for ProcessPool {
-    fn drop(&mut self) {
-        self.close();
-        if self.exec.shutdown(true, false).is_err() {
-            // From a done-callback the pool cannot wait for itself: it then shuts down
-            // without waiting, and the queued work still runs.
-            let _ = self.exec.shutdown(false, false);
-        }
-    }
-}
-
-fn still_running_error() -> TaskError {
-    TaskError::invalid_state("the pool is still running: call close() or terminate() before join()")
-}
-
-fn exact_len(it: &impl Iterator) -> Option<usize> {
-    match it.size_hint() {
-        (lo, Some(hi)) if lo == hi => Some(lo),
-        _ => None,
+        self.core.join()
     }
 }
 
@@ -658,164 +527,13 @@ where
     move |args: S| args.call(&f)
 }
 
-/// A finished chunk's results, or its error repeated for each of its `n` items.
-fn chunk_outcome<T>(fut: &Future<Chunk<T>>, n: usize) -> Chunk<T> {
-    match fut.clone().into_result() {
-        Ok(v) => v,
-        Err(e) => (0..n).map(|_| Err(e.clone())).collect(),
-    }
-}
-
-// ---- imap_unordered ---------------------------------------------------------------------
-
-/// The iterator of [`ProcessPool::imap_unordered`]: results in completion order (a
-/// chunk's items together), the input read a bounded number of chunks ahead. Each
-/// element is `Ok(value)` or that item's error; every item's result comes exactly
-/// once. `next` blocks until some submitted chunk is done (or the timeout of its
-/// [`MapOptions`] passes: it then yields one [`is_timeout`](TaskError::is_timeout)
-/// error and ends). Dropping it cancels the chunks not yet started.
-///
-/// ```
-/// let pool = concur_process::ProcessPool::new(2);
-/// let it = pool.imap_unordered(|x: u8| x, [1, 2]).unwrap();
-/// assert_eq!(it.map(Result::unwrap).map(u32::from).sum::<u32>(), 3);
-/// ```
-pub struct IMapUnordered<'a, I, F, T> {
-    pool: &'a ProcessPool,
-    f: Arc<F>,
-    input: I,
-    chunksize: usize,
-    ahead: usize,
-    progress: ChunkProgress,
-    deadline: Option<Instant>,
-    /// Finished chunks arrive here, from their futures' done-callbacks.
-    tx: mpsc::Sender<Chunk<T>>,
-    rx: mpsc::Receiver<Chunk<T>>,
-    running: Vec<Future<Chunk<T>>>,
-    in_flight: usize,
-    current: VecDeque<Result<T, TaskError>>,
-    input_done: bool,
-    finished: bool,
-}
-
-impl<I, F, T> fmt::Debug for IMapUnordered<'_, I, F, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("IMapUnordered")
-            .field("chunks_in_flight", &self.in_flight)
-            .field("buffered", &self.current.len())
-            .finish_non_exhaustive()
-    }
-}
-
-impl<I, F, T> IMapUnordered<'_, I, F, T>
-where
-    I: Iterator,
-    I::Item: Serialize + DeserializeOwned,
-    F: Fn(I::Item) -> T + Copy + 'static,
-    T: Serialize + DeserializeOwned + Send + 'static,
-{
-    /// Submits chunks until `ahead` are in flight; returns a submit error.
-    fn fill(&mut self) -> Option<TaskError> {
-        while !self.input_done && self.in_flight < self.ahead {
-            let chunk: Vec<I::Item> = self.input.by_ref().take(self.chunksize).collect();
-            if chunk.is_empty() {
-                self.input_done = true;
-                break;
-            }
-            let n = chunk.len();
-            let job = MapChunk::new(self.f.clone(), chunk, self.progress.clone());
-            match self.pool.exec.submit_job(job) {
-                Ok(fut) => {
-                    let tx = self.tx.clone();
-                    // A send fails only once the iterator is gone: nothing to do then.
-                    fut.add_done_callback(move |f| drop(tx.send(chunk_outcome(f, n))));
-                    self.running.retain(|f| !f.done());
-                    self.running.push(fut);
-                    self.in_flight += 1;
-                }
-                Err(e) => {
-                    self.input_done = true;
-                    return Some(e);
-                }
-            }
-        }
-        None
-    }
-}
-
-impl<I, F, T> IMapUnordered<'_, I, F, T> {
-    fn cancel_all(&mut self) {
-        for f in self.running.drain(..) {
-            f.cancel();
-        }
-    }
-}
-
-impl<I, F, T> Iterator for IMapUnordered<'_, I, F, T>
-where
-    I: Iterator,
-    I::Item: Serialize + DeserializeOwned,
-    F: Fn(I::Item) -> T + Copy + 'static,
-    T: Serialize + DeserializeOwned + Send + 'static,
-{
-    type Item = Result<T, TaskError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            if let Some(r) = self.current.pop_front() {
-                return Some(r);
-            }
-            if self.finished {
-                return None;
-            }
-            if let Some(e) = self.fill() {
-                self.current.push_back(Err(e));
-                continue;
-            }
-            if self.in_flight == 0 {
-                self.finished = true;
-                continue;
-            }
-            let got = match self.deadline {
-                None => self
-                    .rx
-                    .recv()
-                    .map_err(|_| mpsc::RecvTimeoutError::Disconnected),
-                Some(d) => self
-                    .rx
-                    .recv_timeout(d.saturating_duration_since(Instant::now())),
-            };
-            match got {
-                Ok(chunk) => {
-                    self.in_flight -= 1;
-                    self.current.extend(chunk);
-                }
-                Err(_) => {
-                    // The timeout passed (the sender side never disconnects: this
-                    // iterator holds a sender).
-                    self.cancel_all();
-                    self.finished = true;
-                    return Some(Err(TaskError::timeout(
-                        "imap_unordered: the timeout passed before every item was done",
-                    )));
-                }
-            }
-        }
-    }
-}
-
-impl<I, F, T> Drop for IMapUnordered<'_, I, F, T> {
-    fn drop(&mut self) {
-        self.cancel_all();
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn still_running_error_is_invalid_state() {
-        assert!(still_running_error().is_invalid_state());
+        // Joining a running pool is refused (nothing starts: no task was given).
+        assert!(ProcessPool::new(1).join().unwrap_err().is_invalid_state());
     }
 }

@@ -1,17 +1,17 @@
 //! The start-or-cancel handshake of the tasks handed ahead to one worker.
 //!
-//! The manager hands a worker up to `MAX_INFLIGHT` tasks ahead, so that tiny tasks
+//! The dispatcher hands a worker up to [`MAX_INFLIGHT`] tasks ahead, so that tiny tasks
 //! never wait for a round trip; a task handed over must still be cancellable (by its
 //! future, by `shutdown(cancel_futures)`, by a map's timeout) and movable to an idle
-//! worker until the moment it starts. Each worker shares with the manager a page of
+//! worker until the moment it starts. Each worker shares with the dispatcher a page of
 //! `MAX_INFLIGHT` atomic words; the task with sequence number `seq` uses word
 //! `seq % MAX_INFLIGHT` (free again by then: at most `MAX_INFLIGHT` tasks are in
 //! flight), whose value is `seq << 2 | state`:
 //!
-//! - the manager stores `PENDING` when it hands the task over;
+//! - the dispatcher stores `PENDING` when it hands the task over;
 //! - the worker, just before running it, swaps `PENDING → STARTED`; if that fails the
 //!   task was taken back and it reports it skipped;
-//! - a cancel, or the manager taking the task back for another worker, swaps
+//! - a cancel, or the dispatcher taking the task back for another worker, swaps
 //!   `PENDING → REVOKED`; if that fails the task has started and runs to its end.
 //!
 //! One compare-and-swap decides each task, so a task either runs once or is taken
@@ -23,8 +23,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
-use super::engine::MAX_INFLIGHT;
-use crate::shm::SharedMemory;
+use crate::block::SharedMemory;
+
+/// Tasks handed to one worker ahead of its reports, at most (the words of its page).
+pub(crate) const MAX_INFLIGHT: usize = 64;
 
 const PENDING: u64 = 0;
 const STARTED: u64 = 1;
@@ -63,7 +65,7 @@ impl Slots {
         unsafe { &*self.mem.as_ptr().cast::<AtomicU64>().add(i) }
     }
 
-    /// The manager hands task `seq` over.
+    /// The dispatcher hands task `seq` over.
     pub(crate) fn hand(&self, seq: u64) {
         self.word(seq).store(seq << 2 | PENDING, Ordering::SeqCst);
     }

@@ -1,29 +1,34 @@
-//! What a pool's manager and its worker processes say to each other, and the worker's
+//! What a pool's dispatcher and its worker processes say to each other, and the worker's
 //! loop.
 //!
 //! A worker is a [`Process`](crate::Process) running [`worker_main`] with one end of a
 //! socket pair (a [`Connection`]) as its argument. On that connection:
 //!
-//! - worker → manager, once: a [`Hello`] after the pool's initializer ran (or failed);
-//! - manager → worker, per task: one frame whose body is the task's trampoline offset
+//! - dispatcher → worker, once: the worker's argument ([`WorkerArgs`], as any process
+//!   argument, with its descriptors): the connection, the task page, and the pool's
+//!   initializer ([`Init`]) with its serialized argument *and that argument's
+//!   descriptors* (a shared `Value`, a lock, a queue given as Python's `initargs`);
+//! - worker → dispatcher, once: a [`Hello`] after the pool's initializer ran (or failed);
+//! - dispatcher → worker, per task: one frame whose body is the task's trampoline offset
 //!   (8 bytes, little-endian, from `protocol::anchor`, as `Process` finds its
 //!   function), its sequence number (8 bytes, see `slots`), then the serialized
 //!   argument; its descriptors are the argument's;
-//! - worker → manager, per task and in task order: one frame with the task's
+//! - worker → dispatcher, per task and in task order: one frame with the task's
 //!   `Report<R>` (value, panic, or why it could not run), sent as soon as the task ends
 //!   so that a worker dying later loses nothing it finished; or an empty frame if the
 //!   task was taken back before it started (its word in `slots` says so);
-//! - an empty frame from the manager retires the worker: it exits with status 0.
+//! - an empty frame from the dispatcher retires the worker: it exits with status 0.
 //!
-//! Because reports come back in task order, the manager knows at every moment which
+//! Because reports come back in task order, the dispatcher knows at every moment which
 //! task a worker is running (the oldest one without a report) and which it has not
 //! started (the rest): when the worker dies, only the running task fails, and the
 //! others go back to the queue.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
 
-use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::de::{self, DeserializeOwned};
+use serde::{Deserialize, Deserializer, Serialize, Serializer, ser};
 
 use super::slots::Slots;
 use crate::code::FnOffset;
@@ -35,14 +40,56 @@ use crate::process::protocol::{Failure, Report};
 /// Runs one task: decodes the argument, runs, sends the report.
 pub(crate) type TaskTrampoline = fn(&[u8], Vec<OwnedFd>, &Connection);
 
-/// Runs the pool's initializer from its serialized argument; `Err` is its panic.
-pub(crate) type InitTrampoline = fn(&[u8]) -> Result<(), (String, Option<String>)>;
+/// Runs the pool's initializer from its serialized argument and that argument's
+/// descriptors; `Err` is its panic.
+pub(crate) type InitTrampoline = fn(&[u8], Vec<OwnedFd>) -> Result<(), (String, Option<String>)>;
 
-/// The pool's initializer as sent to a worker.
+/// The pool's initializer as sent to a worker: the trampoline, the serialized argument,
+/// and the descriptors the argument's indices refer to (shared by every worker start;
+/// each start sends duplicates).
 #[derive(Serialize, Deserialize, Clone, Debug)]
 pub(crate) struct Init {
     pub(crate) offset: i64,
     pub(crate) args: Vec<u8>,
+    pub(crate) fds: InitFds,
+}
+
+/// The descriptors of an initializer's argument: serialized through the `fds` side
+/// table of the message that carries them (the worker's start), so they arrive as
+/// descriptors, not numbers.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct InitFds(pub(crate) Arc<Vec<OwnedFd>>);
+
+impl Serialize for InitFds {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let indices = self
+            .0
+            .iter()
+            .map(|fd| fds::register(fd.as_fd()))
+            .collect::<Result<Vec<u32>, _>>()
+            .map_err(ser::Error::custom)?;
+        indices.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for InitFds {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let indices = Vec::<u32>::deserialize(d)?;
+        let fds = indices
+            .into_iter()
+            .map(fds::take)
+            .collect::<Result<Vec<OwnedFd>, _>>()
+            .map_err(de::Error::custom)?;
+        Ok(InitFds(Arc::new(fds)))
+    }
+}
+
+impl InitFds {
+    /// The descriptors themselves (the worker's only copy).
+    fn into_vec(self) -> Vec<OwnedFd> {
+        Arc::try_unwrap(self.0)
+            .unwrap_or_else(|shared| shared.iter().filter_map(|fd| fd.try_clone().ok()).collect())
+    }
 }
 
 /// A worker's argument.
@@ -121,12 +168,15 @@ where
 }
 
 /// The trampoline of an initializer `f(args)`.
-pub(crate) fn init_trampoline<F, A>(args: &[u8]) -> Result<(), (String, Option<String>)>
+pub(crate) fn init_trampoline<F, A>(
+    args: &[u8],
+    fds: Vec<OwnedFd>,
+) -> Result<(), (String, Option<String>)>
 where
     F: Fn(A) + Copy + 'static,
     A: DeserializeOwned,
 {
-    let a: A = postcard::from_bytes(args).map_err(|e| {
+    let a: A = fds::provide_fds(fds, || postcard::from_bytes(args)).map_err(|e| {
         (
             format!("the worker could not decode the initializer's argument: {e}"),
             None,
@@ -147,7 +197,7 @@ pub(crate) fn offset_of_init(t: InitTrampoline) -> i64 {
 }
 
 /// A worker process's function: runs the initializer, says hello, then runs tasks
-/// until the manager closes the connection.
+/// until the dispatcher closes the connection.
 pub(crate) fn worker_main(args: WorkerArgs) {
     let WorkerArgs { conn, slots, init } = args;
     let init_failed = init.and_then(|i| {
@@ -155,7 +205,7 @@ pub(crate) fn worker_main(args: WorkerArgs) {
         // the same binary (the pool's workers are processes of this binary, checked by
         // the identity test of `Process`), so the address is that function's.
         let t: InitTrampoline = unsafe { FnOffset::from_raw(i.offset).resolve() };
-        t(&i.args).err()
+        t(&i.args, i.fds.into_vec()).err()
     });
     let failed = init_failed.is_some();
     if conn.send(&Hello { init_failed }).is_err() || failed {
@@ -173,7 +223,7 @@ pub(crate) fn worker_main(args: WorkerArgs) {
                 let _ = conn.send_bytes(&[]);
                 return Ok(());
             }
-            // SAFETY: as for the initializer above: the manager made the offset with
+            // SAFETY: as for the initializer above: the dispatcher made the offset with
             // `offset_of_task` from a `TaskTrampoline` of this same binary.
             let t: TaskTrampoline = unsafe { FnOffset::from_raw(offset).resolve() };
             t(rest, fds, &conn);

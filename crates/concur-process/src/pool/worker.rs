@@ -1,4 +1,4 @@
-//! One worker process as the manager sees it: its tasks in flight, its socket's
+//! One worker process as the dispatcher sees it: its tasks in flight, its socket's
 //! pending writes, and how it is started and buried.
 
 use std::collections::VecDeque;
@@ -8,15 +8,16 @@ use std::time::{Duration, Instant};
 use concur_core::futures::{TaskError, exec};
 use rustix::io::IoSlice;
 
-use super::engine::{Completion, Config, MAX_INFLIGHT, Task};
-use super::slots::Slots;
+use super::policy::WorkerLoad;
+use super::slots::{SlotState, Slots};
+use super::task::{Completion, Config, Task};
 use super::wire::{self, WorkerArgs};
 use crate::connection::{Connection, FRAME_HEADER, frame_header};
 use crate::process::Process;
 use crate::sys::proc as sysproc;
 use crate::sys::socket;
 
-/// The largest frame between the manager and a worker (they trust each other).
+/// The largest frame between the dispatcher and a worker (they trust each other).
 const MAX_FRAME: usize = u32::MAX as usize;
 
 /// Where a task frame carries its sequence number (after the header and the offset).
@@ -52,7 +53,7 @@ impl Inflight {
     }
 }
 
-/// Why the manager killed a worker.
+/// Why the dispatcher killed a worker.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Kill {
     Timeout(Duration),
@@ -121,16 +122,14 @@ impl Worker {
         })
     }
 
-    /// How many more tasks it takes now.
-    pub(crate) fn accepting(&self, cfg: &Config) -> usize {
-        if self.retiring || self.killed.is_some() {
-            return 0;
+    /// What the dispatch policy needs to know of this worker.
+    pub(crate) fn load(&self) -> WorkerLoad {
+        WorkerLoad {
+            in_flight: self.inflight.len(),
+            given: self.given,
+            retiring: self.retiring,
+            killed: self.killed.is_some(),
         }
-        let budget = cfg
-            .max_tasks_per_child
-            .map_or(u64::MAX, |m| (m as u64).saturating_sub(self.given));
-        let room = MAX_INFLIGHT.saturating_sub(self.inflight.len());
-        room.min(usize::try_from(budget).unwrap_or(usize::MAX))
     }
 
     /// Hands `task` over (not yet written); false if its future was cancelled (the
@@ -228,7 +227,7 @@ impl Worker {
     pub(crate) fn head_started(&self) -> bool {
         self.inflight
             .front()
-            .is_some_and(|h| self.slots.state(h.seq) == super::slots::SlotState::Started)
+            .is_some_and(|h| self.slots.state(h.seq) == SlotState::Started)
     }
 
     pub(crate) fn wants_write(&self) -> bool {

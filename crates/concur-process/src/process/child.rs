@@ -1,18 +1,18 @@
-//! The child's side: the constructor that recognizes a spawned child before `main`,
-//! the entry of a forked child, the trampoline that runs the user's function, and the
-//! watch that ends the child when its parent goes away (a `SIGIO` handler on the
-//! control socket, or a watcher thread where that cannot be armed).
+//! What every child runs, however it was started (see `start`): the trampoline that
+//! decodes the arguments, runs the user's function and reports, the panic hook that
+//! records where a panic happened, and the watch that ends the child when its parent
+//! goes away (a `SIGIO` handler on the control socket, or a watcher thread where that
+//! cannot be armed). Also how a re-executed binary is told what it is to be
+//! ([`ENV`], [`Role`]).
 
 use std::cell::RefCell;
-use std::ffi::OsStr;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::panic::{self, AssertUnwindSafe};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::protocol::{self, Failure, Identity, Report, Start};
-use crate::code::FnOffset;
+use super::protocol::{self, Failure, Report};
 use crate::connection::Connection;
 use crate::fds;
 use crate::sys::proc as sys;
@@ -27,7 +27,7 @@ pub(crate) const ENV: &str = "CONCUR_PROCESS_CHILD";
 pub(crate) enum Role {
     /// A spawned child: runs one function and exits.
     Child,
-    /// A fork server: forks children on request (see `server`).
+    /// A fork server: forks children on request (see `start::forkserver::server`).
     ForkServer,
 }
 
@@ -197,154 +197,4 @@ pub(crate) fn spawn_watcher(control: &Connection) {
         // Without a watcher the parent-death signal still binds us to the parent.
         tracing::warn!("concur child: could not start its watcher thread");
     }
-}
-
-#[used]
-#[unsafe(link_section = ".init_array")]
-static CHILD_HOOK: extern "C" fn() = child_hook;
-
-/// Makes sure the constructor is linked into any binary that starts processes.
-pub(crate) fn ensure_linked() {
-    std::hint::black_box(&CHILD_HOOK);
-}
-
-/// The constructor's address (part of the build's layout fingerprint).
-pub(crate) fn child_hook_address() -> usize {
-    child_hook as extern "C" fn() as usize
-}
-
-/// Runs before `main` in every process of a binary that links this crate's process
-/// support. In a spawned child it runs the function and exits, so `main` never runs;
-/// anywhere else it returns at once.
-extern "C" fn child_hook() {
-    let Some(value) = std::env::var_os(ENV) else {
-        return;
-    };
-    // SAFETY: constructors run before `main`, on the only thread there is, so nothing
-    // reads the environment concurrently. Removing the variable keeps grandchildren
-    // started with `std::process::Command` from taking themselves for children.
-    unsafe { std::env::remove_var(ENV) };
-    sys::ignore_sigpipe();
-    let Some((role, raw)) = parse_env(&value) else {
-        // Not started by concur (someone set the variable by hand): say so and stop
-        // rather than run `main` as a child.
-        eprintln!("{ENV} is set but does not name a control socket; exiting");
-        sys::exit_now(2);
-    };
-    // SAFETY: the parent made this descriptor (checked open and a socket by
-    // `parse_env`) for this process image alone; nothing else here owns it.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    let _ = sys::set_cloexec(fd.as_fd());
-    match role {
-        Role::Child => spawned_main(fd),
-        Role::ForkServer => super::server::server_main(fd),
-    }
-}
-
-fn parse_env(value: &OsStr) -> Option<(Role, RawFd)> {
-    let s = value.to_str()?;
-    let (role, fd) = s.split_once(':')?;
-    let role = match role {
-        "1" => Role::Child,
-        "2" => Role::ForkServer,
-        _ => return None,
-    };
-    let fd: RawFd = fd.parse().ok()?;
-    // The descriptor must be open and a socket before anything takes ownership of it.
-    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: `fstat` writes a `stat` into the buffer on success and only reads the
-    // integer descriptor (an unopened number is EBADF, not undefined behaviour).
-    let ok = unsafe { libc::fstat(fd, st.as_mut_ptr()) } == 0;
-    // SAFETY: initialized by the successful `fstat` just above.
-    let is_socket = ok && (unsafe { st.assume_init() }.st_mode & libc::S_IFMT) == libc::S_IFSOCK;
-    is_socket.then_some((role, fd))
-}
-
-/// The whole life of a spawned child, before `main`.
-fn spawned_main(fd: OwnedFd) -> ! {
-    let control = Connection::from_fd(fd);
-    control.set_max_frame(usize::MAX);
-    let code = panic::catch_unwind(AssertUnwindSafe(|| spawned_run(&control))).unwrap_or(101);
-    // `control` is still open here, so the watcher cannot mistake our own exit for the
-    // parent's death.
-    sys::exit_now(code)
-}
-
-fn spawned_run(control: &Connection) -> i32 {
-    let start = control.recv_frame_with(None, |body, fds| {
-        postcard::from_bytes::<Start>(body).map(|s| (s, fds))
-    });
-    let (start, fds) = match start {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
-            let msg = format!("malformed start message: {e}");
-            protocol::send_failure(control, Failure::BadStart, msg);
-            return 1;
-        }
-        // The parent is gone before telling us anything.
-        Err(_) => return 1,
-    };
-    if start.magic != protocol::MAGIC {
-        let msg = format!("start message of unknown version {:#x}", start.magic);
-        protocol::send_failure(control, Failure::BadStart, msg);
-        return 1;
-    }
-    match Identity::current() {
-        Ok(mine) if mine == start.identity => {}
-        Ok(mine) => {
-            let msg = format!("parent's binary {:?}, child's {:?}", start.identity, mine);
-            protocol::send_failure(control, Failure::Identity, msg);
-            return 1;
-        }
-        Err(e) => {
-            let msg = format!("the child cannot identify its binary: {e}");
-            protocol::send_failure(control, Failure::Identity, msg);
-            return 1;
-        }
-    }
-    spawn_watcher(control);
-    // SAFETY: this process runs the very binary the parent runs (identity checked
-    // just above), and the parent made the offset with `FnOffset::of` from a
-    // `Trampoline`.
-    let t: Trampoline = unsafe { FnOffset::<Trampoline>::from_raw(start.offset).resolve() };
-    run(t, &start.args, fds, control, &start.name)
-}
-
-/// What a forked child needs, moved into it by the fork itself.
-pub(crate) struct ForkPayload {
-    pub(crate) trampoline: Trampoline,
-    pub(crate) args: Vec<u8>,
-    pub(crate) fds: Vec<OwnedFd>,
-    /// The child's end of the control socket.
-    pub(crate) control: OwnedFd,
-    /// The parent's end, which the child must close so that the parent's death is an
-    /// end of stream for it.
-    pub(crate) parent_end: RawFd,
-    pub(crate) parent_pid: u32,
-    pub(crate) name: String,
-    /// Whether other threads may have run at the fork (a forced fork): then the child
-    /// leaves Rust's stdout buffer unflushed at exit rather than risk its lock.
-    pub(crate) forced: bool,
-}
-
-/// The whole life of a forked child, on the copy of the launcher thread.
-pub(crate) fn fork_child_main(p: ForkPayload) -> ! {
-    if sys::set_parent_death_kill().is_err() || sys::getppid() != p.parent_pid {
-        // The parent died between the fork and the line above.
-        sys::kill_self();
-    }
-    // SAFETY: `parent_end` is this process's copy of the parent's end of the control
-    // socket. The `OwnedFd` that owns it lives in memory of a thread that does not exist
-    // in this process and is never dropped here (this function ends with `exit_now`).
-    unsafe { libc::close(p.parent_end) };
-    let control = Connection::from_fd(p.control);
-    control.set_max_frame(usize::MAX);
-    spawn_watcher(&control);
-    let (t, args, fds, name) = (p.trampoline, p.args, p.fds, p.name);
-    let code = panic::catch_unwind(AssertUnwindSafe(|| run(t, &args, fds, &control, &name)))
-        .unwrap_or(101);
-    if p.forced {
-        sys::exit_unflushed(code)
-    }
-    sys::exit_now(code)
 }

@@ -1,15 +1,13 @@
 //! [`Process`]: Python's `multiprocessing.Process`, returning its function's value.
 
 pub(crate) mod child;
-mod launcher;
 pub(crate) mod protocol;
 mod reaper;
-mod served;
-mod server;
+mod start;
 
 use std::fmt;
 use std::marker::PhantomData;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -22,10 +20,11 @@ use serde::{Deserialize, Serialize};
 use crate::connection::Connection;
 use crate::error::ProcessError;
 use crate::fds;
-use crate::sys::proc::{self as sys, Exit, StatusRead};
+use crate::sys::proc::{self as sys, Exit};
 use crate::sys::socket;
-use child::{ForkPayload, NoCaptures, Trampoline};
-use protocol::{Failure, Identity, Report, Start};
+use child::{NoCaptures, Trampoline};
+use protocol::{Failure, Identity, Report};
+use start::{Launch, NO_EXIT, Started};
 
 /// How a [`Process`] makes its child (Python's start methods).
 ///
@@ -195,7 +194,9 @@ impl ProcessBuilder {
         let () = NoCaptures::<F>::CHECK;
         let _ = f;
         let trampoline: Trampoline = child::trampoline::<F, A, R>;
-        let (encoded, fds) = fds::collect_fds(|| postcard::to_stdvec(&args));
+        let (encoded, fds) = fds::collect_fds(|| {
+            postcard::to_stdvec(&args).map_err(|e| crate::why::explain(&e, &args))
+        });
         let args = encoded
             .map(|bytes| (bytes, fds))
             .map_err(|e| format!("the arguments could not be serialized: {e}"));
@@ -236,9 +237,6 @@ impl ProcessBuilder {
     }
 }
 
-/// `exit` holds no status yet.
-const NO_EXIT: i64 = i64::MIN;
-
 type Frame = (Vec<u8>, Vec<OwnedFd>);
 
 struct Pending {
@@ -265,13 +263,6 @@ enum State {
     StartFailed,
     Running(Running),
     Finished(Finished),
-}
-
-struct Started {
-    pid: u32,
-    pidfd: OwnedFd,
-    /// For a child of the fork server (not ours to `waitid`): where its status comes.
-    served: Option<served::Served>,
 }
 
 /// A child process running a Rust function: Python's `multiprocessing.Process`, whose
@@ -422,7 +413,7 @@ impl<R> Process<R> {
     /// # p.join().unwrap();
     /// ```
     pub fn pid(&self) -> Option<u32> {
-        self.started.get().map(|s| s.pid)
+        self.started.get().map(Started::pid)
     }
 
     /// Starts the child (Python's `start()`); returns once the child exists and has
@@ -453,13 +444,15 @@ impl<R> Process<R> {
         };
         let Pending { trampoline, args } = *pending;
         let (args, fds) = args.map_err(ProcessError::serialization)?;
-        child::ensure_linked();
-        let (started, control) = match self.method {
-            StartMethod::Spawn => self.start_spawn(trampoline, args, fds)?,
-            StartMethod::Fork { force } => self.start_fork(force, trampoline, args, fds)?,
-            StartMethod::ForkServer => self.start_served(trampoline, args, fds)?,
+        let launch = Launch {
+            name: &self.name,
+            trampoline,
+            args,
+            fds,
+            identity: &|| self.identity(),
         };
-        tracing::debug!(name = %self.name, pid = started.pid, "process started");
+        let (started, control) = start::start(self.method, launch)?;
+        tracing::debug!(name = %self.name, pid = started.pid(), "process started");
         let _ = self.started.set(started);
         *st = State::Running(Running {
             control,
@@ -467,45 +460,6 @@ impl<R> Process<R> {
             eof: false,
         });
         Ok(())
-    }
-
-    fn start_spawn(
-        &self,
-        trampoline: Trampoline,
-        args: Vec<u8>,
-        fds: Vec<OwnedFd>,
-    ) -> Result<(Started, Connection), ProcessError> {
-        let identity = self.identity()?;
-        let start = Start {
-            magic: protocol::MAGIC,
-            identity,
-            offset: crate::code::FnOffset::of(trampoline).raw(),
-            name: self.name.clone(),
-            args,
-        };
-        let body = postcard::to_stdvec(&start)
-            .map_err(|e| ProcessError::serialization(format!("start message: {e}")))?;
-        let (parent_end, child_end) = socket::socketpair().map_err(ProcessError::spawn)?;
-        let pid =
-            launcher::spawn_exec(child_end, child::Role::Child).map_err(ProcessError::spawn)?;
-        let started = open_started(pid)?;
-        let control = Connection::from_fd(parent_end);
-        control.set_max_frame(usize::MAX);
-        let borrowed: Vec<BorrowedFd<'_>> = fds.iter().map(|f| f.as_fd()).collect();
-        match control.send_frame(&body, &borrowed) {
-            // A child that died already is reported by join, with its status.
-            Err(e) if !e.is_eof() => {
-                let _ = sys::signal(started.pidfd.as_fd(), true);
-                let _ = sys::wait(started.pidfd.as_fd(), true, true);
-                return Err(if e.is_too_large() {
-                    ProcessError::serialization(format!("the arguments are too large: {e}"))
-                } else {
-                    ProcessError::spawn(e.into())
-                });
-            }
-            _ => {}
-        }
-        Ok((started, control))
     }
 
     /// The identity of this binary that children are checked against; refuses to start
@@ -534,71 +488,6 @@ impl<R> Process<R> {
             identity
         };
         Ok(identity)
-    }
-
-    fn start_served(
-        &self,
-        trampoline: Trampoline,
-        args: Vec<u8>,
-        fds: Vec<OwnedFd>,
-    ) -> Result<(Started, Connection), ProcessError> {
-        let identity = self.identity()?;
-        let (parent_end, child_end) = socket::socketpair().map_err(ProcessError::spawn)?;
-        let offset = crate::code::FnOffset::of(trampoline).raw();
-        let forked = served::fork(&identity, offset, &self.name, child_end.as_fd())?;
-        drop(child_end);
-        let started = Started {
-            pid: forked.pid,
-            pidfd: forked.pidfd,
-            served: Some(forked.served),
-        };
-        let control = Connection::from_fd(parent_end);
-        control.set_max_frame(usize::MAX);
-        let borrowed: Vec<BorrowedFd<'_>> = fds.iter().map(|f| f.as_fd()).collect();
-        match control.send_frame(&args, &borrowed) {
-            // A child that died already is reported by join, with its status.
-            Err(e) if !e.is_eof() => {
-                let _ = sys::signal(started.pidfd.as_fd(), true);
-                return Err(if e.is_too_large() {
-                    ProcessError::serialization(format!("the arguments are too large: {e}"))
-                } else {
-                    ProcessError::spawn(e.into())
-                });
-            }
-            _ => {}
-        }
-        Ok((started, control))
-    }
-
-    fn start_fork(
-        &self,
-        force: bool,
-        trampoline: Trampoline,
-        args: Vec<u8>,
-        fds: Vec<OwnedFd>,
-    ) -> Result<(Started, Connection), ProcessError> {
-        if !force {
-            let others = sys::other_threads().map_err(ProcessError::spawn)?;
-            if others > 0 {
-                return Err(ProcessError::fork_refused(others));
-            }
-        }
-        let (parent_end, child_end) = socket::socketpair().map_err(ProcessError::spawn)?;
-        let payload = ForkPayload {
-            trampoline,
-            args,
-            fds,
-            control: child_end,
-            parent_end: parent_end.as_raw_fd(),
-            parent_pid: sys::getpid(),
-            name: self.name.clone(),
-            forced: force,
-        };
-        let pid = launcher::fork(payload).map_err(ProcessError::spawn)?;
-        let started = open_started(pid)?;
-        let control = Connection::from_fd(parent_end);
-        control.set_max_frame(usize::MAX);
-        Ok((started, control))
     }
 
     /// Waits for the child to end and returns its function's value (Python's
@@ -642,7 +531,7 @@ impl<R> Process<R> {
     where
         R: DeserializeOwned,
     {
-        self.join_until(Instant::now().checked_add(timeout))
+        self.join_until(concur_core::time::deadline_after(timeout))
     }
 
     /// [`join`](Process::join), blocking until `deadline` at the latest.
@@ -700,10 +589,7 @@ impl<R> Process<R> {
         started: &Started,
         deadline: Option<Instant>,
     ) -> Result<Exit, ProcessError> {
-        let ends = match &started.served {
-            None => started.pidfd.as_fd(),
-            Some(served) => served.fd(),
-        };
+        let ends = started.exit_fd();
         loop {
             let listen = !run.eof && run.report.is_none();
             let mut pfds = [
@@ -718,7 +604,7 @@ impl<R> Process<R> {
                 read_report(run);
             }
             if exited {
-                if let Some(exit) = self.collect_exit(started, deadline)? {
+                if let Some(exit) = started.collect_exit(&self.exit, deadline, &self.name)? {
                     self.exit
                         .store(i64::from(exit.exitcode()), Ordering::Release);
                     tracing::debug!(name = %self.name, code = exit.exitcode(), "process exited");
@@ -730,38 +616,6 @@ impl<R> Process<R> {
             }
             if ready == 0 {
                 return Err(ProcessError::timeout());
-            }
-        }
-    }
-
-    /// The exit of a child whose exit was just signalled (readable pidfd or status
-    /// pipe); reaps a child of ours. `None` if it turns out not to have exited.
-    fn collect_exit(
-        &self,
-        started: &Started,
-        deadline: Option<Instant>,
-    ) -> Result<Option<Exit>, ProcessError> {
-        let Some(served) = &started.served else {
-            // Readable pidfd: the child has exited, so this does not block.
-            return sys::wait(started.pidfd.as_fd(), true, true).map_err(ProcessError::io);
-        };
-        match served.try_exit(&self.exit) {
-            StatusRead::Exit(exit) => Ok(Some(exit)),
-            StatusRead::Pending => Ok(None),
-            StatusRead::Lost => {
-                // The server died without reporting: its children die with it by
-                // SIGKILL (their parent-death signal), so once this one is gone that
-                // is how it ended.
-                let gone = socket::wait_for(started.pidfd.as_fd(), PollFlags::IN, deadline)
-                    .map_err(ProcessError::io)?;
-                if !gone {
-                    return Err(ProcessError::timeout());
-                }
-                tracing::warn!(name = %self.name, "the fork server died before reporting");
-                let exit = Exit::Signal(libc::SIGKILL);
-                self.exit
-                    .store(i64::from(exit.exitcode()), Ordering::Release);
-                Ok(Some(exit))
             }
         }
     }
@@ -793,35 +647,7 @@ impl<R> Process<R> {
     /// assert_eq!(p.exitcode(), Some(8));
     /// ```
     pub fn exitcode(&self) -> Option<i32> {
-        let started = self.started.get()?;
-        if let Some(served) = &started.served {
-            return match served.try_exit(&self.exit) {
-                StatusRead::Exit(exit) => Some(exit.exitcode()),
-                StatusRead::Pending => None,
-                // The server died without reporting (see `collect_exit`).
-                StatusRead::Lost => {
-                    let gone = socket::wait_for(
-                        started.pidfd.as_fd(),
-                        PollFlags::IN,
-                        Some(Instant::now()),
-                    );
-                    gone.unwrap_or(false).then_some(-libc::SIGKILL)
-                }
-            };
-        }
-        for _ in 0..1000 {
-            let c = self.exit.load(Ordering::Acquire);
-            if c != NO_EXIT {
-                return i32::try_from(c).ok();
-            }
-            match sys::wait(started.pidfd.as_fd(), false, false) {
-                Ok(Some(exit)) => return Some(exit.exitcode()),
-                Ok(None) => return None,
-                // Reaped by a join this instant: its status is being stored.
-                Err(_) => std::thread::yield_now(),
-            }
-        }
-        None
+        self.started.get()?.exitcode(&self.exit)
     }
 
     /// Sends SIGTERM to the child (Python's `terminate()`); its exit code becomes -15
@@ -861,24 +687,7 @@ impl<R> Process<R> {
 
     fn signal(&self, kill: bool) -> Result<(), ProcessError> {
         let started = self.started.get().ok_or_else(ProcessError::not_started)?;
-        sys::signal(started.pidfd.as_fd(), kill).map_err(ProcessError::io)
-    }
-}
-
-/// Opens the pidfd of a just-made child; on failure kills and reaps it by pid (safe:
-/// it cannot have been reaped, so the pid is still its own).
-fn open_started(pid: u32) -> Result<Started, ProcessError> {
-    match sys::pidfd_open(pid) {
-        Ok(pidfd) => Ok(Started {
-            pid,
-            pidfd,
-            served: None,
-        }),
-        Err(e) => {
-            let _ = sys::kill_pid(pid);
-            sys::reap_pid(pid);
-            Err(ProcessError::spawn(e))
-        }
+        sys::signal(started.pidfd(), kill).map_err(ProcessError::io)
     }
 }
 
@@ -930,17 +739,13 @@ impl<R> Drop for Process<R> {
         let State::Running(run) = state else {
             return; // already reaped by a join
         };
-        if let Some(served) = &started.served {
-            if matches!(served.try_exit(&self.exit), StatusRead::Exit(_)) {
-                return; // exited, and reaped by the fork server
-            }
-        } else if !matches!(sys::wait(started.pidfd.as_fd(), false, true), Ok(None)) {
-            return; // it had exited: reaped just now
+        if started.reaped_if_exited(&self.exit) {
+            return; // it had exited: reaped (by us just now, or by the fork server)
         }
         if self.daemon {
-            let _ = sys::signal(started.pidfd.as_fd(), true);
+            let _ = sys::signal(started.pidfd(), true);
         }
-        reaper::adopt(started.pidfd, Some(run.control));
+        reaper::adopt(started.into_pidfd(), Some(run.control));
     }
 }
 

@@ -10,7 +10,7 @@
 //! result), then the child exits. No report means the child exited or was killed
 //! before its function returned.
 //!
-//! With a fork server (see `server`), the parent first talks to the server on its own
+//! With a fork server (see `start/forkserver/server.rs`), the parent first talks to the server on its own
 //! socket: one [`Hello`] answered by a [`Welcome`] when the server starts, then per
 //! child one [`Request`] (descriptors: the child's end of the control socket and the
 //! write end of a status pipe) answered by a [`Reply`] (descriptor: a pidfd of the
@@ -19,7 +19,7 @@
 //! server writes the child's exit status to the status pipe once it has reaped it
 //! (`sys::proc::write_status`).
 //!
-//! Finding the function: `Process::new` monomorphizes [`trampoline`](super::child)
+//! Finding the function: `Process::new` monomorphizes `child::trampoline`
 //! for the function's type; the parent sends the trampoline as a `code::FnOffset`
 //! (its offset from `code::anchor`, the same in every process running this binary,
 //! whatever ASLR chose), and the child adds its own `anchor` address back. That is only sound in the
@@ -28,6 +28,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::io;
+use std::os::fd::OwnedFd;
 
 use crate::connection::Connection;
 
@@ -36,8 +37,8 @@ pub(crate) const MAGIC: u32 = 0x0c0c_0001;
 
 /// The identity of the running executable: its file (device, inode, size and
 /// modification time of `/proc/self/exe`), the crate version, and a layout
-/// fingerprint of this build (the offsets of two functions from `code::anchor`, which
-/// change with almost any change to the code).
+/// fingerprint of this build (the offsets from `code::anchor` of two functions far
+/// apart in the crate, which change with almost any change to the code).
 #[derive(Serialize, Deserialize, PartialEq, Eq, Debug, Clone)]
 pub(crate) struct Identity {
     exe: [u64; 5],
@@ -53,7 +54,7 @@ impl Identity {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             layout: [
                 crate::code::offset_of(Identity::current as fn() -> io::Result<Identity> as usize),
-                crate::code::offset_of(super::child::child_hook_address()),
+                crate::code::offset_of(Connection::from_fd as fn(OwnedFd) -> Connection as usize),
             ],
         })
     }

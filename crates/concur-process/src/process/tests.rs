@@ -37,10 +37,10 @@ fn a_child_in_a_different_binary_refuses_to_run_the_function() {
 #[test]
 fn a_fork_server_in_a_different_binary_refuses_to_serve() {
     let mine = Identity::current().unwrap();
-    let e = served::greet_for_test(&mine.clone().corrupted()).unwrap_err();
+    let e = start::greet_for_test(&mine.clone().corrupted()).unwrap_err();
     assert!(e.is_identity_mismatch(), "{e}");
     assert!(e.to_string().contains("fork server"), "{e}");
-    served::greet_for_test(&mine).unwrap();
+    start::greet_for_test(&mine).unwrap();
 }
 
 #[test]

@@ -1,5 +1,11 @@
 //! The process queue errors. Those that stand for a put that did not happen hand the
 //! item back (`into_inner`); none requires `T: Debug` to be printed.
+//!
+//! The errors named as the thread tier's are the thread tier's types ([`TryPutError`],
+//! [`PutTimeoutError`], [`TryGetError`], [`GetTimeoutError`], [`TaskDoneError`]), with
+//! the process queue's reasons ([`Rejected`], [`DecodeError`]) as their last
+//! parameter; only [`PutError`] and [`GetError`] (the blocking `put` and `get`, which
+//! on a thread queue can only fail by a shutdown) are this tier's own.
 
 use std::error::Error;
 use std::fmt;
@@ -98,7 +104,8 @@ impl Error for DecodeError {}
 ///
 /// let q = Queue::<u8>::new(0)?;
 /// q.shutdown(false);
-/// assert_eq!(q.put(1).unwrap_err().into_inner(), 1);
+/// let e: PutError<u8> = q.put(1).unwrap_err();
+/// assert_eq!(e.into_inner(), 1);
 /// # Ok::<(), std::io::Error>(())
 /// ```
 #[derive(Clone, PartialEq, Eq)]
@@ -165,135 +172,57 @@ impl<T> fmt::Display for PutError<T> {
 
 impl<T> Error for PutError<T> {}
 
-macro_rules! put_error {
-    ($(#[$m:meta])* $name:ident, $full_msg:literal) => {
-        $(#[$m])*
-        #[derive(Clone, PartialEq, Eq)]
-        pub enum $name<T> {
-            /// The queue had no room (Python's `queue.Full`).
-            Full(T),
-            /// The queue was shut down (Python's `queue.ShutDown`).
-            ShutDown(T),
-            /// The item can never be queued (too large, holds descriptors, failed to
-            /// encode).
-            Rejected(T, Rejected),
+/// Why [`try_put`](super::Queue::try_put) did not queue its item: the thread tier's
+/// [`concur_core::queue::TryPutError`] (the same type and variants), whose `Rejected`
+/// variant says why an item can never go through a process queue.
+///
+/// ```
+/// use concur_process::queue::{Queue, Rejected, TryPutError};
+///
+/// let q = Queue::bounded(1)?;
+/// q.try_put(1).unwrap();
+/// assert_eq!(q.try_put(2), Err(TryPutError::Full(2)));
+/// let e = TryPutError::Rejected((), Rejected::FileDescriptors);
+/// assert_eq!(e.rejected(), Some(&Rejected::FileDescriptors));
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub type TryPutError<T> = concur_core::queue::TryPutError<T, Rejected>;
+
+/// Why [`put_timeout`](super::Queue::put_timeout) or
+/// [`put_deadline`](super::Queue::put_deadline) did not queue its item: still full when
+/// the time ran out (Python raises `Full`), shut down, or rejected. The thread tier's
+/// [`concur_core::queue::PutTimeoutError`], as [`TryPutError`] is.
+///
+/// ```
+/// use concur_process::queue::Queue;
+/// use std::time::Duration;
+///
+/// let q = Queue::bounded(1)?;
+/// q.put(1).unwrap();
+/// let e = q.put_timeout(2, Duration::from_millis(1)).unwrap_err();
+/// assert!(e.is_full());
+/// assert_eq!(e.into_inner(), 2);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub type PutTimeoutError<T> = concur_core::queue::PutTimeoutError<T, Rejected>;
+
+impl<T> From<PutError<T>> for TryPutError<T> {
+    fn from(e: PutError<T>) -> Self {
+        match e {
+            PutError::ShutDown(t) => Self::ShutDown(t),
+            PutError::Rejected(t, r) => Self::Rejected(t, r),
         }
-
-        impl<T> $name<T> {
-            /// The item that was not put.
-            ///
-            /// ```
-            #[doc = concat!("use concur_process::queue::", stringify!($name), ";")]
-            #[doc = concat!("assert_eq!(", stringify!($name), "::Full(3).into_inner(), 3);")]
-            /// ```
-            pub fn into_inner(self) -> T {
-                match self {
-                    Self::Full(t) | Self::ShutDown(t) | Self::Rejected(t, _) => t,
-                }
-            }
-
-            /// True for `Full`.
-            ///
-            /// ```
-            #[doc = concat!("use concur_process::queue::", stringify!($name), ";")]
-            #[doc = concat!("assert!(", stringify!($name), "::Full(()).is_full());")]
-            /// ```
-            pub fn is_full(&self) -> bool {
-                matches!(self, Self::Full(_))
-            }
-
-            /// True for `ShutDown`.
-            ///
-            /// ```
-            #[doc = concat!("use concur_process::queue::", stringify!($name), ";")]
-            #[doc = concat!("assert!(", stringify!($name), "::ShutDown(()).is_shutdown());")]
-            /// ```
-            pub fn is_shutdown(&self) -> bool {
-                matches!(self, Self::ShutDown(_))
-            }
-
-            /// Why the item was rejected, for `Rejected`.
-            ///
-            /// ```
-            #[doc = concat!("use concur_process::queue::{", stringify!($name), ", Rejected};")]
-            #[doc = concat!("let e = ", stringify!($name), "::Rejected((), Rejected::FileDescriptors);")]
-            /// assert_eq!(e.rejected(), Some(&Rejected::FileDescriptors));
-            /// ```
-            pub fn rejected(&self) -> Option<&Rejected> {
-                match self {
-                    Self::Rejected(_, r) => Some(r),
-                    _ => None,
-                }
-            }
-        }
-
-        impl<T> fmt::Debug for $name<T> {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                match self {
-                    Self::Full(_) => f.write_str("Full(..)"),
-                    Self::ShutDown(_) => f.write_str("ShutDown(..)"),
-                    Self::Rejected(_, r) => write!(f, "Rejected(.., {r:?})"),
-                }
-            }
-        }
-
-        impl<T> fmt::Display for $name<T> {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                match self {
-                    Self::Full(_) => f.write_str($full_msg),
-                    Self::ShutDown(_) => f.write_str("the queue is shut down"),
-                    Self::Rejected(_, r) => r.fmt(f),
-                }
-            }
-        }
-
-        impl<T> Error for $name<T> {}
-
-        impl<T> From<PutError<T>> for $name<T> {
-            fn from(e: PutError<T>) -> Self {
-                match e {
-                    PutError::ShutDown(t) => Self::ShutDown(t),
-                    PutError::Rejected(t, r) => Self::Rejected(t, r),
-                }
-            }
-        }
-    };
+    }
 }
 
-put_error!(
-    /// Why [`try_put`](super::Queue::try_put) did not queue its item.
-    ///
-    /// ```
-    /// use concur_process::queue::{Queue, TryPutError};
-    ///
-    /// let q = Queue::bounded(1)?;
-    /// q.try_put(1).unwrap();
-    /// assert_eq!(q.try_put(2), Err(TryPutError::Full(2)));
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    TryPutError,
-    "the queue is full"
-);
-
-put_error!(
-    /// Why [`put_timeout`](super::Queue::put_timeout) or
-    /// [`put_deadline`](super::Queue::put_deadline) did not queue its item: still full
-    /// when the time ran out (Python raises `Full`), shut down, or rejected.
-    ///
-    /// ```
-    /// use concur_process::queue::Queue;
-    /// use std::time::Duration;
-    ///
-    /// let q = Queue::bounded(1)?;
-    /// q.put(1).unwrap();
-    /// let e = q.put_timeout(2, Duration::from_millis(1)).unwrap_err();
-    /// assert!(e.is_full());
-    /// assert_eq!(e.into_inner(), 2);
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    PutTimeoutError,
-    "the queue stayed full until the timeout"
-);
+impl<T> From<PutError<T>> for PutTimeoutError<T> {
+    fn from(e: PutError<T>) -> Self {
+        match e {
+            PutError::ShutDown(t) => Self::ShutDown(t),
+            PutError::Rejected(t, r) => Self::Rejected(t, r),
+        }
+    }
+}
 
 /// Why [`get`](super::Queue::get) returned no item.
 ///
@@ -334,114 +263,53 @@ impl fmt::Display for GetError {
 
 impl Error for GetError {}
 
-macro_rules! get_error {
-    ($(#[$m:meta])* $name:ident, $empty_msg:literal) => {
-        $(#[$m])*
-        #[derive(Clone, Debug, PartialEq, Eq)]
-        pub enum $name {
-            /// No item was available (Python's `queue.Empty`).
-            Empty,
-            /// The queue is shut down and drained (Python's `queue.ShutDown`).
-            ShutDown,
-            /// The record taken could not be decoded; it is gone.
-            Decode(DecodeError),
-        }
-
-        impl $name {
-            /// True for `Empty`.
-            ///
-            /// ```
-            #[doc = concat!("assert!(concur_process::queue::", stringify!($name), "::Empty.is_empty());")]
-            /// ```
-            pub fn is_empty(&self) -> bool {
-                matches!(self, Self::Empty)
-            }
-
-            /// True for `ShutDown`.
-            ///
-            /// ```
-            #[doc = concat!("assert!(concur_process::queue::", stringify!($name), "::ShutDown.is_shutdown());")]
-            /// ```
-            pub fn is_shutdown(&self) -> bool {
-                matches!(self, Self::ShutDown)
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                match self {
-                    Self::Empty => f.write_str($empty_msg),
-                    Self::ShutDown => f.write_str("the queue is shut down"),
-                    Self::Decode(e) => e.fmt(f),
-                }
-            }
-        }
-
-        impl Error for $name {}
-
-        impl From<GetError> for $name {
-            fn from(e: GetError) -> Self {
-                match e {
-                    GetError::ShutDown => Self::ShutDown,
-                    GetError::Decode(d) => Self::Decode(d),
-                }
-            }
-        }
-    };
-}
-
-get_error!(
-    /// Why [`try_get`](super::Queue::try_get) returned no item.
-    ///
-    /// ```
-    /// use concur_process::queue::{Queue, TryGetError};
-    ///
-    /// let q = Queue::<u8>::new(0)?;
-    /// assert_eq!(q.try_get(), Err(TryGetError::Empty));
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    TryGetError,
-    "the queue is empty"
-);
-
-get_error!(
-    /// Why [`get_timeout`](super::Queue::get_timeout) or
-    /// [`get_deadline`](super::Queue::get_deadline) returned no item: still empty
-    /// when the time ran out (Python raises `Empty`), shut down and drained, or the
-    /// record could not be decoded.
-    ///
-    /// ```
-    /// use concur_process::queue::{GetTimeoutError, Queue};
-    /// use std::time::Duration;
-    ///
-    /// let q = Queue::<u8>::new(0)?;
-    /// assert_eq!(q.get_timeout(Duration::from_millis(1)), Err(GetTimeoutError::Empty));
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    GetTimeoutError,
-    "the queue stayed empty until the timeout"
-);
-
-/// [`task_done`](super::JoinableQueue::task_done) was called more times than items
-/// were put (Python raises `ValueError('task_done() called too many times')`).
+/// Why [`try_get`](super::Queue::try_get) returned no item: the thread tier's
+/// [`concur_core::queue::TryGetError`] (the same type and variants), whose `Decode`
+/// variant says a record taken could not be decoded.
 ///
 /// ```
-/// use concur_process::queue::JoinableQueue;
+/// use concur_process::queue::{Queue, TryGetError};
 ///
-/// let q = JoinableQueue::<u8>::new(0)?;
-/// let e = q.task_done().unwrap_err();
-/// assert_eq!(e.to_string(), "task_done() called too many times");
+/// let q = Queue::<u8>::new(0)?;
+/// assert_eq!(q.try_get(), Err(TryGetError::Empty));
 /// # Ok::<(), std::io::Error>(())
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct TaskDoneError {
-    pub(super) _priv: (),
-}
+pub type TryGetError = concur_core::queue::TryGetError<DecodeError>;
 
-impl fmt::Display for TaskDoneError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("task_done() called too many times")
+/// Why [`get_timeout`](super::Queue::get_timeout) or
+/// [`get_deadline`](super::Queue::get_deadline) returned no item: still empty when the
+/// time ran out (Python raises `Empty`), shut down and drained, or the record could
+/// not be decoded. The thread tier's [`concur_core::queue::GetTimeoutError`].
+///
+/// ```
+/// use concur_process::queue::{GetTimeoutError, Queue};
+/// use std::time::Duration;
+///
+/// let q = Queue::<u8>::new(0)?;
+/// assert_eq!(q.get_timeout(Duration::from_millis(1)), Err(GetTimeoutError::Empty));
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub type GetTimeoutError = concur_core::queue::GetTimeoutError<DecodeError>;
+
+impl From<GetError> for TryGetError {
+    fn from(e: GetError) -> Self {
+        match e {
+            GetError::ShutDown => Self::ShutDown,
+            GetError::Decode(d) => Self::Decode(d),
+        }
     }
 }
 
-impl Error for TaskDoneError {}
+impl From<GetError> for GetTimeoutError {
+    fn from(e: GetError) -> Self {
+        match e {
+            GetError::ShutDown => Self::ShutDown,
+            GetError::Decode(d) => Self::Decode(d),
+        }
+    }
+}
+
+/// [`task_done`](super::JoinableQueue::task_done) was called more times than items
+/// were put (Python raises `ValueError('task_done() called too many times')`): the
+/// thread tier's very type.
+pub use concur_core::queue::TaskDoneError;

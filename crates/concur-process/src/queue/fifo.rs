@@ -6,8 +6,9 @@ use super::error::{
 };
 use super::ring::{Buf, GetFail, MAX_CAPACITY, MIN_CAPACITY, PutFail, Ring, SMALL, Wait};
 use super::{DEFAULT_CAPACITY, DEFAULT_MAXSIZE};
+use crate::block::SharedMemory;
 use crate::fds;
-use crate::shm::SharedMemory;
+use concur_core::time::deadline_after;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
@@ -28,10 +29,6 @@ fn type_hash<T>() -> u64 {
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     h
-}
-
-fn deadline_after(timeout: Duration) -> Option<Instant> {
-    Instant::now().checked_add(timeout)
 }
 
 /// A FIFO queue shared between processes: Python's `multiprocessing.Queue`, for any

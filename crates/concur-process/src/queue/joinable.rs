@@ -3,7 +3,7 @@
 use super::DEFAULT_CAPACITY;
 use super::error::TaskDoneError;
 use super::fifo::Queue;
-use crate::shm::SharedMemory;
+use crate::block::SharedMemory;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
@@ -120,7 +120,7 @@ impl<T> JoinableQueue<T> {
         if self.inner.ring.task_done() {
             Ok(())
         } else {
-            Err(TaskDoneError { _priv: () })
+            Err(TaskDoneError::new())
         }
     }
 
@@ -148,7 +148,9 @@ impl<T> JoinableQueue<T> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn join_timeout(&self, timeout: Duration) -> bool {
-        self.inner.ring.join(Instant::now().checked_add(timeout))
+        self.inner
+            .ring
+            .join(concur_core::time::deadline_after(timeout))
     }
 
     /// Blocks until `deadline` at the latest for every task to be done; true if

@@ -63,7 +63,7 @@
 //! stores. A process killed while *waiting* leaves the sleeper bit set, which only
 //! costs the next waker one needless `futex` wake.
 
-use crate::shm::SharedMemory;
+use crate::block::SharedMemory;
 use crate::sync::futex;
 use crate::sync::robust::{Attempt, RobustMutex};
 use std::io;

@@ -24,9 +24,9 @@
 //! thread can neither release that lock nor copy the same data (both are refused:
 //! `mutex::lend`).
 
-use super::SharedMemory;
-use super::mapping;
-use super::sys;
+use crate::block::SharedMemory;
+use crate::block::mapping;
+use crate::block::sys;
 use crate::sync::mutex::{Key, MutexState};
 use crate::sync::{Lock, OwnerDied};
 use bytemuck::Pod;
@@ -85,7 +85,6 @@ fn align_up(x: usize, a: usize) -> Option<usize> {
 ///
 /// ```
 /// use concur_process::shm::{Array, Locking};
-/// use concur_process::sync::Lock;
 /// let own = Array::<u8>::zeroed_with(4, Locking::Own)?;
 /// let raw = Array::<u8>::zeroed_with(4, false)?; // From<bool>
 /// let shared = Array::<u8>::zeroed_with(4, own.get_lock().unwrap().clone())?; // From<Lock>
@@ -496,7 +495,7 @@ impl<T: Pod> Array<T> {
     /// Stores `value` at `index`.
     ///
     /// # Errors
-    /// [`AccessError::OutOfBounds`](super::AccessError::OutOfBounds) if `index` is
+    /// [`AccessError::OutOfBounds`](crate::block::AccessError::OutOfBounds) if `index` is
     /// out of bounds (nothing is written).
     ///
     /// # Panics
@@ -510,9 +509,9 @@ impl<T: Pod> Array<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     #[track_caller]
-    pub fn set(&self, index: usize, value: T) -> Result<(), super::AccessError> {
+    pub fn set(&self, index: usize, value: T) -> Result<(), crate::block::AccessError> {
         if index >= self.len() {
-            return Err(super::AccessError::OutOfBounds {
+            return Err(crate::block::AccessError::OutOfBounds {
                 start: index,
                 count: 1,
                 len: self.len(),
@@ -543,7 +542,7 @@ impl<T: Pod> Array<T> {
     /// Overwrites the whole array with `items` (under the lock).
     ///
     /// # Errors
-    /// [`AccessError::LengthMismatch`](super::AccessError::LengthMismatch) if the
+    /// [`AccessError::LengthMismatch`](crate::block::AccessError::LengthMismatch) if the
     /// lengths differ (nothing is written).
     ///
     /// # Panics
@@ -557,9 +556,9 @@ impl<T: Pod> Array<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     #[track_caller]
-    pub fn copy_from_slice(&self, items: &[T]) -> Result<(), super::AccessError> {
+    pub fn copy_from_slice(&self, items: &[T]) -> Result<(), crate::block::AccessError> {
         if items.len() != self.len() {
-            return Err(super::AccessError::LengthMismatch {
+            return Err(crate::block::AccessError::LengthMismatch {
                 expected: self.len(),
                 got: items.len(),
             });

@@ -10,8 +10,8 @@
 //!
 //! Layout: a `FrozenHeader` at offset 0, the data at `data_offset` (64-byte aligned).
 
-use super::mapping::Mapping;
-use super::sys;
+use crate::block::mapping::Mapping;
+use crate::block::sys;
 use bytemuck::{Pod, Zeroable};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -164,14 +164,14 @@ impl<T: Pod> Deref for FrozenArray<T> {
 
 impl<T: Pod> Serialize for FrozenArray<T> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        super::serialize_mapping(&self.map, s)
+        crate::block::serialize_mapping(&self.map, s)
     }
 }
 
 impl<'de, T: Pod> Deserialize<'de> for FrozenArray<T> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         use serde::de::Error;
-        let (fd, name) = super::deserialize_fd(d)?;
+        let (fd, name) = crate::block::deserialize_fd(d)?;
         let seals = sys::seals(std::os::fd::AsFd::as_fd(&fd));
         let needed = rustix::fs::SealFlags::WRITE | rustix::fs::SealFlags::SHRINK;
         if name.is_some() || !seals.contains(needed) {

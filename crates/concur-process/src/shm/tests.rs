@@ -7,7 +7,9 @@ use super::*;
 use crate::fds::{collect_fds, provide_fds};
 use crate::sync::Lock;
 use crate::sync::test_common::{LIMIT, fork};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::os::fd::OwnedFd;
 
 fn send<T: Serialize>(v: &T) -> (Vec<u8>, Vec<OwnedFd>) {
     let (bytes, fds) = collect_fds(|| postcard::to_stdvec(v));

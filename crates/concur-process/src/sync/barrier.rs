@@ -30,7 +30,8 @@
 use super::futex;
 use super::robust::{Attempt, RobustMutex};
 use super::shared::{Shared, SharedHandle, SharedState, Tag, kind, shared_serde};
-use super::{BrokenKind, deadline_after, expired};
+use super::{BrokenBarrierError, BrokenKind};
+use concur_core::time::{deadline_after, expired};
 use std::fmt;
 use std::io;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -253,7 +254,8 @@ impl Barrier {
     /// this thread's arrival index in `0..parties`.
     ///
     /// # Errors
-    /// [`BrokenBarrierError`] if the barrier is or becomes broken (a timeout — this
+    /// [`BrokenBarrierError`] (the thread tier's very type) if the barrier is or
+    /// becomes broken (a timeout — this
     /// thread's or another's —, [`abort`](Barrier::abort)) or is
     /// [`reset`](Barrier::reset) while this thread waits.
     ///
@@ -456,61 +458,3 @@ impl fmt::Debug for Barrier {
             .finish_non_exhaustive()
     }
 }
-
-/// A barrier wait failed because the barrier is broken: Python's
-/// `threading.BrokenBarrierError`. [`kind`](BrokenBarrierError::kind) tells why.
-///
-/// ```
-/// use concur_process::sync::{Barrier, BrokenKind};
-/// let b = Barrier::new(2)?;
-/// b.abort();
-/// let err = b.wait().unwrap_err();
-/// assert_eq!(err.kind(), BrokenKind::Aborted);
-/// assert!(!err.is_timeout());
-/// assert_eq!(err.to_string(), "barrier is broken");
-/// # Ok::<(), std::io::Error>(())
-/// ```
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
-pub struct BrokenBarrierError {
-    kind: BrokenKind,
-}
-
-impl BrokenBarrierError {
-    fn new(kind: BrokenKind) -> Self {
-        BrokenBarrierError { kind }
-    }
-
-    /// Why the barrier broke (for this thread). A process that died inside a barrier
-    /// operation reports as [`BrokenKind::Aborted`].
-    ///
-    /// ```
-    /// use concur_process::sync::{Barrier, BrokenKind};
-    /// let b = Barrier::new(2)?;
-    /// b.reset();
-    /// b.abort();
-    /// assert_eq!(b.wait().unwrap_err().kind(), BrokenKind::Aborted);
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn kind(&self) -> BrokenKind {
-        self.kind
-    }
-
-    /// True if a timeout broke the barrier.
-    ///
-    /// ```
-    /// let b = concur_process::sync::Barrier::new(2)?;
-    /// assert!(b.wait_timeout(std::time::Duration::ZERO).unwrap_err().is_timeout());
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn is_timeout(&self) -> bool {
-        self.kind == BrokenKind::Timeout
-    }
-}
-
-impl fmt::Display for BrokenBarrierError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("barrier is broken")
-    }
-}
-
-impl std::error::Error for BrokenBarrierError {}

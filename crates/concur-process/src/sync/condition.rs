@@ -32,7 +32,7 @@ use super::mutex::{Outcome, Wait};
 use super::rlock::RLock;
 use super::shared::{Shared, SharedState, Tag, Wire, kind};
 use super::{AcquireResult, OwnerDied, TryAcquireError, TryAcquireResult};
-use super::{deadline_after, expired};
+use concur_core::time::{deadline_after, expired};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::io;

@@ -19,7 +19,7 @@
 
 use super::futex;
 use super::shared::{Shared, SharedHandle, SharedState, Tag, kind, shared_serde};
-use super::{deadline_after, expired};
+use concur_core::time::{deadline_after, expired};
 use std::fmt;
 use std::io;
 use std::sync::atomic::{AtomicU32, Ordering};

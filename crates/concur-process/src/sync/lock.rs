@@ -3,7 +3,7 @@
 use super::mutex::{self, Outcome, RawLock, Wait};
 use super::shared::{Shared, SharedHandle, kind, shared_serde};
 use super::{AcquireResult, OwnerDied, ReleaseError, TryAcquireError, TryAcquireResult};
-use crate::shm::SharedMemory;
+use crate::block::SharedMemory;
 use std::fmt;
 use std::io;
 use std::marker::PhantomData;
@@ -127,7 +127,7 @@ impl Lock {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn acquire_timeout(&self, timeout: Duration) -> TryAcquireResult<LockGuard<'_>> {
-        self.acquire_until(Wait::Until(super::deadline_after(timeout)))
+        self.acquire_until(Wait::Until(concur_core::time::deadline_after(timeout)))
     }
 
     /// Blocks until `deadline` at the latest.

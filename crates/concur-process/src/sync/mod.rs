@@ -61,17 +61,19 @@ pub(crate) mod tid;
 #[cfg(test)]
 mod tests;
 
-pub use barrier::{Barrier, BarrierBuilder, BrokenBarrierError};
+pub use barrier::{Barrier, BarrierBuilder};
 pub use condition::{Condition, ConditionGuard};
 pub use event::Event;
 pub use lock::{Lock, LockGuard};
 pub use rlock::{RLock, RLockGuard};
 pub use semaphore::{BoundedSemaphore, Semaphore, SemaphoreGuard};
 
-pub use concur_core::sync::{BrokenKind, ReleaseError};
+/// The errors are the thread tier's: one vocabulary for both (a process that died
+/// inside a barrier operation breaks the barrier as [`BrokenKind::Aborted`]).
+pub use concur_core::sync::{BrokenBarrierError, BrokenKind, ReleaseError};
 
 use std::fmt;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// What a blocking acquisition returns: the guard, or the guard together with the
 /// news that the previous owner died holding the lock. Mirrors std's `LockResult`.
@@ -223,15 +225,6 @@ impl<G> fmt::Display for TryAcquireError<G> {
 }
 
 impl<G> std::error::Error for TryAcquireError<G> {}
-
-/// `None` (wait forever) when `timeout` is too large to represent as a deadline.
-pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
-    Instant::now().checked_add(timeout)
-}
-
-pub(crate) fn expired(deadline: Option<Instant>) -> bool {
-    deadline.is_some_and(|d| Instant::now() >= d)
-}
 
 /// Sleeps until `deadline` (used where the answer is known to be "not before it").
 pub(crate) fn sleep_until(deadline: Instant) {

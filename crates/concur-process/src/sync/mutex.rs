@@ -25,8 +25,8 @@
 use super::robust::{Attempt, RobustMutex};
 use super::shared::{Shared, SharedState, Tag};
 use super::tid;
-use crate::shm::SharedMemory;
-use crate::shm::sys::FileId;
+use crate::block::SharedMemory;
+use crate::block::sys::FileId;
 use std::cell::RefCell;
 use std::io;
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -115,7 +115,7 @@ impl RLock {
     /// ```
     #[track_caller]
     pub fn acquire_timeout(&self, timeout: Duration) -> TryAcquireResult<RLockGuard<'_>> {
-        self.acquire_until(Wait::Until(super::deadline_after(timeout)))
+        self.acquire_until(Wait::Until(concur_core::time::deadline_after(timeout)))
     }
 
     /// Blocks until `deadline` at the latest.

@@ -21,9 +21,10 @@
 //! semaphores). One that dies while waiting leaves `waiters` one too high, which only
 //! costs later releases a wake-up call.
 
+use super::ReleaseError;
 use super::futex;
 use super::shared::{Shared, SharedHandle, SharedState, Tag, kind, shared_serde};
-use super::{ReleaseError, deadline_after, expired};
+use concur_core::time::{deadline_after, expired};
 use std::fmt;
 use std::io;
 use std::sync::atomic::{AtomicU32, Ordering};

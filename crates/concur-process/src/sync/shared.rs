@@ -7,7 +7,7 @@
 //! any handle lives; serialized, it is the block (its descriptor) and the offset, and
 //! the receiver maps the block and checks the tag before trusting the offset.
 
-use crate::shm::SharedMemory;
+use crate::block::SharedMemory;
 use serde::{Deserialize, Serialize};
 use std::io;
 use std::marker::PhantomData;
@@ -149,7 +149,7 @@ impl<S: SharedState> Shared<S> {
     }
 
     /// The identity of the state across mappings and processes: block and offset.
-    pub(crate) fn key(&self) -> (crate::shm::sys::FileId, usize) {
+    pub(crate) fn key(&self) -> (crate::block::sys::FileId, usize) {
         (self.mem.mapping().id(), self.offset)
     }
 

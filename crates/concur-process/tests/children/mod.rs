@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 /// Starts `f(args)` in a daemon child (killed if the test drops it early).
-pub fn spawn<F, A, R>(f: F, args: A) -> Process<R>
+pub(crate) fn spawn<F, A, R>(f: F, args: A) -> Process<R>
 where
     F: Fn(A) -> R + Copy + 'static,
     A: Serialize + DeserializeOwned,
@@ -21,7 +21,7 @@ where
 /// Joins `p` (bounded by [`LIMIT`](super::common::LIMIT)) and returns its result; a
 /// child's panic fails the test.
 #[track_caller]
-pub fn join<R: Serialize + DeserializeOwned>(p: &Process<R>) -> R {
+pub(crate) fn join<R: Serialize + DeserializeOwned>(p: &Process<R>) -> R {
     p.join_timeout(super::common::LIMIT)
         .expect("the child finished cleanly")
 }

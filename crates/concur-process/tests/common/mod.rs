@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 /// How a child ended.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum Exit {
+pub(crate) enum Exit {
     /// `_exit(code)`; 0 means the closure returned, 101 that it panicked.
     Code(i32),
     /// Killed by this signal.
@@ -30,14 +30,14 @@ pub enum Exit {
 
 /// A forked child. Dropping it kills (`SIGKILL`) and reaps it if it was not waited for.
 #[must_use = "a child must be waited for"]
-pub struct Child {
+pub(crate) struct Child {
     pid: libc::pid_t,
     reaped: bool,
 }
 
 /// Forks; the child runs `body` and `_exit`s with 0 if it returned, 101 if it panicked.
 /// Destructors and `atexit` handlers of the parent's state never run in the child.
-pub fn fork(body: impl FnOnce()) -> Child {
+pub(crate) fn fork(body: impl FnOnce()) -> Child {
     // SAFETY: `fork` has no memory-safety preconditions; the child below runs only
     // `body` (see the module docs for what it may do) and ends with `_exit`.
     let pid = unsafe { libc::fork() };
@@ -55,12 +55,12 @@ pub fn fork(body: impl FnOnce()) -> Child {
 
 impl Child {
     /// The child's process id.
-    pub fn pid(&self) -> libc::pid_t {
+    pub(crate) fn pid(&self) -> libc::pid_t {
         self.pid
     }
 
     /// Sends `signal` to the child (if it has not been reaped).
-    pub fn signal(&self, signal: i32) {
+    pub(crate) fn signal(&self, signal: i32) {
         if !self.reaped {
             // SAFETY: signals our own unreaped child, whose pid cannot be reused yet.
             unsafe { libc::kill(self.pid, signal) };
@@ -70,7 +70,7 @@ impl Child {
     /// Waits at most `limit` for the child to end; on overrun kills it, reaps it and
     /// panics naming `what`.
     #[track_caller]
-    pub fn wait(mut self, limit: Duration, what: &str) -> Exit {
+    pub(crate) fn wait(mut self, limit: Duration, what: &str) -> Exit {
         let start = Instant::now();
         loop {
             if let Some(exit) = self.try_reap() {
@@ -89,7 +89,7 @@ impl Child {
 
     /// Waits (bounded) and asserts the child ended with `_exit(0)`.
     #[track_caller]
-    pub fn expect_success(self, limit: Duration, what: &str) {
+    pub(crate) fn expect_success(self, limit: Duration, what: &str) {
         let exit = self.wait(limit, what);
         assert_eq!(exit, Exit::Code(0), "child for {what:?} failed");
     }
@@ -140,7 +140,7 @@ fn decode(status: i32) -> Exit {
 /// the probable deadlock if it does not finish within `limit`. A panic in `f` is
 /// re-raised here with its original payload.
 #[track_caller]
-pub fn within<T: Send + 'static>(
+pub(crate) fn within<T: Send + 'static>(
     limit: Duration,
     what: &str,
     f: impl FnOnce() -> T + Send + 'static,
@@ -164,11 +164,11 @@ pub fn within<T: Send + 'static>(
 }
 
 /// A generous bound for waits that normally take microseconds.
-pub const LIMIT: Duration = Duration::from_secs(60);
+pub(crate) const LIMIT: Duration = Duration::from_secs(60);
 
 /// The state letter of `/proc/<pid>/stat` (R, S, Z, ...), or `None` if there is no
 /// such process.
-pub fn proc_state(pid: u32) -> Option<char> {
+pub(crate) fn proc_state(pid: u32) -> Option<char> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The state follows the parenthesized command name, which may contain spaces.
     let after = &stat[stat.rfind(')')? + 1..];
@@ -176,12 +176,12 @@ pub fn proc_state(pid: u32) -> Option<char> {
 }
 
 /// Whether `pid` is gone or dead (a zombie waiting for someone else to reap it).
-pub fn gone_or_dead(pid: u32) -> bool {
+pub(crate) fn gone_or_dead(pid: u32) -> bool {
     matches!(proc_state(pid), None | Some('Z') | Some('X'))
 }
 
 /// Polls `cond` every few milliseconds until it holds or `limit` passes.
-pub fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+pub(crate) fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + limit;
     loop {
         if cond() {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::common::{eventually, proc_state};
 
 /// `(pid, ppid, state)` of every process.
-pub fn processes() -> Vec<(u32, u32, char)> {
+pub(crate) fn processes() -> Vec<(u32, u32, char)> {
     let mut out = Vec::new();
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return out;
@@ -40,7 +40,7 @@ pub fn processes() -> Vec<(u32, u32, char)> {
 
 /// Zombies whose parent is this process or one of its descendants (the fork server's
 /// workers are its children, and it is ours).
-pub fn zombies_under_us() -> Vec<(u32, u32)> {
+pub(crate) fn zombies_under_us() -> Vec<(u32, u32)> {
     let procs = processes();
     let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
     for &(pid, ppid, _) in &procs {
@@ -66,7 +66,7 @@ pub fn zombies_under_us() -> Vec<(u32, u32)> {
 /// Asserts that no zombie stays under this process (a dying worker is a zombie for an
 /// instant, until it is reaped: allow a few seconds).
 #[track_caller]
-pub fn assert_no_zombies() {
+pub(crate) fn assert_no_zombies() {
     let mut last = Vec::new();
     let ok = eventually(Duration::from_secs(10), || {
         last = zombies_under_us();
@@ -77,7 +77,7 @@ pub fn assert_no_zombies() {
 
 /// Asserts that every pid of `pids` is gone from `/proc` (reaped), within a bound.
 #[track_caller]
-pub fn assert_gone(pids: &[u32]) {
+pub(crate) fn assert_gone(pids: &[u32]) {
     let ok = eventually(Duration::from_secs(10), || {
         pids.iter().all(|&p| proc_state(p).is_none())
     });

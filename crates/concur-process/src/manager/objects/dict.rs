@@ -11,13 +11,14 @@ use serde::{Deserialize, Serialize};
 use crate::code::FnOffset;
 use crate::manager::client::Handle;
 use crate::manager::error::{Kind, ManagerError};
+use crate::manager::object::{Ctx, Object};
 use crate::manager::protocol::{decode, decode_op, encode};
-use crate::manager::server::{Ctx, Object};
 use crate::process::child;
 
 /// A function run on the server on a stored value: decodes the old value, applies
 /// the user's function, encodes the new one.
 pub(crate) type UpdateFn = fn(Option<&[u8]>) -> Result<Vec<u8>, ManagerError>;
+crate::code::fn_ptr!(UpdateFn);
 
 fn update_trampoline<F, V>(old: Option<&[u8]>) -> Result<Vec<u8>, ManagerError>
 where
@@ -224,7 +225,7 @@ where
     ///
     /// # Errors
     /// [`is_wrong_type`](ManagerError::is_wrong_type) if the stored value does not
-    /// decode as a `V`; [`is_shut_down`](ManagerError::is_shut_down) if the manager is
+    /// decode as a `V`; [`is_shutdown`](ManagerError::is_shutdown) if the manager is
     /// gone; an I/O error.
     ///
     /// ```

@@ -89,7 +89,7 @@ where
     /// # Errors
     /// [`is_invalid_state`](ManagerError::is_invalid_state) if it is called more
     /// times than items were put (Python's `ValueError`);
-    /// [`is_shut_down`](ManagerError::is_shut_down) if the manager is gone; an I/O
+    /// [`is_shutdown`](ManagerError::is_shutdown) if the manager is gone; an I/O
     /// error.
     ///
     /// ```
@@ -112,7 +112,7 @@ where
     /// `q.join()`).
     ///
     /// # Errors
-    /// [`is_shut_down`](ManagerError::is_shut_down) if the manager is gone or shuts
+    /// [`is_shutdown`](ManagerError::is_shutdown) if the manager is gone or shuts
     /// down while this waits; an I/O error.
     ///
     /// ```
@@ -140,7 +140,7 @@ where
     /// assert!(q.join_timeout(Duration::from_millis(20)).unwrap_err().is_timeout());
     /// ```
     pub fn join_timeout(&self, timeout: Duration) -> Result<(), ManagerError> {
-        match Instant::now().checked_add(timeout) {
+        match concur_core::time::deadline_after(timeout) {
             Some(d) => self.join_deadline(d),
             None => self.join(),
         }
@@ -170,7 +170,7 @@ impl Manager {
     /// (Python's `m.JoinableQueue(maxsize)`).
     ///
     /// # Errors
-    /// [`is_shut_down`](ManagerError::is_shut_down) if the manager is gone.
+    /// [`is_shutdown`](ManagerError::is_shutdown) if the manager is gone.
     ///
     /// ```
     /// let m = concur_process::Manager::start().unwrap();

@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use crate::manager::Manager;
 use crate::manager::client::Handle;
 use crate::manager::error::{Kind, ManagerError};
+use crate::manager::object::{Ctx, Object};
 use crate::manager::protocol::{ObjKind, decode, decode_op, encode};
-use crate::manager::server::{Ctx, Object};
 
 #[derive(Serialize, Deserialize)]
 enum ListOp {
@@ -199,7 +199,7 @@ where
     /// Appends `item` (Python's `l.append(x)`).
     ///
     /// # Errors
-    /// [`is_shut_down`](ManagerError::is_shut_down) if the manager is gone;
+    /// [`is_shutdown`](ManagerError::is_shutdown) if the manager is gone;
     /// [`is_serialization`](ManagerError::is_serialization) if `item` does not
     /// serialize; an I/O error.
     ///
@@ -446,7 +446,7 @@ impl Manager {
     /// A new, empty shared list (Python's `m.list()`).
     ///
     /// # Errors
-    /// [`is_shut_down`](ManagerError::is_shut_down) if the manager is gone.
+    /// [`is_shutdown`](ManagerError::is_shutdown) if the manager is gone.
     ///
     /// ```
     /// let m = concur_process::Manager::start().unwrap();

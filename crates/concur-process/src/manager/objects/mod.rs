@@ -1,11 +1,11 @@
-//! The shared objects: each kind's server side (an [`Object`](super::server::Object))
+//! The shared objects: each kind's server side (an [`Object`](super::object::Object))
 //! and its typed proxy, one module per kind.
 
 use std::sync::Arc;
 
 use super::error::ManagerError;
+use super::object::Object;
 use super::protocol::ObjKind;
-use super::server::Object;
 
 pub(crate) mod dict;
 pub(crate) mod joinable_queue;

@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use crate::manager::Manager;
 use crate::manager::client::Handle;
 use crate::manager::error::{Kind, ManagerError};
+use crate::manager::object::{Ctx, Object};
 use crate::manager::protocol::{ObjKind, decode, decode_op, encode};
-use crate::manager::server::{Ctx, Object};
 
 /// A field as stored: the type name it was set with, and its serialized value.
 type Field = (String, Vec<u8>);
@@ -141,7 +141,7 @@ impl Namespace {
     /// (Python's `ns.name = value`).
     ///
     /// # Errors
-    /// [`is_shut_down`](ManagerError::is_shut_down) if the manager is gone;
+    /// [`is_shutdown`](ManagerError::is_shutdown) if the manager is gone;
     /// [`is_serialization`](ManagerError::is_serialization) if `value` does not
     /// serialize; an I/O error.
     ///
@@ -261,7 +261,7 @@ impl Manager {
     /// A new, empty shared namespace (Python's `m.Namespace()`).
     ///
     /// # Errors
-    /// [`is_shut_down`](ManagerError::is_shut_down) if the manager is gone.
+    /// [`is_shutdown`](ManagerError::is_shutdown) if the manager is gone.
     ///
     /// ```
     /// let m = concur_process::Manager::start().unwrap();

@@ -5,6 +5,7 @@
 //! on an empty queue waits there on a condition variable (until an item comes, the
 //! op's timeout passes or the server stops), so it holds up no other client.
 
+use concur_core::time::deadline_after;
 use std::collections::VecDeque;
 use std::fmt;
 use std::marker::PhantomData;
@@ -17,8 +18,8 @@ use serde::{Deserialize, Serialize};
 use crate::manager::Manager;
 use crate::manager::client::Handle;
 use crate::manager::error::{Kind, ManagerError};
+use crate::manager::object::{Ctx, Object};
 use crate::manager::protocol::{ObjKind, decode, decode_op, encode};
-use crate::manager::server::{Ctx, Object};
 
 /// How long an op may block, relative to when the server receives it (the server
 /// computes its own deadline, so the two clocks need not agree).
@@ -106,12 +107,12 @@ impl QueueObject {
         what: &str,
     ) -> Result<MutexGuard<'a, State>, ManagerError> {
         let deadline = match wait {
-            Wait::For(d) => Instant::now().checked_add(d),
+            Wait::For(d) => deadline_after(d),
             Wait::No | Wait::Forever => None,
         };
         while blocked(self, &g) {
-            if g.stopped || ctx.server.stopping() {
-                return Err(ManagerError::shut_down(format!(
+            if g.stopped || ctx.server_stopping() {
+                return Err(ManagerError::shutdown(format!(
                     "the manager shut down while waiting: the queue {what}"
                 )));
             }
@@ -229,7 +230,7 @@ impl Object for QueueObject {
 ///
 /// Blocking calls wait on the server, in the thread that serves this proxy's
 /// connection: other clients are not held up, and a blocked call ends with
-/// [`is_shut_down`](ManagerError::is_shut_down) if the manager shuts down. Each form
+/// [`is_shutdown`](ManagerError::is_shutdown) if the manager shuts down. Each form
 /// comes four ways: `put` (waits as long as it takes), `try_put` (never waits: a full
 /// queue is [`is_invalid_state`](ManagerError::is_invalid_state), Python's
 /// `queue.Full` from `put_nowait`), `put_timeout` and `put_deadline` (a timeout is
@@ -334,7 +335,7 @@ where
     /// `q.put(x)`).
     ///
     /// # Errors
-    /// [`is_shut_down`](ManagerError::is_shut_down) if the manager is gone or shuts
+    /// [`is_shutdown`](ManagerError::is_shutdown) if the manager is gone or shuts
     /// down while this waits; [`is_serialization`](ManagerError::is_serialization) if
     /// `item` does not serialize; an I/O error.
     ///
@@ -380,7 +381,7 @@ where
     /// assert!(q.put_timeout(2, Duration::from_millis(20)).unwrap_err().is_timeout());
     /// ```
     pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), ManagerError> {
-        match Instant::now().checked_add(timeout) {
+        match deadline_after(timeout) {
             Some(d) => self.put_deadline(item, d),
             None => self.put(item),
         }
@@ -408,7 +409,7 @@ where
     /// empty (Python's `q.get()`).
     ///
     /// # Errors
-    /// [`is_shut_down`](ManagerError::is_shut_down) if the manager is gone or shuts
+    /// [`is_shutdown`](ManagerError::is_shutdown) if the manager is gone or shuts
     /// down while this waits; [`is_wrong_type`](ManagerError::is_wrong_type) if the
     /// item does not decode as a `T`; an I/O error.
     ///
@@ -453,7 +454,7 @@ where
     /// assert!(q.get_timeout(Duration::from_millis(20)).unwrap_err().is_timeout());
     /// ```
     pub fn get_timeout(&self, timeout: Duration) -> Result<T, ManagerError> {
-        match Instant::now().checked_add(timeout) {
+        match deadline_after(timeout) {
             Some(d) => self.get_deadline(d),
             None => self.get(),
         }
@@ -478,7 +479,7 @@ where
     /// The number of items now (Python's `q.qsize()`).
     ///
     /// # Errors
-    /// [`is_shut_down`](ManagerError::is_shut_down) if the manager is gone; an I/O
+    /// [`is_shutdown`](ManagerError::is_shutdown) if the manager is gone; an I/O
     /// error.
     ///
     /// ```
@@ -542,7 +543,7 @@ impl Manager {
     /// `m.Queue(maxsize)`).
     ///
     /// # Errors
-    /// [`is_shut_down`](ManagerError::is_shut_down) if the manager is gone.
+    /// [`is_shutdown`](ManagerError::is_shutdown) if the manager is gone.
     ///
     /// ```
     /// let m = concur_process::Manager::start().unwrap();

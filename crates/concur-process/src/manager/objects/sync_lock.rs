@@ -9,6 +9,7 @@
 //! ([`Ctx::client`]), so every proxy (and every clone of one: a clone has its own
 //! connection) is a separate owner, as each Python thread is.
 
+use concur_core::time::deadline_after;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -16,8 +17,8 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::manager::error::{Kind, ManagerError};
+use crate::manager::object::{Ctx, Object};
 use crate::manager::protocol::{ObjKind, decode_op, encode};
-use crate::manager::server::{Ctx, Object};
 
 // ------------------------------------------------------------ shared machinery
 
@@ -63,7 +64,7 @@ impl<S> Guarded<S> {
             if ready(&mut g) {
                 return Ok((g, true));
             }
-            if self.stopped.load(Ordering::SeqCst) || ctx.server.stopping() {
+            if self.stopped.load(Ordering::SeqCst) || ctx.server_stopping() {
                 return Err(stopped());
             }
             let Some(slice) = Ctx::wait_slice(deadline) else {
@@ -92,7 +93,7 @@ impl<S> Guarded<S> {
 
 /// The error of a wait ended by the server stopping.
 fn stopped() -> ManagerError {
-    ManagerError::shut_down("the manager is shutting down")
+    ManagerError::shutdown("the manager is shutting down")
 }
 
 /// An error for a call the object's state forbids.
@@ -100,20 +101,9 @@ pub(crate) fn invalid(message: impl Into<String>) -> ManagerError {
     ManagerError::new(Kind::InvalidState, message)
 }
 
-/// The server-side deadline of an op's relative timeout (`None`: forever, also for a
-/// timeout too large to represent).
-pub(crate) fn deadline_of(timeout: Option<Duration>) -> Option<Instant> {
-    timeout.and_then(|t| Instant::now().checked_add(t))
-}
-
 /// The timeout an op carries for `deadline` (zero if it has passed).
 pub(crate) fn timeout_until(deadline: Instant) -> Option<Duration> {
     Some(deadline.saturating_duration_since(Instant::now()))
-}
-
-/// The deadline `timeout` from now, `None` if too large to represent (forever).
-pub(crate) fn after(timeout: Duration) -> Option<Instant> {
-    Instant::now().checked_add(timeout)
 }
 
 /// Declares a synchronization proxy type over a [`Handle`], with `Clone` (a new
@@ -189,7 +179,7 @@ macro_rules! acquire_forms {
         #[doc = concat!("Acquires ", $what, ", blocking until it is free (Python's `acquire()`).")]
         ///
         /// # Errors
-        /// [`is_shut_down`](ManagerError::is_shut_down) if the manager stops or is gone;
+        /// [`is_shutdown`](ManagerError::is_shutdown) if the manager stops or is gone;
         /// an I/O error.
         ///
         /// ```
@@ -231,7 +221,7 @@ macro_rules! acquire_forms {
         /// assert!(!other.acquire_timeout(Duration::from_millis(10)).unwrap());
         /// ```
         pub fn acquire_timeout(&self, timeout: Duration) -> Result<bool, ManagerError> {
-            match after(timeout) {
+            match deadline_after(timeout) {
                 Some(d) => self.acquire_deadline(d),
                 None => self.acquire().map(|()| true),
             }
@@ -290,7 +280,7 @@ impl Object for LockObject {
         let g = self.g.lock();
         match op {
             LockOp::Acquire(t) => {
-                let (_g, ok) = self.g.wait_until(ctx, g, deadline_of(t), |h| {
+                let (_g, ok) = self.g.wait_until(ctx, g, t.and_then(deadline_after), |h| {
                     h.is_none() && {
                         *h = Some(ctx.client);
                         true
@@ -434,22 +424,22 @@ impl Object for RLockObject {
         let me = ctx.client;
         match op {
             RLockOp::Acquire(t) => {
-                let (_g, ok) = self
-                    .g
-                    .wait_until(ctx, g, deadline_of(t), |o| match o.client {
-                        Some(c) if c == me => {
-                            o.count += 1;
-                            true
-                        }
-                        Some(_) => false,
-                        None => {
-                            *o = Owner {
-                                client: Some(me),
-                                count: 1,
-                            };
-                            true
-                        }
-                    })?;
+                let (_g, ok) =
+                    self.g
+                        .wait_until(ctx, g, t.and_then(deadline_after), |o| match o.client {
+                            Some(c) if c == me => {
+                                o.count += 1;
+                                true
+                            }
+                            Some(_) => false,
+                            None => {
+                                *o = Owner {
+                                    client: Some(me),
+                                    count: 1,
+                                };
+                                true
+                            }
+                        })?;
                 encode(&ok)
             }
             RLockOp::Release => {
@@ -571,7 +561,7 @@ impl crate::manager::Manager {
     /// A new shared lock (Python's `m.Lock()`). See [`Lock`].
     ///
     /// # Errors
-    /// [`is_shut_down`](ManagerError::is_shut_down) if the manager is gone.
+    /// [`is_shutdown`](ManagerError::is_shutdown) if the manager is gone.
     ///
     /// ```
     /// let m = concur_process::Manager::start().unwrap();
@@ -605,7 +595,7 @@ impl crate::manager::Manager {
     /// A new shared reentrant lock (Python's `m.RLock()`). See [`RLock`].
     ///
     /// # Errors
-    /// [`is_shut_down`](ManagerError::is_shut_down) if the manager is gone.
+    /// [`is_shutdown`](ManagerError::is_shutdown) if the manager is gone.
     ///
     /// ```
     /// let m = concur_process::Manager::start().unwrap();

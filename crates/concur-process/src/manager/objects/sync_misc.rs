@@ -5,17 +5,16 @@
 //! (`Lib/threading.py`): filling, draining (the parties of a completed round are
 //! leaving), resetting, broken.
 
+use concur_core::time::deadline_after;
 use std::collections::{HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::sync_lock::{
-    Guarded, acquire_forms, after, deadline_of, invalid, sync_proxy, timeout_until,
-};
+use super::sync_lock::{Guarded, acquire_forms, invalid, sync_proxy, timeout_until};
 use crate::manager::error::{Kind, ManagerError};
+use crate::manager::object::{Ctx, Object};
 use crate::manager::protocol::{ObjKind, decode_op, encode};
-use crate::manager::server::{Ctx, Object};
 
 // ----------------------------------------------------------------------- Event
 
@@ -73,9 +72,9 @@ impl Object for EventObject {
             EventOp::IsSet => encode(&g.flag),
             EventOp::Wait(t) => {
                 let seen = g.sets;
-                let (_g, ok) = self
-                    .g
-                    .wait_until(ctx, g, deadline_of(t), |s| s.flag || s.sets != seen)?;
+                let (_g, ok) = self.g.wait_until(ctx, g, t.and_then(deadline_after), |s| {
+                    s.flag || s.sets != seen
+                })?;
                 encode(&ok)
             }
         }
@@ -117,7 +116,7 @@ impl Event {
     /// Sets the flag and wakes every waiter. Does not block.
     ///
     /// # Errors
-    /// [`is_shut_down`](ManagerError::is_shut_down) if the manager stops or is gone;
+    /// [`is_shutdown`](ManagerError::is_shutdown) if the manager stops or is gone;
     /// an I/O error.
     ///
     /// ```
@@ -200,7 +199,7 @@ impl Event {
     /// assert!(!e.wait_timeout(Duration::from_millis(10)).unwrap());
     /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> Result<bool, ManagerError> {
-        match after(timeout) {
+        match deadline_after(timeout) {
             Some(d) => self.wait_deadline(d),
             None => self.wait().map(|()| true),
         }
@@ -293,7 +292,7 @@ impl Object for ConditionObject {
             CondOp::Acquire(t) => {
                 let (_g, ok) = self
                     .g
-                    .wait_until(ctx, g, deadline_of(t), |s| s.take(me, 1))?;
+                    .wait_until(ctx, g, t.and_then(deadline_after), |s| s.take(me, 1))?;
                 encode(&ok)
             }
             CondOp::Release => {
@@ -318,9 +317,10 @@ impl Object for ConditionObject {
                 g.next_ticket += 1;
                 g.waiting.push_back(ticket);
                 self.g.wake();
-                let (mut g, notified) = self
-                    .g
-                    .wait_until(ctx, g, deadline_of(t), |s| s.notified.remove(&ticket))?;
+                let (mut g, notified) =
+                    self.g.wait_until(ctx, g, t.and_then(deadline_after), |s| {
+                        s.notified.remove(&ticket)
+                    })?;
                 if !notified {
                     g.waiting.retain(|&w| w != ticket);
                 }
@@ -470,7 +470,7 @@ impl Condition {
     /// c.release().unwrap();
     /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> Result<bool, ManagerError> {
-        match after(timeout) {
+        match deadline_after(timeout) {
             Some(d) => self.wait_deadline(d),
             None => self.wait().map(|()| true),
         }
@@ -530,7 +530,7 @@ impl Condition {
         timeout: Duration,
         pred: impl FnMut() -> bool,
     ) -> Result<bool, ManagerError> {
-        match after(timeout) {
+        match deadline_after(timeout) {
             Some(d) => self.wait_for_deadline(d, pred),
             None => self.wait_for(pred).map(|()| true),
         }
@@ -649,7 +649,7 @@ impl BarrierObject {
     }
 
     fn wait(&self, ctx: &Ctx<'_>, timeout: Option<Duration>) -> Result<usize, ManagerError> {
-        let deadline = deadline_of(timeout);
+        let deadline = timeout.and_then(deadline_after);
         let g = self.g.lock();
         // Wait for the previous round to drain or a reset to finish.
         let (mut g, _) = self.g.wait_until(ctx, g, None, |s| {
@@ -778,7 +778,7 @@ impl Barrier {
     /// # Errors
     /// [`is_invalid_state`](ManagerError::is_invalid_state) if the barrier is or
     /// becomes broken (aborted, reset while waiting, another party timed out:
-    /// Python's `BrokenBarrierError`); [`is_shut_down`](ManagerError::is_shut_down)
+    /// Python's `BrokenBarrierError`); [`is_shutdown`](ManagerError::is_shutdown)
     /// if the manager stops or is gone.
     ///
     /// ```
@@ -805,7 +805,7 @@ impl Barrier {
     /// assert!(b.broken().unwrap());
     /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> Result<usize, ManagerError> {
-        match after(timeout) {
+        match deadline_after(timeout) {
             Some(d) => self.wait_deadline(d),
             None => self.wait(),
         }
@@ -830,7 +830,7 @@ impl Barrier {
     /// [`reset`](Self::reset). Does not block.
     ///
     /// # Errors
-    /// [`is_shut_down`](ManagerError::is_shut_down) if the manager is gone.
+    /// [`is_shutdown`](ManagerError::is_shutdown) if the manager is gone.
     ///
     /// ```
     /// let m = concur_process::Manager::start().unwrap();
@@ -907,7 +907,7 @@ impl crate::manager::Manager {
     /// A new shared event, not set (Python's `m.Event()`). See [`Event`].
     ///
     /// # Errors
-    /// [`is_shut_down`](ManagerError::is_shut_down) if the manager is gone.
+    /// [`is_shutdown`](ManagerError::is_shutdown) if the manager is gone.
     ///
     /// ```
     /// let m = concur_process::Manager::start().unwrap();
@@ -941,7 +941,7 @@ impl crate::manager::Manager {
     /// `m.Condition()`). See [`Condition`].
     ///
     /// # Errors
-    /// [`is_shut_down`](ManagerError::is_shut_down) if the manager is gone.
+    /// [`is_shutdown`](ManagerError::is_shutdown) if the manager is gone.
     ///
     /// ```
     /// let m = concur_process::Manager::start().unwrap();
@@ -974,7 +974,7 @@ impl crate::manager::Manager {
     ///
     /// # Errors
     /// [`is_invalid_state`](ManagerError::is_invalid_state) if `parties` is 0;
-    /// [`is_shut_down`](ManagerError::is_shut_down) if the manager is gone.
+    /// [`is_shutdown`](ManagerError::is_shutdown) if the manager is gone.
     ///
     /// ```
     /// let m = concur_process::Manager::start().unwrap();

@@ -2,17 +2,16 @@
 //! `Manager().Semaphore(n)` and `Manager().BoundedSemaphore(n)`), one server object
 //! that counts, per connection, the units each acquired and has not given back.
 
+use concur_core::time::deadline_after;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::sync_lock::{
-    Guarded, acquire_forms, after, deadline_of, invalid, sync_proxy, timeout_until,
-};
+use super::sync_lock::{Guarded, acquire_forms, invalid, sync_proxy, timeout_until};
 use crate::manager::error::ManagerError;
+use crate::manager::object::{Ctx, Object};
 use crate::manager::protocol::{ObjKind, decode_op, encode};
-use crate::manager::server::{Ctx, Object};
 
 #[derive(Serialize, Deserialize)]
 enum SemOp {
@@ -73,7 +72,7 @@ impl Object for SemaphoreObject {
         let g = self.g.lock();
         match op {
             SemOp::Acquire(t) => {
-                let (_g, ok) = self.g.wait_until(ctx, g, deadline_of(t), |s| {
+                let (_g, ok) = self.g.wait_until(ctx, g, t.and_then(deadline_after), |s| {
                     s.value > 0 && {
                         s.value -= 1;
                         *s.held.entry(ctx.client).or_insert(0) += 1;
@@ -191,7 +190,7 @@ impl Semaphore {
     ///
     /// # Errors
     /// [`is_invalid_state`](ManagerError::is_invalid_state) if the count would
-    /// overflow; [`is_shut_down`](ManagerError::is_shut_down) if the manager is gone.
+    /// overflow; [`is_shutdown`](ManagerError::is_shutdown) if the manager is gone.
     ///
     /// ```
     /// let m = concur_process::Manager::start().unwrap();
@@ -283,7 +282,7 @@ impl crate::manager::Manager {
     /// See [`Semaphore`].
     ///
     /// # Errors
-    /// [`is_shut_down`](ManagerError::is_shut_down) if the manager is gone.
+    /// [`is_shutdown`](ManagerError::is_shutdown) if the manager is gone.
     ///
     /// ```
     /// let m = concur_process::Manager::start().unwrap();
@@ -322,7 +321,7 @@ impl crate::manager::Manager {
     /// `m.BoundedSemaphore(value)`). See [`BoundedSemaphore`].
     ///
     /// # Errors
-    /// [`is_shut_down`](ManagerError::is_shut_down) if the manager is gone.
+    /// [`is_shutdown`](ManagerError::is_shutdown) if the manager is gone.
     ///
     /// ```
     /// let m = concur_process::Manager::start().unwrap();

@@ -12,8 +12,8 @@ use super::dict::{UpdateFn, run_update};
 use crate::manager::Manager;
 use crate::manager::client::Handle;
 use crate::manager::error::{Kind, ManagerError};
+use crate::manager::object::{Ctx, Object};
 use crate::manager::protocol::{ObjKind, decode, decode_op, encode};
-use crate::manager::server::{Ctx, Object};
 use crate::process::child;
 
 /// Runs the user's `F` on the stored value (as `dict`'s trampoline does, for a
@@ -175,7 +175,7 @@ where
     ///
     /// # Errors
     /// [`is_wrong_type`](ManagerError::is_wrong_type) if the stored value does not
-    /// decode as a `T`; [`is_shut_down`](ManagerError::is_shut_down) if the manager is
+    /// decode as a `T`; [`is_shutdown`](ManagerError::is_shutdown) if the manager is
     /// gone; an I/O error.
     ///
     /// ```
@@ -235,7 +235,7 @@ impl Manager {
     /// A new shared value, set to `initial` (Python's `m.Value(typecode, value)`).
     ///
     /// # Errors
-    /// [`is_shut_down`](ManagerError::is_shut_down) if the manager is gone;
+    /// [`is_shutdown`](ManagerError::is_shutdown) if the manager is gone;
     /// [`is_serialization`](ManagerError::is_serialization) if `initial` does not
     /// serialize.
     ///

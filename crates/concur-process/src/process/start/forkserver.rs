@@ -1,7 +1,7 @@
-//! The parent's side of [`StartMethod::ForkServer`](super::StartMethod::ForkServer):
-//! the one fork server of this process (started on first use), the request that makes
-//! a child, and the status pipe through which a served child's exit status arrives.
-//! The server's side, and the whole protocol, are described in `server`.
+//! [`StartMethod::ForkServer`](crate::StartMethod::ForkServer), the parent's side: the
+//! one fork server of this process (started on first use), the request that makes a
+//! child, and the status pipe through which a served child's exit status arrives. The
+//! server's side, and the whole protocol, are described in `forkserver/server.rs`.
 //!
 //! A served child is not our child but the server's, so `waitid` cannot tell its
 //! status: the server reaps it and writes the status to a pipe whose read end is
@@ -19,12 +19,16 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::NO_EXIT;
-use super::child::Role;
-use super::launcher;
-use super::protocol::{self, Failure, Hello, Identity, Reply, Request, Welcome};
+mod server;
+
+pub(super) use server::server_main;
+
+use super::{Launch, NO_EXIT, Started, control, launcher};
+use crate::code::FnOffset;
 use crate::connection::Connection;
 use crate::error::ProcessError;
+use crate::process::child::Role;
+use crate::process::protocol::{self, Failure, Hello, Identity, Reply, Request, Welcome};
 use crate::sys::proc::{self as sys, Exit, StatusRead};
 use crate::sys::socket;
 
@@ -34,7 +38,7 @@ use crate::sys::socket;
 const SERVER_PATIENCE: Duration = Duration::from_secs(60);
 
 /// The exit status of a child made by the fork server, as the server reports it.
-pub(crate) struct Served {
+pub(crate) struct Status {
     /// The read end of the status pipe (non-blocking).
     status: OwnedFd,
     /// Makes reading the status and recording it one step, so a reader that finds the
@@ -42,7 +46,7 @@ pub(crate) struct Served {
     reading: Mutex<()>,
 }
 
-impl Served {
+impl Status {
     /// The status pipe, readable once the status arrived (or the server died).
     pub(crate) fn fd(&self) -> BorrowedFd<'_> {
         self.status.as_fd()
@@ -64,11 +68,29 @@ impl Served {
     }
 }
 
-/// A child the server made.
-pub(crate) struct Forked {
-    pub(crate) pid: u32,
-    pub(crate) pidfd: OwnedFd,
-    pub(crate) served: Served,
+/// The parent's side of a start: ask the server for the child, then send the child its
+/// arguments straight over its control socket.
+pub(super) fn start(launch: Launch<'_>) -> Result<(Started, Connection), ProcessError> {
+    let identity = (launch.identity)()?;
+    let (parent_end, child_end) = socket::socketpair().map_err(ProcessError::spawn)?;
+    let offset = FnOffset::of(launch.trampoline).raw();
+    let started = fork(&identity, offset, launch.name, child_end.as_fd())?;
+    drop(child_end);
+    let control = control(parent_end);
+    let borrowed: Vec<BorrowedFd<'_>> = launch.fds.iter().map(|f| f.as_fd()).collect();
+    match control.send_frame(&launch.args, &borrowed) {
+        // A child that died already is reported by join, with its status.
+        Err(e) if !e.is_eof() => {
+            let _ = sys::signal(started.pidfd(), true);
+            return Err(if e.is_too_large() {
+                ProcessError::serialization(format!("the arguments are too large: {e}"))
+            } else {
+                ProcessError::spawn(e.into())
+            });
+        }
+        _ => {}
+    }
+    Ok((started, control))
 }
 
 /// This process's fork server.
@@ -86,12 +108,12 @@ static SERVER: Mutex<Option<Server>> = Mutex::new(None);
 /// died) for a child that runs the trampoline at `offset`, with `control` as its
 /// control socket. Blocks for one round trip to the server (and its start, the first
 /// time).
-pub(crate) fn fork(
+fn fork(
     identity: &Identity,
     offset: i64,
     name: &str,
     control: BorrowedFd<'_>,
-) -> Result<Forked, ProcessError> {
+) -> Result<Started, ProcessError> {
     let body = postcard::to_stdvec(&Request {
         offset,
         name: os_name(name).to_owned(),
@@ -111,10 +133,10 @@ pub(crate) fn fork(
         let Some(server) = g.as_ref() else { break };
         match request(server, &body, control, status_w.as_fd()) {
             Ok(Ok((pid, pidfd))) => {
-                return Ok(Forked {
+                return Ok(Started::Served {
                     pid,
                     pidfd,
-                    served: Served {
+                    status: Status {
                         status: status_r,
                         reading: Mutex::new(()),
                     },

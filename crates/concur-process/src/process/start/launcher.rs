@@ -15,7 +15,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::sync::{Mutex, PoisonError};
 
-use super::child::{self, ForkPayload};
+use crate::process::child;
 use crate::sys::proc as sys;
 
 type Job = Box<dyn FnOnce() + Send>;
@@ -65,7 +65,7 @@ fn on_launcher<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> io:
 
 /// Starts `/proc/self/exe` as a spawned child (or a fork server, by `role`) that
 /// inherits `child_end` as its control socket. Returns its pid.
-pub(crate) fn spawn_exec(child_end: OwnedFd, role: child::Role) -> io::Result<u32> {
+pub(super) fn spawn_exec(child_end: OwnedFd, role: child::Role) -> io::Result<u32> {
     on_launcher(move || exec_child(&child_end, role))?
 }
 
@@ -98,18 +98,22 @@ fn exec_child(child_end: &OwnedFd, role: child::Role) -> io::Result<u32> {
     Ok(child.id())
 }
 
-/// Forks a child that runs `payload`. Returns its pid.
+/// Forks a child that runs `child_main` (which never returns: it ends with `_exit`,
+/// hence its uninhabited return type). Returns its pid.
 ///
 /// The fork happens on the launcher thread, so the child is a copy of the process with
 /// only that thread, whose state at the fork is known: it is running this job.
-pub(crate) fn fork(payload: ForkPayload) -> io::Result<u32> {
+pub(super) fn fork(
+    child_main: impl FnOnce() -> std::convert::Infallible + Send + 'static,
+) -> io::Result<u32> {
     on_launcher(move || {
-        // SAFETY: the child only runs `fork_child_main`, which ends with `_exit`. At the
-        // fork, the caller that asked for it waits on a channel holding no lock, and
-        // the other threads are either this crate's idle helpers or ones the caller
-        // accepted by forcing the fork (see `StartMethod::Fork`).
+        // SAFETY: the child only runs `child_main`, which ends with `_exit` (fork.rs's
+        // `fork_child_main`). At the fork, the caller that asked for it waits on a
+        // channel holding no lock, and the other threads are either this crate's idle
+        // helpers or ones the caller accepted by forcing the fork (see
+        // `StartMethod::Fork`).
         match unsafe { sys::fork() } {
-            Ok(None) => child::fork_child_main(payload),
+            Ok(None) => match child_main() {},
             Ok(Some(pid)) => Ok(pid),
             Err(e) => Err(e),
         }

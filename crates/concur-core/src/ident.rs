@@ -1,4 +1,5 @@
-//! Thread identity: a process-unique, never-reused, non-zero `u64` per thread.
+//! Thread identity: a process-unique, never-reused, non-zero `u64` per thread. Below
+//! `thread` (which re-exports [`get_ident`]) and `deadlock` (which names threads by it).
 
 use crate::shim::atomic::{AtomicU64, Ordering};
 use std::cell::Cell;
@@ -42,7 +43,7 @@ pub fn get_ident() -> u64 {
         if v != 0 {
             v
         } else {
-            let v = if !cfg!(concur_loom) && super::sys::is_main_os_thread() {
+            let v = if !cfg!(concur_loom) && crate::sys::is_main_os_thread() {
                 MAIN_IDENT
             } else {
                 NEXT_IDENT.fetch_add(1, Ordering::Relaxed)
@@ -51,4 +52,10 @@ pub fn get_ident() -> u64 {
             v
         }
     })
+}
+
+/// The main thread's ident where the platform tells the main thread apart (the
+/// reserved [`MAIN_IDENT`]), else `None`.
+pub(crate) fn main_ident() -> Option<u64> {
+    crate::sys::KNOWS_MAIN_THREAD.then_some(MAIN_IDENT)
 }

@@ -41,9 +41,10 @@ use std::time::Instant;
 
 use rustix::event::{PollFd, PollFlags};
 
-use super::child::{self, Trampoline};
-use super::protocol::{self, Failure, Hello, Identity, Reply, Request, Welcome};
+use crate::code::FnOffset;
 use crate::connection::Connection;
+use crate::process::child::{self, Trampoline};
+use crate::process::protocol::{self, Failure, Hello, Identity, Reply, Request, Welcome};
 use crate::sys::proc as sys;
 use crate::sys::socket;
 
@@ -277,8 +278,7 @@ fn worker_main(control: OwnedFd, server: u32, req: Request) -> ! {
     // SAFETY: the server runs the very binary its parent runs (checked by `greet`),
     // this process is a copy of the server, and the parent made the offset with
     // `FnOffset::of` from a `Trampoline`.
-    let t: Trampoline =
-        unsafe { crate::code::FnOffset::<Trampoline>::from_raw(req.offset).resolve() };
+    let t: Trampoline = unsafe { FnOffset::<Trampoline>::from_raw(req.offset).resolve() };
     let code = panic::catch_unwind(AssertUnwindSafe(|| {
         child::run(t, &args, fds, &control, &req.name)
     }))

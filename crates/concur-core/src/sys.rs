@@ -1,4 +1,5 @@
-//! The OS-specific part of `thread`: native thread ids and recognising the main thread.
+//! The OS-specific part of the thread tier: native thread ids and recognising the main
+//! thread (used by `ident` and `thread`).
 //!
 //! Linux: `gettid()` (glibc >= 2.30, musl); the main thread is the one whose tid is the
 //! pid, and it always gets the reserved ident `MAIN_IDENT`, so `main_thread()` knows
@@ -23,10 +24,9 @@ mod imp {
         native_id() == Some(u64::from(std::process::id()))
     }
 
-    /// The main thread's ident: reserved, see `ident.rs`.
-    pub(crate) fn main_ident() -> Option<u64> {
-        Some(crate::thread::ident::MAIN_IDENT)
-    }
+    /// Whether this platform tells the main thread from any thread (so its ident is
+    /// the reserved one, see `ident.rs`).
+    pub(crate) const KNOWS_MAIN_THREAD: bool = true;
 
     pub(crate) fn main_native_id() -> Option<u64> {
         Some(u64::from(std::process::id()))
@@ -38,9 +38,7 @@ mod imp {
     pub(crate) fn native_id() -> Option<u64> {
         None
     }
-    pub(crate) fn main_ident() -> Option<u64> {
-        None
-    }
+    pub(crate) const KNOWS_MAIN_THREAD: bool = false;
     pub(crate) fn is_main_os_thread() -> bool {
         false
     }
@@ -49,4 +47,4 @@ mod imp {
     }
 }
 
-pub(crate) use imp::{is_main_os_thread, main_ident, main_native_id, native_id};
+pub(crate) use imp::{KNOWS_MAIN_THREAD, is_main_os_thread, main_native_id, native_id};
