@@ -150,11 +150,20 @@ impl WorkerSpec {
     /// Starts the worker in a child process of this test binary, and waits until it
     /// has joined the pool (it then handles SIGTERM by draining).
     pub(crate) fn spawn(&self) -> WorkerProcess {
+        self.spawn_with(worker_main)
+    }
+
+    /// [`spawn`](Self::spawn) with a worker body of the test's own (one that adds an
+    /// initializer, say).
+    pub(crate) fn spawn_with<F>(&self, main: F) -> WorkerProcess
+    where
+        F: Fn(WorkerSpec) -> WorkerStats + Copy + 'static,
+    {
         let p = Process::builder()
             .start_method(StartMethod::Spawn)
             .daemon(true)
             .name("concur-test-worker")
-            .spawn(worker_main, self.clone())
+            .spawn(main, self.clone())
             .expect("start a worker process");
         let w = WorkerProcess { p };
         let tag = format!(":{}:", w.pid());
