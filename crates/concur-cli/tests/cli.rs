@@ -384,9 +384,10 @@ fn bench_cluster_suite_measures_concur_beside_a_bare_redis_client() {
     let results = doc["results"].as_array().expect("results array");
     for (case, subject) in [
         ("submit-result", "concur RedisExecutor (2 workers)"),
-        ("submit-result", "bare redis XADD/XREADGROUP/MULTI"),
+        ("submit-result", "bare redis, MULTI per task"),
+        ("submit-result", "bare redis, MULTIs pipelined"),
         ("round-trip", "concur RedisExecutor call+result"),
-        ("round-trip", "bare redis XADD/XREADGROUP/MULTI"),
+        ("round-trip", "bare redis, MULTI per task"),
         ("map", "concur RedisExecutor::map (chunks of 10,000)"),
         ("reclaim", "concur worker SIGKILLed mid-task (lease 1 s)"),
     ] {
@@ -402,7 +403,7 @@ fn bench_cluster_suite_measures_concur_beside_a_bare_redis_client() {
             rs.iter().find(|r| {
                 r["suite"] == "cluster"
                     && r["case"] == "submit-result"
-                    && r["anchor"] == "bare redis XADD/XREADGROUP/MULTI"
+                    && r["anchor"] == "bare redis, MULTIs pipelined"
             })
         })
         .expect("a ratio against the bare client");

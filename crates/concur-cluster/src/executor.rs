@@ -232,16 +232,17 @@ impl RedisExecutorBuilder {
             state: Mutex::new(State::default()),
             changed: Condvar::new(),
             ops: Mutex::new(Ops::default()),
+            conn: Mutex::new(con),
             ops_ready: Condvar::new(),
             stop: AtomicBool::new(false),
             reader: OnceLock::new(),
             late: AtomicU64::new(0),
         });
         let writer = {
-            let (s, c) = (shared.clone(), con);
+            let s = shared.clone();
             std::thread::Builder::new()
                 .name("concur-cluster-writer".into())
-                .spawn(move || writer(&s, c))
+                .spawn(move || writer(&s))
                 .map_err(|e| ClusterError::local(format!("cannot start a thread: {e}")))?
         };
         let reader = {
@@ -311,6 +312,9 @@ struct Shared {
     changed: Condvar,
     ops: Mutex<Ops>,
     ops_ready: Condvar,
+    /// The writer's connection (also used by a submit that finds nothing in flight and
+    /// the writer idle: it sends its entry itself, saving the writer's wake-up).
+    conn: Mutex<Conn>,
     /// The threads stop (after the writer's queue is empty).
     stop: AtomicBool,
     reader: OnceLock<ThreadId>,
@@ -336,6 +340,25 @@ impl Shared {
             self.changed.notify_all();
         }
         p
+    }
+
+    /// Sends `env` from this thread if the writer is idle with nothing queued (one
+    /// task at a time: no batch to gain, and one wake-up less on its way). False if
+    /// the writer should send it (it is busy, or this send failed and it retries).
+    fn send_direct(&self, env: &Envelope) -> bool {
+        {
+            let o = lock(&self.ops);
+            if !(o.q.is_empty() && o.writer_waiting) {
+                return false;
+            }
+        }
+        let Ok(mut con) = self.conn.try_lock() else {
+            return false;
+        };
+        let mut pipe = redis::pipe();
+        pipe.cmd("XADD").arg(self.keys.tasks()).arg("*");
+        env.write_fields(&mut pipe);
+        con.call(|c| pipe.query::<()>(c)).is_ok()
     }
 
     /// Waits on `changed` (counted as a waiter).
@@ -549,6 +572,7 @@ impl RedisExecutor {
         };
         let promise = Promise::new();
         let fut = promise.future();
+        let alone;
         {
             let mut st = lock(&s.state);
             loop {
@@ -579,9 +603,13 @@ impl RedisExecutor {
                     deadline,
                 },
             );
+            alone = st.pending.len() == 1;
         }
         tracing::debug_span!("submit", pool = %s.cfg.pool, task = %env.id)
             .in_scope(|| tracing::debug!(kind = kind.as_str(), name = %env.name, "queued"));
+        if alone && s.send_direct(&env) {
+            return Ok(fut);
+        }
         s.queue(Op::Add(env));
         Ok(fut)
     }
@@ -796,7 +824,7 @@ fn shutdown(s: &Arc<Shared>, wait: bool, cancel_futures: bool) -> Result<(), Tas
 
 // ---- the writer ------------------------------------------------------------------------------
 
-fn writer(s: &Arc<Shared>, mut con: Conn) {
+fn writer(s: &Arc<Shared>) {
     let mut backoff = Backoff::default();
     loop {
         let batch: Vec<Op> = {
@@ -844,7 +872,8 @@ fn writer(s: &Arc<Shared>, mut con: Conn) {
             }
         }
         loop {
-            match con.call(|c| pipe.query::<()>(c)) {
+            let sent = lock(&s.conn).call(|c| pipe.query::<()>(c));
+            match sent {
                 Ok(()) => {
                     backoff.reset();
                     break;

@@ -6,9 +6,11 @@
 //! - `submit-result`: N tiny tasks (`x + 1`) submitted, then every result read and
 //!   checked. concur: a `RedisExecutor` and 2 worker processes of this binary (one slot
 //!   each, the default process-pool local executor). The bare harness (the engine's
-//!   ceiling): pipelined `XADD`s of the tasks, 2 worker threads each `XREADGROUP COUNT
-//!   16` and answering every entry with `MULTI { XADD result; XACK }`, the caller
-//!   reading the result stream. Celery (2 prefork processes), Dramatiq (2 processes)
+//!   ceiling), in two forms: pipelined `XADD`s of the tasks, 2 worker threads each
+//!   `XREADGROUP COUNT 16` and answering every entry with `MULTI { XADD result; XACK }`,
+//!   the caller reading the result stream; the MULTIs sent one round trip each (the
+//!   harness the issue measured at ~17,700 tasks/s) or all of a batch's in one round
+//!   trip (the strongest form). Celery (2 prefork processes), Dramatiq (2 processes)
 //!   and RQ (2 workers) through `cluster_anchors.py` in the bench's virtual environment
 //!   (`scripts/bench-venv.sh`; skipped with a note without it, and in `--quick` runs).
 //! - `round-trip`: one task at a time, submit → result; the median of K round trips.
@@ -141,14 +143,26 @@ pub(crate) fn run_suite(
         },
         Subject {
             case: "submit-result",
-            name: "bare redis XADD/XREADGROUP/MULTI",
+            name: "bare redis, MULTI per task",
             family: Family::Submit,
             origin: Origin::RedisBare,
             threads: WORKERS,
             ops: sizes.tasks,
             run: Box::new({
                 let (url, n) = (url.clone(), sizes.tasks);
-                move || bare::submit(&url, n)
+                move || bare::submit(&url, n, false)
+            }),
+        },
+        Subject {
+            case: "submit-result",
+            name: "bare redis, MULTIs pipelined",
+            family: Family::Submit,
+            origin: Origin::RedisBare,
+            threads: WORKERS,
+            ops: sizes.tasks,
+            run: Box::new({
+                let (url, n) = (url.clone(), sizes.tasks);
+                move || bare::submit(&url, n, true)
             }),
         },
     ];
@@ -187,14 +201,14 @@ pub(crate) fn run_suite(
     });
     subjects.push(Subject {
         case: "round-trip",
-        name: "bare redis XADD/XREADGROUP/MULTI",
+        name: "bare redis, MULTI per task",
         family: Family::Submit,
         origin: Origin::RedisBare,
         threads: WORKERS,
         ops: 1,
         run: Box::new({
             let (url, k) = (url.clone(), sizes.round_trips);
-            move || bare::round_trip(&url, k)
+            move || bare::round_trip(&url, k, false)
         }),
     });
     if let (Some(py), Some(script)) = (&venv, &script) {
@@ -510,11 +524,14 @@ mod bare {
     }
 
     /// Two worker threads: `XREADGROUP COUNT 16`, then per entry `MULTI { XADD
-    /// result; XACK }` (pipelined over the batch), until `stop`.
+    /// result; XACK }`: each its own round trip (the harness as first measured), or
+    /// with `pipelined` all of a batch's in one round trip (the strongest form), until
+    /// `stop`.
     fn workers(
         url: &str,
         k: &Keys,
         stop: &Arc<AtomicBool>,
+        pipelined: bool,
     ) -> Result<Vec<std::thread::JoinHandle<()>>, String> {
         let mut con = connect(url)?;
         redis::cmd("XGROUP")
@@ -564,8 +581,14 @@ mod bare {
                             .ignore();
                         pipe.cmd("XACK").arg(&tasks).arg(GROUP).arg(&id).ignore();
                         pipe.cmd("EXEC").ignore();
+                        if !pipelined {
+                            if pipe.query::<()>(&mut con).is_err() {
+                                return;
+                            }
+                            pipe.clear();
+                        }
                     }
-                    if pipe.query::<()>(&mut con).is_err() {
+                    if pipelined && pipe.query::<()>(&mut con).is_err() {
                         return;
                     }
                 }
@@ -648,10 +671,10 @@ mod bare {
         Ok(sum)
     }
 
-    pub(super) fn submit(url: &str, n: u64) -> Result<f64, String> {
+    pub(super) fn submit(url: &str, n: u64, pipelined: bool) -> Result<f64, String> {
         let k = keys();
         let stop = Arc::new(AtomicBool::new(false));
-        let handles = workers(url, &k, &stop)?;
+        let handles = workers(url, &k, &stop, pipelined)?;
         let mut con = connect(url)?;
         let begin = Instant::now();
         for chunk in (0..n).collect::<Vec<_>>().chunks(512) {
@@ -678,10 +701,10 @@ mod bare {
         Ok(per_op(elapsed, n))
     }
 
-    pub(super) fn round_trip(url: &str, k_trips: u64) -> Result<f64, String> {
+    pub(super) fn round_trip(url: &str, k_trips: u64, pipelined: bool) -> Result<f64, String> {
         let k = keys();
         let stop = Arc::new(AtomicBool::new(false));
-        let handles = workers(url, &k, &stop)?;
+        let handles = workers(url, &k, &stop, pipelined)?;
         let mut con = connect(url)?;
         let mut last = "0-0".to_owned();
         let mut times = Vec::with_capacity(k_trips as usize);
