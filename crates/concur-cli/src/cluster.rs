@@ -11,7 +11,7 @@ use concur::cluster::{LocalExecutor, RedisServer, Worker, WorkerStats};
 use concur::process::{Process, StartMethod};
 use serde::{Deserialize, Serialize};
 
-use crate::{Outcome, WorkerArgs};
+use crate::{DeadLetterArgs, Outcome, PoolArgs, WorkerArgs};
 
 /// The pool the demo tasks run in unless `--pool` says otherwise.
 pub(crate) const DEMO_POOL: &str = "concur-demo";
@@ -267,6 +267,96 @@ pub(crate) fn run_worker(args: &WorkerArgs) -> io::Result<Outcome> {
             "stopped: {} done, {} failed, {} retried, {} dead-lettered, {} late",
             s.completed, s.failed, s.retried, s.dead_lettered, s.late
         )?;
+    }
+    Ok(Outcome::Passed)
+}
+
+/// The age of a heartbeat, short.
+fn ago(ms: Option<u64>) -> String {
+    match ms {
+        None => "gone".to_owned(),
+        Some(ms) if ms < 10_000 => format!("{:.1} s ago", ms as f64 / 1e3),
+        Some(ms) => format!("{} s ago", ms / 1000),
+    }
+}
+
+/// `concur cluster status`.
+pub(crate) fn status(args: &PoolArgs) -> io::Result<Outcome> {
+    let admin =
+        concur::cluster::PoolAdmin::connect(&args.redis, &args.pool).map_err(io::Error::other)?;
+    let s = admin.status().map_err(io::Error::other)?;
+    let mut out = io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &s)?;
+        writeln!(out)?;
+        return Ok(Outcome::Passed);
+    }
+    let count = |k: &str| s.counters.get(k).copied().unwrap_or(0);
+    writeln!(out, "pool {} (lease {} ms)", s.pool, s.lease_ms)?;
+    writeln!(
+        out,
+        "  queued {}  in flight {}  dead letters {}",
+        s.queued, s.in_flight, s.dead_letters
+    )?;
+    writeln!(
+        out,
+        "  completed {}  failed {}  retried {}  late {}  bad {}",
+        count("completed"),
+        count("failed"),
+        count("retried"),
+        count("late"),
+        count("bad")
+    )?;
+    writeln!(out, "workers ({}):", s.workers.len())?;
+    writeln!(
+        out,
+        "  {:<28} {:>7} {:>5} {:>7} {:>7}  last heartbeat",
+        "host", "pid", "slots", "running", "pending"
+    )?;
+    for w in &s.workers {
+        let host: String = w.host.chars().take(28).collect();
+        writeln!(
+            out,
+            "  {host:<28} {:>7} {:>5} {:>7} {:>7}  {}",
+            w.pid,
+            w.slots,
+            w.running,
+            w.pending,
+            ago(w.last_beat_ms_ago)
+        )?;
+    }
+    Ok(Outcome::Passed)
+}
+
+/// `concur cluster dead-letters`.
+pub(crate) fn dead_letters(args: &DeadLetterArgs) -> io::Result<Outcome> {
+    let p = &args.pool;
+    let admin = concur::cluster::PoolAdmin::connect(&p.redis, &p.pool).map_err(io::Error::other)?;
+    let mut out = io::stdout().lock();
+    if let Some(id) = &args.requeue {
+        admin.requeue(id).map_err(io::Error::other)?;
+        writeln!(out, "requeued {id}")?;
+        return Ok(Outcome::Passed);
+    }
+    let list = admin.dead_letters(args.count).map_err(io::Error::other)?;
+    if p.json {
+        serde_json::to_writer_pretty(&mut out, &list)?;
+        writeln!(out)?;
+        return Ok(Outcome::Passed);
+    }
+    writeln!(out, "{} dead letter(s) in pool {}", list.len(), p.pool)?;
+    for d in &list {
+        let name: String = d.name.as_deref().unwrap_or("?").chars().take(40).collect();
+        writeln!(
+            out,
+            "  {}  {}  {}  attempt {}",
+            d.id,
+            d.task.as_deref().unwrap_or("?"),
+            name,
+            d.attempt.map_or("?".to_owned(), |a| a.to_string())
+        )?;
+        let msg: String = d.message.chars().take(90).collect();
+        writeln!(out, "      {}: {msg}", d.cause)?;
     }
     Ok(Outcome::Passed)
 }

@@ -2,7 +2,8 @@
 //!
 //! - `concur tour` runs the project's live experiments and checks what they show;
 //! - `concur bench` measures concur side by side with its anchors;
-//! - `concur worker` serves a cluster pool's demo tasks (the built-in worker).
+//! - `concur worker` serves a cluster pool's demo tasks (the built-in worker);
+//! - `concur cluster status` / `dead-letters` watch a cluster pool.
 //!
 //! Exit codes: 0 everything passed, 1 a step or check failed (or the run itself
 //! failed, e.g. stdout was closed), 2 bad usage (clap).
@@ -33,6 +34,47 @@ enum Command {
     /// Serve a cluster pool: take its tasks from Redis and run them here (the demo tasks
     /// of this binary), until Ctrl-C or SIGTERM.
     Worker(WorkerArgs),
+    /// Watch a cluster pool: its workers, queue, counters and dead letters.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+}
+
+/// `concur cluster ...`.
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// The pool's workers (host, pid, slots, running tasks, last heartbeat), queue
+    /// depth, tasks in flight, retries and dead letters.
+    Status(PoolArgs),
+    /// The pool's dead letters with their causes; `--requeue ID` puts one back.
+    DeadLetters(DeadLetterArgs),
+}
+
+/// Which pool, on which Redis.
+#[derive(Debug, clap::Args)]
+pub struct PoolArgs {
+    /// The Redis: redis://[user:password@]host:port/db.
+    #[arg(long)]
+    pub redis: String,
+    /// The pool.
+    #[arg(long, default_value = cluster::DEMO_POOL)]
+    pub pool: String,
+    /// One JSON document instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Options of `concur cluster dead-letters`.
+#[derive(Debug, clap::Args)]
+pub struct DeadLetterArgs {
+    /// Which pool.
+    #[command(flatten)]
+    pub pool: PoolArgs,
+    /// How many to list (oldest first).
+    #[arg(long, default_value_t = 20)]
+    pub count: usize,
+    /// Put this dead letter back in the task stream (a fresh first attempt).
+    #[arg(long)]
+    pub requeue: Option<String>,
 }
 
 /// Options of `concur worker`.
@@ -138,6 +180,8 @@ fn main() -> ExitCode {
         Command::Tour(args) => tour::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Worker(args) => cluster::run_worker(args),
+        Command::Cluster(ClusterCommand::Status(args)) => cluster::status(args),
+        Command::Cluster(ClusterCommand::DeadLetters(args)) => cluster::dead_letters(args),
     };
     match result {
         Ok(Outcome::Passed) => ExitCode::SUCCESS,

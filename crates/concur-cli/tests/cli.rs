@@ -488,3 +488,45 @@ fn the_worker_command_serves_a_pool_and_drains_on_sigterm() {
     let stats: Value = serde_json::from_str(out.trim()).expect("final counters as JSON");
     assert_eq!(stats["bad_entries"], 1, "{stats}");
 }
+
+/// `concur cluster status` and `dead-letters` read a pool (here an empty one).
+#[test]
+fn cluster_status_and_dead_letters_read_a_pool() {
+    let redis = concur::cluster::RedisServer::start().expect("redis-server");
+    let url = redis.url();
+    let run = concur(&["cluster", "status", "--redis", &url, "--pool", "empty"]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(run.stdout.contains("pool empty"), "{}", run.stdout);
+    assert!(
+        run.stdout.lines().all(|l| l.chars().count() <= 100),
+        "{}",
+        run.stdout
+    );
+    let run = concur(&[
+        "cluster", "status", "--redis", &url, "--pool", "empty", "--json",
+    ]);
+    let doc = json(&run);
+    assert_eq!(doc["queued"], 0);
+    assert_eq!(doc["workers"], serde_json::json!([]));
+    let run = concur(&[
+        "cluster",
+        "dead-letters",
+        "--redis",
+        &url,
+        "--pool",
+        "empty",
+        "--json",
+    ]);
+    assert_eq!(json(&run), serde_json::json!([]));
+    let run = concur(&[
+        "cluster",
+        "dead-letters",
+        "--redis",
+        &url,
+        "--pool",
+        "empty",
+        "--requeue",
+        "1-1",
+    ]);
+    assert_eq!(run.code, Some(1), "requeueing a missing dead letter fails");
+}

@@ -68,6 +68,14 @@
 //!   Entries that are malformed, oversized or undecodable are dead-lettered with a
 //!   cause; they never crash or stall a worker.
 //!
+//! ## Watching a pool
+//!
+//! [`PoolAdmin`] shows a pool's workers (host, pid, slots, running tasks, last
+//! heartbeat), its queue depth, tasks in flight, counters (retries, late completions
+//! dropped, dead letters) and lists the dead letters with their causes; one can be
+//! requeued. `concur cluster status --redis URL` and `concur cluster dead-letters` print
+//! the same from the command line.
+//!
 //! ## Python → concur
 //!
 //! | Python (Celery / RQ / Dramatiq) | here |
@@ -92,6 +100,7 @@
 //! and its files on drop. Workers can run in child processes of the test binary
 //! ([`concur_process::Process`] with a function that calls [`Worker::run`]).
 
+mod admin;
 mod conn;
 mod envelope;
 mod error;
@@ -102,6 +111,7 @@ mod server;
 mod task;
 mod worker;
 
+pub use admin::{DeadLetter, PoolAdmin, PoolStatus, WorkerInfo};
 pub use error::ClusterError;
 pub use executor::{RedisExecutor, RedisExecutorBuilder};
 pub use server::{RedisServer, RedisServerBuilder};

@@ -270,7 +270,11 @@ fn retry_or_bury(s: &Shared, pipe: &mut redis::Pipeline, id: &str, env: Envelope
         let outcome = Outcome::dead(attempt, Outcome::lost(attempt));
         let mut fields = owned(env.fields());
         fields.push(("cause_status".into(), b"lost".to_vec()));
-        fields.push(("cause_msg".into(), outcome.message.clone().into_bytes()));
+        let why = format!(
+            "the worker holding it was lost at attempt {attempt} of {}",
+            env.max_attempts.max(1)
+        );
+        fields.push(("cause_msg".into(), why.into_bytes()));
         push_move(
             s,
             pipe,
