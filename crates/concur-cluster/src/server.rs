@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 pub struct RedisServerBuilder {
     aof: bool,
     password: Option<String>,
+    bind: Vec<String>,
     args: Vec<String>,
 }
 
@@ -27,6 +28,13 @@ impl RedisServerBuilder {
     /// Requires this password (`requirepass`); [`RedisServer::url`] includes it.
     pub fn password(mut self, password: impl Into<String>) -> Self {
         self.password = Some(password.into());
+        self
+    }
+
+    /// Listens on `addr` too, besides 127.0.0.1 (for peers in other network
+    /// namespaces or on other machines; give it a [password](Self::password)).
+    pub fn bind(mut self, addr: &str) -> Self {
+        self.bind.push(addr.to_owned());
         self
     }
 
@@ -98,6 +106,15 @@ impl RedisServer {
         }
     }
 
+    /// The URL of database `0` at another of its addresses (see
+    /// [`RedisServerBuilder::bind`]).
+    pub fn url_at(&self, host: &str) -> String {
+        match &self.cfg.password {
+            Some(p) => format!("redis://:{p}@{host}:{}/0", self.port),
+            None => format!("redis://{host}:{}/0", self.port),
+        }
+    }
+
     /// Its port on 127.0.0.1.
     pub fn port(&self) -> u16 {
         self.port
@@ -139,7 +156,9 @@ impl RedisServer {
         let mut cmd = Command::new(&self.bin);
         cmd.arg("--port")
             .arg(self.port.to_string())
-            .args(["--bind", "127.0.0.1", "--save", "", "--daemonize", "no"])
+            .args(["--bind", "127.0.0.1"])
+            .args(&self.cfg.bind)
+            .args(["--save", "", "--daemonize", "no"])
             .arg("--dir")
             .arg(&self.dir)
             .args(["--appendonly", if self.cfg.aof { "yes" } else { "no" }])

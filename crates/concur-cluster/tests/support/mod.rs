@@ -81,6 +81,8 @@ pub(crate) struct WorkerSpec {
     pub(crate) prefetch: Option<usize>,
     pub(crate) max_payload: Option<usize>,
     pub(crate) drain_ms: u64,
+    /// The network namespace to run in (`/run/netns/<name>`), if any.
+    pub(crate) netns: Option<String>,
 }
 
 impl WorkerSpec {
@@ -95,6 +97,7 @@ impl WorkerSpec {
             prefetch: None,
             max_payload: None,
             drain_ms: 5_000,
+            netns: None,
         }
     }
 
@@ -180,6 +183,9 @@ impl WorkerSpec {
 
 /// The body of a worker process: runs until SIGTERM, returns its counters.
 fn worker_main(spec: WorkerSpec) -> WorkerStats {
+    if let Some(ns) = &spec.netns {
+        enter_netns(ns);
+    }
     spec.builder()
         .connect()
         .expect("worker connects")
@@ -289,4 +295,107 @@ pub(crate) fn all_settled(con: &mut redis::Connection, pool: &str) -> bool {
         matches!(get("pending"), Some(redis::Value::Int(0)))
             && matches!(get("lag"), Some(redis::Value::Int(0)))
     })
+}
+
+/// Moves this thread (and the threads and processes it makes afterwards) into network
+/// namespace `name`.
+pub(crate) fn enter_netns(name: &str) {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::File::open(format!("/run/netns/{name}")).expect("the namespace exists");
+    // SAFETY: `setns` with a namespace descriptor we hold open; it changes only this
+    // thread's network namespace.
+    let r = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
+    assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
+}
+
+/// A "machine" of its own: a network namespace joined to this one by a veth pair, with
+/// private addresses, whose link can be cut. Made with iproute2 (`ip netns`, `ip link`,
+/// as root); removed on drop.
+pub(crate) struct Netns {
+    pub(crate) name: String,
+    host_if: String,
+    pub(crate) host_ip: String,
+}
+
+impl Netns {
+    /// Makes namespace number `n` (0..250) of this test process.
+    pub(crate) fn new(n: u8) -> Netns {
+        let tag = format!("{}{n}", std::process::id() % 100_000);
+        let name = format!("concur-{tag}");
+        let host_if = format!("cch{tag}");
+        let ns_if = format!("ccw{tag}");
+        // A /24 of its own per test process and namespace.
+        let net = format!("10.{}.{}", 100 + (std::process::id() % 100), n);
+        let ip = |args: &[&str]| {
+            let out = std::process::Command::new("ip")
+                .args(args)
+                .output()
+                .unwrap_or_else(|e| {
+                    panic!("iproute2's `ip` is needed (apt-get install iproute2): {e}")
+                });
+            assert!(
+                out.status.success(),
+                "ip {}: {} (network namespaces need root)",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        };
+        let ns = Netns {
+            name: name.clone(),
+            host_if: host_if.clone(),
+            host_ip: format!("{net}.1"),
+        };
+        ip(&["netns", "add", &name]);
+        ip(&[
+            "link", "add", &host_if, "type", "veth", "peer", "name", &ns_if,
+        ]);
+        ip(&["link", "set", &ns_if, "netns", &name]);
+        ip(&["addr", "add", &format!("{net}.1/24"), "dev", &host_if]);
+        ip(&["link", "set", &host_if, "up"]);
+        ip(&[
+            "-n",
+            &name,
+            "addr",
+            "add",
+            &format!("{net}.2/24"),
+            "dev",
+            &ns_if,
+        ]);
+        ip(&["-n", &name, "link", "set", &ns_if, "up"]);
+        ip(&["-n", &name, "link", "set", "lo", "up"]);
+        ns
+    }
+
+    fn link(&self, state: &str) {
+        let out = std::process::Command::new("ip")
+            .args(["link", "set", &self.host_if, state])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Takes the link down: the namespace is cut off (its packets go nowhere).
+    pub(crate) fn cut(&self) {
+        self.link("down");
+    }
+
+    /// Brings the link back up.
+    pub(crate) fn restore(&self) {
+        self.link("up");
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", &self.host_if])
+            .output();
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+    }
 }
