@@ -162,6 +162,7 @@ mod block;
 mod code;
 pub mod exec;
 mod fds;
+mod shim;
 mod sys;
 mod why;
 
