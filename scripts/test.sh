@@ -89,6 +89,9 @@ if [ -z "${CONCUR_TEST_FAST:-}" ]; then
     step "loom models (--cfg concur_loom)"
     RUSTFLAGS="--cfg concur_loom" CARGO_TARGET_DIR=target/loom \
         timeout 1200 cargo test --locked -p concur-core --release --test 'loom_*'
+    # concur-process: the pool's task words and the queue ring (unit tests named loom_*)
+    RUSTFLAGS="--cfg concur_loom" CARGO_TARGET_DIR=target/loom \
+        timeout 1200 cargo test --locked -p concur-process --release --lib loom_
 
     step "Miri on concur-core"
     cargo +nightly miri --version

@@ -162,6 +162,7 @@ mod block;
 mod code;
 pub mod exec;
 mod fds;
+mod shim;
 mod sys;
 mod why;
 
@@ -179,7 +180,7 @@ pub mod manager;
 pub use manager::{Address, AuthKey, Manager, ManagerBuilder, ManagerError};
 
 mod pool;
-pub use pool::{IMapUnordered, ProcessPool, ProcessPoolBuilder, ProcessPoolExecutor};
+pub use pool::{AbortHandle, IMapUnordered, ProcessPool, ProcessPoolBuilder, ProcessPoolExecutor};
 
 // Shared memory and process-shared synchronisation (`shm`, `sync`).
 pub mod shm;

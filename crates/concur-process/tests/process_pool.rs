@@ -630,3 +630,103 @@ fn a_done_callback_waiting_for_its_pool_gets_self_wait() {
         assert!(pool.worker_pids().is_empty());
     });
 }
+
+// ---- aborting one task (`call_abortable`) -----------------------------------------------
+
+/// Says it started (sets `started`), then sleeps `ms`.
+fn signal_then_nap((started, ms): (concur_process::Event, u64)) -> u64 {
+    started.set();
+    std::thread::sleep(Duration::from_millis(ms));
+    ms
+}
+
+fn double(x: u64) -> u64 {
+    x * 2
+}
+
+#[test]
+fn abort_of_a_task_not_started_cancels_it() {
+    let _s = serial();
+    within(BOUND, "abort queued", || {
+        let pool = ProcessPoolExecutor::new(1);
+        let started = concur_process::Event::new().unwrap();
+        let (busy, _) = pool
+            .call_abortable(signal_then_nap, (started.clone(), 300), None)
+            .unwrap();
+        // Handed to the one worker behind the busy task (or still queued): not started.
+        let (waiting, abort) = pool.call_abortable(double, 21, None).unwrap();
+        abort.abort();
+        assert!(waiting.cancelled(), "{waiting:?}");
+        assert!(waiting.result().unwrap_err().is_cancelled());
+        assert_eq!(busy.result().unwrap(), 300, "the other task ran on");
+        let again = abort.clone();
+        again.abort(); // harmless
+        assert_eq!(pool.call(double, 4).unwrap().result().unwrap(), 8);
+        pool.shutdown(true, false).unwrap();
+    });
+}
+
+#[test]
+fn abort_of_a_running_task_replaces_its_worker() {
+    let _s = serial();
+    within(BOUND, "abort running", || {
+        let pool = ProcessPoolExecutor::new(1);
+        assert_eq!(pool.call(double, 1).unwrap().result().unwrap(), 2);
+        let before = pool.worker_pids();
+        assert_eq!(before.len(), 1);
+        let started = concur_process::Event::new().unwrap();
+        let (f, abort) = pool
+            .call_abortable(signal_then_nap, (started.clone(), 60_000), None)
+            .unwrap();
+        assert!(started.wait_timeout(BOUND), "the task never started");
+        abort.abort();
+        let e = f.result().unwrap_err();
+        assert!(e.is_cancelled(), "{e}");
+        assert!(!e.is_worker_died(), "an abort, not a crash: {e}");
+        // The pool keeps serving, on a new worker.
+        assert_eq!(pool.call(double, 21).unwrap().result().unwrap(), 42);
+        let after = pool.worker_pids();
+        assert_eq!(after.len(), 1);
+        assert_ne!(before, after, "the worker was replaced");
+        assert_gone(&before);
+        pool.shutdown(true, false).unwrap();
+        assert_no_zombies();
+    });
+}
+
+#[test]
+fn abort_after_completion_does_nothing() {
+    let _s = serial();
+    within(BOUND, "abort done", || {
+        let pool = ProcessPoolExecutor::new(1);
+        let (f, abort) = pool.call_abortable(double, 5, None).unwrap();
+        assert_eq!(f.result().unwrap(), 10);
+        let pids = pool.worker_pids();
+        abort.abort();
+        assert_eq!(f.result().unwrap(), 10);
+        assert!(!f.cancelled());
+        assert_eq!(pool.call(double, 6).unwrap().result().unwrap(), 12);
+        assert_eq!(pool.worker_pids(), pids, "no worker was killed");
+        assert!(format!("{abort:?}").contains("AbortHandle"));
+        pool.shutdown(true, false).unwrap();
+    });
+}
+
+#[test]
+fn abort_honours_the_time_limit_given() {
+    let _s = serial();
+    within(BOUND, "abortable with a time limit", || {
+        let pool = ProcessPoolExecutor::new(1);
+        let started = concur_process::Event::new().unwrap();
+        let (f, _abort) = pool
+            .call_abortable(
+                signal_then_nap,
+                (started, 60_000),
+                Some(Duration::from_millis(200)),
+            )
+            .unwrap();
+        let e = f.result().unwrap_err();
+        assert!(e.is_timeout(), "{e}");
+        pool.shutdown(true, false).unwrap();
+    });
+}

@@ -113,7 +113,7 @@ fn every_reexport_is_reachable() {
 #[test]
 fn every_process_reexport_is_reachable() {
     use concur::process::{
-        Array, Barrier, BoundedSemaphore, Condition, Connection, ConnectionError,
+        AbortHandle, Array, Barrier, BoundedSemaphore, Condition, Connection, ConnectionError,
         DEFAULT_MAX_FRAME, Event, FrozenArray, IMapUnordered, JoinableQueue, Lock, Pipe, Process,
         ProcessBuilder, ProcessError, ProcessPool, ProcessPoolBuilder, ProcessPoolExecutor, Queue,
         RLock, Semaphore, SharedMemory, SimpleQueue, StartMethod, Value, queue, shm, sync,
@@ -211,6 +211,9 @@ fn every_process_reexport_is_reachable() {
     let ex: ProcessPoolExecutor = b.build();
     let f = ex.call(|x: u32| x * 2, 21).unwrap();
     assert_eq!(f.result().unwrap(), 42);
+    let (f, abort): (_, AbortHandle) = ex.call_abortable(|x: u32| x + 1, 1, None).unwrap();
+    assert_eq!(f.result().unwrap(), 2);
+    abort.abort();
     let pool = ProcessPool::with_executor(ex);
     assert_eq!(pool.map(|x: u8| x + 1, [1, 2]).unwrap(), [2, 3]);
     let unordered: IMapUnordered<'_, _, _, u8> = pool.imap_unordered(|x: u8| x, [5]).unwrap();

@@ -22,7 +22,8 @@
 //!   [died](worker_died) or was [lost](worker_lost), one killed [out of
 //!   memory](out_of_memory), a task [dead-lettered](dead_lettered) after its last
 //!   attempt, one whose [deadline passed](deadline_exceeded), a worker of [another
-//!   build](build_mismatch), a [malformed task message](bad_entry).
+//!   build](build_mismatch), a [malformed task message](bad_entry), a task
+//!   [aborted](aborted) while it ran.
 //!
 //! Completing futures is done with a [`Promise`](super::Promise) (public: it is
 //! also Python's `Future` "set" side), including
@@ -129,6 +130,18 @@ pub fn at_attempt(error: TaskError, attempt: u32) -> TaskError {
 /// ```
 pub fn dead_lettered(attempts: u32, last_cause: TaskError) -> TaskError {
     TaskError::dead_lettered(attempts, last_cause)
+}
+
+/// The task was stopped while it ran, at its submitter's request (an abort: the
+/// process pool kills the worker running it). [`is_cancelled`](TaskError::is_cancelled)
+/// is true, as for a cancel before the start; `message` says how it was stopped.
+///
+/// ```
+/// let e = concur_core::futures::exec::aborted("its worker was killed");
+/// assert!(e.is_cancelled() && e.to_string().contains("worker was killed"));
+/// ```
+pub fn aborted(message: impl Into<String>) -> TaskError {
+    TaskError::new(Kind::Cancelled, message)
 }
 
 /// The task's deadline passed: it was not started, or was stopped where it ran.

@@ -436,13 +436,22 @@ impl ThreadPool {
     /// (the pool is then terminated but not waited for).
     ///
     /// ```
+    /// use concur_core::sync::Event;
     /// use std::time::Duration;
+    /// let limit = Duration::from_secs(60);
     /// let pool = concur_core::futures::ThreadPool::new(1);
-    /// let slow = pool.apply_async(|| std::thread::sleep(Duration::from_millis(50))).unwrap();
-    /// let queued = pool.apply_async(|| 1).unwrap();
-    /// pool.terminate().unwrap();
-    /// assert!(slow.get().is_ok() || slow.get().unwrap_err().is_cancelled());
-    /// assert!(queued.get().unwrap_err().is_cancelled());
+    /// let (started, release) = (Event::new(), Event::new());
+    /// let (s, r) = (started.clone(), release.clone());
+    /// // The one worker runs this until the queued task below is cancelled.
+    /// let running = pool.apply_async(move || { s.set(); r.wait_timeout(limit) }).unwrap();
+    /// assert!(started.wait_timeout(limit));
+    /// let queued = pool.apply_async(|| 1).unwrap().into_future();
+    /// let watch = queued.clone();
+    /// let t = std::thread::spawn(move || { let _ = watch.exception(Some(limit)); release.set() });
+    /// pool.terminate().unwrap(); // cancels `queued`, then waits for `running`
+    /// assert!(running.get().unwrap());
+    /// assert!(queued.result().unwrap_err().is_cancelled());
+    /// t.join().unwrap();
     /// ```
     pub fn terminate(&self) -> Result<(), TaskError> {
         self.core.mark_terminated();

@@ -88,7 +88,8 @@ impl Shared {
         }))
     }
 
-    fn poke(&self) {
+    /// Wakes the dispatcher from its `poll`.
+    pub(crate) fn poke(&self) {
         let _ = rustix::io::write(&self.wake, &1u64.to_ne_bytes());
     }
 
@@ -334,7 +335,7 @@ impl Dispatcher {
             max_workers: self.cfg.max_workers,
             max_tasks_per_child: self.cfg.max_tasks_per_child,
         };
-        let wake_for_new_tasks = loop {
+        loop {
             let loads: Vec<_> = self.workers.iter().map(Worker::load).collect();
             match policy::decide(st.queue.len(), &loads, &limits) {
                 Decision::StartWorker => {
@@ -357,27 +358,36 @@ impl Dispatcher {
                     let back = self.workers[worker].take_back(count);
                     if back.is_empty() {
                         // They had started after all: nothing to move this round.
-                        break true;
+                        break;
                     }
                     for t in back.into_iter().rev() {
                         st.queue.push_front(t);
                     }
                 }
-                Decision::Settled { wake_for_new_tasks } => break wake_for_new_tasks,
+                Decision::Settled => break,
             }
-        };
+        }
+        // Workers whose budget of tasks is spent retire (after this round: their
+        // replacements start at the next one).
+        if let Some(m) = self.cfg.max_tasks_per_child {
+            for w in &mut self.workers {
+                if w.given >= m as u64 {
+                    w.retiring = true;
+                }
+            }
+        }
         if st.shutdown && st.queue.is_empty() {
             drop(st);
             return self.retire_all();
         }
         // The dispatcher wants a wake-up for new tasks only if it could act on them.
-        st.sleeping = wake_for_new_tasks;
+        let loads: Vec<_> = self.workers.iter().map(Worker::load).collect();
+        st.sleeping = policy::wants_new_tasks(&loads, &limits);
         Round::Go
     }
 
     /// Hands worker `i` up to `n` tasks from the front of the queue (fewer if the
-    /// queue runs out; cancelled ones are dropped on the way); a worker whose budget of
-    /// tasks is spent retires.
+    /// queue runs out; cancelled ones are dropped on the way).
     fn hand_out(&mut self, i: usize, n: usize, queue: &mut VecDeque<Task>) {
         let w = &mut self.workers[i];
         let mut handed = 0;
@@ -388,11 +398,6 @@ impl Dispatcher {
             if w.hand(t) {
                 handed += 1;
             }
-        }
-        if let Some(m) = self.cfg.max_tasks_per_child
-            && w.given >= m as u64
-        {
-            w.retiring = true;
         }
     }
 
@@ -580,10 +585,15 @@ impl Dispatcher {
         }
     }
 
-    /// Kills workers over their task's deadline or the memory limit.
+    /// Kills workers over their task's deadline or the memory limit, and those whose
+    /// running task was aborted.
     fn enforce_limits(&mut self) {
         let now = Instant::now();
         for w in &mut self.workers {
+            if w.killed.is_none() && w.abort_head() {
+                tracing::debug!(pool = %self.cfg.name, pid = w.pid, "a running task was aborted; its worker was killed");
+                continue;
+            }
             if let Some(d) = w.head_deadline()
                 && d <= now
                 && let Some(t) = w.inflight.front().and_then(|t| t.task.as_ref()?.timeout)

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use concur_core::futures::exec::{Call, Chunk, ChunkProgress, MapChunk, Runs};
@@ -451,6 +452,53 @@ impl ProcessPoolExecutor {
         self.push(t, &args, Some(timeout), |p| Typed(p))
     }
 
+    /// Schedules `f(args)` (with a time limit of its own, as
+    /// [`submit_with_timeout`](Self::submit_with_timeout), or the pool's) and returns
+    /// its future with an [`AbortHandle`] that stops it wherever it is: a task still
+    /// queued or handed to a worker but not started is cancelled (its future
+    /// [`cancelled`](Future::cancelled)); a running one has its worker killed and
+    /// replaced, and its future fails with an [`is_cancelled`](TaskError::is_cancelled)
+    /// error; a finished one is left as it is. Never blocks.
+    ///
+    /// # Errors
+    /// As [`Executor::submit`].
+    ///
+    /// ```
+    /// fn nap(ms: u64) { std::thread::sleep(std::time::Duration::from_millis(ms)) }
+    /// let pool = concur_process::ProcessPoolExecutor::new(1);
+    /// let (f, abort) = pool.call_abortable(nap, 60_000, None).unwrap();
+    /// abort.abort();
+    /// assert!(f.result().unwrap_err().is_cancelled());
+    /// ```
+    pub fn call_abortable<F, A, T>(
+        &self,
+        f: F,
+        args: A,
+        timeout: Option<Duration>,
+    ) -> Result<(Future<T>, AbortHandle), TaskError>
+    where
+        F: Fn(A) -> T + Copy + 'static,
+        A: Serialize + DeserializeOwned,
+        T: Serialize + DeserializeOwned + Send + 'static,
+    {
+        let flag = Arc::new(AtomicBool::new(false));
+        let fut = self.push_task(
+            trampoline_of(f),
+            &args,
+            timeout,
+            |p| Typed(p),
+            Some(flag.clone()),
+        )?;
+        let handle = AbortHandle {
+            inner: Arc::new(AbortInner {
+                flag,
+                future: Box::new(fut.clone()),
+                dispatcher: self.shared().map(Arc::downgrade),
+            }),
+        };
+        Ok((fut, handle))
+    }
+
     /// Kills every worker at once: tasks not finished fail (queued ones are
     /// cancelled, running ones end with an [`is_cancelled`](TaskError::is_cancelled)
     /// error) and the pool accepts nothing more. Waits until the workers are reaped.
@@ -486,6 +534,18 @@ impl ProcessPoolExecutor {
         timeout: Option<Duration>,
         completion: impl FnOnce(Promise<T>) -> C,
     ) -> Result<Future<T>, TaskError> {
+        self.push_task(trampoline, args, timeout, completion, None)
+    }
+
+    /// [`push`](Self::push), with the abort flag of an [`AbortHandle`].
+    fn push_task<A: Serialize, T, C: Completion + 'static>(
+        &self,
+        trampoline: TaskTrampoline,
+        args: &A,
+        timeout: Option<Duration>,
+        completion: impl FnOnce(Promise<T>) -> C,
+        abort: Option<Arc<AtomicBool>>,
+    ) -> Result<Future<T>, TaskError> {
         let shared = match &self.inner.shared {
             Ok(s) => s,
             Err(e) => {
@@ -509,6 +569,7 @@ impl ProcessPoolExecutor {
             fds,
             timeout: timeout.or(self.inner.cfg.task_timeout),
             done: Box::new(completion(promise)),
+            abort,
         };
         shared.push(&self.inner.cfg, task)?;
         Ok(fut)
@@ -734,5 +795,86 @@ impl Executor for ProcessPoolExecutor {
             Some(s) => s.shutdown(wait, cancel_futures),
             None => Ok(()),
         }
+    }
+}
+
+// ---- aborting one task -------------------------------------------------------------------
+
+/// Stops one task of a [`ProcessPoolExecutor`] wherever it is (see
+/// [`ProcessPoolExecutor::call_abortable`]). Clones stop the same task; the handle
+/// keeps neither the pool nor its workers alive.
+///
+/// ```
+/// let pool = concur_process::ProcessPoolExecutor::new(1);
+/// let (f, abort) = pool.call_abortable(|x: u32| x + 1, 1, None).unwrap();
+/// assert_eq!(f.result().unwrap(), 2);
+/// abort.abort(); // finished: nothing to stop
+/// assert_eq!(f.result().unwrap(), 2);
+/// ```
+#[derive(Clone)]
+pub struct AbortHandle {
+    inner: Arc<AbortInner>,
+}
+
+struct AbortInner {
+    /// Read by the dispatcher, which kills the worker whose running task has it set.
+    flag: Arc<AtomicBool>,
+    future: Box<dyn AbortTarget>,
+    /// To wake the dispatcher (it checks the flags at every round).
+    dispatcher: Option<std::sync::Weak<Shared>>,
+}
+
+/// The task's future, whatever its value type.
+trait AbortTarget: Send + Sync {
+    /// Cancels it if it has not started: true if it is cancelled.
+    fn cancel(&self) -> bool;
+    /// True once it has an outcome.
+    fn done(&self) -> bool;
+}
+
+impl<T: Send> AbortTarget for Future<T> {
+    fn cancel(&self) -> bool {
+        Future::cancel(self)
+    }
+    fn done(&self) -> bool {
+        Future::done(self)
+    }
+}
+
+impl AbortHandle {
+    /// Stops the task: cancels it if it has not started (at once); if it runs, asks
+    /// the pool to kill its worker (the future then fails with an
+    /// [`is_cancelled`](TaskError::is_cancelled) error, and a new worker takes the
+    /// killed one's place); nothing once it has finished. Never blocks; calling it
+    /// again is harmless.
+    ///
+    /// ```
+    /// fn nap(ms: u64) { std::thread::sleep(std::time::Duration::from_millis(ms)) }
+    /// let pool = concur_process::ProcessPoolExecutor::new(1);
+    /// let (busy, _) = pool.call_abortable(nap, 200, None).unwrap();
+    /// let (queued, abort) = pool.call_abortable(nap, 0, None).unwrap();
+    /// abort.abort();
+    /// assert!(queued.cancelled());
+    /// busy.result().unwrap();
+    /// ```
+    pub fn abort(&self) {
+        let a = &self.inner;
+        if a.future.done() || a.future.cancel() {
+            return;
+        }
+        // It runs (or finished just now: the dispatcher then finds no task to stop).
+        a.flag.store(true, Ordering::SeqCst);
+        if let Some(shared) = a.dispatcher.as_ref().and_then(std::sync::Weak::upgrade) {
+            shared.poke();
+        }
+    }
+}
+
+impl fmt::Debug for AbortHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AbortHandle")
+            .field("done", &self.inner.future.done())
+            .field("abort_requested", &self.inner.flag.load(Ordering::Relaxed))
+            .finish()
     }
 }

@@ -12,5 +12,5 @@ mod task;
 mod wire;
 mod worker;
 
-pub use executor::{ProcessPoolBuilder, ProcessPoolExecutor};
+pub use executor::{AbortHandle, ProcessPoolBuilder, ProcessPoolExecutor};
 pub use mp_pool::{IMapUnordered, ProcessPool};

@@ -15,13 +15,18 @@
 //!    first. Room is what is left of [`MAX_INFLIGHT`] tasks ahead of its reports, and
 //!    of its `max_tasks_per_child` budget.
 //! 3. **Take-back**: with the queue empty, an idle worker (nothing in flight, room to
-//!    take some) and another worker holding at least two tasks (one running, the rest
-//!    waiting behind it), half of the busiest worker's tasks go back to the queue;
+//!    take some) and another open worker holding at least two tasks (one running, the
+//!    rest waiting behind it), half of the busiest one's tasks go back to the queue;
 //!    the next round hands them to the idle one. Which of those have really not
 //!    started is decided by each task's word in `slots` (a task that started stays).
-//! 4. **Settled**: nothing to do until something changes; the dispatcher wants to be
-//!    woken for new tasks only if it could do something with them (a worker has room,
-//!    or another worker may be started).
+//!    A retiring worker keeps the tasks it was handed (its last ones, within its
+//!    `max_tasks_per_child` budget; a worker recycled for its memory gave its waiting
+//!    tasks back already).
+//! 4. **Settled**: nothing to do until something changes.
+//!
+//! Between two rounds the dispatcher sleeps; [`wants_new_tasks`] says whether a new
+//! task should wake it (only if it could do something with it: a worker has room, or
+//! another worker may be started).
 //!
 //! A worker is *open* unless it is retiring (its budget of tasks is spent, it recycles,
 //! or the pool shuts down) or was killed.
@@ -57,8 +62,8 @@ pub(crate) enum Decision {
     Hand(Vec<(usize, usize)>),
     /// Take up to `count` tasks that have not started back from `worker`, newest first.
     TakeBack { worker: usize, count: usize },
-    /// Nothing to do; `wake_for_new_tasks` says whether a new task could be acted on.
-    Settled { wake_for_new_tasks: bool },
+    /// Nothing to do until something changes.
+    Settled,
 }
 
 /// How many more tasks `w` takes now.
@@ -102,7 +107,7 @@ pub(crate) fn decide(queued: usize, workers: &[WorkerLoad], limits: &Limits) -> 
     } else {
         let idle = (0..workers.len()).any(|i| workers[i].in_flight == 0 && rooms[i] > 0);
         let busiest = (0..workers.len())
-            .filter(|&i| !workers[i].killed)
+            .filter(|&i| !workers[i].killed && !workers[i].retiring)
             .max_by_key(|&i| workers[i].in_flight);
         if let Some(b) = busiest
             && idle
@@ -114,9 +119,14 @@ pub(crate) fn decide(queued: usize, workers: &[WorkerLoad], limits: &Limits) -> 
             };
         }
     }
-    Decision::Settled {
-        wake_for_new_tasks: rooms.iter().any(|&r| r > 0) || open < limits.max_workers,
-    }
+    Decision::Settled
+}
+
+/// Whether a task submitted now could be acted on at once: some worker has room for
+/// it, or another worker may be started.
+pub(crate) fn wants_new_tasks(workers: &[WorkerLoad], limits: &Limits) -> bool {
+    let open = workers.iter().filter(|w| !w.retiring && !w.killed).count();
+    open < limits.max_workers || workers.iter().any(|w| room(w, limits) > 0)
 }
 
 #[cfg(test)]
@@ -143,20 +153,10 @@ mod tests {
 
     #[test]
     fn no_worker_starts_without_work_or_beyond_the_limit() {
-        assert_eq!(
-            decide(0, &[], &TWO),
-            Decision::Settled {
-                wake_for_new_tasks: true
-            }
-        );
+        assert_eq!(decide(0, &[], &TWO), Decision::Settled);
         // Two busy workers, the most allowed: the queue waits for room.
         let full = [load(MAX_INFLIGHT), load(MAX_INFLIGHT)];
-        assert_eq!(
-            decide(5, &full, &TWO),
-            Decision::Settled {
-                wake_for_new_tasks: false
-            }
-        );
+        assert_eq!(decide(5, &full, &TWO), Decision::Settled);
     }
 
     #[test]
@@ -222,12 +222,7 @@ mod tests {
             },
             load(MAX_INFLIGHT),
         ];
-        assert_eq!(
-            decide(1, &ws, &one),
-            Decision::Settled {
-                wake_for_new_tasks: false
-            }
-        );
+        assert_eq!(decide(1, &ws, &one), Decision::Settled);
     }
 
     #[test]
@@ -248,19 +243,9 @@ mod tests {
 
     #[test]
     fn no_take_back_without_an_idle_worker_or_a_waiting_task() {
-        assert_eq!(
-            decide(0, &[load(4), load(1)], &TWO),
-            Decision::Settled {
-                wake_for_new_tasks: true
-            }
-        );
+        assert_eq!(decide(0, &[load(4), load(1)], &TWO), Decision::Settled);
         // The busy worker runs its only task: nothing waits behind it.
-        assert_eq!(
-            decide(0, &[load(1), load(0)], &TWO),
-            Decision::Settled {
-                wake_for_new_tasks: true
-            }
-        );
+        assert_eq!(decide(0, &[load(1), load(0)], &TWO), Decision::Settled);
         // An idle worker that may take nothing (its budget is spent) is not idle.
         let limits = Limits {
             max_tasks_per_child: Some(1),
@@ -270,12 +255,22 @@ mod tests {
             given: 1,
             ..load(0)
         };
-        assert_eq!(
-            decide(0, &[load(4), spent], &limits),
-            Decision::Settled {
-                wake_for_new_tasks: false
-            }
-        );
+        assert_eq!(decide(0, &[load(4), spent], &limits), Decision::Settled);
+    }
+
+    #[test]
+    fn retiring_workers_keep_their_last_tasks() {
+        let limits = Limits {
+            max_workers: 2,
+            max_tasks_per_child: Some(3),
+        };
+        let spent = WorkerLoad {
+            in_flight: 3,
+            given: 3,
+            retiring: true,
+            killed: false,
+        };
+        assert_eq!(decide(0, &[spent, load(0)], &limits), Decision::Settled);
     }
 
     #[test]
@@ -287,12 +282,7 @@ mod tests {
             },
             load(0),
         ];
-        assert_eq!(
-            decide(0, &ws, &TWO),
-            Decision::Settled {
-                wake_for_new_tasks: true
-            }
-        );
+        assert_eq!(decide(0, &ws, &TWO), Decision::Settled);
     }
 
     #[test]
@@ -324,5 +314,42 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn new_tasks_wake_the_dispatcher_only_if_it_can_act() {
+        assert!(wants_new_tasks(&[], &TWO), "a worker may be started");
+        assert!(wants_new_tasks(&[load(4), load(1)], &TWO), "room left");
+        assert!(!wants_new_tasks(
+            &[load(MAX_INFLIGHT), load(MAX_INFLIGHT)],
+            &TWO
+        ));
+        let one = Limits {
+            max_workers: 1,
+            ..TWO
+        };
+        let retiring = WorkerLoad {
+            retiring: true,
+            ..load(1)
+        };
+        assert!(!wants_new_tasks(&[retiring, load(MAX_INFLIGHT)], &one));
+        assert!(
+            wants_new_tasks(&[retiring], &one),
+            "a replacement may be started"
+        );
+        let spent = Limits {
+            max_tasks_per_child: Some(1),
+            ..TWO
+        };
+        let used = WorkerLoad {
+            given: 1,
+            ..load(0)
+        };
+        assert!(!wants_new_tasks(&[load(4), used], &spent));
+        let killed = WorkerLoad {
+            killed: true,
+            ..load(8)
+        };
+        assert!(wants_new_tasks(&[killed, load(0)], &TWO));
     }
 }

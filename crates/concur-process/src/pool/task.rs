@@ -4,6 +4,8 @@
 //! moves them) and the workers (which hold them).
 
 use std::os::fd::OwnedFd;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use concur_core::futures::TaskError;
@@ -38,6 +40,9 @@ pub(crate) struct Task {
     pub(crate) fds: Vec<OwnedFd>,
     pub(crate) timeout: Option<Duration>,
     pub(crate) done: Box<dyn Completion>,
+    /// Set by the task's `AbortHandle` once the task runs and is to be stopped: the
+    /// dispatcher then kills the worker running it (`None`: the task has no handle).
+    pub(crate) abort: Option<Arc<AtomicBool>>,
 }
 
 /// The pool's settings, fixed at construction.

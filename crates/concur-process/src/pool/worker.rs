@@ -3,6 +3,8 @@
 
 use std::collections::VecDeque;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use concur_core::futures::{TaskError, exec};
@@ -37,6 +39,7 @@ pub(crate) struct Handed {
     pub(crate) fds: Vec<OwnedFd>,
     pub(crate) timeout: Option<Duration>,
     pub(crate) done: Box<dyn Completion>,
+    pub(crate) abort: Option<Arc<AtomicBool>>,
 }
 
 impl Inflight {
@@ -49,6 +52,7 @@ impl Inflight {
             fds: h.fds,
             timeout: h.timeout,
             done: h.done,
+            abort: h.abort,
         })
     }
 }
@@ -59,6 +63,8 @@ pub(crate) enum Kill {
     Timeout(Duration),
     MemoryLimit(u64),
     Terminate,
+    /// The running task's `AbortHandle` asked.
+    Abort,
 }
 
 pub(crate) struct Worker {
@@ -140,6 +146,7 @@ impl Worker {
             fds,
             timeout,
             mut done,
+            abort,
         } = task;
         let seq = self.given;
         self.slots.hand(seq);
@@ -156,7 +163,12 @@ impl Worker {
         self.inflight.push_back(Inflight {
             seq,
             frame,
-            task: Some(Handed { fds, timeout, done }),
+            task: Some(Handed {
+                fds,
+                timeout,
+                done,
+                abort,
+            }),
         });
         true
     }
@@ -221,6 +233,28 @@ impl Worker {
         }
         let t = self.inflight.front()?.task.as_ref()?.timeout?;
         self.head_since?.checked_add(t)
+    }
+
+    /// Stops the oldest task in flight if its `AbortHandle` asked: takes it back if it
+    /// has not started (the worker reports it skipped), else kills the worker. True if
+    /// it killed the worker.
+    pub(crate) fn abort_head(&mut self) -> bool {
+        let Some(head) = self.inflight.front() else {
+            return false;
+        };
+        let asked = head
+            .task
+            .as_ref()
+            .and_then(|h| h.abort.as_ref())
+            .is_some_and(|a| a.load(Ordering::SeqCst));
+        if !asked
+            || self.slots.try_revoke(head.seq)
+            || self.slots.state(head.seq) == SlotState::Revoked
+        {
+            return false;
+        }
+        self.kill(Kill::Abort);
+        true
     }
 
     /// Whether the oldest task in flight has started (not waiting for an initializer).
@@ -319,6 +353,9 @@ impl Worker {
                 format!("the worker used more than the pool's memory limit of {limit} bytes"),
             ),
             Some(Kill::Terminate) => TaskError::cancelled(),
+            Some(Kill::Abort) => {
+                exec::aborted("the task was aborted while it ran: its worker was killed")
+            }
             None => match code {
                 Some(c) if c < 0 => {
                     let sig = -c;

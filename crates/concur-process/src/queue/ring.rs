@@ -62,12 +62,19 @@
 //! the next locker can make `count` agree with `pos` if the owner died between the two
 //! stores. A process killed while *waiting* leaves the sleeper bit set, which only
 //! costs the next waker one needless `futex` wake.
+//!
+//! # Model checking
+//!
+//! The atomics, the futex and the side mutexes come through `crate::shim`, and under
+//! `--cfg concur_loom` the header and the data bytes live in loom's cells beside the
+//! block (see [`Block`]): the `loom_models` below check the publication of records,
+//! both waits and the shutdown against lost wake-ups, on the protocol code itself.
 
 use crate::block::SharedMemory;
-use crate::sync::futex;
-use crate::sync::robust::{Attempt, RobustMutex};
+use crate::shim::atomic::{AtomicU32, AtomicU64, Ordering, fence};
+use crate::shim::{SPINS, SideLock, futex};
+use crate::sync::robust::Attempt;
 use std::io;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
 use std::time::Instant;
 
 /// How long an operation may wait.
@@ -104,8 +111,6 @@ pub(crate) const MIN_CAPACITY: usize = 64;
 pub(crate) const MAX_CAPACITY: usize = 1 << 30;
 /// The low bit of an event word: a sleeper announced itself since the last bump.
 const SLEEPER: u32 = 1;
-/// Spins before a waiter registers and sleeps.
-const SPINS: u32 = 200;
 
 #[repr(C, align(64))]
 struct Meta {
@@ -134,7 +139,7 @@ impl<T> std::ops::Deref for Line<T> {
 /// the holder, and the published position, which the other side polls.
 #[repr(C, align(64))]
 struct Side {
-    lock: RobustMutex,
+    lock: SideLock,
     count: AtomicU64,
     pend_pos: AtomicU64,
     pend_count: AtomicU64,
@@ -166,6 +171,143 @@ struct Header {
 }
 
 const DATA_OFFSET: usize = size_of::<Header>();
+
+/// Where a ring's header and data live: the shared-memory block. Under loom (whose
+/// atomics cannot live in shared memory) the header and each data byte are loom
+/// objects beside the block; the block then only travels, as in a real build.
+#[derive(Clone)]
+struct Block {
+    mem: SharedMemory,
+    #[cfg(concur_loom)]
+    model: std::sync::Arc<model::Cells>,
+}
+
+#[cfg(not(concur_loom))]
+impl Block {
+    fn new(mem: SharedMemory, _cap: usize) -> Self {
+        Block { mem }
+    }
+
+    fn header(&self) -> &Header {
+        // SAFETY: the block is at least `DATA_OFFSET` bytes (checked by `create`'s
+        // size and `attach`) and page-aligned (more than `Header`'s 64), and stays
+        // mapped while `self.mem` lives; `Header` is valid for any bytes and only
+        // interior-mutable (see its docs).
+        unsafe { &*self.mem.as_ptr().cast::<Header>() }
+    }
+
+    /// Copies `data` to byte `off` of the data region and on from its start
+    /// (`off < cap`, `data.len() <= cap`).
+    fn write(&self, off: usize, cap: usize, data: &[u8]) {
+        let first = data.len().min(cap - off);
+        let base = self.mem.as_ptr().wrapping_add(DATA_OFFSET);
+        // SAFETY: `off + first <= cap` and the rest (`data.len() - first <= cap`,
+        // as a record never exceeds `cap`) starts at 0: both ranges lie inside the
+        // data region of the mapping. The bytes belong to the producer holding the
+        // producer mutex (between tail and head + cap) and nobody reads them until
+        // the tail is published. Raw copies: no reference to shared memory is made.
+        unsafe {
+            std::ptr::copy_nonoverlapping(data.as_ptr(), base.add(off), first);
+            std::ptr::copy_nonoverlapping(data.as_ptr().add(first), base, data.len() - first);
+        }
+    }
+
+    /// Copies `out.len()` bytes from byte `off` of the data region (wrapping).
+    fn read(&self, off: usize, cap: usize, out: &mut [u8]) {
+        let first = out.len().min(cap - off);
+        let base = self.mem.as_ptr().wrapping_add(DATA_OFFSET);
+        // SAFETY: as in `write` (lengths never exceed `cap`); the bytes lie between
+        // head and tail, published by a producer (Acquire on the tail) and owned by
+        // the consumer holding the consumer mutex.
+        unsafe {
+            std::ptr::copy_nonoverlapping(base.add(off), out.as_mut_ptr(), first);
+            std::ptr::copy_nonoverlapping(base, out.as_mut_ptr().add(first), out.len() - first);
+        }
+    }
+}
+
+/// The loom block: the header as loom atomics, each data byte a loom cell (so that a
+/// read of bytes not yet published is a data race loom reports).
+#[cfg(concur_loom)]
+mod model {
+    use super::*;
+    use loom::cell::UnsafeCell;
+
+    pub(super) struct Cells {
+        pub(super) header: Header,
+        pub(super) data: Vec<UnsafeCell<u8>>,
+    }
+
+    fn line<T>(v: T) -> Line<T> {
+        Line(v)
+    }
+
+    fn side() -> Side {
+        Side {
+            lock: SideLock::new(),
+            count: AtomicU64::new(0),
+            pend_pos: AtomicU64::new(0),
+            pend_count: AtomicU64::new(0),
+            pos: line(AtomicU64::new(0)),
+        }
+    }
+
+    impl Cells {
+        pub(super) fn new(cap: usize) -> Self {
+            Cells {
+                header: Header {
+                    meta: Meta {
+                        magic: AtomicU32::new(0),
+                        joinable: AtomicU32::new(0),
+                        type_hash: AtomicU64::new(0),
+                        cap: AtomicU64::new(0),
+                        maxsize: AtomicU64::new(0),
+                        shutdown: AtomicU32::new(0),
+                    },
+                    prod: side(),
+                    cons: side(),
+                    wait: Waits {
+                        not_empty: line(AtomicU32::new(0)),
+                        not_full: line(AtomicU32::new(0)),
+                        all_done: line(AtomicU32::new(0)),
+                    },
+                    done: Done {
+                        done: AtomicU64::new(0),
+                    },
+                },
+                data: (0..cap).map(|_| UnsafeCell::new(0)).collect(),
+            }
+        }
+    }
+}
+
+#[cfg(concur_loom)]
+impl Block {
+    fn new(mem: SharedMemory, cap: usize) -> Self {
+        Block {
+            mem,
+            model: std::sync::Arc::new(model::Cells::new(cap)),
+        }
+    }
+
+    fn header(&self) -> &Header {
+        &self.model.header
+    }
+
+    fn write(&self, off: usize, cap: usize, data: &[u8]) {
+        for (i, b) in data.iter().enumerate() {
+            // SAFETY: loom checks the access (a race with a reader is its report).
+            self.model.data[(off + i) % cap].with_mut(|p| unsafe { *p = *b });
+        }
+    }
+
+    fn read(&self, off: usize, cap: usize, out: &mut [u8]) {
+        for (i, b) in out.iter_mut().enumerate() {
+            // SAFETY: as in `write`.
+            *b = self.model.data[(off + i) % cap].with(|p| unsafe { *p });
+        }
+    }
+}
 
 /// What a put could not do.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -226,7 +368,7 @@ impl Buf {
 
 /// A process-local handle to a ring. Cloning shares the block (caches start afresh).
 pub(crate) struct Ring {
-    mem: SharedMemory,
+    block: Block,
     cap: u64,
     maxsize: u64,
     /// Lower bounds of the consumers' `pos` and `count` (see the module docs). The
@@ -241,7 +383,7 @@ pub(crate) struct Ring {
 
 impl Clone for Ring {
     fn clone(&self) -> Self {
-        Ring::with_mem(self.mem.clone(), self.cap, self.maxsize)
+        Ring::with_block(self.block.clone(), self.cap, self.maxsize)
     }
 }
 
@@ -325,7 +467,7 @@ fn wait_for(seq: &AtomicU32, deadline: Option<Instant>, ready: impl Fn() -> bool
         if ready() {
             return;
         }
-        if i < SPINS - 4 {
+        if i + 4 < SPINS {
             std::hint::spin_loop();
         } else {
             std::thread::yield_now();
@@ -356,9 +498,9 @@ fn wake(seq: &AtomicU32) {
 }
 
 impl Ring {
-    fn with_mem(mem: SharedMemory, cap: u64, maxsize: u64) -> Self {
+    fn with_block(block: Block, cap: u64, maxsize: u64) -> Self {
         Ring {
-            mem,
+            block,
             cap,
             maxsize,
             head_cache: AtomicU64::new(0),
@@ -377,7 +519,7 @@ impl Ring {
     ) -> io::Result<Self> {
         debug_assert!(cap % 8 == 0 && (MIN_CAPACITY..=MAX_CAPACITY).contains(&cap));
         let mem = SharedMemory::anonymous("concur-queue", DATA_OFFSET + cap)?;
-        let ring = Ring::with_mem(mem, cap as u64, maxsize);
+        let ring = Ring::with_block(Block::new(mem, cap), cap as u64, maxsize);
         let h = ring.header();
         h.prod.lock.init()?;
         h.cons.lock.init()?;
@@ -402,7 +544,10 @@ impl Ring {
         if mem.len() < DATA_OFFSET + MIN_CAPACITY || mem.as_ptr() as usize % 64 != 0 {
             return bad("shared memory is too small to hold a queue");
         }
-        let probe = Ring::with_mem(mem, 0, 0);
+        if cfg!(concur_loom) {
+            return bad("a received queue cannot be attached under loom");
+        }
+        let probe = Ring::with_block(Block::new(mem, 0), 0, 0);
         let m = &probe.header().meta;
         if m.magic.load(Ordering::Acquire) != MAGIC {
             return bad("shared memory does not hold a concur process queue");
@@ -418,24 +563,20 @@ impl Ring {
         let fits = usize::try_from(cap)
             .ok()
             .and_then(|c| c.checked_add(DATA_OFFSET))
-            .is_some_and(|n| n <= probe.mem.len());
+            .is_some_and(|n| n <= probe.block.mem.len());
         if !fits || cap % 8 != 0 || cap < MIN_CAPACITY as u64 || maxsize == 0 {
             return bad("queue header is corrupted");
         }
-        Ok(Ring::with_mem(probe.mem, cap, maxsize))
+        Ok(Ring::with_block(probe.block, cap, maxsize))
     }
 
     fn header(&self) -> &Header {
-        // SAFETY: the block is at least `DATA_OFFSET` bytes (checked by `create`'s
-        // size and `attach`) and page-aligned (more than `Header`'s 64), and stays
-        // mapped while `self.mem` lives; `Header` is valid for any bytes and only
-        // interior-mutable (see its docs).
-        unsafe { &*self.mem.as_ptr().cast::<Header>() }
+        self.block.header()
     }
 
     /// The block, for serialization.
     pub(crate) fn mem(&self) -> &SharedMemory {
-        &self.mem
+        &self.block.mem
     }
 
     pub(crate) fn maxsize(&self) -> u64 {
@@ -466,32 +607,14 @@ impl Ring {
 
     /// Copies `data` into the ring at byte position `pos` (wrapping).
     fn write_at(&self, pos: u64, data: &[u8]) {
-        let off = (pos % self.cap) as usize;
-        let first = data.len().min(self.cap as usize - off);
-        let base = self.mem.as_ptr().wrapping_add(DATA_OFFSET);
-        // SAFETY: `off + first <= cap` and the rest (`data.len() - first <= cap`,
-        // as a record never exceeds `cap`) starts at 0: both ranges lie inside the
-        // data region of the mapping. The bytes belong to the producer holding the
-        // producer mutex (between tail and head + cap) and nobody reads them until
-        // the tail is published. Raw copies: no reference to shared memory is made.
-        unsafe {
-            std::ptr::copy_nonoverlapping(data.as_ptr(), base.add(off), first);
-            std::ptr::copy_nonoverlapping(data.as_ptr().add(first), base, data.len() - first);
-        }
+        self.block
+            .write((pos % self.cap) as usize, self.cap as usize, data);
     }
 
     /// Copies `out.len()` bytes from the ring at byte position `pos` (wrapping).
     fn read_at(&self, pos: u64, out: &mut [u8]) {
-        let off = (pos % self.cap) as usize;
-        let first = out.len().min(self.cap as usize - off);
-        let base = self.mem.as_ptr().wrapping_add(DATA_OFFSET);
-        // SAFETY: as in `write_at` (lengths never exceed `cap`); the bytes lie between
-        // head and tail, published by a producer (Acquire on the tail) and owned by
-        // the consumer holding the consumer mutex.
-        unsafe {
-            std::ptr::copy_nonoverlapping(base.add(off), out.as_mut_ptr(), first);
-            std::ptr::copy_nonoverlapping(base, out.as_mut_ptr().add(first), out.len() - first);
-        }
+        self.block
+            .read((pos % self.cap) as usize, self.cap as usize, out);
     }
 
     /// Whether a record of `need` bytes fits after `tail` with `puts` items put,
@@ -713,3 +836,94 @@ impl Ring {
 #[cfg(test)]
 #[path = "ring_tests.rs"]
 mod tests;
+
+/// Loom models of the ring's protocol (module docs): `RUSTFLAGS="--cfg concur_loom"
+/// cargo test -p concur-process --release --lib loom_`.
+#[cfg(all(test, concur_loom))]
+mod loom_models {
+    use super::*;
+    use loom::thread;
+
+    fn model(f: impl Fn() + Sync + Send + 'static) {
+        let mut b = loom::model::Builder::new();
+        b.preemption_bound = Some(2);
+        b.check(f);
+    }
+
+    fn ring(maxsize: u64) -> Ring {
+        Ring::create(MIN_CAPACITY, maxsize, true, 7).unwrap()
+    }
+
+    /// A record is published whole: a consumer that finds it (woken, or not having
+    /// slept) reads exactly the bytes put, never bytes still being written (loom's
+    /// cells would report the race), and the wake-up of a sleeping consumer is not
+    /// lost (a lost one is a deadlock loom reports).
+    #[test]
+    fn loom_a_blocked_get_receives_a_whole_record() {
+        model(|| {
+            let r = ring(4);
+            let p = r.clone();
+            let producer = thread::spawn(move || {
+                p.put(&[1, 2, 3, 4, 5, 6, 7, 8, 9], Wait::Now).unwrap();
+            });
+            let mut out = Buf::new();
+            r.get(&mut out, Wait::Until(None)).unwrap();
+            assert_eq!(out.as_slice(), [1, 2, 3, 4, 5, 6, 7, 8, 9]);
+            producer.join().unwrap();
+        });
+    }
+
+    /// A put waiting for room (the ring holds one item) is woken by the get that
+    /// makes it, and the items come out in order.
+    #[test]
+    fn loom_a_blocked_put_is_woken_by_a_get() {
+        model(|| {
+            let r = ring(1);
+            r.put(&[1], Wait::Now).unwrap();
+            let p = r.clone();
+            let producer = thread::spawn(move || {
+                p.put(&[2], Wait::Until(None)).unwrap();
+            });
+            let mut out = Buf::new();
+            r.get(&mut out, Wait::Until(None)).unwrap();
+            assert_eq!(out.as_slice(), [1]);
+            r.get(&mut out, Wait::Until(None)).unwrap();
+            assert_eq!(out.as_slice(), [2]);
+            producer.join().unwrap();
+        });
+    }
+
+    /// A shutdown wakes a get blocked on an empty ring, which then reports it.
+    #[test]
+    fn loom_shutdown_wakes_a_blocked_get() {
+        model(|| {
+            let r = ring(4);
+            let c = r.clone();
+            let consumer = thread::spawn(move || {
+                let mut out = Buf::new();
+                c.get(&mut out, Wait::Until(None))
+            });
+            assert_eq!(r.shutdown(false), 0);
+            assert_eq!(consumer.join().unwrap(), Err(GetFail::ShutDown));
+        });
+    }
+
+    /// `join` returns once the item taken is marked done, however the `task_done`
+    /// races it.
+    #[test]
+    fn loom_join_hears_the_last_task_done() {
+        model(|| {
+            let r = ring(4);
+            r.put(&[5], Wait::Now).unwrap();
+            let c = r.clone();
+            let worker = thread::spawn(move || {
+                let mut out = Buf::new();
+                c.get(&mut out, Wait::Until(None)).unwrap();
+                assert!(c.task_done());
+            });
+            assert!(r.join(None));
+            assert!(!r.task_done(), "nothing left to mark done");
+            worker.join().unwrap();
+        });
+    }
+}

@@ -1,6 +1,5 @@
 //! [`List`]: a shared list (Python's `Manager().list()`).
 
-use std::fmt;
 use std::marker::PhantomData;
 use std::sync::{Mutex, PoisonError};
 
@@ -139,35 +138,7 @@ pub struct List<T> {
     _t: PhantomData<fn(T) -> T>,
 }
 
-impl<T> Clone for List<T> {
-    fn clone(&self) -> Self {
-        List {
-            h: self.h.clone(),
-            _t: PhantomData,
-        }
-    }
-}
-
-impl<T> fmt::Debug for List<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.h.fmt(f)
-    }
-}
-
-impl<T> Serialize for List<T> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.h.serialize(s)
-    }
-}
-
-impl<'de, T> Deserialize<'de> for List<T> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(List {
-            h: Handle::deserialize(d)?,
-            _t: PhantomData,
-        })
-    }
-}
+super::typed_proxy!(List);
 
 impl<T> List<T>
 where

@@ -43,6 +43,45 @@ pub(crate) fn make(
     }
 }
 
+/// The impls a proxy of one type parameter over a [`Handle`](super::client::Handle)
+/// shares with the others (`h: Handle, _t: PhantomData<fn(T) -> T>`): `Clone` (the same
+/// object), `Debug` (the handle's), `Serialize`/`Deserialize` (it reconnects in the
+/// receiving process). (The synchronization proxies have theirs in `sync_proxy!`.)
+macro_rules! typed_proxy {
+    ($name:ident) => {
+        impl<T> Clone for $name<T> {
+            fn clone(&self) -> Self {
+                $name {
+                    h: self.h.clone(),
+                    _t: std::marker::PhantomData,
+                }
+            }
+        }
+
+        impl<T> std::fmt::Debug for $name<T> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.h.fmt(f)
+            }
+        }
+
+        impl<T> serde::Serialize for $name<T> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                self.h.serialize(s)
+            }
+        }
+
+        impl<'de, T> serde::Deserialize<'de> for $name<T> {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                Ok($name {
+                    h: $crate::manager::client::Handle::deserialize(d)?,
+                    _t: std::marker::PhantomData,
+                })
+            }
+        }
+    };
+}
+pub(crate) use typed_proxy;
+
 /// The type tag of an object kind with its type parameters.
 pub(crate) fn tag(kind: &str, types: &[&str]) -> String {
     format!("{kind}<{}>", types.join(", "))

@@ -7,7 +7,6 @@
 
 use concur_core::time::deadline_after;
 use std::collections::VecDeque;
-use std::fmt;
 use std::marker::PhantomData;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -261,35 +260,7 @@ pub struct Queue<T> {
     _t: PhantomData<fn(T) -> T>,
 }
 
-impl<T> Clone for Queue<T> {
-    fn clone(&self) -> Self {
-        Queue {
-            h: self.h.clone(),
-            _t: PhantomData,
-        }
-    }
-}
-
-impl<T> fmt::Debug for Queue<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.h.fmt(f)
-    }
-}
-
-impl<T> Serialize for Queue<T> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.h.serialize(s)
-    }
-}
-
-impl<'de, T> Deserialize<'de> for Queue<T> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(Queue {
-            h: Handle::deserialize(d)?,
-            _t: PhantomData,
-        })
-    }
-}
+super::typed_proxy!(Queue);
 
 impl<T> Queue<T>
 where

@@ -1,7 +1,6 @@
 //! [`Value`]: one shared value (Python's `Manager().Value(typecode, value)`), with an
 //! update applied atomically on the server.
 
-use std::fmt;
 use std::marker::PhantomData;
 use std::sync::{Mutex, PoisonError};
 
@@ -114,35 +113,7 @@ pub struct Value<T> {
     _t: PhantomData<fn(T) -> T>,
 }
 
-impl<T> Clone for Value<T> {
-    fn clone(&self) -> Self {
-        Value {
-            h: self.h.clone(),
-            _t: PhantomData,
-        }
-    }
-}
-
-impl<T> fmt::Debug for Value<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.h.fmt(f)
-    }
-}
-
-impl<T> Serialize for Value<T> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.h.serialize(s)
-    }
-}
-
-impl<'de, T> Deserialize<'de> for Value<T> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(Value {
-            h: Handle::deserialize(d)?,
-            _t: PhantomData,
-        })
-    }
-}
+super::typed_proxy!(Value);
 
 impl<T> Value<T>
 where
