@@ -79,6 +79,34 @@ fn a_cancelled_queued_task_never_starts() {
 }
 
 #[test]
+fn a_cancelled_running_task_is_stopped_on_its_worker() {
+    within(BOUND, "cancel running", || {
+        let redis = redis();
+        let (url, pool) = (redis.url(), pool("cancel-run"));
+        let w = WorkerSpec::new(&url, &pool).slots(1).spawn();
+        let ex = RedisExecutor::connect(&url, &pool).unwrap();
+        let f = ex
+            .call(pid_then_sleep, (url.clone(), "pid".into(), 60_000))
+            .unwrap();
+        eventually(Duration::from_secs(30), "the task runs", || {
+            get(&url, "pid").is_some()
+        });
+        let pid = get(&url, "pid").unwrap() as u32;
+        assert!(f.cancel(), "a running cluster task can be cancelled");
+        assert!(f.result().unwrap_err().is_cancelled());
+        // Stopped where it ran: its process is killed (and replaced).
+        eventually(
+            Duration::from_secs(30),
+            "the task's process is killed",
+            || !alive(pid),
+        );
+        assert_eq!(ex.call(double, 6).unwrap().result().unwrap(), 12);
+        let s = w.stop();
+        assert_eq!(s.cancelled, 1, "{s:?}");
+    });
+}
+
+#[test]
 fn a_deadline_that_passes_in_the_queue_means_the_task_never_starts() {
     within(BOUND, "deadline in the queue", || {
         let redis = redis();

@@ -107,13 +107,10 @@ impl Local {
     ) -> Result<Started, TaskError> {
         match self {
             Local::Processes(p) => {
-                let future = match timeout {
-                    Some(t) => p.submit_with_timeout(task::run_here, (key, args), t)?,
-                    None => p.call(task::run_here, (key, args))?,
-                };
+                let (future, abort) = p.call_abortable(task::run_here, (key, args), timeout)?;
                 Ok(Started {
                     future,
-                    abort: None,
+                    abort: Some(Box::new(move || abort.abort())),
                 })
             }
             Local::Threads(t) => Ok(Started {
