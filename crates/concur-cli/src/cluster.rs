@@ -53,6 +53,23 @@ pub(crate) fn is_prime(k: u64) -> bool {
     true
 }
 
+/// A demo task: the number of primes below `n`, reporting its progress (in percent)
+/// through `concur::futures::progress` as it goes.
+pub(crate) fn count_primes_reporting(n: u64) -> u64 {
+    let step = (n / 100).max(1);
+    let mut count = 0;
+    let mut k = 2;
+    while k < n {
+        let end = (k + step).min(n);
+        count += (k..end)
+            .filter(|&x| is_prime(std::hint::black_box(x)))
+            .count() as u64;
+        k = end;
+        concur::futures::progress((k * 100 / n) as usize, Some(100));
+    }
+    count
+}
+
 /// A demo task: sleeps `ms` milliseconds and returns them.
 pub(crate) fn sleep_ms(ms: u64) -> u64 {
     std::thread::sleep(Duration::from_millis(ms));
@@ -65,6 +82,7 @@ pub(crate) fn register_demo_tasks() {
     concur::cluster::register(count_primes);
     concur::cluster::register(count_primes_in);
     concur::cluster::register(sleep_ms);
+    concur::cluster::register(count_primes_reporting);
 }
 
 /// How a worker process of this binary is set up.

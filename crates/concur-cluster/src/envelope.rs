@@ -277,6 +277,8 @@ pub(crate) enum Status {
     Bad,
     /// The worker's local executor is broken (its initializer failed).
     Broken,
+    /// Not an outcome: progress the running task reported (`done`, `total`).
+    Progress,
     /// Anything else (an argument that did not decode, a result that did not encode).
     Error,
 }
@@ -294,6 +296,7 @@ impl Status {
             Status::Mismatch => "mismatch",
             Status::Bad => "bad",
             Status::Broken => "broken",
+            Status::Progress => "progress",
             Status::Error => "error",
         }
     }
@@ -310,6 +313,7 @@ impl Status {
             "mismatch" => Status::Mismatch,
             "bad" => Status::Bad,
             "broken" => Status::Broken,
+            "progress" => Status::Progress,
             "error" => Status::Error,
             _ => return None,
         })
@@ -328,6 +332,9 @@ pub(crate) struct Outcome {
     pub(crate) attempt: u32,
     /// The encoded value (for `Ok`).
     pub(crate) value: Vec<u8>,
+    /// Units done and in all (for `Progress`).
+    pub(crate) done: u64,
+    pub(crate) total: Option<u64>,
     /// The last attempt's failure (for `Dead`).
     pub(crate) cause: Option<Box<Outcome>>,
 }
@@ -343,8 +350,17 @@ impl Outcome {
             oom: false,
             attempt,
             value: Vec::new(),
+            done: 0,
+            total: None,
             cause: None,
         }
+    }
+
+    pub(crate) fn progress(done: u64, total: Option<u64>, attempt: u32) -> Outcome {
+        let mut o = Outcome::new(Status::Progress, "", attempt);
+        o.done = done;
+        o.total = total;
+        o
     }
 
     pub(crate) fn ok(value: Vec<u8>, attempt: u32) -> Outcome {
@@ -437,6 +453,13 @@ impl Outcome {
             f.push(("value", self.value.clone()));
             return f;
         }
+        if self.status == Status::Progress {
+            f.push(("done", self.done.to_string().into_bytes()));
+            if let Some(t) = self.total {
+                f.push(("total", t.to_string().into_bytes()));
+            }
+            return f;
+        }
         f.push(("msg", clip(&self.message).into_bytes()));
         if let Some(l) = &self.location {
             f.push(("loc", clip(l).into_bytes()));
@@ -472,6 +495,11 @@ impl Outcome {
             o.value = field(map, "value").ok_or("no `value` field")?.to_vec();
             return Ok((id, o));
         }
+        if status == Status::Progress {
+            o.done = number(map, "done")?;
+            o.total = number(map, "total").ok();
+            return Ok((id, o));
+        }
         o.message = text(map, "msg", MAX_TEXT * 2)
             .unwrap_or_default()
             .to_owned();
@@ -496,7 +524,9 @@ impl Outcome {
     pub(crate) fn to_task_error(&self) -> TaskError {
         let a = self.attempt.max(1);
         match self.status {
-            Status::Ok => exec::bad_entry("a successful result read as a failure"),
+            Status::Ok | Status::Progress => {
+                exec::bad_entry("a successful result or progress read as a failure")
+            }
             Status::Panic => TaskError::panic(self.message.clone(), self.location.clone()),
             Status::Cancelled => TaskError::cancelled(),
             Status::Deadline => exec::deadline_exceeded(self.message.clone()),
@@ -624,6 +654,8 @@ mod tests {
             Outcome::bad("no args", 1),
             Outcome::from_local_error(&TaskError::broken_executor("init"), 1),
             Outcome::error("decode", 1),
+            Outcome::progress(3, Some(10), 1),
+            Outcome::progress(3, None, 2),
         ];
         for o in cases {
             let (id, back) = Outcome::decode(&as_map(o.fields("t-1"))).unwrap();

@@ -21,7 +21,9 @@ use std::thread::{JoinHandle, ThreadId};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use concur_core::futures::exec::{Call, Chunk, ChunkProgress, MapChunk, Runs};
-use concur_core::futures::{Executor, Future, Promise, TaskError, exec};
+use concur_core::futures::{
+    Executor, Future, Progress, ProgressReporter, Promise, TaskError, exec,
+};
 use redis::Value;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -275,6 +277,8 @@ trait Completion: Send {
 struct Pending {
     done: Box<dyn Completion>,
     deadline: Option<Instant>,
+    /// Where the task's progress reports go (its future).
+    progress: ProgressReporter,
 }
 
 #[derive(Default)]
@@ -539,7 +543,7 @@ impl RedisExecutor {
     }
 
     /// Encodes a task, waits for room in flight, and queues it.
-    fn push<A: Serialize, T, C: Completion + 'static>(
+    fn push<A: Serialize, T: Send + 'static, C: Completion + 'static>(
         &self,
         kind: TaskKind,
         name: String,
@@ -599,6 +603,7 @@ impl RedisExecutor {
             st.pending.insert(
                 id,
                 Pending {
+                    progress: promise.progress_reporter(),
                     done: Box::new(completion(promise)),
                     deadline,
                 },
@@ -976,9 +981,20 @@ fn reader(s: &Arc<Shared>, mut con: Conn) {
     }
 }
 
-/// Completes the task a result entry is for.
+/// Completes the task a result entry is for (or tells it the progress reported).
 fn deliver(s: &Shared, fields: &Fields) {
     match Outcome::decode(fields) {
+        Ok((id, o)) if o.status == crate::envelope::Status::Progress => {
+            let p = Progress {
+                done: usize::try_from(o.done).unwrap_or(usize::MAX),
+                total: o.total.and_then(|t| usize::try_from(t).ok()),
+            };
+            let reporter = lock(&s.state).pending.get(&id).map(|p| p.progress.clone());
+            // Outside the lock: the future's progress callbacks run here.
+            if let Some(r) = reporter {
+                r.report(p);
+            }
+        }
         Ok((id, outcome)) => match s.take(&id) {
             Some(p) => {
                 tracing::debug_span!("result", task = %id)

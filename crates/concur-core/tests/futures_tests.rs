@@ -1079,3 +1079,49 @@ fn a_refusing_cancel_guard_makes_the_future_running() {
     assert!(p.set_result(9));
     assert_eq!(f.result().unwrap(), 9);
 }
+
+/// Progress from inside a task: reported to the future while the task runs, in order;
+/// nothing after its outcome; nothing from outside a task or from another thread.
+#[test]
+fn progress_from_a_task_reaches_its_future_until_it_is_done() {
+    use concur_core::futures::{Progress, progress};
+    within(LIMIT, "progress", || {
+        let pool = ThreadPoolExecutor::new(1);
+        let go = concur_core::sync::Event::new();
+        let g = go.clone();
+        let f = pool
+            .submit(move || {
+                g.wait();
+                let elsewhere = std::thread::spawn(|| progress(99, None)).join().unwrap();
+                for i in 1..=3 {
+                    assert!(progress(i, Some(3)));
+                }
+                elsewhere
+            })
+            .unwrap();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let s = seen.clone();
+        f.add_progress_callback(move |p| s.lock().unwrap().push(p.done));
+        go.set();
+        assert!(
+            !f.result().unwrap(),
+            "progress from another thread went somewhere"
+        );
+        assert_eq!(*seen.lock().unwrap(), [1, 2, 3]);
+        assert_eq!(
+            f.progress(),
+            Some(Progress {
+                done: 3,
+                total: Some(3)
+            })
+        );
+        // A callback added after the outcome hears the last report once, and no more.
+        let late = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let l = late.clone();
+        f.add_progress_callback(move |_| {
+            l.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        });
+        assert_eq!(late.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert!(!progress(1, None), "outside a task");
+    });
+}

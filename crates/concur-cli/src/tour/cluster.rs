@@ -9,7 +9,7 @@
 //! the step says how to install it (and fails under `CI=true`).
 
 use super::{Ctx, Figure, Step, StepOutcome, group};
-use crate::cluster::{LocalCluster, count_primes_in};
+use crate::cluster::{LocalCluster, count_primes_in, count_primes_reporting};
 use concur::cluster::RedisExecutor;
 use concur::futures::{Executor, Future, TaskError, ThreadPoolExecutor};
 use concur::process::ProcessPoolExecutor;
@@ -59,20 +59,28 @@ impl Step for Cluster {
                 );
             }
         };
-        let c = match RedisExecutor::connect(&cluster.redis.url(), &cluster.pool) {
+        let ex = RedisExecutor::connect(&cluster.redis.url(), &cluster.pool);
+        let c = match &ex {
             Ok(ex) => timed(|| total(ranges.iter().map(|&r| ex.call(count_primes_in, r)))),
             Err(e) => (Err(e.to_string()), 0.0),
         };
         bar.inc(1);
         bar.finish_and_clear();
+        // One long task on the cluster, its progress (reported from inside it, on a
+        // worker process) drawn as a bar here.
+        let reports = match &ex {
+            Ok(ex) => progress_bar(ctx, ex, below),
+            Err(_) => Ok(0),
+        };
+        drop(ex);
         drop(cluster);
         let (t, tt) = t;
         let (p, pt) = p;
         let (c, ct) = c;
-        let (t, p, c) = match (t, p, c) {
-            (Ok(t), Ok(p), Ok(c)) => (t, p, c),
-            (t, p, c) => {
-                let err = [t.err(), p.err(), c.err()]
+        let (t, p, c, reports) = match (t, p, c, reports) {
+            (Ok(t), Ok(p), Ok(c), Ok(r)) => (t, p, c, r),
+            (t, p, c, r) => {
+                let err = [t.err(), p.err(), c.err(), r.err()]
                     .into_iter()
                     .flatten()
                     .collect::<Vec<_>>();
@@ -88,13 +96,16 @@ impl Step for Cluster {
             Figure::float("2 threads", tt, "ms"),
             Figure::float("2 processes", pt, "ms"),
             Figure::float("cluster of 2 workers", ct, "ms"),
+            Figure::int("progress reports from a cluster task", reports, ""),
         ];
-        let passed = t == p && p == c;
+        let passed = t == p && p == c && reports > 0;
         let verdict = if passed {
             format!(
                 "{} primes on every tier: threads {tt:.0} ms, processes {pt:.0} ms, cluster {ct:.0} ms",
                 group(t)
             )
+        } else if reports == 0 {
+            "no progress report of the cluster task reached its future".to_owned()
         } else {
             format!("counts differ: threads {t}, processes {p}, cluster {c}")
         };
@@ -105,6 +116,24 @@ impl Step for Cluster {
             verdict,
         )
     }
+}
+
+/// Runs one `count_primes_reporting` on the cluster with a bar fed by its future's
+/// progress callback; how many reports arrived.
+fn progress_bar(ctx: &Ctx, ex: &RedisExecutor, below: u64) -> Result<u64, String> {
+    let bar = ctx.bar(100, "cluster task");
+    let f = ex
+        .call(count_primes_reporting, below * 2)
+        .map_err(|e| e.to_string())?;
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let (b, s) = (bar.clone(), seen.clone());
+    f.add_progress_callback(move |p| {
+        b.set_position(p.done as u64);
+        s.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    });
+    f.result().map_err(|e| e.to_string())?;
+    bar.finish_and_clear();
+    Ok(seen.load(std::sync::atomic::Ordering::Relaxed))
 }
 
 /// Runs `f`, returning its result and how long it took in ms.

@@ -31,6 +31,11 @@ enum Step {
     },
     /// `MOVE`: back into the stream, or into the dead letters.
     Move(Move),
+    /// The running task's progress, to its caller (a plain XADD: not an outcome).
+    Progress {
+        reply: String,
+        fields: Vec<(&'static str, Vec<u8>)>,
+    },
 }
 
 /// One `MOVE` script call.
@@ -168,6 +173,19 @@ fn step(s: &Shared, d: Done) -> Option<Step> {
             let _ = take_live(s, &entry);
             Some(bad_move(s, entry, fields, bad))
         }
+        Done::Progress { entry, progress } => {
+            let t = lock(&s.table);
+            let h = t.held.get(&entry).filter(|h| !h.settled)?;
+            let o = Outcome::progress(
+                progress.done as u64,
+                progress.total.map(|t| t as u64),
+                h.env.attempt,
+            );
+            Some(Step::Progress {
+                reply: h.env.reply.clone(),
+                fields: o.fields(&h.env.id),
+            })
+        }
     }
 }
 
@@ -284,6 +302,12 @@ fn apply(s: &Shared, con: &mut Conn, steps: &[Step]) -> redis::RedisResult<Vec<i
                 }
             }
             Step::Move(m) => push_move(s, &mut pipe, m),
+            Step::Progress { reply, fields } => {
+                pipe.cmd("XADD").arg(reply).arg("*");
+                for (k, v) in fields {
+                    pipe.arg(*k).arg(v);
+                }
+            }
         }
     }
     // Once per reply stream of the batch: keep it alive for the TTL, trim it by age
@@ -335,6 +359,7 @@ fn count(s: &Shared, steps: &[Step], results: &[i64]) {
                 }
             }
             (Step::Move(Move { mode: "bad", .. }), 1) => bump(&s.stats.bad),
+            (Step::Progress { .. }, _) => {}
             (_, 1) => {}
             _ => {
                 tracing::debug!("late completion dropped");

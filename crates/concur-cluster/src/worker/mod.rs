@@ -47,6 +47,8 @@ pub(crate) const DEFAULT_LEASE: Duration = Duration::from_secs(10);
 const RECLAIM_EVERY: Duration = Duration::from_millis(500);
 /// How long one XREADGROUP blocks.
 const READ_BLOCK: Duration = Duration::from_millis(200);
+/// The least time between two progress reports of one task sent to its caller.
+const PROGRESS_EVERY: Duration = Duration::from_millis(100);
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -462,6 +464,11 @@ pub(crate) enum Done {
     },
     /// Put the entry back in the stream as it is (same attempt).
     HandBack { entry: String },
+    /// Tell the caller the running task's progress.
+    Progress {
+        entry: String,
+        progress: concur_core::futures::Progress,
+    },
     /// Dead-letter a malformed entry (its fields as read).
     Bad {
         entry: String,
@@ -574,6 +581,21 @@ impl Shared {
                         }
                     }
                 }
+                // Progress the task reports goes to its caller, at most every 100 ms.
+                let ptx = Mutex::new((lock(&s.done).clone(), None::<Instant>));
+                let pentry = entry.to_owned();
+                started.future.add_progress_callback(move |p| {
+                    let mut g = lock(&ptx);
+                    let now = Instant::now();
+                    if g.1.is_some_and(|t| now.duration_since(t) < PROGRESS_EVERY) {
+                        return;
+                    }
+                    g.1 = Some(now);
+                    let _ = g.0.send(Done::Progress {
+                        entry: pentry.clone(),
+                        progress: p,
+                    });
+                });
                 let tx = lock(&s.done).clone();
                 let entry = entry.to_owned();
                 started.future.add_done_callback(move |f| {

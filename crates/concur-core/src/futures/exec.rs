@@ -17,7 +17,8 @@
 //!   reads the map's options and reports items done to the map's progress hook.
 //! - [`MapCollector`]: gathers the chunks of one `map_async` into one future.
 //! - [`catch`]: runs a task so that its panic becomes a [`TaskError`] with its
-//!   message and location.
+//!   message and location; [`with_progress`]: collects what a task reports through
+//!   [`progress`](super::progress).
 //! - The constructors of failures only an executor can observe: a worker that
 //!   [died](worker_died) or was [lost](worker_lost), one killed [out of
 //!   memory](out_of_memory), a task [dead-lettered](dead_lettered) after its last
@@ -69,6 +70,25 @@ use super::error::{Kind, TaskError};
 /// ```
 pub fn catch<R>(f: impl FnOnce() -> R) -> Result<R, TaskError> {
     TaskError::catch(f)
+}
+
+/// Runs `f` (a task) with `report` receiving what the task reports through
+/// [`progress`](super::progress) on this thread meanwhile: how an executor that runs
+/// tasks elsewhere (a worker process, a cluster worker) collects their progress to send
+/// it to the task's [`Promise`](super::Promise) ([`Promise::set_progress`](super::Promise::set_progress)).
+///
+/// ```
+/// use concur_core::futures::{exec, progress};
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// let last = AtomicUsize::new(0);
+/// let v = exec::with_progress(&|p| last.store(p.done, Ordering::SeqCst), || {
+///     progress(5, Some(9));
+///     42
+/// });
+/// assert_eq!((v, last.load(Ordering::SeqCst)), (42, 5));
+/// ```
+pub fn with_progress<R>(report: &(dyn Fn(super::Progress) + '_), f: impl FnOnce() -> R) -> R {
+    super::future::with_progress_fn(report, f)
 }
 
 /// A worker process died before finishing the task: its exit status and/or the

@@ -26,6 +26,7 @@
 //! waiter objects installed on every future for `as_completed`/`wait`) is the source.
 
 use super::error::TaskError;
+use super::executor::Progress;
 use crate::shim::Arc;
 use crate::sync::waiters::WaitQueue;
 use std::cell::RefCell;
@@ -148,7 +149,13 @@ struct State<T> {
     callbacks: Vec<Callback<T>>,
     watchers: Vec<(Arc<Watch>, usize)>,
     wakers: Vec<Waker>,
+    /// The last progress the task reported, and who wants to hear of the next.
+    progress: Option<Progress>,
+    progress_hooks: Vec<ProgressHook>,
 }
+
+/// A progress callback of a future.
+type ProgressHook = std::sync::Arc<dyn Fn(Progress) + Send + Sync>;
 
 pub(crate) struct Shared<T> {
     id: u64,
@@ -174,6 +181,9 @@ impl<T> Drop for Shared<T> {
 /// Everything taken out of a state at completion, run after unlocking.
 struct Fired<T> {
     callbacks: Vec<Callback<T>>,
+    /// Dropped after unlocking (a hook may hold anything).
+    #[allow(dead_code)]
+    progress_hooks: Vec<ProgressHook>,
     watchers: Vec<(Arc<Watch>, usize)>,
     wakers: Vec<Waker>,
     job: Option<Job<T>>,
@@ -195,8 +205,28 @@ impl<T> Shared<T> {
                 callbacks: Vec::new(),
                 watchers: Vec::new(),
                 wakers: Vec::new(),
+                progress: None,
+                progress_hooks: Vec::new(),
             }),
         })
+    }
+
+    /// Records progress `p` and tells the progress callbacks (outside the lock); a
+    /// future already done ignores it.
+    fn report(&self, p: Progress) {
+        let hooks = {
+            let mut g = self.state.lock();
+            if matches!(g.status, Status::Finished | Status::Cancelled) {
+                return;
+            }
+            g.progress = Some(p);
+            g.progress_hooks.clone()
+        };
+        for h in hooks {
+            if let Err(e) = TaskError::catch(|| h(p)) {
+                tracing::error!(error = %e, "exception in a progress callback of a future");
+            }
+        }
     }
 
     /// Moves to `status` with `outcome` unless already done; notifies under the lock and
@@ -219,6 +249,8 @@ impl<T> Shared<T> {
         g.acknowledged = tell_watchers;
         let fired = Fired {
             callbacks: std::mem::take(&mut g.callbacks),
+            // No progress after the outcome: its hooks are done with.
+            progress_hooks: std::mem::take(&mut g.progress_hooks),
             watchers: if tell_watchers {
                 std::mem::take(&mut g.watchers)
             } else {
@@ -305,10 +337,141 @@ pub(crate) fn run_job<T>(shared: &Arc<Shared<T>>) -> bool {
         }
     };
     TASKS.with(|t| t.borrow_mut().push(shared.id));
-    let r = TaskError::catch(job);
+    let sink: &Shared<T> = shared;
+    let r = with_progress_sink(sink, || TaskError::catch(job));
     TASKS.with(|t| t.borrow_mut().pop());
     complete(shared, r);
     true
+}
+
+// ---- progress from inside a task ---------------------------------------------------------
+
+/// Reports progress of one future's task from any thread (see
+/// [`Promise::progress_reporter`]).
+#[derive(Clone)]
+pub struct ProgressReporter(std::sync::Arc<dyn Fn(Progress) + Send + Sync>);
+
+impl fmt::Debug for ProgressReporter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ProgressReporter")
+    }
+}
+
+impl ProgressReporter {
+    /// Reports `p` (ignored once the future is done).
+    pub fn report(&self, p: Progress) {
+        (self.0)(p);
+    }
+}
+
+/// Where the progress of the task running on a thread goes.
+pub(crate) trait ProgressSink {
+    fn report(&self, p: Progress);
+}
+
+impl<T> ProgressSink for Shared<T> {
+    fn report(&self, p: Progress) {
+        Shared::report(self, p);
+    }
+}
+
+/// A closure as a sink (executors that run tasks elsewhere: a worker process, a
+/// cluster worker).
+struct FnSink<'a>(&'a (dyn Fn(Progress) + 'a));
+
+impl ProgressSink for FnSink<'_> {
+    fn report(&self, p: Progress) {
+        (self.0)(p);
+    }
+}
+
+/// A sink with its type erased (a thin pointer and the function that knows its type),
+/// so that a thread-local can hold it whatever its lifetime.
+#[derive(Clone, Copy)]
+struct ErasedSink {
+    sink: *const (),
+    report: unsafe fn(*const (), Progress),
+}
+
+/// # Safety
+/// `p` points to a live `S`.
+unsafe fn report_erased<S: ProgressSink>(p: *const (), progress: Progress) {
+    // SAFETY: by the caller's guarantee `p` is a live `S` (see `with_progress_sink`).
+    unsafe { (*p.cast::<S>()).report(progress) }
+}
+
+crate::shim::thread_local! {
+    /// The sinks of the tasks running on this thread, innermost last (see
+    /// `with_progress_sink`).
+    static SINKS: RefCell<Vec<ErasedSink>> = RefCell::new(Vec::new());
+}
+
+/// Runs `f` with `sink` as the place [`progress`] reports go on this thread.
+pub(crate) fn with_progress_sink<S: ProgressSink, R>(sink: &S, f: impl FnOnce() -> R) -> R {
+    struct Pop;
+    impl Drop for Pop {
+        fn drop(&mut self) {
+            SINKS.with(|s| s.borrow_mut().pop());
+        }
+    }
+    // The pointer is only used by `progress`, on this thread, while `f` runs (it is
+    // popped below, on unwinding too), and `sink` outlives `f`.
+    let e = ErasedSink {
+        sink: (sink as *const S).cast(),
+        report: report_erased::<S>,
+    };
+    SINKS.with(|s| s.borrow_mut().push(e));
+    let _pop = Pop;
+    f()
+}
+
+/// Runs `f` with `report` receiving what [`progress`] reports on this thread meanwhile.
+pub(crate) fn with_progress_fn<R>(report: &(dyn Fn(Progress) + '_), f: impl FnOnce() -> R) -> R {
+    with_progress_sink(&FnSink(report), f)
+}
+
+/// Reports the progress of the task running on this thread: `done` units of work of
+/// `total` (when known). The task's [`Future`] shows it ([`Future::progress`],
+/// [`Future::add_progress_callback`]) on every tier: a thread pool task, a process pool
+/// task (sent to the parent) and a cluster task (sent through Redis to its caller).
+/// Returns false (and does nothing) outside such a task, or from another thread than
+/// the task's own.
+///
+/// ```
+/// use concur_core::futures::{Executor, ThreadPoolExecutor, progress};
+/// use std::sync::{Arc, Mutex};
+///
+/// let pool = ThreadPoolExecutor::new(1);
+/// let gate = concur_core::sync::Event::new();
+/// let g = gate.clone();
+/// let f = pool.submit(move || {
+///     for i in 1..=4 {
+///         progress(i, Some(4));
+///     }
+///     g.wait();
+/// }).unwrap();
+/// let seen = Arc::new(Mutex::new(Vec::new()));
+/// let s = seen.clone();
+/// f.add_progress_callback(move |p| s.lock().unwrap().push(p.done));
+/// gate.set();
+/// f.result().unwrap();
+/// assert_eq!(f.progress().map(|p| p.done), Some(4));
+/// assert!(!progress(1, None), "not inside a task");
+/// ```
+pub fn progress(done: usize, total: Option<usize>) -> bool {
+    let p = Progress { done, total };
+    SINKS.with(|s| {
+        let top = s.borrow().last().copied();
+        match top {
+            Some(e) => {
+                // SAFETY: `with_progress_sink` pushed `e` for a sink that lives until
+                // it pops it, and we are inside that call, on its thread.
+                unsafe { (e.report)(e.sink, p) };
+                true
+            }
+            None => false,
+        }
+    })
 }
 
 // ---- watchers (as_completed / wait) ----------------------------------------------------
@@ -634,6 +797,50 @@ impl<T> Future<T> {
         run_callback(Box::new(f), self);
     }
 
+    /// The last progress its task reported (with [`progress`] from inside it), if any.
+    /// Never blocks.
+    ///
+    /// ```
+    /// let p = concur_core::futures::Promise::<u8>::new();
+    /// assert!(p.future().progress().is_none());
+    /// p.set_progress(concur_core::futures::Progress { done: 3, total: Some(10) });
+    /// assert_eq!(p.future().progress().unwrap().done, 3);
+    /// ```
+    pub fn progress(&self) -> Option<Progress> {
+        self.shared.state.lock().progress
+    }
+
+    /// Calls `hook` with each progress report of its task from now on (on the thread
+    /// that delivers it: the task's, or the executor's), and once at once with the
+    /// last one if there was one. Reports stop when the future is done. A hook that
+    /// panics is reported through `tracing` and does not affect the task.
+    ///
+    /// ```
+    /// use concur_core::futures::{Progress, Promise};
+    /// use std::sync::{Arc, atomic::{AtomicUsize, Ordering}};
+    /// let p = Promise::<u8>::new();
+    /// let most = Arc::new(AtomicUsize::new(0));
+    /// let m = most.clone();
+    /// p.future().add_progress_callback(move |pr| { m.fetch_max(pr.done, Ordering::SeqCst); });
+    /// p.set_progress(Progress { done: 7, total: None });
+    /// assert_eq!(most.load(Ordering::SeqCst), 7);
+    /// ```
+    pub fn add_progress_callback(&self, hook: impl Fn(Progress) + Send + Sync + 'static) {
+        let hook: ProgressHook = std::sync::Arc::new(hook);
+        let last = {
+            let mut g = self.shared.state.lock();
+            if !matches!(g.status, Status::Finished | Status::Cancelled) {
+                g.progress_hooks.push(hook.clone());
+            }
+            g.progress
+        };
+        if let Some(p) = last
+            && let Err(e) = TaskError::catch(|| hook(p))
+        {
+            tracing::error!(error = %e, "exception in a progress callback of a future");
+        }
+    }
+
     /// Blocks until done or `deadline`, applying the pool rules (self-wait error,
     /// inline run of a queued task of the same pool, temporary worker).
     pub(crate) fn wait_done(&self, deadline: Option<Instant>) -> Result<(), TaskError> {
@@ -915,6 +1122,40 @@ impl<T> fmt::Debug for Promise<T> {
 }
 
 impl<T> Promise<T> {
+    /// Reports progress of the task (what [`progress`] does from inside a task of this
+    /// crate's pools; for executors that run tasks elsewhere): the future's
+    /// [`progress`](Future::progress) and progress callbacks see it. Ignored once the
+    /// future is done.
+    ///
+    /// ```
+    /// use concur_core::futures::{Progress, Promise};
+    /// let p = Promise::<()>::new();
+    /// p.set_progress(Progress { done: 1, total: Some(2) });
+    /// assert_eq!(p.future().progress(), Some(Progress { done: 1, total: Some(2) }));
+    /// ```
+    pub fn set_progress(&self, progress: Progress) {
+        self.shared.report(progress);
+    }
+
+    /// A cloneable handle that reports progress of this promise's task (as
+    /// [`set_progress`](Self::set_progress)), for an executor that hears of progress on
+    /// another thread than the one holding the promise.
+    ///
+    /// ```
+    /// use concur_core::futures::{Progress, Promise};
+    /// let p = Promise::<u8>::new();
+    /// let r = p.progress_reporter();
+    /// std::thread::spawn(move || r.report(Progress { done: 2, total: None })).join().unwrap();
+    /// assert_eq!(p.future().progress().unwrap().done, 2);
+    /// ```
+    pub fn progress_reporter(&self) -> ProgressReporter
+    where
+        T: Send + 'static,
+    {
+        let s = self.shared.clone();
+        ProgressReporter(std::sync::Arc::new(move |p| s.report(p)))
+    }
+
     /// A new pending future's completing side. Never blocks.
     ///
     /// ```

@@ -40,8 +40,8 @@ pub use async_result::AsyncResult;
 pub use error::TaskError;
 pub use executor::{Executor, Map, MapOptions, Progress};
 pub use future::{
-    Future, Promise, reset_unobserved_failure_hook, set_unobserved_failure_hook,
-    unobserved_failures,
+    Future, ProgressReporter, Promise, progress, reset_unobserved_failure_hook,
+    set_unobserved_failure_hook, unobserved_failures,
 };
 pub use pool::{IMapUnordered, ThreadPool};
 pub use pool_core::{StarArgs, UnorderedMap};

@@ -31,7 +31,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{JoinHandle, ThreadId};
 use std::time::Instant;
 
-use concur_core::futures::TaskError;
+use concur_core::futures::{Progress, TaskError};
 use rustix::event::{EventfdFlags, PollFd, PollFlags};
 
 use super::policy::{self, Decision, Limits};
@@ -39,6 +39,7 @@ use super::slots::SlotState;
 use super::task::{Config, Task};
 use super::wire::Hello;
 use super::worker::{Inflight, Kill, Worker};
+use crate::process::protocol::{PROGRESS_TAG, Report};
 use crate::sys::proc as sysproc;
 use crate::sys::socket;
 
@@ -472,16 +473,38 @@ impl Dispatcher {
 
     /// Reads every report worker `i` has sent; handles its death.
     fn read(&mut self, i: usize) {
+        /// What one frame from a worker was.
+        enum Frame {
+            Hello(Hello),
+            Report,
+            Progress,
+            Broken(String),
+        }
         loop {
             let w = &mut self.workers[i];
             let r = w.conn.try_recv_frame_with(|body, fds| {
                 if !w.ready {
-                    let hello: Result<Hello, _> = postcard::from_bytes(body);
-                    return Some(hello.map_err(|e| e.to_string()));
+                    return match postcard::from_bytes::<Hello>(body) {
+                        Ok(h) => Frame::Hello(h),
+                        Err(e) => Frame::Broken(e.to_string()),
+                    };
+                }
+                if body.first() == Some(&PROGRESS_TAG) {
+                    // Progress of the running task (the oldest in flight), not its
+                    // report.
+                    if let Ok(Report::<()>::Progress { done, total }) = postcard::from_bytes(body)
+                        && let Some(h) = w.inflight.front().and_then(|t| t.task.as_ref())
+                    {
+                        h.done.progress(Progress {
+                            done: usize::try_from(done).unwrap_or(usize::MAX),
+                            total: total.and_then(|t| usize::try_from(t).ok()),
+                        });
+                    }
+                    return Frame::Progress;
                 }
                 let Some(t) = Worker::reported(&mut w.inflight, &mut w.sent, &mut w.head_since)
                 else {
-                    return Some(Err("a report with no task".to_owned()));
+                    return Frame::Broken("a report with no task".to_owned());
                 };
                 match t.task {
                     // Skipped: it was cancelled (its future says so already) or moved.
@@ -489,11 +512,12 @@ impl Dispatcher {
                     Some(h) => h.done.complete(Ok((body, fds))),
                     None => {}
                 }
-                None
+                Frame::Report
             });
             match r {
-                Ok(Some(None)) => self.after_report(i),
-                Ok(Some(Some(Ok(hello)))) => {
+                Ok(Some(Frame::Report)) => self.after_report(i),
+                Ok(Some(Frame::Progress)) => {}
+                Ok(Some(Frame::Hello(hello))) => {
                     w.ready = true;
                     self.failed_starts = 0;
                     if let Some((msg, loc)) = hello.init_failed {
@@ -503,7 +527,7 @@ impl Dispatcher {
                         lock(&self.shared.state).broken.get_or_insert(msg);
                     }
                 }
-                Ok(Some(Some(Err(e)))) => {
+                Ok(Some(Frame::Broken(e))) => {
                     tracing::error!(pool = %self.cfg.name, error = %e, "a worker broke the protocol");
                     w.kill(Kill::Terminate);
                     self.died(i);

@@ -610,6 +610,9 @@ fn decode_report<T: DeserializeOwned>(body: &[u8], fds: Vec<OwnedFd>) -> Result<
         Ok(Report::Ok(v)) => Ok(v),
         Ok(Report::Panic { message, location }) => Err(TaskError::panic(message, location)),
         Ok(Report::Failed { message, .. }) => Err(serialization_error(message)),
+        Ok(Report::Progress { .. }) => Err(serialization_error(
+            "the worker sent progress where the task's result belongs".to_owned(),
+        )),
         Err(e) => Err(serialization_error(format!(
             "the task's result could not be decoded: {e}"
         ))),
@@ -628,6 +631,10 @@ struct Typed<T>(Promise<T>);
 impl<T: DeserializeOwned + Send + 'static> Completion for Typed<T> {
     fn handed(&mut self, guard: CancelGuard) -> bool {
         handed(&self.0, guard)
+    }
+
+    fn progress(&self, p: concur_core::futures::Progress) {
+        self.0.set_progress(p);
     }
 
     fn queued(&mut self) {
@@ -673,6 +680,10 @@ impl<T: DeserializeOwned + Send + 'static> Completion for ChunkDone<T> {
         handed(&self.promise, guard)
     }
 
+    fn progress(&self, p: concur_core::futures::Progress) {
+        self.promise.set_progress(p);
+    }
+
     fn queued(&mut self) {
         self.promise.set_cancel_guard(|| true);
     }
@@ -702,6 +713,9 @@ impl<T: DeserializeOwned + Send + 'static> Completion for ChunkDone<T> {
                             Err(TaskError::panic(message, location))
                         }
                         Report::Failed { message, .. } => Err(serialization_error(message)),
+                        Report::Progress { .. } => Err(serialization_error(
+                            "progress in place of an item's result".to_owned(),
+                        )),
                     })
                     .collect();
                 // As in `Typed::complete`: a cancel or failure that came first stays.

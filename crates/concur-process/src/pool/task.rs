@@ -31,6 +31,8 @@ pub(crate) trait Completion: Send {
     fn cancel(self: Box<Self>);
     /// Cancels the future if its task has not started (through the guard).
     fn try_cancel(&self);
+    /// The running task reported progress.
+    fn progress(&self, _p: concur_core::futures::Progress) {}
 }
 
 /// An encoded task waiting for a worker.

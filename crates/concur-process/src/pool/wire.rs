@@ -196,6 +196,9 @@ pub(crate) fn offset_of_init(t: InitTrampoline) -> i64 {
     FnOffset::of(t).raw()
 }
 
+/// The least time between two progress frames of one task.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// A worker process's function: runs the initializer, says hello, then runs tasks
 /// until the dispatcher closes the connection.
 pub(crate) fn worker_main(args: WorkerArgs) {
@@ -226,7 +229,24 @@ pub(crate) fn worker_main(args: WorkerArgs) {
             // SAFETY: as for the initializer above: the dispatcher made the offset with
             // `offset_of_task` from a `TaskTrampoline` of this same binary.
             let t: TaskTrampoline = unsafe { FnOffset::from_raw(offset).resolve() };
-            t(rest, fds, &conn);
+            // What the task reports with `futures::progress` goes to the dispatcher as
+            // progress frames before its report (at most one per 10 ms).
+            let last = std::cell::Cell::new(None::<std::time::Instant>);
+            let send = |p: concur_core::futures::Progress| {
+                let now = std::time::Instant::now();
+                if last
+                    .get()
+                    .is_some_and(|t| now.duration_since(t) < PROGRESS_EVERY)
+                {
+                    return;
+                }
+                last.set(Some(now));
+                let _ = conn.send(&Report::<()>::Progress {
+                    done: p.done as u64,
+                    total: p.total.map(|t| t as u64),
+                });
+            };
+            concur_core::futures::exec::with_progress(&send, || t(rest, fds, &conn));
             Ok(())
         });
         match r {

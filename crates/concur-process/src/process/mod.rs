@@ -724,6 +724,9 @@ fn outcome<R: DeserializeOwned>(fin: &mut Finished) -> Result<R, ProcessError> {
                 ProcessError::serialization(message)
             }
         }),
+        Ok(Report::Progress { .. }) => Err(ProcessError::serialization(
+            "the child sent progress where its result belongs",
+        )),
         Err(e) => Err(ProcessError::serialization(format!(
             "the child's result could not be decoded: {e}"
         ))),

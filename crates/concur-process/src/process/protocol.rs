@@ -148,7 +148,16 @@ pub(crate) enum Report<R> {
         failure: Failure,
         message: String,
     },
+    /// Not a report: progress of the running task (a pool worker sends any number of
+    /// these before the task's report). Its encoding starts with [`PROGRESS_TAG`].
+    Progress {
+        done: u64,
+        total: Option<u64>,
+    },
 }
+
+/// The first byte of an encoded [`Report::Progress`] (its variant index), whatever `R`.
+pub(crate) const PROGRESS_TAG: u8 = 3;
 
 /// Sends a failure report (best effort: the parent may be gone).
 pub(crate) fn send_failure(control: &Connection, failure: Failure, message: String) {
