@@ -288,6 +288,9 @@ struct State {
     /// Threads waiting on `changed` (so that settling a task signals only if someone
     /// waits: a syscall saved per task).
     waiters: usize,
+    /// Tasks taken out of `pending` whose futures are being completed right now: a
+    /// `shutdown(wait)` waits for them too (their futures are not done yet).
+    settling: usize,
 }
 
 /// The writer's queue.
@@ -336,14 +339,36 @@ impl Shared {
         }
     }
 
-    /// Takes the task `id` out of the table (it settled or was given up).
+    /// Takes the task `id` out of the table to settle its future, which the caller
+    /// then does, and says so with [`settled`](Self::settled).
     fn take(&self, id: &str) -> Option<Pending> {
         let mut st = lock(&self.state);
         let p = st.pending.remove(id);
-        if p.is_some() && st.waiters > 0 {
-            self.changed.notify_all();
+        if p.is_some() {
+            st.settling += 1;
         }
         p
+    }
+
+    /// A future taken with [`take`](Self::take) is settled.
+    fn settled(&self) {
+        let mut st = lock(&self.state);
+        st.settling -= 1;
+        if st.waiters > 0 {
+            self.changed.notify_all();
+        }
+    }
+
+    /// Settles the future of task `id` with `f` (if it is in flight); true if it was.
+    fn settle(&self, id: &str, f: impl FnOnce(Pending)) -> bool {
+        match self.take(id) {
+            Some(p) => {
+                f(p);
+                self.settled();
+                true
+            }
+            None => false,
+        }
     }
 
     /// Sends `env` from this thread if the writer is idle with nothing queued (one
@@ -800,17 +825,20 @@ fn shutdown(s: &Arc<Shared>, wait: bool, cancel_futures: bool) -> Result<(), Tas
     let cancelled: Vec<Pending> = {
         let mut st = lock(&s.state);
         st.shutdown = true;
-        if cancel_futures {
+        let v: Vec<Pending> = if cancel_futures {
             st.pending.drain().map(|(_, p)| p).collect()
         } else {
             Vec::new()
-        }
+        };
+        st.settling += v.len();
+        v
     };
     s.changed.notify_all();
     // Outside the lock: cancelling runs the futures' callbacks (and their cancel
     // guards queue the cancel requests to the workers).
     for p in cancelled {
         p.done.cancel();
+        s.settled();
     }
     if !wait {
         return Ok(());
@@ -821,7 +849,7 @@ fn shutdown(s: &Arc<Shared>, wait: bool, cancel_futures: bool) -> Result<(), Tas
         ));
     }
     let mut st = lock(&s.state);
-    while !st.pending.is_empty() {
+    while !st.pending.is_empty() || st.settling > 0 {
         st = s.wait_changed(st);
     }
     Ok(())
@@ -892,12 +920,12 @@ fn writer(s: &Arc<Shared>) {
                     // tasks of this batch cannot be submitted; say so on each.
                     tracing::error!(error = %e, "concur cluster: Redis refused a write");
                     for op in &batch {
-                        if let Op::Add(env) = op
-                            && let Some(p) = s.take(&env.id)
-                        {
-                            p.done.fail(TaskError::broken_executor(format!(
-                                "Redis refused the task: {e}"
-                            )));
+                        if let Op::Add(env) = op {
+                            s.settle(&env.id, |p| {
+                                p.done.fail(TaskError::broken_executor(format!(
+                                    "Redis refused the task: {e}"
+                                )));
+                            });
                         }
                     }
                     break;
@@ -907,7 +935,7 @@ fn writer(s: &Arc<Shared>) {
         for op in &batch {
             if let Op::Cancel(id) = op {
                 // The future is cancelled already; free its place in flight.
-                let _ = s.take(id);
+                s.settle(id, drop);
             }
         }
     }
@@ -923,7 +951,7 @@ fn reader(s: &Arc<Shared>, mut con: Conn) {
     loop {
         {
             let st = lock(&s.state);
-            if st.shutdown && st.pending.is_empty() {
+            if st.shutdown && st.pending.is_empty() && st.settling == 0 {
                 drop(st);
                 s.stop.store(true, Ordering::SeqCst);
                 s.ops_ready.notify_all();
@@ -995,16 +1023,16 @@ fn deliver(s: &Shared, fields: &Fields) {
                 r.report(p);
             }
         }
-        Ok((id, outcome)) => match s.take(&id) {
-            Some(p) => {
+        Ok((id, outcome)) => {
+            let settled = s.settle(&id, |p| {
                 tracing::debug_span!("result", task = %id)
                     .in_scope(|| tracing::debug!(status = ?outcome.status, attempt = outcome.attempt, "settled"));
                 p.done.complete(outcome);
-            }
-            None => {
+            });
+            if !settled {
                 s.late.fetch_add(1, Ordering::Relaxed);
             }
-        },
+        }
         Err(e) => {
             tracing::warn!(error = %e, "concur cluster: an unreadable result entry was dropped")
         }
@@ -1023,19 +1051,19 @@ fn expire(s: &Shared) {
             .filter(|(_, p)| p.deadline.is_some_and(|d| d <= now))
             .map(|(id, _)| id.clone())
             .collect();
-        ids.into_iter()
+        let expired: Vec<(String, Pending)> = ids
+            .into_iter()
             .filter_map(|id| st.pending.remove(&id).map(|p| (id, p)))
-            .collect()
+            .collect();
+        st.settling += expired.len();
+        expired
     };
-    if expired.is_empty() {
-        return;
-    }
-    s.changed.notify_all();
     for (id, p) in expired {
         p.done.fail(exec::deadline_exceeded(
             "the task's deadline passed before its result arrived",
         ));
         s.queue(Op::Cancel(id));
+        s.settled();
     }
 }
 

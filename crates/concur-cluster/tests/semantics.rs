@@ -283,23 +283,36 @@ fn sigterm_drains_a_worker_and_another_finishes_the_rest() {
         let (url, pool) = (redis.url(), pool("drain"));
         let a = WorkerSpec::new(&url, &pool).slots(1).prefetch(4).spawn();
         let ex = RedisExecutor::connect(&url, &pool).unwrap();
+        // Short tasks first: a worker prefetches only once it has seen tasks are short.
+        for i in 0..20 {
+            assert_eq!(ex.call(double, i).unwrap().result().unwrap(), 2 * i);
+        }
         let long = ex
             .call(pid_then_sleep, (url.clone(), "long".into(), 1000))
             .unwrap();
         let queued: Vec<_> = (0..4).map(|i| ex.call(double, i).unwrap()).collect();
-        eventually(Duration::from_secs(60), "the long task runs on worker A", || {
-            get(&url, "long").is_some()
-        });
-        eventually(Duration::from_secs(30), "worker A holds the queued ones too", || {
-            support::pending_consumers(&mut raw(&url), &pool)
-                .iter()
-                .any(|(_, n)| *n == 5)
-        });
+        eventually(
+            Duration::from_secs(60),
+            "the long task runs on worker A",
+            || get(&url, "long").is_some(),
+        );
+        eventually(
+            Duration::from_secs(30),
+            "worker A holds the queued ones too",
+            || {
+                support::pending_consumers(&mut raw(&url), &pool)
+                    .iter()
+                    .any(|(_, n)| *n == 5)
+            },
+        );
         let sa = a.stop();
         // The running task finished during the drain (its result was sent before A
         // exited); the four behind it were handed back.
-        assert!(long.result_timeout(Duration::from_secs(30)).is_ok(), "{sa:?}");
-        assert_eq!((sa.completed, sa.handed_back), (1, 4), "{sa:?}");
+        assert!(
+            long.result_timeout(Duration::from_secs(30)).is_ok(),
+            "{sa:?}"
+        );
+        assert_eq!((sa.completed, sa.handed_back), (21, 4), "{sa:?}");
         let b = WorkerSpec::new(&url, &pool).spawn();
         for (i, f) in queued.iter().enumerate() {
             assert_eq!(f.result().unwrap(), 2 * i as u64);

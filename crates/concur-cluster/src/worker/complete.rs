@@ -137,6 +137,9 @@ fn step(s: &Shared, d: Done) -> Option<Step> {
             let h = t.remove(&entry)?;
             drop(t);
             let a = h.env.attempt;
+            if let Some(t) = h.started_at {
+                s.ran_for(t.elapsed());
+            }
             let outcome = match result {
                 Ok(Some(Run::Ok(v))) => Outcome::ok(v, a),
                 Ok(Some(Run::Panic { message, location })) => Outcome::panic(message, location, a),

@@ -47,6 +47,8 @@ pub(crate) const DEFAULT_LEASE: Duration = Duration::from_secs(10);
 const RECLAIM_EVERY: Duration = Duration::from_millis(500);
 /// How long one XREADGROUP blocks.
 const READ_BLOCK: Duration = Duration::from_millis(200);
+/// Tasks shorter than this (on average) are prefetched.
+const SHORT_TASK: Duration = Duration::from_millis(10);
 /// The least time between two progress reports of one task sent to its caller.
 const PROGRESS_EVERY: Duration = Duration::from_millis(100);
 
@@ -132,8 +134,10 @@ impl WorkerBuilder {
     }
 
     /// Entries held beyond the slots, ready to start when a slot frees (default:
-    /// `max(16, 2 × slots)`): more keeps tiny tasks flowing, fewer spreads long tasks
-    /// more evenly over workers. Held entries are leased like running ones.
+    /// `max(16, 2 × slots)`), while tasks are short (under 10 ms on average; none
+    /// before the first task ends): that keeps tiny tasks flowing, and longer tasks
+    /// spread over the workers (an entry held here would wait behind another while a
+    /// peer is idle). Held entries are leased like running ones.
     pub fn prefetch(mut self, n: usize) -> Self {
         self.prefetch = Some(n);
         self
@@ -226,7 +230,8 @@ impl WorkerBuilder {
                 .fingerprint
                 .clone()
                 .unwrap_or_else(|| task::fingerprint().to_owned()),
-            capacity: slots + self.prefetch.unwrap_or((2 * slots).max(16)),
+            prefetch: self.prefetch.unwrap_or((2 * slots).max(16)),
+            task_us: AtomicU64::new(u64::MAX),
             cfg: self,
             keys,
             consumer,
@@ -405,6 +410,8 @@ pub(crate) struct Held {
     /// Not started before this Unix time in ms (a retry's backoff); 0 once started.
     pub(crate) not_before: u64,
     pub(crate) running: bool,
+    /// When it was started on the local executor.
+    pub(crate) started_at: Option<Instant>,
     pub(crate) abort: Option<Abort>,
     /// Its future on the local executor, once started there.
     pub(crate) local: Option<concur_core::futures::Future<Option<Run>>>,
@@ -483,7 +490,10 @@ pub(crate) struct Shared {
     pub(crate) consumer: String,
     pub(crate) host: String,
     pub(crate) fingerprint: String,
-    pub(crate) capacity: usize,
+    /// Entries held beyond the slots while tasks are short (see `capacity`).
+    pub(crate) prefetch: usize,
+    /// A moving average of how long a task takes here, in µs (`u64::MAX`: none ran).
+    pub(crate) task_us: AtomicU64,
     pub(crate) scripts: Scripts,
     pub(crate) client: redis::Client,
     pub(crate) local: Local,
@@ -552,6 +562,7 @@ impl Shared {
                 return;
             }
             h.running = true;
+            h.started_at = Some(Instant::now());
             h.not_before = 0;
             (
                 h.env.table_key(),
@@ -619,6 +630,27 @@ impl Shared {
                 });
             }
         }
+    }
+
+    /// How many entries to hold: the slots, plus the prefetch while tasks are short
+    /// (under [`SHORT_TASK`]): then reading one by one would cost more than the tasks,
+    /// while for longer tasks an entry held here waits behind another when a peer may
+    /// be idle. Before any task ran, no prefetch.
+    pub(crate) fn capacity(&self) -> usize {
+        let short = self.task_us.load(Ordering::Relaxed) < SHORT_TASK.as_micros() as u64;
+        self.cfg.slots + if short { self.prefetch } else { 0 }
+    }
+
+    /// A task ran for `took`: into the moving average (weight 1/8).
+    pub(crate) fn ran_for(&self, took: Duration) {
+        let us = took.as_micros().min(u128::from(u64::MAX / 2)) as u64;
+        let old = self.task_us.load(Ordering::Relaxed);
+        let new = if old == u64::MAX {
+            us
+        } else {
+            old - old / 8 + us / 8
+        };
+        self.task_us.store(new, Ordering::Relaxed);
     }
 
     pub(crate) fn lease(&self) -> Duration {
@@ -784,7 +816,7 @@ impl Worker {
         let mut cursor = "0-0".to_owned();
         while !s.stop.load(Ordering::SeqCst) {
             s.start_due();
-            let free = s.capacity.saturating_sub(lock(&s.table).held.len());
+            let free = s.capacity().saturating_sub(lock(&s.table).held.len());
             if free == 0 {
                 let t = lock(&s.table);
                 let _ = s.room.wait_timeout(t, READ_BLOCK);
@@ -917,6 +949,7 @@ impl Worker {
                     running: false,
                     abort: None,
                     local: None,
+                    started_at: None,
                     deadline,
                     settled: verdict.is_some(),
                     lost: false,
