@@ -61,9 +61,11 @@ cargo check --locked -p concur -p concur-process -p concur-core --no-default-fea
 step "unit, integration and doc tests"
 cargo test --workspace --locked
 # The umbrella crate's cluster re-exports (feature `cluster`, off by default), and the
-# TLS build of the cluster tier (feature `tls`).
+# cluster tier over TLS (feature `tls`: a rediss:// executor and worker).
 cargo test --locked -p concur --features cluster --test reexports
-cargo check --locked -p concur-cluster --features tls
+# (`openssl` makes the test's certificates.)
+command -v openssl >/dev/null || { [ "$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null; }
+cargo test --locked -p concur-cluster --features tls --test tls
 
 step "examples (each run to completion, bounded)"
 cargo build --release --locked -p concur --features cluster --examples

@@ -28,6 +28,28 @@ impl std::fmt::Debug for Conn {
     }
 }
 
+/// Checks a Redis URL (scheme, TLS availability) and makes its client; a `rediss://`
+/// URL trusts `root_cert` (PEM) instead of the system's roots when given.
+pub(crate) fn client_with(
+    url: &str,
+    root_cert: Option<&[u8]>,
+) -> Result<redis::Client, ClusterError> {
+    #[cfg(feature = "tls")]
+    if let Some(pem) = root_cert {
+        client(url)?; // the checks
+        return redis::Client::build_with_tls(
+            url,
+            redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(pem.to_vec()),
+            },
+        )
+        .map_err(|e| ClusterError::invalid(format!("{url:?}: {e}")));
+    }
+    let _ = root_cert;
+    client(url)
+}
+
 /// Checks a Redis URL (scheme, TLS availability) and makes its client.
 pub(crate) fn client(url: &str) -> Result<redis::Client, ClusterError> {
     let scheme = url.split("://").next().unwrap_or("");

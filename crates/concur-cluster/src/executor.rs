@@ -108,6 +108,7 @@ pub struct RedisExecutorBuilder {
     max_payload: usize,
     connect_timeout: Duration,
     fingerprint: Option<String>,
+    root_cert: Option<Vec<u8>>,
 }
 
 impl RedisExecutorBuilder {
@@ -124,7 +125,16 @@ impl RedisExecutorBuilder {
             max_payload: DEFAULT_MAX_PAYLOAD,
             connect_timeout: Duration::from_secs(5),
             fingerprint: None,
+            root_cert: None,
         }
+    }
+
+    /// For a `rediss://` URL: trusts this CA certificate (PEM) instead of the system's
+    /// roots (a private CA, or a self-signed server certificate). Feature `tls`.
+    #[cfg(feature = "tls")]
+    pub fn tls_root_cert(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.root_cert = Some(pem.into());
+        self
     }
 
     /// How long a result waits in Redis for this caller to read it (its result stream
@@ -208,8 +218,8 @@ impl RedisExecutorBuilder {
     /// [`ClusterError::is_auth_failed`] if it refuses the credentials.
     pub fn connect(self) -> Result<RedisExecutor, ClusterError> {
         let keys = Keys::new(&self.pool)?;
-        let client = conn::client(&self.url)?;
-        let mut con = Conn::new(client, self.connect_timeout);
+        let client = conn::client_with(&self.url, self.root_cert.as_deref())?;
+        let mut con = Conn::new(client.clone(), self.connect_timeout);
         con.call(|c| redis::cmd("PING").query::<()>(c))?;
         if let Some(lease) = self.lease {
             con.call(|c| {
@@ -249,7 +259,7 @@ impl RedisExecutorBuilder {
         };
         let reader = {
             let s = shared.clone();
-            let c = Conn::new(conn::client(&self.url)?, self.connect_timeout);
+            let c = Conn::new(client, self.connect_timeout);
             std::thread::Builder::new()
                 .name("concur-cluster-reader".into())
                 .spawn(move || reader(&s, c))

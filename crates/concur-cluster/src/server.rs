@@ -15,6 +15,7 @@ pub struct RedisServerBuilder {
     password: Option<String>,
     bind: Vec<String>,
     args: Vec<String>,
+    tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl RedisServerBuilder {
@@ -35,6 +36,13 @@ impl RedisServerBuilder {
     /// namespaces or on other machines; give it a [password](Self::password)).
     pub fn bind(mut self, addr: &str) -> Self {
         self.bind.push(addr.to_owned());
+        self
+    }
+
+    /// Serves TLS only (`rediss://`), with this certificate and key (PEM files);
+    /// [`RedisServer::url`] is then a `rediss://` URL.
+    pub fn tls(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.tls = Some((cert.into(), key.into()));
         self
     }
 
@@ -100,18 +108,20 @@ impl RedisServer {
 
     /// Where it is available, as a URL for database `0`.
     pub fn url(&self) -> String {
-        match &self.cfg.password {
-            Some(p) => format!("redis://:{p}@127.0.0.1:{}/0", self.port),
-            None => format!("redis://127.0.0.1:{}/0", self.port),
-        }
+        self.url_at("127.0.0.1")
     }
 
     /// The URL of database `0` at another of its addresses (see
     /// [`RedisServerBuilder::bind`]).
     pub fn url_at(&self, host: &str) -> String {
+        let scheme = if self.cfg.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
         match &self.cfg.password {
-            Some(p) => format!("redis://:{p}@{host}:{}/0", self.port),
-            None => format!("redis://{host}:{}/0", self.port),
+            Some(p) => format!("{scheme}://:{p}@{host}:{}/0", self.port),
+            None => format!("{scheme}://{host}:{}/0", self.port),
         }
     }
 
@@ -140,7 +150,9 @@ impl RedisServer {
         let Some(mut child) = self.child.take() else {
             return;
         };
-        let _ = self.command(&["SHUTDOWN"]);
+        // SIGTERM: Redis's own graceful shutdown (it writes the AOF out), over TLS too.
+        // SAFETY: signals our own child, which has not been reaped.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
         let end = Instant::now() + Duration::from_secs(5);
         while Instant::now() < end {
             if let Ok(Some(_)) = child.try_wait() {
@@ -153,10 +165,26 @@ impl RedisServer {
     }
 
     fn launch(&mut self) -> io::Result<()> {
+        // A fresh log: readiness over TLS is read from it.
+        let _ = std::fs::remove_file(self.dir.join("redis.log"));
         let mut cmd = Command::new(&self.bin);
-        cmd.arg("--port")
-            .arg(self.port.to_string())
-            .args(["--bind", "127.0.0.1"])
+        match &self.cfg.tls {
+            None => {
+                cmd.arg("--port").arg(self.port.to_string());
+            }
+            Some((cert, key)) => {
+                cmd.args(["--port", "0", "--tls-port"])
+                    .arg(self.port.to_string())
+                    .arg("--tls-cert-file")
+                    .arg(cert)
+                    .arg("--tls-key-file")
+                    .arg(key)
+                    .arg("--tls-ca-cert-file")
+                    .arg(cert)
+                    .args(["--tls-auth-clients", "no"]);
+            }
+        }
+        cmd.args(["--bind", "127.0.0.1"])
             .args(&self.cfg.bind)
             .args(["--save", "", "--daemonize", "no"])
             .arg("--dir")
@@ -176,9 +204,7 @@ impl RedisServer {
         self.child = Some(child);
         let end = Instant::now() + Duration::from_secs(10);
         loop {
-            if let Ok(r) = self.command(&["PING"])
-                && (r.starts_with("+PONG") || r.starts_with("-NOAUTH"))
-            {
+            if self.ready() {
                 return Ok(());
             }
             if let Some(c) = self.child.as_mut()
@@ -200,6 +226,16 @@ impl RedisServer {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// Whether it answers (a PING in the clear, or over TLS its log says it is ready).
+    fn ready(&self) -> bool {
+        if self.cfg.tls.is_some() {
+            return std::fs::read_to_string(self.dir.join("redis.log"))
+                .is_ok_and(|l| l.contains("Ready to accept connections"));
+        }
+        self.command(&["PING"])
+            .is_ok_and(|r| r.starts_with("+PONG") || r.starts_with("-NOAUTH"))
     }
 
     /// Sends one inline command and returns the first line of the reply.

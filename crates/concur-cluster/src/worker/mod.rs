@@ -86,6 +86,7 @@ pub struct WorkerBuilder {
     handle_sigterm: bool,
     fingerprint: Option<String>,
     init: Option<Init>,
+    root_cert: Option<Vec<u8>>,
 }
 
 impl WorkerBuilder {
@@ -103,7 +104,16 @@ impl WorkerBuilder {
             handle_sigterm: true,
             fingerprint: None,
             init: None,
+            root_cert: None,
         }
+    }
+
+    /// For a `rediss://` URL: trusts this CA certificate (PEM) instead of the system's
+    /// roots. Feature `tls`.
+    #[cfg(feature = "tls")]
+    pub fn tls_root_cert(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.root_cert = Some(pem.into());
+        self
     }
 
     /// Runs `f(args)` in each process of the local pool (or each thread) before its
@@ -191,7 +201,7 @@ impl WorkerBuilder {
     /// As [`RedisExecutorBuilder::connect`](crate::RedisExecutorBuilder::connect).
     pub fn connect(self) -> Result<Worker, ClusterError> {
         let keys = Keys::new(&self.pool)?;
-        let client = conn::client(&self.url)?;
+        let client = conn::client_with(&self.url, self.root_cert.as_deref())?;
         let mut con = Conn::new(client.clone(), self.connect_timeout);
         con.call(|c| redis::cmd("PING").query::<()>(c))?;
         ensure_group(&mut con, &keys)?;
