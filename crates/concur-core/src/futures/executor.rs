@@ -6,14 +6,7 @@ use crate::shim::Arc;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-/// How far a map has got, as told to a [progress hook](MapOptions::progress).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Progress {
-    /// Items whose function has returned (or panicked) so far.
-    pub done: usize,
-    /// All items, when the input's length is known up front (an exact `size_hint`).
-    pub total: Option<usize>,
-}
+pub use super::progress::Progress;
 
 /// A progress hook shared by the workers of one map.
 type ProgressHook = std::sync::Arc<dyn Fn(Progress) + Send + Sync>;

@@ -26,7 +26,7 @@
 //! waiter objects installed on every future for `as_completed`/`wait`) is the source.
 
 use super::error::TaskError;
-use super::executor::Progress;
+use super::progress::Progress;
 use crate::shim::Arc;
 use crate::sync::waiters::WaitQueue;
 use std::cell::RefCell;

@@ -32,6 +32,7 @@ mod executor;
 mod future;
 mod pool;
 mod pool_core;
+mod progress;
 mod slice_map;
 mod thread_pool;
 mod wait;
