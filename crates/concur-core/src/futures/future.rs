@@ -611,6 +611,32 @@ impl<T> PartialEq for Future<T> {
 }
 impl<T> Eq for Future<T> {}
 
+/// A future hashes by the identity of its task (consistent with `==`: handles to the
+/// same future), so futures can key a map, as Python's `{executor.submit(f, url): url}`
+/// does for `as_completed`.
+///
+/// ```
+/// use concur_core::futures::{as_completed, Executor, ThreadPoolExecutor};
+/// use std::collections::HashMap;
+///
+/// let pool = ThreadPoolExecutor::new(2);
+/// let urls = ["a.example", "b.example"];
+/// let by_future: HashMap<_, _> = urls
+///     .iter()
+///     .map(|&u| (pool.submit(move || u.len()).unwrap(), u))
+///     .collect();
+/// let futures: Vec<_> = by_future.keys().cloned().collect();
+/// for f in as_completed(&futures, None) {
+///     let f = f.unwrap();
+///     assert_eq!(f.result().unwrap(), by_future[&f].len());
+/// }
+/// ```
+impl<T> std::hash::Hash for Future<T> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.shared.id.hash(state);
+    }
+}
+
 impl<T: Send + 'static> Future<T> {
     /// A future whose job a pool will run (crate-internal).
     pub(crate) fn with_job(pool_id: u64, job: Job<T>) -> Self {
