@@ -97,6 +97,7 @@ mod envelope;
 mod error;
 mod executor;
 mod keys;
+mod objects;
 mod scripts;
 mod server;
 mod task;
@@ -104,6 +105,11 @@ mod worker;
 
 pub use error::ClusterError;
 pub use executor::{RedisExecutor, RedisExecutorBuilder};
+pub use objects::{
+    AckError, Barrier, BarrierBuilder, BoundedSemaphore, BoundedSemaphoreBuilder, Dict, Event,
+    GetError, Lock, LockBuilder, LockGuard, PutError, Queue, QueueBuilder, Semaphore,
+    SemaphoreBuilder, SemaphoreGuard,
+};
 pub use server::{RedisServer, RedisServerBuilder};
 pub use worker::{LocalExecutor, StatsHandle, StopHandle, Worker, WorkerBuilder, WorkerStats};
 
