@@ -139,7 +139,8 @@ local r = '1'
 if redis.call('HGET', KEYS[1], 'bounded') == '1' and n > give then
   r = '-1'
 else
-  redis.call('HINCRBY', KEYS[1], 'leaked', -give)
+  -- (no HINCRBY by a Lua -0: Redis reads it as '-0', not an integer)
+  if give > 0 then redis.call('HINCRBY', KEYS[1], 'leaked', -give) end
   redis.call('HINCRBY', KEYS[1], 'value', n)
 end
 wake()
