@@ -511,3 +511,25 @@ impl<'de> Deserialize<'de> for Barrier {
         .map_err(serde::de::Error::custom)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::RedisServer;
+
+    /// An arrival retried with the same arrival id counts once.
+    #[test]
+    fn an_arrival_retried_counts_once() {
+        let redis = RedisServer::start().unwrap();
+        let b = Barrier::connect(&redis.url(), "retry", 3).unwrap();
+        let mut con = redis::Client::open(redis.url())
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        for _ in 0..2 {
+            let r: Vec<String> = b.invocation(&ARRIVE).arg("a1").invoke(&mut con).unwrap();
+            assert_eq!((r[0].as_str(), r[1].as_str()), ("1", "0"));
+        }
+        assert_eq!(b.n_waiting().unwrap(), 1);
+    }
+}

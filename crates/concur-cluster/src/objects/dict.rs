@@ -470,3 +470,46 @@ where
         Dict::open(&s.url, &s.name).map_err(serde::de::Error::custom)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::RedisServer;
+
+    /// A write retried under the same session and number is not applied twice and
+    /// answers as the first run did.
+    #[test]
+    fn a_write_retried_under_its_session_is_applied_once() {
+        let redis = RedisServer::start().unwrap();
+        let d = Dict::<u8, u32>::connect(&redis.url(), "retry").unwrap();
+        d.insert(1, 10).unwrap();
+        let i = &*d.inner;
+        let mut con = redis::Client::open(redis.url())
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        let (k, old, new) = (
+            postcard::to_stdvec(&1u8).unwrap(),
+            postcard::to_stdvec(&10u32).unwrap(),
+            postcard::to_stdvec(&11u32).unwrap(),
+        );
+        let mut cas = || -> (String, Vec<u8>) {
+            CAS.key(&i.h)
+                .key(&i.o)
+                .key(&i.state)
+                .key(i.keys.session("s1"))
+                .arg(&k)
+                .arg("1")
+                .arg(&old)
+                .arg(&new)
+                .arg(format!("{:020}", 1))
+                .invoke(&mut con)
+                .unwrap()
+        };
+        assert_eq!(cas(), ("ok".into(), b"=".to_vec()));
+        // Run again (a retry after a lost reply): the value is 11 now, but the call is
+        // known, and answers "set" again instead of "found 11".
+        assert_eq!(cas(), ("dup".into(), b"=".to_vec()));
+        assert_eq!(d.get(&1).unwrap(), Some(11));
+    }
+}

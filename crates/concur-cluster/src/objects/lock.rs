@@ -541,3 +541,47 @@ impl fmt::Debug for LockGuard<'_> {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::RedisServer;
+
+    /// An acquisition or a release retried with the same lease id answers as the
+    /// first run: the same token; "released".
+    #[test]
+    fn acquire_and_release_are_idempotent_by_lease_id() {
+        let redis = RedisServer::start().unwrap();
+        let lock = Lock::connect(&redis.url(), "retry").unwrap();
+        let i = &*lock.inner;
+        let mut con = redis::Client::open(redis.url())
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        let mut acquire = || -> Vec<String> {
+            ACQUIRE
+                .key(&i.owner)
+                .key(&i.state)
+                .key(&i.wake)
+                .arg("lease-1")
+                .arg(10_000)
+                .invoke(&mut con)
+                .unwrap()
+        };
+        let first = acquire();
+        assert_eq!(first[0], "1");
+        assert_eq!(acquire(), first, "the retry gets the same token");
+        let mut release = || -> i64 {
+            RELEASE
+                .key(&i.owner)
+                .key(&i.state)
+                .key(&i.wake)
+                .arg("lease-1")
+                .invoke(&mut con)
+                .unwrap()
+        };
+        assert_eq!(release(), 1);
+        assert_eq!(release(), 3, "a retried release is known as done");
+        assert!(!lock.locked().unwrap());
+    }
+}

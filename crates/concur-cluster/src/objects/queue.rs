@@ -1187,3 +1187,43 @@ impl<'de, T: Serialize + DeserializeOwned> Deserialize<'de> for Queue<T> {
             .map_err(serde::de::Error::custom)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::RedisServer;
+
+    /// A put whose reply was lost is retried under the same session and number: the
+    /// second run finds the first and queues nothing.
+    #[test]
+    fn a_put_retried_under_its_session_is_queued_once() {
+        let redis = RedisServer::start().unwrap();
+        let q = Queue::<u32>::connect(&redis.url(), "retry", 0).unwrap();
+        let i = &*q.inner;
+        let mut con = redis::Client::open(redis.url())
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        let item = postcard::to_stdvec(&7u32).unwrap();
+        let mut put = |seq: u64| -> String {
+            let r: Vec<String> = PUT
+                .key(&i.items)
+                .key(&i.state)
+                .key(&i.room)
+                .key(i.keys.session("s1"))
+                .arg(GROUP)
+                .arg(0)
+                .arg(&item)
+                .arg(format!("{seq:020}"))
+                .invoke(&mut con)
+                .unwrap();
+            r[0].clone()
+        };
+        assert_eq!(put(1), "ok");
+        assert_eq!(put(1), "dup", "the retry");
+        assert_eq!(put(2), "ok", "the session's next put");
+        assert_eq!(q.get().unwrap(), 7);
+        assert_eq!(q.get().unwrap(), 7);
+        assert!(matches!(q.try_get(), Err(TryGetError::Empty)));
+    }
+}
