@@ -84,9 +84,15 @@ impl ObjKeys {
     }
 }
 
-/// A random id: 16 hex digits from the kernel's generator.
+/// An id unique across processes and machines: 16 random hex digits drawn once per
+/// process from the kernel's generator, then a counter (cheap enough for every
+/// acquisition; lease ids need to be unique, not unguessable).
 pub(crate) fn random_id() -> String {
-    crate::executor::random_hex()
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static PREFIX: OnceLock<String> = OnceLock::new();
+    static N: AtomicU64 = AtomicU64::new(0);
+    let p = PREFIX.get_or_init(crate::executor::random_hex);
+    format!("{p}{:x}", N.fetch_add(1, Ordering::Relaxed))
 }
 
 /// This machine's name (for consumer names), without `:`.

@@ -181,9 +181,17 @@ impl Lease {
 }
 
 struct Shared {
-    leases: Mutex<Vec<(Weak<Lease>, Instant)>>,
+    leases: Mutex<Leases>,
     changed: Condvar,
     stop: AtomicBool,
+}
+
+/// The leases kept, each with when it is next due, and when the renewer thread wakes
+/// next (`None`: it is not waiting): a new lease due later needs no wake-up.
+#[derive(Default)]
+struct Leases {
+    all: Vec<(Weak<Lease>, Instant)>,
+    wakes_at: Option<Instant>,
 }
 
 /// The renewer of one connection context; its thread starts with the first lease and
@@ -199,7 +207,7 @@ impl Renewer {
         Renewer {
             client,
             shared: Arc::new(Shared {
-                leases: Mutex::new(Vec::new()),
+                leases: Mutex::new(Leases::default()),
                 changed: Condvar::new(),
                 stop: AtomicBool::new(false),
             }),
@@ -224,8 +232,14 @@ impl Renewer {
                 }
             }
         }
-        lock(&self.shared.leases).push((Arc::downgrade(lease), Instant::now() + lease.period()));
-        self.shared.changed.notify_one();
+        let due = Instant::now() + lease.period();
+        let mut leases = lock(&self.shared.leases);
+        leases.all.push((Arc::downgrade(lease), due));
+        if leases.wakes_at.is_some_and(|w| w > due) {
+            leases.wakes_at = None;
+            drop(leases);
+            self.shared.changed.notify_one();
+        }
     }
 }
 
@@ -245,29 +259,27 @@ fn run(client: redis::Client, shared: &Shared) {
                 if shared.stop.load(Ordering::SeqCst) {
                     return;
                 }
-                leases.retain(|(w, _)| w.upgrade().is_some_and(|l| !l.is_lost()));
+                leases
+                    .all
+                    .retain(|(w, _)| w.upgrade().is_some_and(|l| !l.is_lost()));
                 let now = Instant::now();
-                let next = leases.iter().map(|(_, t)| *t).min();
-                match next {
+                let next = leases.all.iter().map(|(_, t)| *t).min();
+                let wait = match next {
                     Some(t) if t <= now => break,
-                    Some(t) => {
-                        leases = shared
-                            .changed
-                            .wait_timeout(leases, t - now)
-                            .unwrap_or_else(std::sync::PoisonError::into_inner)
-                            .0;
-                    }
-                    None => {
-                        leases = shared
-                            .changed
-                            .wait_timeout(leases, Duration::from_secs(1))
-                            .unwrap_or_else(std::sync::PoisonError::into_inner)
-                            .0;
-                    }
-                }
+                    Some(t) => t - now,
+                    None => Duration::from_secs(1),
+                };
+                leases.wakes_at = Some(now + wait);
+                leases = shared
+                    .changed
+                    .wait_timeout(leases, wait)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .0;
             }
+            leases.wakes_at = None;
             let now = Instant::now();
             leases
+                .all
                 .iter_mut()
                 .filter(|(_, t)| *t <= now)
                 .filter_map(|(w, t)| {
