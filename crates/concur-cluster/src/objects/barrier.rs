@@ -26,7 +26,6 @@ use redis::Script;
 use serde::{Deserialize, Serialize};
 
 use super::ctx::{self, Ctx, ObjKeys};
-use crate::conn::Backoff;
 use crate::error::ClusterError;
 
 /// The longest a waiter blocks before it looks again.
@@ -352,8 +351,7 @@ impl Barrier {
         };
         let generation = field(2);
         let mut last = field(3);
-        let mut backoff = Backoff::default();
-        let mut gave_up = None;
+        let mut retry = ctx::Retry::default();
         loop {
             let block = ctx::block_for(deadline, MAX_WAIT);
             let woke = ctx.block(block, |c, _| {
@@ -365,9 +363,7 @@ impl Barrier {
                     .arg(&last)
                     .query::<redis::Value>(c)
             });
-            if let Err(e) = woke {
-                ctx::pause_or_fail(e, &mut backoff, deadline, &mut gave_up)?;
-            }
+            retry.after(woke, deadline)?;
             let s: Vec<String> =
                 ctx.call(|c, _| self.invocation(&CHECK).arg(&generation).invoke(c))?;
             match s.first().map(String::as_str) {

@@ -251,29 +251,58 @@ impl Ctx {
     }
 }
 
-/// A waiting loop's handling of a failed step: a transient failure is slept off (for
-/// at most `backoff`'s step, and never past `deadline`) and the loop goes on; any
-/// other is returned.
-pub(crate) fn pause_or_fail(
-    e: redis::RedisError,
-    backoff: &mut Backoff,
-    deadline: Option<Instant>,
-    gave_up: &mut Option<Instant>,
-) -> Result<(), ClusterError> {
-    if !conn::is_transient(&e) {
-        return Err(e.into());
+/// A waiting loop's retries through transient failures: a pause (backoff, never past
+/// the loop's deadline) after each, until failures have gone on for [`RETRY_FOR`].
+#[derive(Debug, Default)]
+pub(crate) struct Retry {
+    backoff: Backoff,
+    failing_since: Option<Instant>,
+}
+
+impl Retry {
+    /// A step failed with `e`: a transient failure is slept off and the loop goes on
+    /// (`Ok`); any other, or one that goes on too long, is returned.
+    pub(crate) fn failed(
+        &mut self,
+        e: redis::RedisError,
+        deadline: Option<Instant>,
+    ) -> Result<(), ClusterError> {
+        if !conn::is_transient(&e) {
+            return Err(e.into());
+        }
+        let now = Instant::now();
+        let end = *self.failing_since.get_or_insert(now) + RETRY_FOR;
+        if now >= end {
+            return Err(e.into());
+        }
+        let mut pause = self.backoff.step().min(end - now);
+        if let Some(d) = deadline {
+            pause = pause.min(d.saturating_duration_since(now));
+        }
+        std::thread::sleep(pause);
+        Ok(())
     }
-    let now = Instant::now();
-    let end = *gave_up.get_or_insert(now + RETRY_FOR);
-    if now >= end {
-        return Err(e.into());
+
+    /// A step succeeded: failures count from zero again.
+    pub(crate) fn ok(&mut self) {
+        self.failing_since = None;
+        self.backoff.reset();
     }
-    let mut pause = backoff.step().min(end - now);
-    if let Some(d) = deadline {
-        pause = pause.min(d.saturating_duration_since(now));
+
+    /// [`ok`](Self::ok) or [`failed`](Self::failed), by `r`.
+    pub(crate) fn after<T>(
+        &mut self,
+        r: redis::RedisResult<T>,
+        deadline: Option<Instant>,
+    ) -> Result<(), ClusterError> {
+        match r {
+            Ok(_) => {
+                self.ok();
+                Ok(())
+            }
+            Err(e) => self.failed(e, deadline),
+        }
     }
-    std::thread::sleep(pause);
-    Ok(())
 }
 
 /// How long a wait may block on the server now: until `deadline` (forever: `cap`),

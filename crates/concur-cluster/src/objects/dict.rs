@@ -115,7 +115,7 @@ return out
 });
 
 /// A dictionary shared by every process, on any machine, that connects to it by
-/// name: the manager's [`Dict`](concur_process::manager::Dict) (Python's
+/// name: the manager's `Dict` (`concur_process::manager::Dict`, Python's
 /// `Manager().dict()`) on a Redis hash, as a cheaply cloneable handle. Keys and
 /// values are serde types, stored postcard-encoded; the order is insertion order.
 ///

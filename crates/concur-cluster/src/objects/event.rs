@@ -14,7 +14,6 @@ use redis::Script;
 use serde::{Deserialize, Serialize};
 
 use super::ctx::{self, Ctx, ObjKeys};
-use crate::conn::Backoff;
 use crate::error::ClusterError;
 
 /// The longest a waiter blocks before it looks again.
@@ -185,8 +184,7 @@ impl Event {
 
     fn wait_until(&self, deadline: Option<Instant>) -> Result<bool, ClusterError> {
         let i = &*self.inner;
-        let mut backoff = Backoff::default();
-        let mut gave_up = None;
+        let mut retry = ctx::Retry::default();
         loop {
             let r: Vec<String> = i
                 .ctx
@@ -209,9 +207,9 @@ impl Event {
                     .query::<redis::Value>(c)
             });
             match woke {
-                Ok(redis::Value::Nil) => {}
+                Ok(redis::Value::Nil) => retry.ok(),
                 Ok(_) => return Ok(true), // a set since the check
-                Err(e) => ctx::pause_or_fail(e, &mut backoff, deadline, &mut gave_up)?,
+                Err(e) => retry.failed(e, deadline)?,
             }
         }
     }

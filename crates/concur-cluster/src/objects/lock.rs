@@ -29,7 +29,6 @@ use serde::{Deserialize, Serialize};
 
 use super::ctx::{self, Ctx, ObjKeys};
 use super::renew::{Held, Lease};
-use crate::conn::Backoff;
 use crate::error::ClusterError;
 
 /// The longest a waiter blocks before it looks at the lock again (it is woken sooner
@@ -325,8 +324,7 @@ impl Lock {
     ) -> Result<TryAcquireResult<LockGuard<'_>>, ClusterError> {
         let i = &*self.inner;
         let id = ctx::random_id();
-        let mut backoff = Backoff::default();
-        let mut gave_up = None;
+        let mut retry = ctx::Retry::default();
         loop {
             let r: Vec<String> = i.ctx.call(|c, _| {
                 ACQUIRE
@@ -380,9 +378,7 @@ impl Lock {
                     .arg(ctx::secs(block))
                     .query::<Option<(String, String)>>(c)
             });
-            if let Err(e) = woke {
-                ctx::pause_or_fail(e, &mut backoff, deadline, &mut gave_up)?;
-            }
+            retry.after(woke, deadline)?;
         }
     }
 
@@ -421,6 +417,7 @@ impl Lock {
     }
 
     fn release_lease(&self, lease: &Lease) -> Result<bool, ClusterError> {
+        lease.end();
         let i = &*self.inner;
         let n: i64 = i.ctx.call(|c, _| {
             RELEASE

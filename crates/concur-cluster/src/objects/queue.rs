@@ -44,7 +44,6 @@ use serde::{Deserialize, Serialize};
 
 use super::ctx::{self, Ctx, ObjKeys, lock};
 use super::renew::{Held, Lease, Taken};
-use crate::conn::Backoff;
 use crate::error::ClusterError;
 
 pub use super::queue_errors::{AckError, GetError, PutError};
@@ -535,8 +534,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
                 bytes.len()
             ))));
         }
-        let mut backoff = Backoff::default();
-        let mut gave_up = None;
+        let mut retry = ctx::Retry::default();
         loop {
             let r: Vec<String> = i
                 .ctx
@@ -561,9 +559,9 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
                 return Ok(Put::Full);
             }
             let last = r.get(1).cloned().unwrap_or_else(|| "0-0".into());
-            if let Err(e) = self.wait_signal(&i.room, &last, deadline) {
-                ctx::pause_or_fail(e, &mut backoff, deadline, &mut gave_up).map_err(Err)?;
-            }
+            retry
+                .after(self.wait_signal(&i.room, &last, deadline), deadline)
+                .map_err(Err)?;
         }
     }
 
@@ -664,8 +662,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
 
     fn get_until(&self, wait: bool, deadline: Option<Instant>) -> Result<Got<T>, ClusterError> {
         let i = &*self.inner;
-        let mut backoff = Backoff::default();
-        let mut gave_up = None;
+        let mut retry = ctx::Retry::default();
         loop {
             if let Some(e) = self.hand_out() {
                 return self.decode(e).map(Got::Item);
@@ -732,13 +729,16 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
                 })
             });
             let got = match r {
-                Ok(g) => g,
+                Ok(g) => {
+                    retry.ok();
+                    g
+                }
                 Err(e) if is_nogroup(&e) => {
                     self.make_group()?;
                     continue;
                 }
                 Err(e) => {
-                    ctx::pause_or_fail(e, &mut backoff, deadline, &mut gave_up)?;
+                    retry.failed(e, deadline)?;
                     continue;
                 }
             };
@@ -990,8 +990,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
 
     fn join_until(&self, deadline: Option<Instant>) -> Result<bool, ClusterError> {
         let i = &*self.inner;
-        let mut backoff = Backoff::default();
-        let mut gave_up = None;
+        let mut retry = ctx::Retry::default();
         loop {
             let r: Vec<String> = i
                 .ctx
@@ -1003,9 +1002,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
                 return Ok(false);
             }
             let last = r.get(1).cloned().unwrap_or_else(|| "0-0".into());
-            if let Err(e) = self.wait_signal(&i.done, &last, deadline) {
-                ctx::pause_or_fail(e, &mut backoff, deadline, &mut gave_up)?;
-            }
+            retry.after(self.wait_signal(&i.done, &last, deadline), deadline)?;
         }
     }
 

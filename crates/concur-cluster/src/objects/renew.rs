@@ -107,6 +107,9 @@ pub(crate) struct Lease {
     held: Held,
     ms: u64,
     lost: AtomicBool,
+    /// Given up by its holder (released): no longer renewed, and a renewal that runs
+    /// meanwhile and finds it gone is no news.
+    ended: AtomicBool,
 }
 
 impl Lease {
@@ -116,7 +119,17 @@ impl Lease {
             held,
             ms,
             lost: AtomicBool::new(false),
+            ended: AtomicBool::new(false),
         })
+    }
+
+    /// Its holder gives it up (before releasing it).
+    pub(crate) fn end(&self) {
+        self.ended.store(true, Ordering::SeqCst);
+    }
+
+    fn is_ended(&self) -> bool {
+        self.ended.load(Ordering::SeqCst)
     }
 
     /// True once a renewal found the lease gone.
@@ -261,7 +274,7 @@ fn run(client: redis::Client, shared: &Shared) {
                 }
                 leases
                     .all
-                    .retain(|(w, _)| w.upgrade().is_some_and(|l| !l.is_lost()));
+                    .retain(|(w, _)| w.upgrade().is_some_and(|l| !l.is_lost() && !l.is_ended()));
                 let now = Instant::now();
                 let next = leases.all.iter().map(|(_, t)| *t).min();
                 let wait = match next {
@@ -292,6 +305,7 @@ fn run(client: redis::Client, shared: &Shared) {
         for l in due {
             match l.renew(&mut con) {
                 Ok(true) => {}
+                Ok(false) if l.is_ended() => {}
                 Ok(false) => {
                     tracing::warn!(lease = %l.id, "concur objects: a lease was found lapsed at renewal");
                     l.lost.store(true, Ordering::SeqCst);

@@ -24,7 +24,6 @@ use serde::{Deserialize, Serialize};
 
 use super::ctx::{self, Ctx, ObjKeys};
 use super::renew::{Held, Lease};
-use crate::conn::Backoff;
 use crate::error::ClusterError;
 
 /// The longest a waiter blocks before it looks again.
@@ -221,8 +220,7 @@ impl Inner {
         deadline: Option<Instant>,
     ) -> Result<Option<Arc<Lease>>, ClusterError> {
         let id = ctx::random_id();
-        let mut backoff = Backoff::default();
-        let mut gave_up = None;
+        let mut retry = ctx::Retry::default();
         loop {
             let (taken, ms): (i64, i64) = self.ctx.call(|c, _| {
                 self.invocation(&ACQUIRE)
@@ -256,9 +254,7 @@ impl Inner {
                     .arg(ctx::secs(block))
                     .query::<Option<(String, String)>>(c)
             });
-            if let Err(e) = woke {
-                ctx::pause_or_fail(e, &mut backoff, deadline, &mut gave_up)?;
-            }
+            retry.after(woke, deadline)?;
         }
     }
 
@@ -268,6 +264,7 @@ impl Inner {
     }
 
     fn put_back(&self, lease: &Lease, keep: bool) -> Result<bool, ClusterError> {
+        lease.end();
         let (_, r): (String, String) = self.ctx.call(|c, s| {
             self.invocation(&PUT_BACK)
                 .key(self.keys.session(&s.sid))
