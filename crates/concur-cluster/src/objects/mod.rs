@@ -14,6 +14,7 @@ mod event;
 mod lock;
 mod queue;
 mod queue_errors;
+mod queue_scripts;
 mod renew;
 mod semaphore;
 
