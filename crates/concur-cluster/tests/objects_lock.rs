@@ -72,6 +72,38 @@ fn the_four_forms_and_the_guard() {
 }
 
 #[test]
+fn the_holding_thread_asking_again_is_refused_not_hung() {
+    within(LIMIT, "lock self-deadlock", || {
+        let redis = redis();
+        let lock = Lock::connect(&redis.url(), &name("self")).unwrap();
+        let g = lock.acquire().unwrap().unwrap();
+        assert!(matches!(
+            lock.try_acquire().unwrap(),
+            Err(TryAcquireError::WouldBlock)
+        ));
+        let start = Instant::now();
+        assert!(
+            lock.acquire_timeout(Duration::from_millis(50))
+                .unwrap()
+                .is_err()
+        );
+        assert!(start.elapsed() >= Duration::from_millis(50));
+        let again = Lock::connect(&redis.url(), lock.name()).unwrap();
+        let p = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = again.acquire();
+        }));
+        let msg = p.unwrap_err();
+        let msg = msg.downcast_ref::<String>().unwrap();
+        assert!(msg.contains("deadlock"), "{msg}");
+        // A guard dropped on another thread frees the lock for this one.
+        std::thread::scope(|s| {
+            s.spawn(move || drop(g));
+        });
+        assert!(lock.try_acquire().unwrap().is_ok());
+    });
+}
+
+#[test]
 fn bad_input_is_a_typed_error() {
     within(LIMIT, "lock bad input", || {
         let redis = redis();

@@ -19,17 +19,30 @@
 //! here the owner key is the single source of truth, set only by a script that saw it
 //! free).
 
+use std::collections::HashSet;
 use std::fmt;
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, Mutex};
+use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 use concur_process::sync::{AcquireResult, OwnerDied, TryAcquireError, TryAcquireResult};
 use redis::Script;
 use serde::{Deserialize, Serialize};
 
-use super::ctx::{self, Ctx, ObjKeys};
+use super::ctx::{self, Ctx, ObjKeys, lock};
 use super::renew::{Held, Lease};
 use crate::error::ClusterError;
+
+/// The locks held by this process's threads: (URL, owner key, thread). A thread that
+/// asks again for a lock it holds would wait for itself forever (its own renewer keeps
+/// the lease): `acquire` panics instead, the other forms report `WouldBlock`, as the
+/// process tier's `Lock` does.
+static HELD: LazyLock<Mutex<HashSet<(String, String, ThreadId)>>> =
+    LazyLock::new(|| Mutex::new(HashSet::new()));
+
+fn held_here(i: &Inner, thread: ThreadId) -> (String, String, ThreadId) {
+    (i.ctx.url().to_owned(), i.owner.clone(), thread)
+}
 
 /// The longest a waiter blocks before it looks at the lock again (it is woken sooner
 /// by a release, or when the holder's lease ends).
@@ -253,7 +266,18 @@ impl Lock {
     /// drop(g);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    ///
+    /// # Panics
+    /// If the calling thread holds this lock already: waiting would never end.
+    #[track_caller]
     pub fn acquire(&self) -> Result<AcquireResult<LockGuard<'_>>, ClusterError> {
+        if lock(&HELD).contains(&held_here(&self.inner, std::thread::current().id())) {
+            panic!(
+                "deadlock: the calling thread already holds the cluster Lock {:?} \
+                 (it is not reentrant)",
+                self.inner.name
+            );
+        }
         Ok(match self.acquire_until(true, None)? {
             Ok(g) => Ok(g),
             Err(TryAcquireError::OwnerDied(e)) => Err(e),
@@ -323,6 +347,14 @@ impl Lock {
         deadline: Option<Instant>,
     ) -> Result<TryAcquireResult<LockGuard<'_>>, ClusterError> {
         let i = &*self.inner;
+        let me = std::thread::current().id();
+        if lock(&HELD).contains(&held_here(i, me)) {
+            // Held by this very thread: it cannot become free before the deadline.
+            if wait && let Some(d) = deadline {
+                std::thread::sleep(d.saturating_duration_since(Instant::now()));
+            }
+            return Ok(Err(TryAcquireError::WouldBlock));
+        }
         let id = ctx::random_id();
         let mut retry = ctx::Retry::default();
         loop {
@@ -348,10 +380,12 @@ impl Lock {
                     i.lease_ms,
                 );
                 i.ctx.renewer().keep(&lease);
+                lock(&HELD).insert(held_here(i, me));
                 let g = LockGuard {
                     lock: self,
                     lease,
                     token,
+                    thread: me,
                     done: false,
                 };
                 tracing::trace!(lock = %i.name, token, died, "acquired");
@@ -416,8 +450,9 @@ impl Lock {
         self.inner.ctx.url() == other.inner.ctx.url() && self.inner.owner == other.inner.owner
     }
 
-    fn release_lease(&self, lease: &Lease) -> Result<bool, ClusterError> {
+    fn release_lease(&self, lease: &Lease, thread: ThreadId) -> Result<bool, ClusterError> {
         lease.end();
+        lock(&HELD).remove(&held_here(&self.inner, thread));
         let i = &*self.inner;
         let n: i64 = i.ctx.call(|c, _| {
             RELEASE
@@ -482,6 +517,8 @@ pub struct LockGuard<'a> {
     lock: &'a Lock,
     lease: Arc<Lease>,
     token: u64,
+    /// The thread that acquired it (which may not acquire it again meanwhile).
+    thread: ThreadId,
     done: bool,
 }
 
@@ -515,14 +552,14 @@ impl LockGuard<'_> {
     /// is then told [`OwnerDied`]).
     pub fn release(mut self) -> Result<bool, ClusterError> {
         self.done = true;
-        self.lock.release_lease(&self.lease)
+        self.lock.release_lease(&self.lease, self.thread)
     }
 }
 
 impl Drop for LockGuard<'_> {
     fn drop(&mut self) {
         if !self.done
-            && let Err(e) = self.lock.release_lease(&self.lease)
+            && let Err(e) = self.lock.release_lease(&self.lease, self.thread)
         {
             tracing::warn!(error = %e, lock = %self.lock.inner.name, "concur lock: release failed; the lease will lapse");
         }
