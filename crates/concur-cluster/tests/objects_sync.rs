@@ -30,7 +30,7 @@ const TIMEOUT2: Duration = Duration::from_millis(200);
 const TIMEOUT3: Duration = Duration::from_millis(300);
 
 /// How soon a dead holder's unit must come back (the manager's bound; the cluster
-/// semaphores of these tests have a 1 s lease).
+/// semaphores of these tests have a 2 s lease).
 const RELEASE_BOUND: Duration = Duration::from_secs(10);
 
 // ---- the verbs the bodies use ----------------------------------------------------------
@@ -376,13 +376,13 @@ mod on_cluster {
         }
         fn semaphore(&self, v: usize) -> Self::Sem {
             cluster::Semaphore::builder(&self.url, &name("sem"), v)
-                .lease(Duration::from_secs(1))
+                .lease(Duration::from_secs(2))
                 .connect()
                 .unwrap()
         }
         fn bounded_semaphore(&self, v: usize) -> Self::BSem {
             cluster::BoundedSemaphore::builder(&self.url, &name("bsem"), v)
-                .lease(Duration::from_secs(1))
+                .lease(Duration::from_secs(2))
                 .connect()
                 .unwrap()
         }
