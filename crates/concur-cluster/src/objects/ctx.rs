@@ -29,6 +29,10 @@ use crate::error::ClusterError;
 /// a connection error.
 pub(crate) const RETRY_FOR: Duration = Duration::from_secs(30);
 
+/// How long a guard's drop keeps retrying its release (the lease lapses anyway if the
+/// release never arrives: a drop should not hang on an unreachable Redis).
+pub(crate) const DROP_RETRY_FOR: Duration = Duration::from_secs(2);
+
 /// How long connecting may take (also the retry window of a `connect`).
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 

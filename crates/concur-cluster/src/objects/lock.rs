@@ -450,11 +450,16 @@ impl Lock {
         self.inner.ctx.url() == other.inner.ctx.url() && self.inner.owner == other.inner.owner
     }
 
-    fn release_lease(&self, lease: &Lease, thread: ThreadId) -> Result<bool, ClusterError> {
+    fn release_lease(
+        &self,
+        lease: &Lease,
+        thread: ThreadId,
+        window: Duration,
+    ) -> Result<bool, ClusterError> {
         lease.end();
         lock(&HELD).remove(&held_here(&self.inner, thread));
         let i = &*self.inner;
-        let n: i64 = i.ctx.call(|c, _| {
+        let n: i64 = i.ctx.call_within(window, |c, _| {
             RELEASE
                 .key(&i.owner)
                 .key(&i.state)
@@ -501,7 +506,8 @@ impl<'de> Deserialize<'de> for Lock {
 }
 
 /// A held [`Lock`]: renewed while it lives, released when dropped (or by
-/// [`release`](Self::release), which reports whether the lease held to the end).
+/// [`release`](Self::release), which reports whether the lease held to the end). A
+/// drop that cannot reach Redis gives up after 2 s (logged); the lease then lapses.
 ///
 /// ```
 /// let redis = concur_cluster::RedisServer::start()?;
@@ -552,14 +558,17 @@ impl LockGuard<'_> {
     /// is then told [`OwnerDied`]).
     pub fn release(mut self) -> Result<bool, ClusterError> {
         self.done = true;
-        self.lock.release_lease(&self.lease, self.thread)
+        self.lock
+            .release_lease(&self.lease, self.thread, ctx::RETRY_FOR)
     }
 }
 
 impl Drop for LockGuard<'_> {
     fn drop(&mut self) {
         if !self.done
-            && let Err(e) = self.lock.release_lease(&self.lease, self.thread)
+            && let Err(e) = self
+                .lock
+                .release_lease(&self.lease, self.thread, ctx::DROP_RETRY_FOR)
         {
             tracing::warn!(error = %e, lock = %self.lock.inner.name, "concur lock: release failed; the lease will lapse");
         }

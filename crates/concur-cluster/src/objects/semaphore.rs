@@ -263,9 +263,9 @@ impl Inner {
         Ok(v as usize)
     }
 
-    fn put_back(&self, lease: &Lease, keep: bool) -> Result<bool, ClusterError> {
+    fn put_back(&self, lease: &Lease, keep: bool, window: Duration) -> Result<bool, ClusterError> {
         lease.end();
-        let (_, r): (String, String) = self.ctx.call(|c, s| {
+        let (_, r): (String, String) = self.ctx.call_within(window, |c, s| {
             self.invocation(&PUT_BACK)
                 .key(self.keys.session(&s.sid))
                 .arg(&lease.id)
@@ -555,7 +555,8 @@ impl BoundedSemaphore {
 }
 
 /// A unit of a [`Semaphore`] or [`BoundedSemaphore`], leased: renewed while the guard
-/// lives, given back when it is dropped.
+/// lives, given back when it is dropped (a drop that cannot reach Redis gives up after
+/// 2 s; the lease then lapses).
 #[must_use = "the unit is given back as soon as the guard is dropped"]
 pub struct SemaphoreGuard<'a> {
     inner: &'a Inner,
@@ -571,7 +572,7 @@ impl SemaphoreGuard<'_> {
     /// If Redis failed (the unit comes back when its lease lapses).
     pub fn release(mut self) -> Result<bool, ClusterError> {
         self.done = true;
-        self.inner.put_back(&self.lease, false)
+        self.inner.put_back(&self.lease, false, ctx::RETRY_FOR)
     }
 
     /// Keeps the unit for good, without a lease (Python style): a later `release`
@@ -582,7 +583,7 @@ impl SemaphoreGuard<'_> {
     /// If Redis failed (the unit comes back when its lease lapses).
     pub fn leak(mut self) -> Result<bool, ClusterError> {
         self.done = true;
-        self.inner.put_back(&self.lease, true)
+        self.inner.put_back(&self.lease, true, ctx::RETRY_FOR)
     }
 
     /// True if a renewal found the lease lapsed.
@@ -594,7 +595,7 @@ impl SemaphoreGuard<'_> {
 impl Drop for SemaphoreGuard<'_> {
     fn drop(&mut self) {
         if !self.done
-            && let Err(e) = self.inner.put_back(&self.lease, false)
+            && let Err(e) = self.inner.put_back(&self.lease, false, ctx::DROP_RETRY_FOR)
         {
             tracing::warn!(error = %e, semaphore = %self.inner.name, "concur semaphore: release failed; the lease will lapse");
         }
