@@ -155,6 +155,9 @@ pub enum Suite {
     /// `RedisExecutor` against a bare Redis client doing the same round, and Celery,
     /// Dramatiq and RQ, on a private `redis-server` with 2 workers.
     Cluster,
+    /// The cluster tier's shared objects (`Lock`, `Dict::get`, `Queue` put + get) against
+    /// a bare Redis client doing the same commands, on a private `redis-server`.
+    ClusterObjects,
 }
 
 /// What a subcommand concluded: whether every check it made passed.

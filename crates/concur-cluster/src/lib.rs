@@ -89,6 +89,133 @@
 //! | `result_expires` | [`RedisExecutorBuilder::result_ttl`] |
 //! | `AsyncResult.revoke(terminate=True)` | `future.cancel()` |
 //!
+//! ## Shared objects
+//!
+//! The synchronization objects and containers of the thread and process tiers, on the
+//! same Redis, shared by every process on every machine that names them: [`Lock`],
+//! [`Semaphore`], [`BoundedSemaphore`], [`Event`], [`Barrier`], [`Queue`] and [`Dict`].
+//! Code moves from threads to processes to machines by changing the constructor:
+//!
+//! | threads | processes | machines |
+//! |---|---|---|
+//! | `concur_core::sync::Lock::new()` | `concur_process::sync::Lock::new()?` | [`Lock::connect`]`(url, "name")?` |
+//! | `Semaphore::new(n)`, `BoundedSemaphore::new(n)` | the same, `?` | [`Semaphore::connect`]`(url, "name", n)?`, [`BoundedSemaphore::connect`] |
+//! | `Event::new()`, `Barrier::new(n)` | the same, `?` | [`Event::connect`]`(url, "name")?`, [`Barrier::connect`]`(url, "name", n)?` |
+//! | `concur_core::queue::Queue::new(maxsize)` | `concur_process::queue::JoinableQueue::new(maxsize)?` | [`Queue::connect`]`(url, "name", maxsize)?` |
+//! | — | `manager.dict()?` | [`Dict::connect`]`(url, "name")?` |
+//!
+//! Every blocking call comes in the four forms (`op`, `try_op`, `op_timeout`,
+//! `op_deadline`), and every call returns `Result<`*what the thread or process tier
+//! returns*`, ClusterError>`: the outer error says Redis failed (after retrying
+//! through transient failures for up to 30 s), the inner value is the familiar one
+//! (`lock.acquire()?` is the process tier's `AcquireResult`, `barrier.wait()?` is
+//! `Result<usize, BrokenBarrierError>`). The queue's put errors hand the item back, as
+//! `concur_core::queue`'s do, with a [`ClusterError`] as their reason. Handles are
+//! cheap clones and serialize to their URL and name: pass one to a
+//! [`Process`](concur_process::Process) or a cluster task as an argument. Each object's
+//! keys live under `concur:obj:<kind>:{<name>}:` (the braces: one Redis Cluster slot
+//! per object); names are checked like pool names (no `{`, `}` either). Waiters block
+//! on the server (`BLPOP`, `XREAD BLOCK`, `XREADGROUP BLOCK`) and are woken by the
+//! change they wait for; they look again after a bounded time only to survive a lost
+//! wake-up.
+//!
+//! Where the anchors are weak, these are strict:
+//!
+//! - **Leases, renewed, with fencing tokens.** A lock (or a semaphore unit, or a taken
+//!   queue item) is held for a lease that a thread of the holder's process renews while
+//!   the guard lives (so a long critical section keeps it, whatever it does); a holder
+//!   that dies, is stopped or is cut off loses it when the lease lapses, and the next
+//!   acquirer of the lock is told ([`OwnerDied`](concur_process::sync::OwnerDied), as
+//!   for a process-shared lock). A lease cannot be made safe by itself (Kleppmann,
+//!   "How to do distributed locking", 2016): a paused holder does not know it lost the
+//!   lock. So every acquisition carries a [fencing token](LockGuard::fencing_token),
+//!   strictly increasing per lock (and never below the server's clock in µs, so a
+//!   Redis that lost its data does not hand out old numbers again), for the protected
+//!   resource to refuse stale writes. The lock is one Redis key set by a script that
+//!   saw it free: leases are never overbooked (as Dask's distributed `Lock` documents
+//!   its may be), and there is no Redlock quorum to be unsafe without fencing.
+//! - **Nothing lost, nothing applied twice.** A queue item stays its consumer's until
+//!   `task_done` and goes to another consumer if that one dies; a retried write (after
+//!   a connection broke and its reply was lost) is recognised by its lease id, entry
+//!   id, arrival id or write session and not applied again.
+//!
+//! A lock, fenced:
+//!
+//! ```
+//! use concur_cluster::{Lock, RedisServer};
+//! use concur_process::sync::OwnerDied;
+//!
+//! let redis = RedisServer::start()?;
+//! let lock = Lock::connect(&redis.url(), "ledger")?;
+//! let mut highest_seen = 0; // kept by the protected resource
+//! for _ in 0..3 {
+//!     let g = lock.acquire()?.unwrap_or_else(OwnerDied::into_inner);
+//!     assert!(g.fencing_token() > highest_seen, "a stale holder would be refused");
+//!     highest_seen = g.fencing_token();
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Semaphores (a unit held by a guard comes back with it, or with its lease):
+//!
+//! ```
+//! use concur_cluster::{BoundedSemaphore, RedisServer, Semaphore};
+//! use concur_core::sync::ReleaseError;
+//!
+//! let redis = RedisServer::start()?;
+//! let gpus = Semaphore::connect(&redis.url(), "gpus", 2)?;
+//! let a = gpus.acquire()?;
+//! let _b = gpus.acquire()?;
+//! assert!(gpus.try_acquire()?.is_none());
+//! drop(a);
+//! assert_eq!(gpus.value()?, 1);
+//! let one = BoundedSemaphore::connect(&redis.url(), "one", 1)?;
+//! assert_eq!(one.release()?, Err(ReleaseError::TooManyReleases));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! An event and a barrier:
+//!
+//! ```
+//! use concur_cluster::{Barrier, Event, RedisServer};
+//! use std::time::Duration;
+//!
+//! let redis = RedisServer::start()?;
+//! let go = Event::connect(&redis.url(), "go")?;
+//! let start = Barrier::connect(&redis.url(), "start", 2)?;
+//! let (go2, start2) = (go.clone(), start.clone());
+//! let t = std::thread::spawn(move || {
+//!     let i = start2.wait().unwrap().unwrap();
+//!     assert!(go2.wait_timeout(Duration::from_secs(10)).unwrap());
+//!     i
+//! });
+//! let mine = start.wait()?.expect("not broken");
+//! go.set()?;
+//! assert_eq!(mine + t.join().unwrap(), 1); // indices 0 and 1
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! A queue (`task_done` acknowledges) and a dict:
+//!
+//! ```
+//! use concur_cluster::{Dict, Queue, RedisServer};
+//! use concur_core::queue::TryPutError;
+//!
+//! let redis = RedisServer::start()?;
+//! let q = Queue::<u32>::connect(&redis.url(), "jobs", 2)?;
+//! q.put(1)?;
+//! q.put(2)?;
+//! assert!(matches!(q.try_put(3), Err(TryPutError::Full(3)))); // the item comes back
+//! let totals = Dict::<String, u32>::connect(&redis.url(), "totals")?;
+//! while let Ok(job) = q.try_get() {
+//!     totals.update("sum".into(), |s| s.unwrap_or(0) + job)?;
+//!     q.task_done()?;
+//! }
+//! q.join()?;
+//! assert_eq!(totals.get(&"sum".into())?, Some(3));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! ## Feature flags
 //!
 //! - `tls`: `rediss://` URLs (rustls with the ring provider).
@@ -106,6 +233,7 @@ mod envelope;
 mod error;
 mod executor;
 mod keys;
+mod objects;
 mod scripts;
 mod server;
 mod task;
@@ -114,6 +242,11 @@ mod worker;
 pub use admin::{DeadLetter, PoolAdmin, PoolStatus, WorkerInfo};
 pub use error::ClusterError;
 pub use executor::{RedisExecutor, RedisExecutorBuilder};
+pub use objects::{
+    AckError, Barrier, BarrierBuilder, BoundedSemaphore, BoundedSemaphoreBuilder, Dict, Event,
+    GetError, Lock, LockBuilder, LockGuard, PutError, Queue, QueueBuilder, Semaphore,
+    SemaphoreBuilder, SemaphoreGuard,
+};
 pub use server::{RedisServer, RedisServerBuilder};
 pub use worker::{LocalExecutor, StatsHandle, StopHandle, Worker, WorkerBuilder, WorkerStats};
 

@@ -22,6 +22,9 @@
 //!   map and the reclaim of a killed worker's task, on a private `redis-server` with 2
 //!   workers (see [`cluster`]); the reference anchors are a bare `redis` client doing the
 //!   same round by hand, and Celery, Dramatiq and RQ.
+//! - `cluster-objects`: the cluster tier's `Lock`, `Dict::get` and `Queue` put + get on
+//!   a private `redis-server` (see [`cluster_objects`]); the reference anchor is a bare
+//!   `redis` client doing the same commands by hand.
 //!
 //! Every case runs every subject `--runs` times. Runs are interleaved (run 1 of every
 //! subject, then run 2...) so that a burst of load on a shared machine spreads over all
@@ -31,6 +34,7 @@
 
 mod adapters;
 mod cluster;
+mod cluster_objects;
 mod futures;
 mod manager;
 mod pool;
@@ -73,6 +77,8 @@ struct Config {
     manager_sizes: Option<manager::ManagerSizes>,
     /// The cluster suite's sizes (absent when it did not run).
     cluster_sizes: Option<cluster::ClusterSizes>,
+    /// The cluster-objects suite's sizes (absent when it did not run).
+    cluster_objects_sizes: Option<cluster_objects::ClusterObjectsSizes>,
     /// The deadlock-detection mode the locks ran under (the goal is stated for `Off`).
     deadlock_mode: String,
     operation: &'static str,
@@ -82,6 +88,7 @@ struct Config {
     pool_operation: &'static str,
     manager_operation: &'static str,
     cluster_operation: &'static str,
+    cluster_objects_operation: &'static str,
 }
 
 #[derive(Debug, Serialize)]
@@ -150,7 +157,12 @@ pub(crate) fn run(args: &BenchArgs) -> io::Result<Outcome> {
         Suite::Pool => vec!["pool"],
         Suite::Manager => vec!["manager"],
         Suite::Cluster => vec!["cluster"],
+        Suite::ClusterObjects => vec!["cluster-objects"],
     };
+    let mut suites = suites;
+    if args.suite == Suite::All {
+        suites.push("cluster-objects");
+    }
     let process_sizes = suites
         .contains(&"process")
         .then(|| process::ProcessSizes::new(args.quick));
@@ -163,6 +175,9 @@ pub(crate) fn run(args: &BenchArgs) -> io::Result<Outcome> {
     let cluster_sizes = suites
         .contains(&"cluster")
         .then(|| cluster::ClusterSizes::new(args.quick));
+    let cluster_objects_sizes = suites
+        .contains(&"cluster-objects")
+        .then(|| cluster_objects::ClusterObjectsSizes::new(args.quick));
     let locks = if suites.contains(&"lock") {
         adapters::all()
     } else {
@@ -252,6 +267,9 @@ pub(crate) fn run(args: &BenchArgs) -> io::Result<Outcome> {
     if let Some(sizes) = &cluster_sizes {
         cluster::run_suite(sizes, runs, &bar, &mut results, &mut errors, &mut notes);
     }
+    if let Some(sizes) = &cluster_objects_sizes {
+        cluster_objects::run_suite(sizes, runs, &bar, &mut results, &mut errors, &mut notes);
+    }
     bar.finish_and_clear();
 
     for m in &mut results {
@@ -284,6 +302,8 @@ pub(crate) fn run(args: &BenchArgs) -> io::Result<Outcome> {
             manager_operation: manager::OPERATION,
             cluster_sizes,
             cluster_operation: cluster::OPERATION,
+            cluster_objects_sizes,
+            cluster_objects_operation: cluster_objects::OPERATION,
         },
         results,
         ratios,
@@ -462,6 +482,14 @@ fn write_table(out: &mut impl Write, r: &BenchReport) -> io::Result<()> {
              4 clients' (or one pipelining client's) aggregate >= 5x Python's \
              single-client Manager().dict() get (dict-get-aggregate rows, vs \"python3 \
              Manager().dict() get\")."
+        )?;
+    }
+    if r.config.suites.contains(&"cluster-objects") {
+        writeln!(
+            out,
+            "Cluster-objects goals: Lock acquire+release <= 2x the bare SET NX PX + DEL \
+             (>= 0.5x); Dict::get <= 1.2x a bare HGET (>= 0.83x); Queue put+get >= 0.5x the \
+             bare XADD+XREADGROUP throughput (same batching)."
         )?;
     }
     for n in &r.notes {
