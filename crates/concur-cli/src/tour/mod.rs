@@ -13,6 +13,7 @@ mod cpu_bound;
 mod cpu_bound_processes;
 mod critical_section;
 mod deadlock;
+mod fencing;
 mod futures;
 mod locked_counter;
 mod nested;
@@ -56,6 +57,8 @@ pub(crate) fn registry() -> Vec<Box<dyn Step>> {
         Box::new(cpu_bound_processes::CpuBoundProcesses),
         // concur::cluster: the same job on threads, processes and a Redis cluster
         Box::new(cluster::Cluster),
+        // concur::cluster::Lock: fencing tokens against a stale holder
+        Box::new(fencing::Fencing),
     ]
 }
 
