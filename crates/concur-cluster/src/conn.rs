@@ -1,6 +1,7 @@
 //! A Redis connection that comes back: made lazily, dropped when it breaks, made again
 //! with backoff; and the classification of errors worth retrying.
 
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use redis::{Connection, RedisError, RedisResult};
@@ -10,6 +11,15 @@ use crate::error::ClusterError;
 /// How long any single command may take before the connection is taken for broken
 /// (blocking reads add their block time to it).
 pub(crate) const IO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long connecting may take (also the retry window of a `connect`).
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Locks a mutex, ignoring poison (every state guarded here stays consistent when a
+/// holder panics: each update is one assignment).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// A lazily (re)made connection to one Redis.
 pub(crate) struct Conn {

@@ -28,7 +28,7 @@ use redis::Value;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::conn::{self, Backoff, Conn};
+use crate::conn::{self, Backoff, Conn, lock};
 use crate::envelope::{Envelope, Fields, Outcome, TaskKind};
 use crate::error::ClusterError;
 use crate::keys::Keys;
@@ -42,10 +42,6 @@ pub(crate) const DEFAULT_MAX_PAYLOAD: usize = 8 << 20;
 const READ_BLOCK: Duration = Duration::from_millis(200);
 /// Entries per pipelined write.
 const WRITE_BATCH: usize = 512;
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// Milliseconds since the Unix epoch.
 pub(crate) fn now_ms() -> u64 {

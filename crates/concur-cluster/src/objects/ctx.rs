@@ -16,13 +16,14 @@
 //! [`SESSION_TTL`].
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use redis::{Connection, RedisResult};
 
 use super::renew::Renewer;
 use crate::conn::{self, Backoff, Conn};
+pub(crate) use crate::conn::{CONNECT_TIMEOUT, lock};
 use crate::error::ClusterError;
 
 /// How long a call keeps retrying through transient failures before it gives up with
@@ -33,9 +34,6 @@ pub(crate) const RETRY_FOR: Duration = Duration::from_secs(30);
 /// release never arrives: a drop should not hang on an unreachable Redis).
 pub(crate) const DROP_RETRY_FOR: Duration = Duration::from_secs(2);
 
-/// How long connecting may take (also the retry window of a `connect`).
-pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-
 /// How long a session's record of its last write is kept (a retry comes within
 /// [`RETRY_FOR`]).
 pub(crate) const SESSION_TTL: Duration = Duration::from_secs(120);
@@ -45,10 +43,6 @@ pub(crate) const MAX_NAME: usize = 200;
 
 /// Connections kept idle per context.
 const MAX_IDLE: usize = 16;
-
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// The keys of one object: `concur:obj:<kind>:{<name>}:<part>`. The braces make the
 /// name a hash tag, so that every key of one object lives in one slot of a Redis

@@ -18,8 +18,7 @@ use std::time::{Duration, Instant};
 
 use redis::Script;
 
-use super::ctx::{CONNECT_TIMEOUT, lock};
-use crate::conn::{self, Conn};
+use crate::conn::{self, CONNECT_TIMEOUT, Conn, lock};
 
 /// Keeps a lock's lease: KEYS: owner. ARGV: lease id, lease ms. 1 if renewed.
 static RENEW_OWNER: LazyLock<Script> = LazyLock::new(|| {

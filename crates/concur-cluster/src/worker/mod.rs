@@ -27,12 +27,12 @@ pub use local::LocalExecutor;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use redis::Value;
 
-use crate::conn::{self, Backoff, Conn};
+use crate::conn::{self, Backoff, Conn, lock};
 use crate::envelope::{BadEntry, Envelope, Fields, Outcome};
 use crate::error::ClusterError;
 use crate::executor::{DEFAULT_MAX_PAYLOAD, now_ms, random_hex, stream_entries};
@@ -51,10 +51,6 @@ const READ_BLOCK: Duration = Duration::from_millis(200);
 const SHORT_TASK: Duration = Duration::from_millis(10);
 /// The least time between two progress reports of one task sent to its caller.
 const PROGRESS_EVERY: Duration = Duration::from_millis(100);
-
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// Configures a [`Worker`].
 ///
