@@ -67,6 +67,11 @@ cargo test --locked -p concur --features cluster --test reexports
 command -v openssl >/dev/null || { [ "$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null; }
 cargo test --locked -p concur-cluster --features tls --test tls
 
+step "the tour's HTML report in headless Chromium (screenshot kept as evidence)"
+# concur-cli's tour test wrote target/tmp/tour-report/tour.html and checked its numbers
+# against the --json document of the same run; here a browser renders it.
+scripts/report-screenshot.sh target/tmp/tour-report/tour.html
+
 step "examples (each run to completion, bounded)"
 cargo build --release --locked -p concur --features cluster --examples
 for src in crates/concur/examples/*.rs; do

@@ -112,6 +112,10 @@ pub struct TourArgs {
     /// Print one JSON document with every step's figures and verdicts, nothing else.
     #[arg(long)]
     pub json: bool,
+    /// Also write the results as one self-contained HTML page (inline SVG pictures, no
+    /// network).
+    #[arg(long, value_name = "PATH")]
+    pub report: Option<std::path::PathBuf>,
 }
 
 /// Options of `concur bench`.

@@ -93,9 +93,26 @@ fn json(run: &Run) -> Value {
 
 #[test]
 fn tour_quick_json_passes_and_has_every_step() {
-    let run = concur(&["tour", "--quick", "--json"]);
+    // The HTML report of the same run goes where the screenshot script finds it
+    // (`scripts/report-screenshot.sh`).
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("tour-report");
+    std::fs::create_dir_all(&dir).expect("report dir");
+    let page = dir.join("tour.html");
+    let _ = std::fs::remove_file(&page);
+    let run = concur(&[
+        "tour",
+        "--quick",
+        "--json",
+        "--report",
+        page.to_str().expect("utf-8 path"),
+    ]);
     assert_eq!(run.code, Some(0), "exit code; stderr:\n{}", run.stderr);
     let doc = json(&run);
+    std::fs::write(dir.join("tour.json"), &run.stdout).expect("write the JSON beside it");
+    report_matches_json(
+        &std::fs::read_to_string(&page).expect("the report was written"),
+        &doc,
+    );
     assert_eq!(doc["quick"], true);
     assert_eq!(doc["passed"], true);
     assert_eq!(doc["steps_failed"], 0);
@@ -229,11 +246,126 @@ fn bad_usage_exits_2() {
     assert_eq!(run.code, Some(2), "stderr:\n{}", run.stderr);
 }
 
+/// The page is well-formed XHTML, embeds the same JSON document, shows every figure
+/// with exactly its JSON value, and draws the pictures the issue asks for.
+fn report_matches_json(html: &str, doc: &Value) {
+    let opts = roxmltree::ParsingOptions {
+        allow_dtd: true, // <!DOCTYPE html>
+        ..roxmltree::ParsingOptions::default()
+    };
+    let page = roxmltree::Document::parse_with_options(html, opts)
+        .unwrap_or_else(|e| panic!("report is not well-formed: {e}"));
+    let embedded = page
+        .descendants()
+        .find(|n| n.attribute("id") == Some("tour-data"))
+        .and_then(|n| n.text())
+        .expect("the embedded JSON");
+    let embedded: Value = serde_json::from_str(embedded).expect("embedded JSON parses");
+    // Same run: the embedded document is the one printed (elapsed times included).
+    assert_eq!(
+        &embedded, doc,
+        "the page embeds another document than --json printed"
+    );
+    let mut shown = std::collections::HashMap::new();
+    for n in page
+        .descendants()
+        .filter(|n| n.has_attribute("data-figure"))
+    {
+        let key = (
+            n.attribute("data-step").unwrap_or(""),
+            n.attribute("data-figure").unwrap_or(""),
+        );
+        let value: Value = serde_json::from_str(n.attribute("data-value").expect("data-value"))
+            .expect("data-value is JSON");
+        assert!(
+            shown.insert(key, value).is_none(),
+            "figure {key:?} shown twice"
+        );
+    }
+    let mut count = 0;
+    for step in doc["steps"].as_array().expect("steps") {
+        let name = step["name"].as_str().expect("name");
+        let status = page
+            .descendants()
+            .find(|n| n.attribute("data-step") == Some(name) && n.has_attribute("data-status"))
+            .and_then(|n| n.attribute("data-status"));
+        assert_eq!(status, step["status"].as_str(), "status of {name}");
+        for f in step["figures"].as_array().expect("figures") {
+            let fname = f["name"].as_str().expect("figure name");
+            assert_eq!(
+                shown.get(&(name, fname)),
+                Some(&f["value"]),
+                "{name} / {fname}"
+            );
+            count += 1;
+        }
+        // Each bar drawn carries its chart's value.
+        if let Some(bars) = step["chart"]["bars"].as_array() {
+            for b in bars {
+                let label = b["label"].as_str().expect("label");
+                let drawn = page
+                    .descendants()
+                    .find(|n| {
+                        n.attribute("data-step") == Some(name)
+                            && n.attribute("data-bar") == Some(label)
+                    })
+                    .and_then(|n| n.attribute("data-value"))
+                    // Parsed as the JSON was, by serde_json (whose float parsing is not
+                    // the standard library's).
+                    .and_then(|v| serde_json::from_str::<Value>(v).ok())
+                    .and_then(|v| v.as_f64());
+                assert_eq!(drawn, b["value"].as_f64(), "bar {label} of {name}");
+            }
+        }
+    }
+    assert_eq!(
+        count,
+        shown.len(),
+        "the page shows figures the JSON does not have"
+    );
+    // The pictures: speed-up bars with Python beside concur (python3 is on the test
+    // machines), the critical section's timeline, the queue pool's times.
+    let bars_of = |step: &str| -> Vec<&str> {
+        page.descendants()
+            .filter(|n| n.attribute("data-step") == Some(step))
+            .filter_map(|n| n.attribute("data-bar"))
+            .collect()
+    };
+    let cpu = bars_of("cpu-bound");
+    for want in [
+        "sequential",
+        "Python threads",
+        "Python processes",
+        "concur threads",
+        "concur processes",
+    ] {
+        assert!(cpu.contains(&want), "cpu-bound bars {cpu:?} lack {want}");
+    }
+    assert!(
+        bars_of("queue-workers")
+            .iter()
+            .any(|b| b.starts_with("Python"))
+    );
+    assert!(
+        page.descendants()
+            .filter(|n| n.has_attribute("data-enter"))
+            .count()
+            >= 20,
+        "the critical-section timeline has too few sections"
+    );
+}
+
 #[test]
 fn tour_human_output_ends_with_a_summary() {
     let run = concur(&["tour", "--quick"]);
     assert_eq!(run.code, Some(0), "stderr:\n{}", run.stderr);
     assert!(run.stdout.contains("Summary"), "{}", run.stdout);
+    for line in run.stdout.lines() {
+        assert!(
+            line.chars().count() <= 100,
+            "wider than 100 columns: {line:?}"
+        );
+    }
     assert!(run.stdout.contains("all 3 steps passed") || run.stdout.contains("steps passed"));
     // Not a terminal: no progress bar may leak into stderr.
     assert!(

@@ -9,7 +9,7 @@
 //! "occupancy" counter checked inside the section is a second, independent witness.
 
 use super::{Ctx, Figure, Step, StepOutcome, group};
-use concur::sync::Lock;
+use concur::sync::{Barrier, Lock};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
@@ -47,8 +47,7 @@ impl Step for CriticalSection {
         let seq = Arc::new(AtomicU64::new(0));
         let inside = Arc::new(AtomicUsize::new(0));
         // Both threads start together, so their sections really compete.
-        // TODO(integrator): concur::sync::Barrier
-        let start = Arc::new(std::sync::Barrier::new(2));
+        let start = Barrier::new(2);
         let bar = ctx.bar(2 * per_thread, "critical-section");
 
         let handles: Vec<_> = (0..2u8)
@@ -65,7 +64,9 @@ impl Step for CriticalSection {
                     .spawn(move || {
                         let mut log = Vec::with_capacity(2 * per_thread as usize);
                         let mut overlaps = 0u64;
-                        start.wait();
+                        if start.wait().is_err() {
+                            return (log, u64::MAX); // the other thread never came
+                        }
                         for i in 0..per_thread {
                             let guard = lock.acquire();
                             let s = seq.fetch_add(1, Ordering::SeqCst);
@@ -102,13 +103,13 @@ impl Step for CriticalSection {
             .collect();
 
         let mut log = Vec::with_capacity(4 * per_thread as usize);
-        let mut overlaps = 0;
+        let mut overlaps: u64 = 0;
         for h in handles {
             match h {
                 Ok(h) => match h.join() {
                     Ok((l, o)) => {
                         log.extend(l);
-                        overlaps += o;
+                        overlaps = overlaps.saturating_add(o);
                     }
                     Err(_) => {
                         bar.finish_and_clear();
@@ -150,7 +151,34 @@ impl Step for CriticalSection {
             passed,
             verdict,
         )
+        .with_chart(timeline(&log))
     }
+}
+
+/// The HTML report's picture: 48 consecutive sections around the first hand-over from
+/// one thread to the other, each as (thread, enter ticket, exit ticket).
+fn timeline(log: &[Event]) -> serde_json::Value {
+    let switch = log
+        .windows(2)
+        .position(|w| w[0].thread != w[1].thread && w[0].kind == Kind::Exit)
+        .unwrap_or(0);
+    let from = switch.saturating_sub(24) & !1; // an enter
+    let sections: Vec<serde_json::Value> = log[from..]
+        .chunks_exact(2)
+        .take(48)
+        .map(|p| {
+            serde_json::json!({
+                "thread": NAMES[usize::from(p[0].thread)],
+                "enter": p[0].seq,
+                "exit": p[1].seq,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "title": "threads A and B in the critical section (x: the global ticket order)",
+        "kind": "timeline",
+        "sections": sections,
+    })
 }
 
 /// Counts enter/exit pairs broken by another event, and owner switches between sections.

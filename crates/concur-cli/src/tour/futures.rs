@@ -1,7 +1,8 @@
 //! `futures`: the seed's page downloads — `ThreadPoolExecutor.submit` + `as_completed`.
 
-use super::{Ctx, Figure, Step, StepOutcome};
+use super::{Ctx, Figure, Step, StepOutcome, python};
 use concur::futures::{Executor, ThreadPoolExecutor, as_completed};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 /// Simulated downloads of different lengths on a pool with one worker per page, read back
@@ -61,11 +62,12 @@ impl PageDownloads {
             wrong: Vec::new(),
             elapsed: Duration::ZERO,
         };
+        // Python's idiom: a dict from future to the page it downloads.
+        let page: HashMap<_, usize> = futures.iter().cloned().zip(0..).collect();
         for done in as_completed(&futures, Some(Duration::from_secs(30))) {
             let f = done.map_err(|e| e.to_string())?; // a timeout: k (of n) unfinished
-            let i = futures
-                .iter()
-                .position(|g| g == f)
+            let i = *page
+                .get(f)
                 .ok_or("as_completed yielded a future it was not given")?;
             found.order.push(i);
             match f.result() {
@@ -120,6 +122,40 @@ impl Step for PageDownloads {
             .errors
             .first()
             .map_or_else(|| "none".to_owned(), |(i, e)| format!("page {i}: {e}"));
+        // The seed's own program: ThreadPoolExecutor(max_workers=pages) + as_completed.
+        let args = [
+            "downloads".to_owned(),
+            pages.to_string(),
+            unit.as_millis().to_string(),
+            MISSING.to_string(),
+        ];
+        let py = python::run(&args, Duration::from_secs(120));
+        let (py_figure, py_ok, py_ms) = match &py {
+            Ok(Some(v)) => {
+                let t = python::field(v, "elapsed_s").unwrap_or(f64::NAN) * 1e3;
+                let ok =
+                    v["ok"].as_u64() == Some(pages as u64 - 1) && v["errors"].as_u64() == Some(1);
+                (
+                    Figure::float("Python ThreadPoolExecutor batch time", t, "ms"),
+                    ok,
+                    Some(t),
+                )
+            }
+            Ok(None) => (
+                Figure::text("Python", "python3 not found: not run"),
+                true,
+                None,
+            ),
+            Err(e) => (Figure::text("Python", format!("failed: {e}")), false, None),
+        };
+        let passed = passed && py_ok;
+        let mut bars = vec![
+            serde_json::json!({"label": "sum of delays (sequential)", "value": sum.as_secs_f64() * 1e3}),
+            serde_json::json!({"label": "concur ThreadPoolExecutor", "value": found.elapsed.as_secs_f64() * 1e3}),
+        ];
+        if let Some(t) = py_ms {
+            bars.push(serde_json::json!({"label": "Python ThreadPoolExecutor", "value": t}));
+        }
         StepOutcome::new(
             vec![
                 Figure::int("pages", pages as i64, ""),
@@ -130,6 +166,7 @@ impl Step for PageDownloads {
                 Figure::float("longest delay", longest.as_secs_f64() * 1e3, "ms"),
                 Figure::float("sum of delays", sum.as_secs_f64() * 1e3, "ms"),
                 Figure::float("overlap (sum / batch time)", overlap, "x"),
+                py_figure,
             ],
             format!(
                 "{:.0} ms for {:.0} ms of downloads",
@@ -146,6 +183,11 @@ impl Step for PageDownloads {
                         ""
                     }
                 )
+            } else if !py_ok {
+                format!(
+                    "the Python seed did not give {} pages and 1 error: {py:?}",
+                    pages - 1
+                )
             } else {
                 format!(
                     "yielded {:?}; errors {:?}; wrong {:?}",
@@ -153,5 +195,10 @@ impl Step for PageDownloads {
                 )
             },
         )
+        .with_chart(serde_json::json!({
+            "title": "page downloads: the batch takes about the longest delay",
+            "unit": "ms",
+            "bars": bars,
+        }))
     }
 }

@@ -19,7 +19,9 @@ mod locked_counter;
 mod nested;
 mod pool_map;
 mod processes;
+mod python;
 mod queue;
+pub(crate) mod report;
 mod thread;
 
 use crate::progress::Bars;
@@ -158,6 +160,19 @@ impl Figure {
     }
 }
 
+/// How a step's claim came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Status {
+    /// The check held.
+    Passed,
+    /// The check could not be made here: a speed-up the machine cannot show (one core,
+    /// other programs using the cores, smoke sizes). Not a failure.
+    Inconclusive,
+    /// The check failed.
+    Failed,
+}
+
 /// What a step concluded.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct StepOutcome {
@@ -165,10 +180,15 @@ pub(crate) struct StepOutcome {
     pub figures: Vec<Figure>,
     /// The figure that goes in the summary table (`"speed-up 1.9x"`).
     pub key_figure: String,
-    /// Whether the step's check held.
+    /// Whether the step did not fail (`status` is passed or inconclusive).
     pub passed: bool,
+    /// Passed, inconclusive (with the reason in `verdict`) or failed.
+    pub status: Status,
     /// The verdict in words (`"0 lost updates"`, or what went wrong).
     pub verdict: String,
+    /// Data for the HTML report's picture of this step, when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chart: Option<serde_json::Value>,
 }
 
 impl StepOutcome {
@@ -183,13 +203,171 @@ impl StepOutcome {
             figures,
             key_figure: key_figure.into(),
             passed,
+            status: if passed {
+                Status::Passed
+            } else {
+                Status::Failed
+            },
             verdict: verdict.into(),
+            chart: None,
         }
+    }
+
+    /// Attaches the data the HTML report draws for this step.
+    pub(crate) fn with_chart(mut self, chart: serde_json::Value) -> Self {
+        self.chart = Some(chart);
+        self
+    }
+
+    /// Judges a speed-up claim: `measured` (sequential time / parallel time) of work
+    /// split over `workers` should reach `want`. Below it, the outcome becomes
+    /// inconclusive when the machine could not show the effect (fewer cores than
+    /// workers, other programs busy during the parallel run, smoke sizes), and failed
+    /// when it could. An outcome that already failed stays failed.
+    pub(crate) fn claim_speedup(
+        mut self,
+        ctx: &Ctx,
+        measured: f64,
+        want: f64,
+        workers: usize,
+        others: Option<f64>,
+    ) -> Self {
+        if self.status == Status::Failed || measured >= want {
+            return self;
+        }
+        let cores = cores();
+        let reason = if cores < workers {
+            Some(format!("{cores} core(s) for {workers} workers"))
+        } else if let Some(o) = others.filter(|&o| o > (cores - workers) as f64 + 0.4) {
+            Some(format!(
+                "the machine is busy: other programs used {o:.1} of {cores} cores"
+            ))
+        } else if ctx.quick {
+            Some("smoke size: too little work to show it".to_owned())
+        } else {
+            None
+        };
+        let short = format!("speed-up {measured:.2}x, {want:.1}x expected");
+        match reason {
+            Some(why) => {
+                self.status = Status::Inconclusive;
+                self.verdict = format!("inconclusive: {why} ({short}); {}", self.verdict);
+            }
+            None => {
+                self.status = Status::Failed;
+                self.passed = false;
+                self.verdict = format!("{short} on {cores} idle cores; {}", self.verdict);
+            }
+        }
+        self
     }
 }
 
+/// The CPUs this process may use.
+pub(crate) fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Measures how much CPU *other* programs used over a stretch of time: the machine's
+/// busy time (`/proc/stat`) minus this process's own (`/proc/self/stat`, reaped
+/// children included), in cores. `None` where `/proc` is missing.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LoadProbe {
+    machine: Option<(u64, u64)>,
+    own: Option<u64>,
+}
+
+impl LoadProbe {
+    /// Starts measuring.
+    pub(crate) fn start() -> Self {
+        LoadProbe {
+            machine: machine_jiffies(),
+            own: own_jiffies(),
+        }
+    }
+
+    /// Cores' worth of CPU other programs used since [`LoadProbe::start`].
+    pub(crate) fn others(&self) -> Option<f64> {
+        let (busy0, total0) = self.machine?;
+        let (busy1, total1) = machine_jiffies()?;
+        let own = own_jiffies()?.saturating_sub(self.own?);
+        let total = total1.saturating_sub(total0);
+        if total == 0 {
+            return None;
+        }
+        let cpus = proc_cpus().max(1) as f64;
+        let others = busy1.saturating_sub(busy0).saturating_sub(own) as f64;
+        // `total` counts every CPU's jiffies: the wall time is total / cpus.
+        Some((others / (total as f64 / cpus)).max(0.0))
+    }
+}
+
+/// (busy, total) jiffies of all CPUs, from the first line of `/proc/stat`.
+fn machine_jiffies() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().next()?.strip_prefix("cpu ")?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .take(8)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    if v.len() < 5 {
+        return None;
+    }
+    let total: u64 = v.iter().sum();
+    let idle = v[3] + v[4]; // idle + iowait
+    Some((total - idle, total))
+}
+
+/// The CPUs `/proc/stat` lists.
+fn proc_cpus() -> usize {
+    std::fs::read_to_string("/proc/stat").map_or(1, |s| {
+        s.lines()
+            .filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit))
+            .count()
+    })
+}
+
+/// This process's user + system jiffies, its reaped children's included.
+fn own_jiffies() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces) in parentheses.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // utime, stime, cutime, cstime are fields 14..=17 of the whole line: 11..=14 here.
+    f.get(11..15)?.iter().map(|x| x.parse::<u64>().ok()).sum()
+}
+
+/// Wraps `text` to `width` columns, every line after the first indented by `indent`
+/// spaces (greedy, on spaces; a word longer than a line gets a line of its own).
+pub(crate) fn wrap(text: &str, width: usize, first: usize, indent: usize) -> String {
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut col = first;
+    let mut line_empty = true;
+    for word in text.split_whitespace() {
+        let n = word.chars().count();
+        if !line_empty && col + 1 + n > width {
+            out.push('\n');
+            out.push_str(&" ".repeat(indent));
+            col = indent;
+            line_empty = true;
+        }
+        if !line_empty {
+            out.push(' ');
+            col += 1;
+        }
+        out.push_str(word);
+        col += n;
+        line_empty = false;
+    }
+    out
+}
+
+/// The width every line the CLI prints fits in.
+pub(crate) const COLUMNS: usize = 100;
+
 #[derive(Debug, Serialize)]
-struct StepReport {
+pub(crate) struct StepReport {
     name: &'static str,
     shows: &'static str,
     elapsed_ms: f64,
@@ -198,11 +376,15 @@ struct StepReport {
 }
 
 #[derive(Debug, Serialize)]
-struct TourReport {
+pub(crate) struct TourReport {
     quick: bool,
     passed: bool,
     steps_run: usize,
     steps_failed: usize,
+    steps_inconclusive: usize,
+    cores: usize,
+    /// The `python3` the seeds' programs ran on (`None`: not found, not run).
+    python: Option<String>,
     steps: Vec<StepReport>,
 }
 
@@ -216,7 +398,7 @@ pub(crate) fn run(args: &TourArgs) -> io::Result<Outcome> {
     for (i, step) in steps.iter().enumerate() {
         if !args.json {
             writeln!(out, "== [{}/{}] {} ==", i + 1, steps.len(), step.name())?;
-            writeln!(out, "{}", step.shows())?;
+            writeln!(out, "{}", wrap(step.shows(), COLUMNS, 0, 0))?;
             out.flush()?;
         }
         let report = run_step(step.as_ref(), &ctx);
@@ -225,14 +407,26 @@ pub(crate) fn run(args: &TourArgs) -> io::Result<Outcome> {
         }
         reports.push(report);
     }
-    let failed = reports.iter().filter(|r| !r.outcome.passed).count();
+    let count = |s: Status| reports.iter().filter(|r| r.outcome.status == s).count();
+    let failed = count(Status::Failed);
     let report = TourReport {
         quick: args.quick,
         passed: failed == 0,
         steps_run: reports.len(),
         steps_failed: failed,
+        steps_inconclusive: count(Status::Inconclusive),
+        cores: cores(),
+        python: python::version(),
         steps: reports,
     };
+    if let Some(path) = &args.report {
+        std::fs::write(path, report::html(&report)).map_err(|e| {
+            io::Error::new(e.kind(), format!("cannot write {}: {e}", path.display()))
+        })?;
+        if !args.json {
+            writeln!(out, "report written to {}", path.display())?;
+        }
+    }
     if args.json {
         serde_json::to_writer_pretty(&mut out, &report)?;
         writeln!(out)?;
@@ -266,6 +460,14 @@ fn run_step(step: &dyn Step, ctx: &Ctx) -> StepReport {
     }
 }
 
+fn mark(status: Status) -> &'static str {
+    match status {
+        Status::Passed => "ok",
+        Status::Inconclusive => "inconclusive",
+        Status::Failed => "FAILED",
+    }
+}
+
 fn write_step(out: &mut impl Write, r: &StepReport) -> io::Result<()> {
     let width = r
         .outcome
@@ -280,14 +482,18 @@ fn write_step(out: &mut impl Write, r: &StepReport) -> io::Result<()> {
         } else {
             format!(" {}", f.unit)
         };
-        writeln!(out, "  {:<width$}  {}{unit}", f.name, f.display_value())?;
+        let value = format!("{}{unit}", f.display_value());
+        let at = 2 + width + 2;
+        writeln!(
+            out,
+            "  {:<width$}  {}",
+            f.name,
+            wrap(&value, COLUMNS, at, at)
+        )?;
     }
-    let mark = if r.outcome.passed { "ok" } else { "FAILED" };
-    writeln!(
-        out,
-        "  -> {mark}: {} ({:.0} ms)\n",
-        r.outcome.verdict, r.elapsed_ms
-    )?;
+    let head = format!("  -> {}: ", mark(r.outcome.status));
+    let text = format!("{} ({:.0} ms)", r.outcome.verdict, r.elapsed_ms);
+    writeln!(out, "{head}{}\n", wrap(&text, COLUMNS, head.len(), 6))?;
     Ok(())
 }
 
@@ -296,10 +502,13 @@ fn write_summary(out: &mut impl Write, report: &TourReport) -> io::Result<()> {
         .steps
         .iter()
         .map(|r| {
-            let verdict = if r.outcome.passed {
-                r.outcome.verdict.clone()
-            } else {
-                format!("FAILED: {}", r.outcome.verdict)
+            let verdict = match r.outcome.status {
+                Status::Passed => r.outcome.verdict.clone(),
+                s => format!("{}: {}", mark(s), r.outcome.verdict).replacen(
+                    "inconclusive: inconclusive:",
+                    "inconclusive:",
+                    1,
+                ),
             };
             [r.name.to_owned(), r.outcome.key_figure.clone(), verdict]
         })
@@ -307,10 +516,13 @@ fn write_summary(out: &mut impl Write, report: &TourReport) -> io::Result<()> {
     let header = ["step", "key figure", "verdict"];
     let mut w = header.map(str::len);
     for row in &rows {
-        for (wi, cell) in w.iter_mut().zip(row) {
+        for (wi, cell) in w.iter_mut().take(2).zip(row) {
             *wi = (*wi).max(cell.chars().count());
         }
     }
+    // The verdict column takes what is left of the line, wrapped beneath itself.
+    let at = 2 + w[0] + 2 + w[1] + 2;
+    w[2] = COLUMNS.saturating_sub(at).max(20);
     let mut table = String::new();
     let line = |t: &mut String, cells: [&str; 3]| {
         let _ = writeln!(
@@ -318,7 +530,7 @@ fn write_summary(out: &mut impl Write, report: &TourReport) -> io::Result<()> {
             "  {:<a$}  {:<b$}  {}",
             cells[0],
             cells[1],
-            cells[2],
+            wrap(cells[2], COLUMNS.max(at + 20), at, at),
             a = w[0],
             b = w[1]
         );
@@ -331,12 +543,21 @@ fn write_summary(out: &mut impl Write, report: &TourReport) -> io::Result<()> {
     }
     writeln!(out, "Summary")?;
     write!(out, "{table}")?;
+    let python = match &report.python {
+        Some(v) => format!("the seeds' Python programs ran on Python {v}"),
+        None => "python3 not found: the seeds' Python programs were not run".to_owned(),
+    };
+    writeln!(out, "\n{python}")?;
+    let inconclusive = match report.steps_inconclusive {
+        0 => String::new(),
+        n => format!(", {n} inconclusive"),
+    };
     if report.passed {
-        writeln!(out, "\nall {} steps passed", report.steps_run)?;
+        writeln!(out, "all {} steps passed{inconclusive}", report.steps_run)?;
     } else {
         writeln!(
             out,
-            "\n{} of {} steps FAILED",
+            "{} of {} steps FAILED{inconclusive}",
             report.steps_failed, report.steps_run
         )?;
     }
@@ -374,6 +595,42 @@ mod tests {
         assert_eq!(group_thousands("999"), "999");
         assert_eq!(group_thousands("1000"), "1,000");
         assert_eq!(group_thousands("-1234567"), "-1,234,567");
+    }
+
+    #[test]
+    fn wrap_fits_and_keeps_every_word() {
+        let text = "a bb ccc dddd eeeee ffffff ggggggg hhhhhhhh";
+        let w = wrap(text, 12, 4, 2);
+        for (i, l) in w.lines().enumerate() {
+            let start = if i == 0 { 4 } else { 0 };
+            assert!(start + l.chars().count() <= 12, "{l:?} too long");
+        }
+        assert_eq!(w.split_whitespace().collect::<Vec<_>>().join(" "), text);
+        // A word longer than the line gets its own line.
+        assert_eq!(wrap("x yyyyyyyyyyyyyy z", 6, 0, 0), "x\nyyyyyyyyyyyyyy\nz");
+    }
+
+    #[test]
+    fn load_probe_counts_this_process_as_its_own() {
+        let (Some(own0), Some(_)) = (own_jiffies(), machine_jiffies()) else {
+            panic!("/proc/self/stat or /proc/stat unreadable on Linux");
+        };
+        let probe = LoadProbe::start();
+        // Spin until this process has used 0.3 s of CPU (bounded by 30 s of wall time
+        // on a very busy machine).
+        let t = Instant::now();
+        let mut x = 0u64;
+        while own_jiffies().unwrap_or(0) < own0 + 30 {
+            assert!(
+                t.elapsed() < std::time::Duration::from_secs(30),
+                "own CPU time does not grow: is utime parsed from the right field?"
+            );
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+        // The spin is this process's own: the others' figure excludes it, so it stays
+        // within the machine's CPUs.
+        let o = probe.others().expect("both readings present");
+        assert!(o >= 0.0 && o <= proc_cpus() as f64, "{o}");
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! its place (Python's `map` raises and loses the other results).
 
 use super::cpu_bound::chain;
-use super::{Ctx, Figure, Step, StepOutcome};
+use super::{Ctx, Figure, LoadProbe, Step, StepOutcome};
 use concur::futures::{MapOptions, ThreadPool};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -48,9 +48,11 @@ impl Step for PoolMap {
                 b.set_position(seen as u64);
             }
         });
+        let probe = LoadProbe::start();
         let start = Instant::now();
         let parallel = pool.map_with(chain, 0..items, opts);
         let par_time = start.elapsed();
+        let others = probe.others();
         bar.finish_and_clear();
         let parallel = match parallel {
             Ok(v) => v,
@@ -98,5 +100,6 @@ impl Step for PoolMap {
             )
         };
         StepOutcome::new(figures, format!("speed-up {speedup:.2}x"), passed, verdict)
+            .claim_speedup(ctx, speedup, 1.3, WORKERS, others)
     }
 }

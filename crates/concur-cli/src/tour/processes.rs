@@ -13,7 +13,7 @@
 //!   must be exactly 4 × N; the racy total is reported and only checked to be ≤ 4 × N
 //!   (how many updates are lost depends on the moment; it can be none).
 
-use super::{Ctx, Figure, Step, StepOutcome, group};
+use super::{Ctx, Figure, LoadProbe, Step, StepOutcome, group};
 use concur::process::{Event, Process, Value};
 use std::time::{Duration, Instant};
 
@@ -45,6 +45,7 @@ impl Step for Processes {
         }
         let seq_time = start.elapsed();
 
+        let probe = LoadProbe::start();
         let start = Instant::now();
         let parallel = (0..JOBS)
             .map(|id| Process::spawn(append_to_list, (size, id)))
@@ -59,6 +60,7 @@ impl Step for Processes {
                     .collect::<Result<Vec<_>, _>>()
             });
         let par_time = start.elapsed();
+        let others = probe.others();
         bar.finish_and_clear();
         let parallel = match parallel {
             Ok(p) => p,
@@ -87,7 +89,13 @@ impl Step for Processes {
         } else {
             format!("results differ: {sequential:x?} sequentially vs {parallel:x?} in processes")
         };
-        StepOutcome::new(figures, format!("speed-up {speedup:.2}x"), passed, verdict)
+        StepOutcome::new(figures, format!("speed-up {speedup:.2}x"), passed, verdict).claim_speedup(
+            ctx,
+            speedup,
+            1.4,
+            JOBS as usize,
+            others,
+        )
     }
 }
 

@@ -1,6 +1,6 @@
 //! `queue-workers`: the seed's image-download worker pool, and many-to-many delivery.
 
-use super::{Ctx, Figure, Step, StepOutcome};
+use super::{Ctx, Figure, Step, StepOutcome, python};
 use concur::queue::Queue;
 use concur::sync::Lock;
 use concur::thread;
@@ -49,8 +49,10 @@ impl QueueWorkers {
         Ok((done.len(), distinct.len(), elapsed))
     }
 
-    /// 4 producers × 4 consumers through bounded(16): returns (received, distinct).
-    fn many_to_many(per_producer: u64) -> Result<(usize, usize), String> {
+    /// 4 producers × 4 consumers through bounded(16): returns (received, distinct,
+    /// elapsed).
+    fn many_to_many(per_producer: u64) -> Result<(usize, usize, Duration), String> {
+        let start = Instant::now();
         let q = Queue::bounded(16);
         let mut consumers = Vec::new();
         for c in 0..4 {
@@ -100,8 +102,9 @@ impl QueueWorkers {
                     .map_err(|e| e.to_string())?,
             );
         }
+        let elapsed = start.elapsed();
         let distinct: HashSet<u64> = all.iter().copied().collect();
-        Ok((all.len(), distinct.len()))
+        Ok((all.len(), distinct.len(), elapsed))
     }
 }
 
@@ -125,33 +128,74 @@ impl Step for QueueWorkers {
         bar.inc(1);
         let mm = Self::many_to_many(per_producer);
         bar.finish_and_clear();
-        let ((done, distinct, elapsed), (received, unique)) = match (pool, mm) {
+        let ((done, distinct, elapsed), (received, unique, mm_time)) = match (pool, mm) {
             (Ok(p), Ok(m)) => (p, m),
             (Err(e), _) | (_, Err(e)) => return StepOutcome::new(vec![], "failed", false, e),
         };
         let sequential = each * urls as u32;
         let speedup = sequential.as_secs_f64() / elapsed.as_secs_f64().max(1e-9);
         let expected = 4 * per_producer as usize;
-        let passed = done == urls && distinct == urls && received == expected && unique == expected;
+        let per_sec = received as f64 / mm_time.as_secs_f64().max(1e-9);
+        // The seed's own program: queue.Queue(64), 5 daemon threads, task_done, join.
+        let args = [
+            "queue".to_owned(),
+            urls.to_string(),
+            each.as_millis().to_string(),
+            WORKERS.to_string(),
+        ];
+        let py = python::run(&args, Duration::from_secs(120));
+        let mut figures = vec![
+            Figure::int("urls downloaded", done as i64, ""),
+            Figure::int("distinct urls", distinct as i64, ""),
+            Figure::float("pool time", elapsed.as_secs_f64() * 1e3, "ms"),
+            Figure::float("sequential time", sequential.as_secs_f64() * 1e3, "ms"),
+            Figure::float("speed-up (5 workers)", speedup, "x"),
+            Figure::int("items through 4x4", received as i64, ""),
+            Figure::int("distinct items", unique as i64, ""),
+            Figure::float("4x4 throughput", per_sec, "items/s"),
+        ];
+        let mut bars = vec![
+            serde_json::json!({"label": "sequential", "value": sequential.as_secs_f64() * 1e3}),
+            serde_json::json!({"label": "concur Queue, 5 threads", "value": elapsed.as_secs_f64() * 1e3}),
+        ];
+        let mut py_ok = true;
+        match &py {
+            Ok(Some(v)) => {
+                let t = python::field(v, "elapsed_s").unwrap_or(f64::NAN) * 1e3;
+                let got = v["distinct"].as_u64() == Some(urls as u64);
+                py_ok = got;
+                figures.push(Figure::float("Python queue.Queue pool time", t, "ms"));
+                bars.push(
+                    serde_json::json!({"label": "Python queue.Queue, 5 threads", "value": t}),
+                );
+            }
+            Ok(None) => figures.push(Figure::text("Python", "python3 not found: not run")),
+            Err(e) => {
+                py_ok = false;
+                figures.push(Figure::text("Python", format!("failed: {e}")));
+            }
+        }
+        let passed =
+            done == urls && distinct == urls && received == expected && unique == expected && py_ok;
         StepOutcome::new(
-            vec![
-                Figure::int("urls downloaded", done as i64, ""),
-                Figure::int("distinct urls", distinct as i64, ""),
-                Figure::float("pool time", elapsed.as_secs_f64() * 1e3, "ms"),
-                Figure::float("sequential time", sequential.as_secs_f64() * 1e3, "ms"),
-                Figure::float("speed-up (5 workers)", speedup, "x"),
-                Figure::int("items through 4x4", received as i64, ""),
-                Figure::int("distinct items", unique as i64, ""),
-            ],
+            figures,
             format!("{done} downloads, {speedup:.1}x; {received} items, 0 lost"),
             passed,
             if passed {
                 "every item delivered exactly once; join returned".to_owned()
+            } else if !py_ok {
+                format!("the Python seed did not deliver every url: {py:?}")
             } else {
                 format!(
                     "lost or duplicated: {done}/{distinct} of {urls}; {received}/{unique} of {expected}"
                 )
             },
         )
+        .with_chart(serde_json::json!({
+            "title": "the image-download pool: time for every url (sleep-bound)",
+            "unit": "ms",
+            "bars": bars,
+            "note": format!("4 producers x 4 consumers: {per_sec:.0} items/s through bounded(16)"),
+        }))
     }
 }

@@ -615,6 +615,11 @@ impl<T> Eq for Future<T> {}
 /// same future), so futures can key a map, as Python's `{executor.submit(f, url): url}`
 /// does for `as_completed`.
 ///
+/// Clippy's `mutable_key_type` lint sees the interior mutability of the shared state
+/// and warns about such a map; the hash never depends on it, so list
+/// `concur_core::futures::Future` under `ignore-interior-mutability` in your
+/// `clippy.toml` (as this workspace does).
+///
 /// ```
 /// use concur_core::futures::{as_completed, Executor, ThreadPoolExecutor};
 /// use std::collections::HashMap;
