@@ -58,6 +58,9 @@ step "the process tier without the manager (--no-default-features --features pro
 cargo check --locked -p concur -p concur-process -p concur-core --no-default-features \
     --features concur/process --all-targets
 
+step "docs (cargo doc --workspace --no-deps, warnings are errors)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
+
 step "unit, integration and doc tests"
 cargo test --workspace --locked
 # The umbrella crate's cluster re-exports (feature `cluster`, off by default), and the

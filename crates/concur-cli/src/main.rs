@@ -133,6 +133,9 @@ pub struct BenchArgs {
     /// Which suite to run.
     #[arg(long, value_enum, default_value_t = Suite::All)]
     pub suite: Suite,
+    /// Also write the ratios as one self-contained HTML page (a chart per suite).
+    #[arg(long, value_name = "PATH")]
+    pub report: Option<std::path::PathBuf>,
 }
 
 /// The benchmark suites of `concur bench`.

@@ -67,11 +67,28 @@ fn concur(args: &[&str]) -> Run {
 /// Runs one bench suite quickly (`--quick --json --runs 1`), checks it exited cleanly
 /// with no errors and ran only that suite, and returns its JSON document.
 fn bench_suite_json(suite: &str) -> Value {
+    // Every suite's run also writes its HTML report, checked against the same document.
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench-report");
+    std::fs::create_dir_all(&dir).expect("report dir");
+    let page = dir.join(format!("{suite}.html"));
+    let _ = std::fs::remove_file(&page);
     let run = concur(&[
-        "bench", "--quick", "--json", "--runs", "1", "--suite", suite,
+        "bench",
+        "--quick",
+        "--json",
+        "--runs",
+        "1",
+        "--suite",
+        suite,
+        "--report",
+        page.to_str().expect("utf-8 path"),
     ]);
     assert_eq!(run.code, Some(0), "exit code; stderr:\n{}", run.stderr);
     let doc = json(&run);
+    bench_report_matches_json(
+        &std::fs::read_to_string(&page).expect("report written"),
+        &doc,
+    );
     assert_eq!(
         doc["errors"].as_array().map(Vec::len),
         Some(0),
@@ -244,6 +261,52 @@ fn bad_usage_exits_2() {
     assert_eq!(run.code, Some(2), "stderr:\n{}", run.stderr);
     let run = concur(&["bench", "--runs", "0"]);
     assert_eq!(run.code, Some(2), "stderr:\n{}", run.stderr);
+}
+
+/// The bench page is well-formed, embeds the document and draws one bar per ratio with
+/// exactly its value.
+fn bench_report_matches_json(html: &str, doc: &Value) {
+    let opts = roxmltree::ParsingOptions {
+        allow_dtd: true,
+        ..roxmltree::ParsingOptions::default()
+    };
+    let page = roxmltree::Document::parse_with_options(html, opts)
+        .unwrap_or_else(|e| panic!("bench report is not well-formed: {e}"));
+    let embedded = page
+        .descendants()
+        .find(|n| n.attribute("id") == Some("bench-data"))
+        .and_then(|n| n.text())
+        .expect("the embedded JSON");
+    let embedded: Value = serde_json::from_str(embedded).expect("embedded JSON parses");
+    assert_eq!(&embedded, doc, "the page embeds another document");
+    let bars: Vec<_> = page
+        .descendants()
+        .filter(|n| n.has_attribute("data-ratio"))
+        .collect();
+    let ratios = doc["ratios"].as_array().expect("ratios");
+    assert_eq!(bars.len(), ratios.len(), "one bar per ratio");
+    for (bar, r) in bars.iter().zip(ratios) {
+        assert_eq!(bar.attribute("data-case"), r["case"].as_str());
+        assert_eq!(bar.attribute("data-anchor"), r["anchor"].as_str());
+        let drawn = bar
+            .attribute("data-ratio")
+            .and_then(|v| serde_json::from_str::<Value>(v).ok())
+            .and_then(|v| v.as_f64());
+        assert_eq!(drawn, r["throughput_ratio"].as_f64(), "{r}");
+    }
+}
+
+#[test]
+fn bench_human_output_fits_100_columns() {
+    let run = concur(&["bench", "--quick", "--runs", "1", "--suite", "queue"]);
+    assert_eq!(run.code, Some(0), "stderr:\n{}", run.stderr);
+    assert!(run.stdout.contains("vs "), "{}", run.stdout);
+    for line in run.stdout.lines() {
+        assert!(
+            line.chars().count() <= 100,
+            "wider than 100 columns: {line:?}"
+        );
+    }
 }
 
 /// The page is well-formed XHTML, embeds the same JSON document, shows every figure

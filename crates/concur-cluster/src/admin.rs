@@ -81,7 +81,7 @@ pub struct DeadLetter {
 /// Watches and mends one pool.
 ///
 /// ```no_run
-/// let admin = concur_cluster::PoolAdmin::connect("redis://127.0.0.1:6379/0", "render").unwrap();
+/// let admin = concur::cluster::PoolAdmin::connect("redis://127.0.0.1:6379/0", "render").unwrap();
 /// let s = admin.status().unwrap();
 /// println!("{} workers, {} queued, {} in flight", s.workers.len(), s.queued, s.in_flight);
 /// for d in admin.dead_letters(10).unwrap() {

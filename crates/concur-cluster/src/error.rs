@@ -22,7 +22,7 @@ enum Kind {
 /// [`TaskError`](concur_core::futures::TaskError)s on their futures, never this.
 ///
 /// ```
-/// let e = concur_cluster::RedisExecutor::connect("http://nowhere", "p").unwrap_err();
+/// let e = concur::cluster::RedisExecutor::connect("http://nowhere", "p").unwrap_err();
 /// assert!(e.is_invalid());
 /// ```
 #[derive(Clone)]
@@ -49,7 +49,7 @@ impl ClusterError {
     /// True if the URL, the pool name or a setting is not usable.
     ///
     /// ```
-    /// let e = concur_cluster::RedisExecutor::connect("redis://127.0.0.1:1/0", "bad name").unwrap_err();
+    /// let e = concur::cluster::RedisExecutor::connect("redis://127.0.0.1:1/0", "bad name").unwrap_err();
     /// assert!(e.is_invalid());
     /// ```
     pub fn is_invalid(&self) -> bool {
@@ -61,7 +61,7 @@ impl ClusterError {
     ///
     /// ```
     /// // Port 1 on loopback: nothing listens there.
-    /// let e = concur_cluster::RedisExecutor::builder("redis://127.0.0.1:1/0", "p")
+    /// let e = concur::cluster::RedisExecutor::builder("redis://127.0.0.1:1/0", "p")
     ///     .connect_timeout(std::time::Duration::from_millis(200))
     ///     .connect()
     ///     .unwrap_err();
@@ -74,7 +74,7 @@ impl ClusterError {
     /// True if Redis refused the password or the ACL user of the URL.
     ///
     /// ```
-    /// # let e = concur_cluster::RedisExecutor::connect("http://x", "p").unwrap_err();
+    /// # let e = concur::cluster::RedisExecutor::connect("http://x", "p").unwrap_err();
     /// assert!(!e.is_auth_failed());
     /// ```
     pub fn is_auth_failed(&self) -> bool {
@@ -85,7 +85,7 @@ impl ClusterError {
     /// pool holding a value of the wrong type).
     ///
     /// ```
-    /// # let e = concur_cluster::RedisExecutor::connect("http://x", "p").unwrap_err();
+    /// # let e = concur::cluster::RedisExecutor::connect("http://x", "p").unwrap_err();
     /// assert!(!e.is_redis());
     /// ```
     pub fn is_redis(&self) -> bool {
@@ -95,7 +95,7 @@ impl ClusterError {
     /// True if a worker could not make its local executor (the process pool).
     ///
     /// ```
-    /// # let e = concur_cluster::RedisExecutor::connect("http://x", "p").unwrap_err();
+    /// # let e = concur::cluster::RedisExecutor::connect("http://x", "p").unwrap_err();
     /// assert!(!e.is_local());
     /// ```
     pub fn is_local(&self) -> bool {

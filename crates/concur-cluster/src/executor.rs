@@ -75,7 +75,7 @@ pub(crate) fn random_hex() -> String {
 /// Configures a [`RedisExecutor`].
 ///
 /// ```no_run
-/// use concur_cluster::RedisExecutor;
+/// use concur::cluster::RedisExecutor;
 /// use std::time::Duration;
 ///
 /// let ex = RedisExecutor::builder("redis://:secret@10.0.0.5:6379/0", "render")
@@ -457,8 +457,8 @@ impl Drop for Inner {
 /// first to give them up.
 ///
 /// ```no_run
-/// use concur_cluster::RedisExecutor;
-/// use concur_core::futures::{as_completed, Executor, MapOptions};
+/// use concur::cluster::RedisExecutor;
+/// use concur::futures::{as_completed, Executor, MapOptions};
 ///
 /// fn square(x: u64) -> u64 { x * x }
 /// let ex = RedisExecutor::connect("redis://127.0.0.1:6379/0", "squares").unwrap();
@@ -495,7 +495,7 @@ impl RedisExecutor {
     /// As [`RedisExecutorBuilder::connect`].
     ///
     /// ```
-    /// assert!(concur_cluster::RedisExecutor::connect("redis://127.0.0.1:1/0", "a b").unwrap_err().is_invalid());
+    /// assert!(concur::cluster::RedisExecutor::connect("redis://127.0.0.1:1/0", "a b").unwrap_err().is_invalid());
     /// ```
     pub fn connect(url: &str, pool: &str) -> Result<RedisExecutor, ClusterError> {
         Self::builder(url, pool).connect()
@@ -504,7 +504,7 @@ impl RedisExecutor {
     /// A builder for the other settings.
     ///
     /// ```
-    /// let _ = concur_cluster::RedisExecutor::builder("redis://127.0.0.1:6379/0", "pool").max_in_flight(64);
+    /// let _ = concur::cluster::RedisExecutor::builder("redis://127.0.0.1:6379/0", "pool").max_in_flight(64);
     /// ```
     pub fn builder(url: &str, pool: &str) -> RedisExecutorBuilder {
         RedisExecutorBuilder::new(url, pool)

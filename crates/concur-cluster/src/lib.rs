@@ -14,8 +14,8 @@
 //! mode on each machine (the same build as the program that submits):
 //!
 //! ```no_run
-//! use concur_cluster::{RedisExecutor, Worker};
-//! use concur_core::futures::Executor;
+//! use concur::cluster::{RedisExecutor, Worker};
+//! use concur::futures::Executor;
 //!
 //! fn render(frame: u32) -> Vec<u8> { vec![frame as u8; 4] }
 //!
@@ -98,10 +98,10 @@
 //!
 //! | threads | processes | machines |
 //! |---|---|---|
-//! | `concur_core::sync::Lock::new()` | `concur_process::sync::Lock::new()?` | [`Lock::connect`]`(url, "name")?` |
+//! | `concur::sync::Lock::new()` | `concur::process::sync::Lock::new()?` | [`Lock::connect`]`(url, "name")?` |
 //! | `Semaphore::new(n)`, `BoundedSemaphore::new(n)` | the same, `?` | [`Semaphore::connect`]`(url, "name", n)?`, [`BoundedSemaphore::connect`] |
 //! | `Event::new()`, `Barrier::new(n)` | the same, `?` | [`Event::connect`]`(url, "name")?`, [`Barrier::connect`]`(url, "name", n)?` |
-//! | `concur_core::queue::Queue::new(maxsize)` | `concur_process::queue::JoinableQueue::new(maxsize)?` | [`Queue::connect`]`(url, "name", maxsize)?` |
+//! | `concur::queue::Queue::new(maxsize)` | `concur::process::queue::JoinableQueue::new(maxsize)?` | [`Queue::connect`]`(url, "name", maxsize)?` |
 //! | — | `manager.dict()?` | [`Dict::connect`]`(url, "name")?` |
 //!
 //! Every blocking call comes in the four forms (`op`, `try_op`, `op_timeout`,
@@ -110,7 +110,7 @@
 //! through transient failures for up to 30 s), the inner value is the familiar one
 //! (`lock.acquire()?` is the process tier's `AcquireResult`, `barrier.wait()?` is
 //! `Result<usize, BrokenBarrierError>`). The queue's put errors hand the item back, as
-//! `concur_core::queue`'s do, with a [`ClusterError`] as their reason. Handles are
+//! `concur::queue`'s do, with a [`ClusterError`] as their reason. Handles are
 //! cheap clones and serialize to their URL and name: pass one to a
 //! [`Process`](concur_process::Process) or a cluster task as an argument. Each object's
 //! keys live under `concur:obj:<kind>:{<name>}:` (the braces: one Redis Cluster slot
@@ -142,8 +142,8 @@
 //! A lock, fenced:
 //!
 //! ```
-//! use concur_cluster::{Lock, RedisServer};
-//! use concur_process::sync::OwnerDied;
+//! use concur::cluster::{Lock, RedisServer};
+//! use concur::process::sync::OwnerDied;
 //!
 //! let redis = RedisServer::start()?;
 //! let lock = Lock::connect(&redis.url(), "ledger")?;
@@ -159,8 +159,8 @@
 //! Semaphores (a unit held by a guard comes back with it, or with its lease):
 //!
 //! ```
-//! use concur_cluster::{BoundedSemaphore, RedisServer, Semaphore};
-//! use concur_core::sync::ReleaseError;
+//! use concur::cluster::{BoundedSemaphore, RedisServer, Semaphore};
+//! use concur::sync::ReleaseError;
 //!
 //! let redis = RedisServer::start()?;
 //! let gpus = Semaphore::connect(&redis.url(), "gpus", 2)?;
@@ -177,7 +177,7 @@
 //! An event and a barrier:
 //!
 //! ```
-//! use concur_cluster::{Barrier, Event, RedisServer};
+//! use concur::cluster::{Barrier, Event, RedisServer};
 //! use std::time::Duration;
 //!
 //! let redis = RedisServer::start()?;
@@ -198,8 +198,8 @@
 //! A queue (`task_done` acknowledges) and a dict:
 //!
 //! ```
-//! use concur_cluster::{Dict, Queue, RedisServer};
-//! use concur_core::queue::TryPutError;
+//! use concur::cluster::{Dict, Queue, RedisServer};
+//! use concur::queue::TryPutError;
 //!
 //! let redis = RedisServer::start()?;
 //! let q = Queue::<u32>::connect(&redis.url(), "jobs", 2)?;
@@ -225,7 +225,7 @@
 //! [`RedisServer`] starts a private `redis-server` on a free loopback port (Debian's
 //! package `redis-server`; `CONCUR_REDIS_SERVER` names another binary) and removes it
 //! and its files on drop. Workers can run in child processes of the test binary
-//! ([`concur_process::Process`] with a function that calls [`Worker::run`]).
+//! ([`concur::process::Process`](concur_process::Process) with a function that calls [`Worker::run`]).
 
 mod admin;
 mod conn;
@@ -257,7 +257,7 @@ pub use worker::{LocalExecutor, StatsHandle, StopHandle, Worker, WorkerBuilder, 
 ///
 /// ```
 /// fn resize(px: u32) -> u32 { px / 2 }
-/// let name = concur_cluster::register(resize);
+/// let name = concur::cluster::register(resize);
 /// assert!(name.ends_with("resize"));
 /// ```
 pub fn register<F, A, T>(f: F) -> String
@@ -275,7 +275,7 @@ where
 /// accept): a hash of its executable file.
 ///
 /// ```
-/// assert_eq!(concur_cluster::build_fingerprint().len(), 32);
+/// assert_eq!(concur::cluster::build_fingerprint().len(), 32);
 /// ```
 pub fn build_fingerprint() -> &'static str {
     task::fingerprint()
@@ -286,8 +286,8 @@ pub fn build_fingerprint() -> &'static str {
 ///
 /// ```
 /// fn id(x: u8) -> u8 { x }
-/// concur_cluster::register(id);
-/// assert!(concur_cluster::known_tasks().iter().any(|k| k.ends_with("::id")));
+/// concur::cluster::register(id);
+/// assert!(concur::cluster::known_tasks().iter().any(|k| k.ends_with("::id")));
 /// ```
 pub fn known_tasks() -> Vec<String> {
     task::known()

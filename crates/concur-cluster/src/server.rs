@@ -79,8 +79,8 @@ impl RedisServerBuilder {
 /// removed on drop).
 ///
 /// ```no_run
-/// let redis = concur_cluster::RedisServer::start().unwrap();
-/// let ex = concur_cluster::RedisExecutor::connect(&redis.url(), "doc").unwrap();
+/// let redis = concur::cluster::RedisServer::start().unwrap();
+/// let ex = concur::cluster::RedisExecutor::connect(&redis.url(), "doc").unwrap();
 /// # drop(ex);
 /// ```
 #[derive(Debug)]

@@ -30,10 +30,10 @@ loom::thread_local! {
 /// (unlike Python's `get_ident`, never reused after a thread exits).
 ///
 /// ```
-/// let me = concur_core::thread::get_ident();
+/// let me = concur::thread::get_ident();
 /// assert_ne!(me, 0);
-/// assert_eq!(me, concur_core::thread::get_ident());
-/// let other = std::thread::spawn(concur_core::thread::get_ident).join().unwrap();
+/// assert_eq!(me, concur::thread::get_ident());
+/// let other = std::thread::spawn(concur::thread::get_ident).join().unwrap();
 /// assert_ne!(me, other);
 /// ```
 #[inline]

@@ -9,7 +9,7 @@
 //! Threads return their value, or their panic, from `join`:
 //!
 //! ```
-//! use concur_core::thread;
+//! use concur::thread;
 //!
 //! let h = thread::Builder::new().name("adder").spawn(|| 2 + 2).unwrap();
 //! assert_eq!(h.join().unwrap(), 4);
@@ -23,8 +23,8 @@
 //! lock may also guard a value:
 //!
 //! ```
-//! use concur_core::sync::{Event, Lock};
-//! use concur_core::thread;
+//! use concur::sync::{Event, Lock};
+//! use concur::thread;
 //!
 //! let ready = Event::new();
 //! let counter = Lock::with_value(0);

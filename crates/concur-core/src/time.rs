@@ -7,7 +7,7 @@
 //! `op_until(Option<Instant>)`, and `op_deadline(d)` is `op_until(Some(d))`.
 //!
 //! ```
-//! use concur_core::time::{deadline_after, expired};
+//! use concur::time::{deadline_after, expired};
 //! use std::time::{Duration, Instant};
 //!
 //! let d = deadline_after(Duration::from_millis(5));
@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 ///
 /// ```
 /// use std::time::Duration;
-/// assert!(concur_core::time::deadline_after(Duration::from_secs(1)).is_some());
-/// assert!(concur_core::time::deadline_after(Duration::MAX).is_none());
+/// assert!(concur::time::deadline_after(Duration::from_secs(1)).is_some());
+/// assert!(concur::time::deadline_after(Duration::MAX).is_none());
 /// ```
 #[inline]
 pub fn deadline_after(timeout: Duration) -> Option<Instant> {
@@ -35,8 +35,8 @@ pub fn deadline_after(timeout: Duration) -> Option<Instant> {
 ///
 /// ```
 /// use std::time::Instant;
-/// assert!(concur_core::time::expired(Some(Instant::now())));
-/// assert!(!concur_core::time::expired(None));
+/// assert!(concur::time::expired(Some(Instant::now())));
+/// assert!(!concur::time::expired(None));
 /// ```
 #[inline]
 pub fn expired(deadline: Option<Instant>) -> bool {

@@ -154,7 +154,7 @@ impl<F: FnPtr> FnOffset<F> {
 /// per function, whose [`register`] call records it.
 ///
 /// ```
-/// use concur_process::exec::{self, TableEntry};
+/// use concur::process::exec::{self, TableEntry};
 ///
 /// fn double(x: u32) -> u32 { x * 2 }
 /// struct Double;
@@ -297,7 +297,7 @@ fn registered() -> &'static Table {
 /// a key this binary never registered, or registered with another function type.
 ///
 /// ```
-/// assert!(concur_process::exec::lookup::<fn()>("no-such-table", "x").is_none());
+/// assert!(concur::process::exec::lookup::<fn()>("no-such-table", "x").is_none());
 /// ```
 pub fn lookup<G: Copy + 'static>(table: &str, key: &str) -> Option<G> {
     registered()
@@ -310,7 +310,7 @@ pub fn lookup<G: Copy + 'static>(table: &str, key: &str) -> Option<G> {
 /// Every key of table `table`, sorted.
 ///
 /// ```
-/// assert!(concur_process::exec::keys("no-such-table").is_empty());
+/// assert!(concur::process::exec::keys("no-such-table").is_empty());
 /// ```
 pub fn keys(table: &str) -> Vec<String> {
     let mut v: Vec<String> = registered()
@@ -327,7 +327,7 @@ pub fn keys(table: &str) -> Vec<String> {
 ///
 /// ```
 /// fn square(x: u64) -> u64 { x * x }
-/// fn name<F: 'static>(_: F) -> String { concur_process::exec::fn_name::<F>() }
+/// fn name<F: 'static>(_: F) -> String { concur::process::exec::fn_name::<F>() }
 /// assert!(name(square).ends_with("square"));
 /// let (a, b) = (name(|x: u8| x), name(|x: u8| x + 1));
 /// assert!(a.contains("{{closure}}") && a != b);

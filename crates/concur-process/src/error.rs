@@ -29,12 +29,12 @@ enum Kind {
 /// not pass its arguments or result, found itself in a different binary, or the join
 /// timed out.
 ///
-/// Opaque on purpose, like `concur_core::futures::TaskError`: ask it with the
+/// Opaque on purpose, like `concur::futures::TaskError`: ask it with the
 /// predicates. [`exit_status`](ProcessError::exit_status) and
 /// [`signal`](ProcessError::signal) tell how the child ended whenever that is known.
 ///
 /// ```
-/// use concur_process::Process;
+/// use concur::process::Process;
 ///
 /// fn fails(n: u32) -> u32 {
 ///     assert!(n < 10, "too big: {n}");
@@ -105,7 +105,7 @@ impl ProcessError {
     /// True if the child panicked; the panic's message and location came back from it.
     ///
     /// ```
-    /// let p = concur_process::Process::spawn(|_: ()| -> u8 { panic!("boom") }, ()).unwrap();
+    /// let p = concur::process::Process::spawn(|_: ()| -> u8 { panic!("boom") }, ()).unwrap();
     /// assert!(p.join().unwrap_err().is_panic());
     /// ```
     pub fn is_panic(&self) -> bool {
@@ -115,7 +115,7 @@ impl ProcessError {
     /// The child's panic message, if it panicked.
     ///
     /// ```
-    /// let p = concur_process::Process::spawn(|x: i32| -> i32 { panic!("x = {x}") }, 4).unwrap();
+    /// let p = concur::process::Process::spawn(|x: i32| -> i32 { panic!("x = {x}") }, 4).unwrap();
     /// assert_eq!(p.join().unwrap_err().panic_message(), Some("x = 4"));
     /// ```
     pub fn panic_message(&self) -> Option<&str> {
@@ -128,7 +128,7 @@ impl ProcessError {
     /// Where the child panicked (`file:line:column`), when its panic hook saw it.
     ///
     /// ```
-    /// let p = concur_process::Process::spawn(|_: ()| -> () { panic!("here") }, ()).unwrap();
+    /// let p = concur::process::Process::spawn(|_: ()| -> () { panic!("here") }, ()).unwrap();
     /// let e = p.join().unwrap_err();
     /// assert!(e.panic_location().unwrap().contains(".rs:"));
     /// ```
@@ -144,7 +144,7 @@ impl ProcessError {
     /// left no report.
     ///
     /// ```
-    /// let p = concur_process::Process::spawn(|c: i32| -> () { std::process::exit(c) }, 8).unwrap();
+    /// let p = concur::process::Process::spawn(|c: i32| -> () { std::process::exit(c) }, 8).unwrap();
     /// let e = p.join().unwrap_err();
     /// assert!(e.is_exited());
     /// assert_eq!(e.exit_status(), Some(8));
@@ -157,7 +157,7 @@ impl ProcessError {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let p = concur_process::Process::spawn(|_: ()| std::thread::sleep(Duration::from_secs(30)), ()).unwrap();
+    /// let p = concur::process::Process::spawn(|_: ()| std::thread::sleep(Duration::from_secs(30)), ()).unwrap();
     /// p.kill().unwrap();
     /// let e = p.join().unwrap_err();
     /// assert!(e.is_signaled());
@@ -170,7 +170,7 @@ impl ProcessError {
     /// The child's exit status, when it exited: `n` after `exit(n)`, 1 after a panic.
     ///
     /// ```
-    /// let p = concur_process::Process::spawn(|_: ()| -> () { std::process::exit(3) }, ()).unwrap();
+    /// let p = concur::process::Process::spawn(|_: ()| -> () { std::process::exit(3) }, ()).unwrap();
     /// assert_eq!(p.join().unwrap_err().exit_status(), Some(3));
     /// ```
     pub fn exit_status(&self) -> Option<i32> {
@@ -185,7 +185,7 @@ impl ProcessError {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let p = concur_process::Process::spawn(|_: ()| std::thread::sleep(Duration::from_secs(30)), ()).unwrap();
+    /// let p = concur::process::Process::spawn(|_: ()| std::thread::sleep(Duration::from_secs(30)), ()).unwrap();
     /// p.terminate().unwrap();
     /// assert_eq!(p.join().unwrap_err().signal(), Some(15));
     /// ```
@@ -199,7 +199,7 @@ impl ProcessError {
     /// True if the child could not be started (see [`io_error`](ProcessError::io_error)).
     ///
     /// ```
-    /// # use concur_process::ProcessError;
+    /// # use concur::process::ProcessError;
     /// fn explain(e: &ProcessError) -> &'static str {
     ///     if e.is_spawn_failed() { "could not start" } else { "other" }
     /// }
@@ -213,7 +213,7 @@ impl ProcessError {
     /// control channel to the child.
     ///
     /// ```
-    /// let p = concur_process::Process::spawn(|x: u8| x, 1).unwrap();
+    /// let p = concur::process::Process::spawn(|x: u8| x, 1).unwrap();
     /// let e = p.join_timeout(std::time::Duration::ZERO).err();
     /// assert!(e.map_or(true, |e| e.io_error().is_none()));
     /// # let _ = p.join();
@@ -237,7 +237,7 @@ impl ProcessError {
     ///         Err(serde::ser::Error::custom("not today"))
     ///     }
     /// }
-    /// let e = concur_process::Process::spawn(|_: Refuses| 1u8, Refuses).unwrap_err();
+    /// let e = concur::process::Process::spawn(|_: Refuses| 1u8, Refuses).unwrap_err();
     /// assert!(e.is_serialization());
     /// ```
     pub fn is_serialization(&self) -> bool {
@@ -250,9 +250,9 @@ impl ProcessError {
     /// ```
     /// // A child re-executes the very binary its parent runs, so in practice this only
     /// // fires if the binary on disk was replaced in a way `exec` could see.
-    /// let p = concur_process::Process::spawn(|x: u8| x, 1).unwrap();
+    /// let p = concur::process::Process::spawn(|x: u8| x, 1).unwrap();
     /// assert!(p.join().is_ok_and(|v| v == 1));
-    /// # let e: Option<concur_process::ProcessError> = None;
+    /// # let e: Option<concur::process::ProcessError> = None;
     /// # assert!(!e.is_some_and(|e| e.is_identity_mismatch()));
     /// ```
     pub fn is_identity_mismatch(&self) -> bool {
@@ -263,7 +263,7 @@ impl ProcessError {
     /// (see [`StartMethod::Fork`](crate::StartMethod::Fork)).
     ///
     /// ```
-    /// use concur_process::{Process, StartMethod};
+    /// use concur::process::{Process, StartMethod};
     /// let _busy = std::thread::spawn(|| std::thread::sleep(std::time::Duration::from_secs(1)));
     /// let r = Process::builder()
     ///     .start_method(StartMethod::Fork { force: false })
@@ -279,7 +279,7 @@ impl ProcessError {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let p = concur_process::Process::spawn(|_: ()| std::thread::sleep(Duration::from_secs(30)), ()).unwrap();
+    /// let p = concur::process::Process::spawn(|_: ()| std::thread::sleep(Duration::from_secs(30)), ()).unwrap();
     /// assert!(p.join_timeout(Duration::from_millis(10)).unwrap_err().is_timeout());
     /// p.kill().unwrap();
     /// ```
@@ -291,7 +291,7 @@ impl ProcessError {
     /// failed).
     ///
     /// ```
-    /// let p = concur_process::Process::new(|x: u8| x, 1);
+    /// let p = concur::process::Process::new(|x: u8| x, 1);
     /// assert!(p.join().unwrap_err().is_not_started());
     /// ```
     pub fn is_not_started(&self) -> bool {
@@ -301,7 +301,7 @@ impl ProcessError {
     /// True if `start` was called a second time.
     ///
     /// ```
-    /// let p = concur_process::Process::spawn(|x: u8| x, 1).unwrap();
+    /// let p = concur::process::Process::spawn(|x: u8| x, 1).unwrap();
     /// assert!(p.start().unwrap_err().is_already_started());
     /// # p.join().unwrap();
     /// ```
@@ -312,7 +312,7 @@ impl ProcessError {
     /// True if the process's value was already taken by an earlier `join`.
     ///
     /// ```
-    /// let p = concur_process::Process::spawn(|x: u8| x + 1, 1).unwrap();
+    /// let p = concur::process::Process::spawn(|x: u8| x + 1, 1).unwrap();
     /// assert_eq!(p.join().unwrap(), 2);
     /// assert!(p.join().unwrap_err().is_already_joined());
     /// assert_eq!(p.exitcode(), Some(0));

@@ -10,7 +10,7 @@
 //!   data: how code that found a function *type* in the table calls it.
 //!
 //! ```
-//! use concur_process::exec::{self, TableEntry};
+//! use concur::process::exec::{self, TableEntry};
 //!
 //! fn shout(s: String) -> String { s.to_uppercase() }
 //! fn run_it<F: Fn(String) -> String + Copy + 'static>(arg: String) -> String {
@@ -50,7 +50,7 @@ pub use crate::code::{TableEntry, fn_name, keys, lookup, register};
 /// fn one() -> u8 { 1 }
 /// fn make<F: Fn() -> u8 + Copy + 'static>(_: F) -> F {
 ///     // SAFETY: the caller held a value of `F`.
-///     unsafe { concur_process::exec::conjure::<F>() }
+///     unsafe { concur::process::exec::conjure::<F>() }
 /// }
 /// assert_eq!(make(one)(), 1);
 /// ```

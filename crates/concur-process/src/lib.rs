@@ -1,7 +1,10 @@
 //! # concur-process
 //!
-//! Python's `multiprocessing`, rebuilt in Rust: the process tier of `concur`.
-//! Linux is the target; everything that talks to the OS lives under `sys`.
+//! Python's `multiprocessing`, rebuilt in Rust: the process tier of `concur`, used as
+//! `concur::process` (the paths in these docs are the ones a user of `concur` writes).
+//! Linux is the target. The OS calls are made where the state they act on lives (the
+//! start methods beside `Process`, the futex beside the locks, `mmap` beside shared
+//! memory); the small wrappers several of them share are in the private `sys` module.
 //!
 //! ## Processes and pipes
 //!
@@ -10,7 +13,7 @@
 //! descriptors inside them) between processes:
 //!
 //! ```
-//! use concur_process::{Connection, Pipe, Process};
+//! use concur::process::{Connection, Pipe, Process};
 //!
 //! fn square(x: u64) -> u64 { x * x }
 //!
@@ -43,8 +46,8 @@
 //! types. `ProcessPool` is Python's `multiprocessing.Pool` on the same engine.
 //!
 //! ```
-//! use concur_core::futures::{Executor, MapOptions};
-//! use concur_process::ProcessPoolExecutor;
+//! use concur::futures::{Executor, MapOptions};
+//! use concur::process::ProcessPoolExecutor;
 //!
 //! fn collatz_steps(mut n: u64) -> u32 {
 //!     let mut steps = 0;
@@ -123,7 +126,7 @@
 //! start.
 //!
 //! ```
-//! use concur_process::{Process, StartMethod};
+//! use concur::process::{Process, StartMethod};
 //!
 //! let ps: Vec<Process<u64>> = (0..4)
 //!     .map(|i| Process::builder().start_method(StartMethod::ForkServer).spawn(|x: u64| x * 10, i).unwrap())
@@ -158,6 +161,7 @@
 
 // Examples in the docs are held to the same bar as the code: a warning fails them.
 #![doc(test(attr(deny(warnings))))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 mod block;
 mod code;
 pub mod exec;
@@ -175,8 +179,10 @@ pub use error::ProcessError;
 pub use process::{Process, ProcessBuilder, StartMethod};
 
 #[cfg(feature = "manager")]
+#[cfg_attr(docsrs, doc(cfg(feature = "manager")))]
 pub mod manager;
 #[cfg(feature = "manager")]
+#[cfg_attr(docsrs, doc(cfg(feature = "manager")))]
 pub use manager::{Address, AuthKey, Manager, ManagerBuilder, ManagerError};
 
 mod pool;

@@ -14,14 +14,16 @@
 //! | [`queue`] | `queue.Queue`, `LifoQueue`, `PriorityQueue`, `SimpleQueue` | bounded or unbounded, task tracking (`task_done`/`join`), `shutdown` as in 3.13 |
 //! | [`futures`] | `concurrent.futures`: `Future`, `ThreadPoolExecutor`, `as_completed`, `wait`; `multiprocessing.pool.ThreadPool`; `asyncio.to_thread` | one `Future` type (also a `std::future::Future`), the `Executor` trait, nested waits that never deadlock the pool |
 //! | [`deadlock`] | — | lock-order inversion and wait-for cycle detection (`CONCUR_DEADLOCK`) |
-//! | `process` (feature `process`, on by default; Linux) | `multiprocessing`: `Process` (spawn, fork, forkserver), `Pipe`, `Queue`, `SimpleQueue`, `JoinableQueue`, `Value`, `Array`, `shared_memory`, process-shared locks | children bound to their parent's life, robust locks that report a dead owner |
-//! | `process::manager` (feature `manager`, on by default; needs `process`) | `multiprocessing.Manager`: shared `dict`, `list`, `Namespace`, `Value`, queues and locks in a server process | typed proxies, HMAC-authenticated, a dead client's locks released |
+//! | [`process`] (feature `process`, on by default; Linux) | `multiprocessing`: `Process` (spawn, fork, forkserver), `Pipe`, `Queue`, `SimpleQueue`, `JoinableQueue`, `Value`, `Array`, `shared_memory`, process-shared locks | children bound to their parent's life, robust locks that report a dead owner |
+//! | [`process::manager`] (feature `manager`, on by default; needs `process`) | `multiprocessing.Manager`: shared `dict`, `list`, `Namespace`, `Value`, queues and locks in a server process | typed proxies, HMAC-authenticated, a dead client's locks released |
 //!
-//! Process pools (`process::ProcessPool`, `process::ProcessPoolExecutor`) are part of
-//! `process`; the cluster tier comes in a later release (see the README's map for what
-//! exists today). Without the default features, `features = ["process"]` gives the
-//! process tier without the manager (and without its HMAC and ordered-map
-//! dependencies).
+//! | [`process`]: [`ProcessPool`](process::ProcessPool), [`ProcessPoolExecutor`](process::ProcessPoolExecutor) | `multiprocessing.Pool`, `concurrent.futures.ProcessPoolExecutor` | the same `Executor` trait and `Future` as the thread pools; a worker that dies fails its task with the cause and is replaced |
+//! | `cluster` (feature `cluster`, off by default) | Celery / RQ / Dramatiq, and `multiprocessing`'s objects across machines | `RedisExecutor` and `Worker` on Redis Streams: the same `Executor` and `Future` across machines; cluster `Lock` (fencing tokens), `Semaphore`, `Event`, `Barrier`, `Queue`, `Dict` |
+//!
+//! Without the default features, `features = ["process"]` gives the process tier
+//! without the manager (and without its HMAC and ordered-map dependencies); `features
+//! = ["cluster"]` adds the cluster tier (it brings the `redis` crate). Items that need a
+//! feature say so in these docs.
 //!
 //! ## Hello, threads
 //!
@@ -89,19 +91,28 @@
 //!
 //! ## Platform support
 //!
-//! The thread tier is portable Rust (std threads, `parking_lot_core` parking). Linux is
-//! the first-class target of the process tier to come.
+//! The thread tier is portable Rust (std threads, `parking_lot_core` parking). The
+//! process and cluster tiers target Linux (futexes, `memfd`, `pidfd`, `SO_PEERCRED`,
+//! robust mutexes); the cluster tier needs a Redis 7 server.
 
 // Examples in the docs are held to the same bar as the code: a warning fails them.
 #![doc(test(attr(deny(warnings))))]
+// docs.rs (and `RUSTDOCFLAGS="--cfg docsrs" cargo +nightly doc`) marks what needs a
+// feature.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[doc(inline)]
 pub use concur_core::{deadlock, futures, queue, sync, thread, time};
 
 /// The process tier (Python's `multiprocessing`), behind the default feature `process`.
 #[cfg(feature = "process")]
+#[cfg_attr(docsrs, doc(cfg(feature = "process")))]
+#[doc(inline)]
 pub use concur_process as process;
 
 /// The cluster tier (`RedisExecutor`, `Worker`: the same `Executor` and `Future` across
 /// machines, on Redis Streams), behind the feature `cluster` (off by default).
 #[cfg(feature = "cluster")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cluster")))]
+#[doc(inline)]
 pub use concur_cluster as cluster;

@@ -40,11 +40,13 @@ mod manager;
 mod pool;
 mod process;
 mod queue;
+mod report;
 
 pub(crate) use process::child_mode;
 
 use crate::machine::Machine;
 use crate::progress::Bars;
+use crate::tour::{COLUMNS, wrap};
 use crate::{BenchArgs, Outcome, Suite};
 use adapters::{Family, LockUnderTest, Origin};
 use serde::Serialize;
@@ -313,6 +315,12 @@ pub(crate) fn run(args: &BenchArgs) -> io::Result<Outcome> {
 
     let stdout = io::stdout();
     let mut out = stdout.lock();
+    if let Some(path) = &args.report {
+        let doc = serde_json::to_value(&report).map_err(io::Error::other)?;
+        std::fs::write(path, report::html(&doc)).map_err(|e| {
+            io::Error::new(e.kind(), format!("cannot write {}: {e}", path.display()))
+        })?;
+    }
     if args.json {
         serde_json::to_writer_pretty(&mut out, &report)?;
         writeln!(out)?;
@@ -399,6 +407,27 @@ fn ratios(results: &[Measurement]) -> Vec<Ratio> {
 }
 
 fn write_table(out: &mut impl Write, r: &BenchReport) -> io::Result<()> {
+    // Every paragraph below goes through `wrap`, to 100 columns.
+    let mut buf = Vec::new();
+    write_table_unwrapped(&mut buf, r)?;
+    let text = String::from_utf8_lossy(&buf);
+    for line in text.lines() {
+        if line.chars().count() <= COLUMNS {
+            writeln!(out, "{line}")?;
+        } else {
+            let indent = line.len() - line.trim_start().len();
+            writeln!(
+                out,
+                "{}{}",
+                &line[..indent],
+                wrap(line.trim_start(), COLUMNS, indent, indent + 2)
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn write_table_unwrapped(out: &mut impl Write, r: &BenchReport) -> io::Result<()> {
     let m = &r.machine;
     writeln!(
         out,
@@ -426,32 +455,28 @@ fn write_table(out: &mut impl Write, r: &BenchReport) -> io::Result<()> {
         "runs:    {} per measurement, median shown; deadlock detection {}\n",
         r.config.runs, r.config.deadlock_mode
     )?;
-    writeln!(
-        out,
-        "{:<7} {:<20} {:<33} {:>12} {:>12} {:>12} {:>14}  vs anchor",
-        "suite", "case", "subject", "median ns", "min ns", "max ns", "ops/s"
-    )?;
-    writeln!(out, "{}", "-".repeat(138))?;
+    // Two lines per measurement, so that every line fits 100 columns: what was
+    // measured, then its figures and its ratios against the anchors.
     for res in &r.results {
         let ratio = r
             .ratios
             .iter()
             .filter(|x| x.suite == res.suite && x.case == res.case && x.concur == res.subject)
-            .map(|x| format!("{:.2}x {}", x.throughput_ratio, x.anchor))
+            .map(|x| format!("{:.2}x vs {}", x.throughput_ratio, x.anchor))
             .collect::<Vec<_>>()
             .join(", ");
-        writeln!(
-            out,
-            "{:<7} {:<20} {:<33} {:>12.2} {:>12.2} {:>12.2} {:>14}  {}",
-            res.suite,
-            res.case,
-            res.subject,
+        let head = format!("{} / {}: {}", res.suite, res.case, res.subject);
+        writeln!(out, "{}", wrap(&head, COLUMNS, 0, 4))?;
+        let figures = format!(
+            "median {:.2} ns/op (min {:.2}, max {:.2}), {} ops/s{}{}",
             res.median_ns_per_op,
             res.min_ns_per_op,
             res.max_ns_per_op,
             crate::tour::group_thousands(&format!("{:.0}", res.median_ops_per_sec)),
+            if ratio.is_empty() { "" } else { "; " },
             ratio
-        )?;
+        );
+        writeln!(out, "    {}", wrap(&figures, COLUMNS, 4, 6))?;
     }
     writeln!(
         out,

@@ -171,7 +171,7 @@ fn broken(k: BrokenKind) -> Result<usize, BrokenBarrierError> {
 /// (as at the process tier's barrier): the others pass without it, or time out.
 ///
 /// ```
-/// use concur_cluster::{Barrier, RedisServer};
+/// use concur::cluster::{Barrier, RedisServer};
 ///
 /// let redis = RedisServer::start()?;
 /// let b = Barrier::connect(&redis.url(), "start", 2)?;
@@ -198,10 +198,10 @@ struct Inner {
 /// Configures a [`Barrier`]: made by [`Barrier::builder`].
 ///
 /// ```
-/// use concur_core::sync::BrokenKind;
+/// use concur::sync::BrokenKind;
 /// use std::time::Duration;
-/// let redis = concur_cluster::RedisServer::start()?;
-/// let b = concur_cluster::Barrier::builder(&redis.url(), "alone", 2)
+/// let redis = concur::cluster::RedisServer::start()?;
+/// let b = concur::cluster::Barrier::builder(&redis.url(), "alone", 2)
 ///     .timeout(Duration::from_millis(20))
 ///     .connect()?;
 /// // Nobody else comes: the default timeout breaks it.
@@ -414,8 +414,8 @@ impl Barrier {
     /// If Redis failed.
     ///
     /// ```
-    /// let redis = concur_cluster::RedisServer::start()?;
-    /// let b = concur_cluster::Barrier::connect(&redis.url(), "r", 1)?;
+    /// let redis = concur::cluster::RedisServer::start()?;
+    /// let b = concur::cluster::Barrier::connect(&redis.url(), "r", 1)?;
     /// b.abort()?;
     /// assert!(b.wait()?.is_err());
     /// b.reset()?;

@@ -125,7 +125,7 @@ return out
 /// optimistic (see the method).
 ///
 /// ```
-/// use concur_cluster::{Dict, RedisServer};
+/// use concur::cluster::{Dict, RedisServer};
 ///
 /// let redis = RedisServer::start()?;
 /// let d = Dict::<String, u64>::connect(&redis.url(), "hits")?;
@@ -333,8 +333,8 @@ where
     /// As [`insert`](Self::insert).
     ///
     /// ```
-    /// let redis = concur_cluster::RedisServer::start()?;
-    /// let d = concur_cluster::Dict::<String, u32>::connect(&redis.url(), "n")?;
+    /// let redis = concur::cluster::RedisServer::start()?;
+    /// let d = concur::cluster::Dict::<String, u32>::connect(&redis.url(), "n")?;
     /// for _ in 0..3 {
     ///     d.update("hits".into(), |n| n.unwrap_or(0) + 1)?;
     /// }

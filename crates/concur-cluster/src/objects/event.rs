@@ -55,7 +55,7 @@ return {'0', '0-0'}
 /// [`wait_timeout`](Self::wait_timeout), [`wait_deadline`](Self::wait_deadline).
 ///
 /// ```
-/// use concur_cluster::{Event, RedisServer};
+/// use concur::cluster::{Event, RedisServer};
 /// use std::time::Duration;
 ///
 /// let redis = RedisServer::start()?;
@@ -163,8 +163,8 @@ impl Event {
     ///
     /// ```
     /// use std::time::{Duration, Instant};
-    /// let redis = concur_cluster::RedisServer::start()?;
-    /// let e = concur_cluster::Event::connect(&redis.url(), "never")?;
+    /// let redis = concur::cluster::RedisServer::start()?;
+    /// let e = concur::cluster::Event::connect(&redis.url(), "never")?;
     /// let start = Instant::now();
     /// assert!(!e.wait_timeout(Duration::from_millis(50))?);
     /// assert!(start.elapsed() >= Duration::from_millis(50));

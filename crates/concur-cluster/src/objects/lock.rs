@@ -139,8 +139,8 @@ return 0
 /// [`Process`](concur_process::Process) or a cluster task as an argument.
 ///
 /// ```
-/// use concur_cluster::{Lock, RedisServer};
-/// use concur_process::sync::OwnerDied;
+/// use concur::cluster::{Lock, RedisServer};
+/// use concur::process::sync::OwnerDied;
 ///
 /// let redis = RedisServer::start()?;
 /// let lock = Lock::connect(&redis.url(), "ledger")?;
@@ -171,8 +171,8 @@ struct Inner {
 ///
 /// ```
 /// use std::time::Duration;
-/// let redis = concur_cluster::RedisServer::start()?;
-/// let lock = concur_cluster::Lock::builder(&redis.url(), "short")
+/// let redis = concur::cluster::RedisServer::start()?;
+/// let lock = concur::cluster::Lock::builder(&redis.url(), "short")
 ///     .lease(Duration::from_secs(2))
 ///     .connect()?;
 /// assert_eq!(lock.lease(), Duration::from_secs(2));
@@ -218,10 +218,10 @@ impl Lock {
     /// As [`LockBuilder::connect`].
     ///
     /// ```
-    /// let redis = concur_cluster::RedisServer::start()?;
-    /// let lock = concur_cluster::Lock::connect(&redis.url(), "jobs")?;
+    /// let redis = concur::cluster::RedisServer::start()?;
+    /// let lock = concur::cluster::Lock::connect(&redis.url(), "jobs")?;
     /// assert_eq!(lock.name(), "jobs");
-    /// assert!(concur_cluster::Lock::connect(&redis.url(), "no spaces").unwrap_err().is_invalid());
+    /// assert!(concur::cluster::Lock::connect(&redis.url(), "no spaces").unwrap_err().is_invalid());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn connect(url: &str, name: &str) -> Result<Lock, ClusterError> {
@@ -260,8 +260,8 @@ impl Lock {
     /// off, and what the lock protects may be half-updated.
     ///
     /// ```
-    /// let redis = concur_cluster::RedisServer::start()?;
-    /// let lock = concur_cluster::Lock::connect(&redis.url(), "a")?;
+    /// let redis = concur::cluster::RedisServer::start()?;
+    /// let lock = concur::cluster::Lock::connect(&redis.url(), "a")?;
     /// let g = lock.acquire()?.expect("nobody died holding it");
     /// drop(g);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -292,8 +292,8 @@ impl Lock {
     /// is held (by anyone, this very thread included: a cluster lock is not reentrant).
     ///
     /// ```
-    /// let redis = concur_cluster::RedisServer::start()?;
-    /// let lock = concur_cluster::Lock::connect(&redis.url(), "b")?;
+    /// let redis = concur::cluster::RedisServer::start()?;
+    /// let lock = concur::cluster::Lock::connect(&redis.url(), "b")?;
     /// let _g = lock.try_acquire()?.unwrap();
     /// assert!(lock.try_acquire()?.is_err());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -310,8 +310,8 @@ impl Lock {
     ///
     /// ```
     /// use std::time::{Duration, Instant};
-    /// let redis = concur_cluster::RedisServer::start()?;
-    /// let lock = concur_cluster::Lock::connect(&redis.url(), "c")?;
+    /// let redis = concur::cluster::RedisServer::start()?;
+    /// let lock = concur::cluster::Lock::connect(&redis.url(), "c")?;
     /// let _g = lock.acquire()?.unwrap();
     /// let start = Instant::now();
     /// assert!(lock.acquire_timeout(Duration::from_millis(50))?.is_err());
@@ -440,10 +440,10 @@ impl Lock {
     /// True if both handles name the same lock on the same Redis.
     ///
     /// ```
-    /// let redis = concur_cluster::RedisServer::start()?;
-    /// let a = concur_cluster::Lock::connect(&redis.url(), "x")?;
+    /// let redis = concur::cluster::RedisServer::start()?;
+    /// let a = concur::cluster::Lock::connect(&redis.url(), "x")?;
     /// assert!(a.same(&a.clone()));
-    /// assert!(!a.same(&concur_cluster::Lock::connect(&redis.url(), "y")?));
+    /// assert!(!a.same(&concur::cluster::Lock::connect(&redis.url(), "y")?));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn same(&self, other: &Lock) -> bool {
@@ -510,8 +510,8 @@ impl<'de> Deserialize<'de> for Lock {
 /// drop that cannot reach Redis gives up after 2 s (logged); the lease then lapses.
 ///
 /// ```
-/// let redis = concur_cluster::RedisServer::start()?;
-/// let lock = concur_cluster::Lock::connect(&redis.url(), "guarded")?;
+/// let redis = concur::cluster::RedisServer::start()?;
+/// let lock = concur::cluster::Lock::connect(&redis.url(), "guarded")?;
 /// let g = lock.acquire()?.unwrap();
 /// assert!(!g.is_lost());
 /// assert!(g.release()?, "held to the end");

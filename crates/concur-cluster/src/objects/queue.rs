@@ -152,7 +152,7 @@ impl<T: Serialize + DeserializeOwned> QueueBuilder<T> {
 /// Python's `queue.Queue` (with `task_done`, `join` and `shutdown`) on a Redis Stream,
 /// as a cheaply cloneable handle. Items are serde values (postcard-encoded).
 ///
-/// `put` and `get` come in the four forms of [`concur_core::queue::Queue`], with its
+/// `put` and `get` come in the four forms of [`concur::queue::Queue`](concur_core::queue::Queue), with its
 /// error types: those of a put hand the item back, and their last parameter (the
 /// process tier's reason for an item that cannot go through) is a [`ClusterError`]:
 /// Redis failed, or the item does not encode. A bounded queue (`maxsize > 0`) counts
@@ -167,7 +167,7 @@ impl<T: Serialize + DeserializeOwned> QueueBuilder<T> {
 /// processed twice. Call `task_done` for every item, as for [`join`](Self::join).
 ///
 /// ```
-/// use concur_cluster::{Queue, RedisServer};
+/// use concur::cluster::{Queue, RedisServer};
 ///
 /// let redis = RedisServer::start()?;
 /// let q = Queue::<String>::connect(&redis.url(), "urls", 100)?;
@@ -391,9 +391,9 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// `Full` (with the item) if the queue is full; otherwise as [`put`](Self::put).
     ///
     /// ```
-    /// use concur_core::queue::TryPutError;
-    /// let redis = concur_cluster::RedisServer::start()?;
-    /// let q = concur_cluster::Queue::<u32>::connect(&redis.url(), "one", 1)?;
+    /// use concur::queue::TryPutError;
+    /// let redis = concur::cluster::RedisServer::start()?;
+    /// let q = concur::cluster::Queue::<u32>::connect(&redis.url(), "one", 1)?;
     /// q.try_put(1).unwrap();
     /// assert!(matches!(q.try_put(2), Err(TryPutError::Full(2))));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -666,10 +666,10 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// `Empty` if it stayed empty; otherwise as [`get`](Self::get).
     ///
     /// ```
-    /// use concur_core::queue::GetTimeoutError;
+    /// use concur::queue::GetTimeoutError;
     /// use std::time::{Duration, Instant};
-    /// let redis = concur_cluster::RedisServer::start()?;
-    /// let q = concur_cluster::Queue::<u8>::connect(&redis.url(), "empty", 0)?;
+    /// let redis = concur::cluster::RedisServer::start()?;
+    /// let q = concur::cluster::Queue::<u8>::connect(&redis.url(), "empty", 0)?;
     /// let start = Instant::now();
     /// assert!(matches!(q.get_timeout(Duration::from_millis(50)), Err(GetTimeoutError::Empty)));
     /// assert!(start.elapsed() >= Duration::from_millis(50));

@@ -14,7 +14,7 @@ use crate::error::ClusterError;
 /// back.
 ///
 /// ```
-/// use concur_cluster::{PutError, Queue, RedisServer};
+/// use concur::cluster::{PutError, Queue, RedisServer};
 /// let redis = RedisServer::start()?;
 /// let q = Queue::<u8>::connect(&redis.url(), "closed", 0)?;
 /// q.shutdown(false)?;
@@ -76,7 +76,7 @@ impl<T> Error for PutError<T> {}
 /// Why [`Queue::get`](super::Queue::get) returned no item.
 ///
 /// ```
-/// use concur_cluster::{GetError, Queue, RedisServer};
+/// use concur::cluster::{GetError, Queue, RedisServer};
 /// let redis = RedisServer::start()?;
 /// let q = Queue::<u8>::connect(&redis.url(), "drained", 0)?;
 /// q.shutdown(false)?;
@@ -114,7 +114,7 @@ impl Error for GetError {}
 /// Why [`Queue::task_done`](super::Queue::task_done) did not acknowledge an item.
 ///
 /// ```
-/// use concur_cluster::{AckError, Queue, RedisServer};
+/// use concur::cluster::{AckError, Queue, RedisServer};
 /// let redis = RedisServer::start()?;
 /// let q = Queue::<u8>::connect(&redis.url(), "acks", 0)?;
 /// assert!(matches!(q.task_done(), Err(AckError::TooMany(_))));

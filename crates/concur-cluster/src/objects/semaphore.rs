@@ -468,7 +468,7 @@ macro_rules! semaphore {
 /// adds units beyond the initial value when none were leaked (as Python's does).
 ///
 /// ```
-/// use concur_cluster::{RedisServer, Semaphore};
+/// use concur::cluster::{RedisServer, Semaphore};
 ///
 /// let redis = RedisServer::start()?;
 /// let slots = Semaphore::connect(&redis.url(), "gpu", 2)?;
@@ -513,8 +513,8 @@ impl Semaphore {
 /// [`ReleaseError::TooManyReleases`], to add any other.
 ///
 /// ```
-/// use concur_cluster::{BoundedSemaphore, RedisServer};
-/// use concur_core::sync::ReleaseError;
+/// use concur::cluster::{BoundedSemaphore, RedisServer};
+/// use concur::sync::ReleaseError;
 ///
 /// let redis = RedisServer::start()?;
 /// let s = BoundedSemaphore::connect(&redis.url(), "one", 1)?;

@@ -55,7 +55,7 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(100);
 /// Configures a [`Worker`].
 ///
 /// ```no_run
-/// use concur_cluster::{LocalExecutor, Worker};
+/// use concur::cluster::{LocalExecutor, Worker};
 /// use std::time::Duration;
 ///
 /// let w = Worker::builder("redis://10.0.0.5:6379/0", "render")
@@ -711,7 +711,7 @@ impl StopHandle {
 /// ```no_run
 /// fn main() -> Result<(), Box<dyn std::error::Error>> {
 ///     if std::env::args().nth(1).as_deref() == Some("worker") {
-///         concur_cluster::Worker::connect("redis://10.0.0.5:6379/0", "render")?.run()?;
+///         concur::cluster::Worker::connect("redis://10.0.0.5:6379/0", "render")?.run()?;
 ///         return Ok(());
 ///     }
 ///     // ... the program itself, submitting to RedisExecutor::connect(url, "render")

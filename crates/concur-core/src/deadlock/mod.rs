@@ -64,8 +64,8 @@
 //! # Examples
 //!
 //! ```
-//! use concur_core::deadlock::{self, Mode, ReportKind};
-//! use concur_core::sync::Lock;
+//! use concur::deadlock::{self, Mode, ReportKind};
+//! use concur::sync::Lock;
 //! use std::thread;
 //!
 //! deadlock::Config::new().mode(Mode::Warn).install();
@@ -121,7 +121,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 /// `CONCUR_DEADLOCK` environment variable.
 ///
 /// ```
-/// use concur_core::deadlock::Mode;
+/// use concur::deadlock::Mode;
 /// assert_eq!("warn".parse::<Mode>(), Ok(Mode::Warn));
 /// assert!("loud".parse::<Mode>().is_err());
 /// ```
@@ -138,7 +138,7 @@ pub enum Mode {
 /// The error of parsing a [`Mode`] from a string other than `off`, `warn` or `panic`.
 ///
 /// ```
-/// let err = "loud".parse::<concur_core::deadlock::Mode>().unwrap_err();
+/// let err = "loud".parse::<concur::deadlock::Mode>().unwrap_err();
 /// assert!(err.to_string().contains("expected off, warn or panic"));
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -196,7 +196,7 @@ static MODE: AtomicU8 = AtomicU8::new(UNINIT);
 /// graph built earlier is kept.
 ///
 /// ```
-/// use concur_core::deadlock::{self, Mode};
+/// use concur::deadlock::{self, Mode};
 /// deadlock::set_mode(Mode::Warn);
 /// assert_eq!(deadlock::mode(), Mode::Warn);
 /// deadlock::set_mode(Mode::Off);
@@ -223,7 +223,7 @@ pub fn set_mode(mode: Mode) {
 /// unparsable means [`Mode::Off`]).
 ///
 /// ```
-/// use concur_core::deadlock::{self, Mode};
+/// use concur::deadlock::{self, Mode};
 /// if std::env::var_os("CONCUR_DEADLOCK").is_none() {
 ///     assert_eq!(deadlock::mode(), Mode::Off);
 /// }
@@ -277,7 +277,7 @@ pub(crate) fn enabled() -> bool {
 /// # Examples
 ///
 /// ```
-/// use concur_core::deadlock::{Config, Mode};
+/// use concur::deadlock::{Config, Mode};
 /// use std::sync::atomic::{AtomicUsize, Ordering};
 /// use std::sync::Arc;
 ///
@@ -290,7 +290,7 @@ pub(crate) fn enabled() -> bool {
 ///         s.fetch_add(1, Ordering::Relaxed);
 ///     })
 ///     .install();
-/// assert_eq!(concur_core::deadlock::mode(), Mode::Warn);
+/// assert_eq!(concur::deadlock::mode(), Mode::Warn);
 /// assert_eq!(seen.load(Ordering::Relaxed), 0); // nothing found yet
 /// ```
 #[derive(Clone, Default)]
@@ -304,9 +304,9 @@ impl Config {
     /// Settings that change nothing yet.
     ///
     /// ```
-    /// let mode = concur_core::deadlock::mode();
-    /// concur_core::deadlock::Config::new().install(); // changes nothing
-    /// assert_eq!(concur_core::deadlock::mode(), mode);
+    /// let mode = concur::deadlock::mode();
+    /// concur::deadlock::Config::new().install(); // changes nothing
+    /// assert_eq!(concur::deadlock::mode(), mode);
     /// ```
     pub fn new() -> Self {
         Self::default()
@@ -315,7 +315,7 @@ impl Config {
     /// The mode to switch to (see [`set_mode`]).
     ///
     /// ```
-    /// use concur_core::deadlock::{self, Config, Mode};
+    /// use concur::deadlock::{self, Config, Mode};
     /// Config::new().mode(Mode::Panic).install();
     /// assert_eq!(deadlock::mode(), Mode::Panic);
     /// ```
@@ -328,7 +328,7 @@ impl Config {
     /// (else the mode is left unchanged).
     ///
     /// ```
-    /// concur_core::deadlock::Config::new().mode_from_env().install();
+    /// concur::deadlock::Config::new().mode_from_env().install();
     /// ```
     pub fn mode_from_env(mut self) -> Self {
         if let Some(m) = std::env::var("CONCUR_DEADLOCK")
@@ -343,8 +343,8 @@ impl Config {
     /// The hook to call with every report (see [`set_report_hook`]).
     ///
     /// ```
-    /// use concur_core::deadlock::{Config, Mode, ReportKind};
-    /// use concur_core::sync::Lock;
+    /// use concur::deadlock::{Config, Mode, ReportKind};
+    /// use concur::sync::Lock;
     /// use std::sync::{Arc, Mutex};
     ///
     /// let kinds = Arc::new(Mutex::new(Vec::new()));
@@ -366,7 +366,7 @@ impl Config {
     /// Removes any report hook on install (back to the default reporting).
     ///
     /// ```
-    /// concur_core::deadlock::Config::new().report_hook(|_| {}).no_report_hook().install();
+    /// concur::deadlock::Config::new().report_hook(|_| {}).no_report_hook().install();
     /// ```
     pub fn no_report_hook(mut self) -> Self {
         self.hook = Some(None);
@@ -377,7 +377,7 @@ impl Config {
     /// the first report already goes to the new hook.
     ///
     /// ```
-    /// use concur_core::deadlock::{self, Config, Mode};
+    /// use concur::deadlock::{self, Config, Mode};
     /// Config::new().mode(Mode::Warn).install();
     /// assert_eq!(deadlock::mode(), Mode::Warn);
     /// ```

@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 /// Which kind of problem a [`Report`] describes.
 ///
 /// ```
-/// use concur_core::deadlock::{self, Mode, ReportKind};
-/// use concur_core::sync::Lock;
+/// use concur::deadlock::{self, Mode, ReportKind};
+/// use concur::sync::Lock;
 /// use std::time::Duration;
 ///
 /// deadlock::set_mode(Mode::Warn);
@@ -43,8 +43,8 @@ pub enum ReportKind {
 /// # Examples
 ///
 /// ```
-/// use concur_core::deadlock::{self, Mode, ReportKind};
-/// use concur_core::sync::Lock;
+/// use concur::deadlock::{self, Mode, ReportKind};
+/// use concur::sync::Lock;
 ///
 /// deadlock::set_mode(Mode::Warn);
 /// let (a, b) = (Lock::<()>::builder().name("A").build(), Lock::<()>::builder().name("B").build());
@@ -73,8 +73,8 @@ impl Report {
     /// The kind of problem.
     ///
     /// ```
-    /// use concur_core::deadlock::{self, Mode, ReportKind};
-    /// use concur_core::sync::Lock;
+    /// use concur::deadlock::{self, Mode, ReportKind};
+    /// use concur::sync::Lock;
     /// use std::time::Duration;
     /// deadlock::set_mode(Mode::Warn);
     /// let a = Lock::builder().name("A").build();
@@ -91,8 +91,8 @@ impl Report {
     /// each once.
     ///
     /// ```
-    /// use concur_core::deadlock::{self, Mode};
-    /// use concur_core::{sync::Lock, thread};
+    /// use concur::deadlock::{self, Mode};
+    /// use concur::{sync::Lock, thread};
     /// deadlock::set_mode(Mode::Warn);
     /// let (a, b) = (Lock::builder().name("A").build(), Lock::builder().name("B").build());
     /// for (name, first, second) in [("t1", &a, &b), ("t2", &b, &a)] {
@@ -113,8 +113,8 @@ impl Report {
     /// mentions them, each once.
     ///
     /// ```
-    /// use concur_core::deadlock::{self, Mode};
-    /// use concur_core::sync::Lock;
+    /// use concur::deadlock::{self, Mode};
+    /// use concur::sync::Lock;
     /// deadlock::set_mode(Mode::Warn);
     /// let (a, b) = (Lock::builder().name("A").build(), Lock::builder().name("B").build());
     /// drop((a.acquire(), b.acquire())); // A -> B
@@ -131,8 +131,8 @@ impl Report {
     /// waits for A`. Same as the `Display` output.
     ///
     /// ```
-    /// use concur_core::deadlock::{self, Mode};
-    /// use concur_core::{sync::Lock, thread};
+    /// use concur::deadlock::{self, Mode};
+    /// use concur::{sync::Lock, thread};
     /// use std::time::Duration;
     /// deadlock::set_mode(Mode::Warn);
     /// let a = Lock::builder().name("A").build();
@@ -196,7 +196,7 @@ fn sink() -> MutexGuard<'static, Sink> {
 /// operation that found the problem and leaves the detector working.
 ///
 /// ```
-/// use concur_core::deadlock;
+/// use concur::deadlock;
 /// use std::sync::atomic::{AtomicUsize, Ordering};
 /// static SEEN: AtomicUsize = AtomicUsize::new(0);
 /// deadlock::set_report_hook(|_report| {
@@ -217,7 +217,7 @@ pub(crate) fn set_hook(hook: Option<Hook>) {
 /// line per report to stderr again).
 ///
 /// ```
-/// concur_core::deadlock::clear_report_hook();
+/// concur::deadlock::clear_report_hook();
 /// ```
 pub fn clear_report_hook() {
     sink().hook = None;
@@ -227,7 +227,7 @@ pub fn clear_report_hook() {
 /// of them), oldest first. Never blocks beyond a short internal lock.
 ///
 /// ```
-/// use concur_core::deadlock;
+/// use concur::deadlock;
 /// deadlock::take_reports();              // drain
 /// assert!(deadlock::take_reports().is_empty());
 /// ```
@@ -239,8 +239,8 @@ pub fn take_reports() -> Vec<Report> {
 /// several tests share one process and each picks out its own).
 ///
 /// ```
-/// let all = concur_core::deadlock::reports();
-/// assert!(all.len() <= concur_core::deadlock::RETAINED_REPORTS);
+/// let all = concur::deadlock::reports();
+/// assert!(all.len() <= concur::deadlock::RETAINED_REPORTS);
 /// ```
 pub fn reports() -> Vec<Report> {
     sink().retained.iter().cloned().collect()
@@ -250,8 +250,8 @@ pub fn reports() -> Vec<Report> {
 /// those no longer retained).
 ///
 /// ```
-/// let before = concur_core::deadlock::report_count();
-/// assert!(concur_core::deadlock::report_count() >= before);
+/// let before = concur::deadlock::report_count();
+/// assert!(concur::deadlock::report_count() >= before);
 /// ```
 pub fn report_count() -> u64 {
     sink().count

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 /// `AsyncResult` (`get`, `wait`, `ready`, `successful`), a thin view of a [`Future`].
 ///
 /// ```
-/// let pool = concur_core::futures::ThreadPool::new(1);
+/// let pool = concur::futures::ThreadPool::new(1);
 /// let r = pool.apply_async(|| 2 + 2).unwrap();
 /// r.wait();
 /// assert_eq!(r.successful(), Some(true));
@@ -24,7 +24,7 @@ pub struct AsyncResult<T>(Future<T>);
 /// the process pools).
 ///
 /// ```
-/// use concur_core::futures::{AsyncResult, Promise};
+/// use concur::futures::{AsyncResult, Promise};
 /// let p = Promise::new();
 /// let r = AsyncResult::from(p.future());
 /// assert!(p.set_result(7));
@@ -40,7 +40,7 @@ impl<T> AsyncResult<T> {
     /// True once the task finished, failed or was cancelled (Python's `ready`).
     ///
     /// ```
-    /// let pool = concur_core::futures::ThreadPool::new(1);
+    /// let pool = concur::futures::ThreadPool::new(1);
     /// let r = pool.apply_async(|| ()).unwrap();
     /// r.wait();
     /// assert!(r.ready());
@@ -53,7 +53,7 @@ impl<T> AsyncResult<T> {
     /// while not ready (where Python raises `ValueError`).
     ///
     /// ```
-    /// let pool = concur_core::futures::ThreadPool::new(1);
+    /// let pool = concur::futures::ThreadPool::new(1);
     /// let r = pool.apply_async(|| -> u8 { panic!("x") }).unwrap();
     /// r.wait();
     /// assert_eq!(r.successful(), Some(false));
@@ -68,7 +68,7 @@ impl<T> AsyncResult<T> {
     /// Blocks until ready (Python's `wait()`); never fails.
     ///
     /// ```
-    /// let pool = concur_core::futures::ThreadPool::new(1);
+    /// let pool = concur::futures::ThreadPool::new(1);
     /// let r = pool.apply_async(|| 1).unwrap();
     /// r.wait();
     /// assert!(r.ready());
@@ -82,7 +82,7 @@ impl<T> AsyncResult<T> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let pool = concur_core::futures::ThreadPool::new(1);
+    /// let pool = concur::futures::ThreadPool::new(1);
     /// let r = pool.apply_async(|| std::thread::sleep(Duration::from_millis(20))).unwrap();
     /// assert!(r.wait_timeout(Duration::from_secs(5)));
     /// ```
@@ -94,7 +94,7 @@ impl<T> AsyncResult<T> {
     ///
     /// ```
     /// use std::time::{Duration, Instant};
-    /// let pool = concur_core::futures::ThreadPool::new(1);
+    /// let pool = concur::futures::ThreadPool::new(1);
     /// let r = pool.apply_async(|| ()).unwrap();
     /// assert!(r.wait_deadline(Instant::now() + Duration::from_secs(5)));
     /// ```
@@ -113,7 +113,7 @@ impl<T> AsyncResult<T> {
     /// The task's error (panic, cancellation, broken pool) or a self-wait.
     ///
     /// ```
-    /// let pool = concur_core::futures::ThreadPool::new(1);
+    /// let pool = concur::futures::ThreadPool::new(1);
     /// let r = pool.apply_async(|| String::from("owned")).unwrap();
     /// assert_eq!(r.into_result().unwrap(), "owned");
     /// ```
@@ -127,7 +127,7 @@ impl<T> AsyncResult<T> {
     /// ```
     /// use std::sync::atomic::{AtomicBool, Ordering};
     /// use std::sync::Arc;
-    /// let pool = concur_core::futures::ThreadPool::new(1);
+    /// let pool = concur::futures::ThreadPool::new(1);
     /// let seen = Arc::new(AtomicBool::new(false));
     /// let s = seen.clone();
     /// let r = pool.apply_async(|| 3).unwrap();
@@ -143,7 +143,7 @@ impl<T> AsyncResult<T> {
     /// The underlying future (for `as_completed`, `wait`, `.await`).
     ///
     /// ```
-    /// let pool = concur_core::futures::ThreadPool::new(1);
+    /// let pool = concur::futures::ThreadPool::new(1);
     /// let f = pool.apply_async(|| 1).unwrap().into_future();
     /// assert_eq!(f.result().unwrap(), 1);
     /// ```
@@ -160,7 +160,7 @@ impl<T: Clone> AsyncResult<T> {
     /// the first failing item of a `map_async`.
     ///
     /// ```
-    /// let pool = concur_core::futures::ThreadPool::new(1);
+    /// let pool = concur::futures::ThreadPool::new(1);
     /// assert_eq!(pool.apply_async(|| 1).unwrap().get().unwrap(), 1);
     /// ```
     pub fn get(&self) -> Result<T, TaskError> {
@@ -175,7 +175,7 @@ impl<T: Clone> AsyncResult<T> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let pool = concur_core::futures::ThreadPool::new(1);
+    /// let pool = concur::futures::ThreadPool::new(1);
     /// let r = pool.apply_async(|| std::thread::sleep(Duration::from_millis(200))).unwrap();
     /// assert!(r.get_timeout(Duration::from_millis(1)).unwrap_err().is_timeout());
     /// ```
@@ -190,7 +190,7 @@ impl<T: Clone> AsyncResult<T> {
     ///
     /// ```
     /// use std::time::{Duration, Instant};
-    /// let pool = concur_core::futures::ThreadPool::new(1);
+    /// let pool = concur::futures::ThreadPool::new(1);
     /// let deadline = Instant::now() + Duration::from_secs(30);
     /// assert_eq!(pool.apply_async(|| 'x').unwrap().get_deadline(deadline).unwrap(), 'x');
     /// ```

@@ -52,7 +52,7 @@ struct Inner {
 /// completers (a [`Promise`](super::Promise)) that want to report their own error.
 ///
 /// ```
-/// use concur_core::futures::{Executor, ThreadPoolExecutor};
+/// use concur::futures::{Executor, ThreadPoolExecutor};
 ///
 /// let pool = ThreadPoolExecutor::new(1);
 /// let f = pool.submit(|| -> u8 { panic!("boom") }).unwrap();
@@ -82,7 +82,7 @@ impl TaskError {
     /// elsewhere (a worker process) and bring the panic back as text.
     ///
     /// ```
-    /// use concur_core::futures::TaskError;
+    /// use concur::futures::TaskError;
     /// let e = TaskError::panic("boom".into(), Some("src/main.rs:1:1".into()));
     /// assert_eq!((e.panic_message(), e.panic_location()), (Some("boom"), Some("src/main.rs:1:1")));
     /// ```
@@ -118,7 +118,7 @@ impl TaskError {
     /// `Pool.join` before `close`, for instance).
     ///
     /// ```
-    /// let e = concur_core::futures::TaskError::invalid_state("join before close");
+    /// let e = concur::futures::TaskError::invalid_state("join before close");
     /// assert!(e.is_invalid_state());
     /// ```
     pub fn invalid_state(message: impl Into<String>) -> Self {
@@ -128,7 +128,7 @@ impl TaskError {
     /// The error of a cancelled task.
     ///
     /// ```
-    /// assert!(concur_core::futures::TaskError::cancelled().is_cancelled());
+    /// assert!(concur::futures::TaskError::cancelled().is_cancelled());
     /// ```
     pub fn cancelled() -> Self {
         Self::new(Kind::Cancelled, "the future was cancelled")
@@ -138,7 +138,7 @@ impl TaskError {
     /// limit and was stopped).
     ///
     /// ```
-    /// assert!(concur_core::futures::TaskError::timeout("late").is_timeout());
+    /// assert!(concur::futures::TaskError::timeout("late").is_timeout());
     /// ```
     pub fn timeout(message: impl Into<String>) -> Self {
         Self::new(Kind::Timeout, message)
@@ -148,7 +148,7 @@ impl TaskError {
     /// run tasks any more, such as a pool whose initializer failed).
     ///
     /// ```
-    /// let e = concur_core::futures::TaskError::broken_executor("initializer failed");
+    /// let e = concur::futures::TaskError::broken_executor("initializer failed");
     /// assert!(e.is_broken_executor());
     /// assert!(e.to_string().contains("initializer failed"));
     /// ```
@@ -159,7 +159,7 @@ impl TaskError {
     /// The error of a submit after shutdown.
     ///
     /// ```
-    /// assert!(concur_core::futures::TaskError::shutdown().is_shutdown());
+    /// assert!(concur::futures::TaskError::shutdown().is_shutdown());
     /// ```
     pub fn shutdown() -> Self {
         Self::new(Kind::Shutdown, "cannot schedule new futures after shutdown")
@@ -169,7 +169,7 @@ impl TaskError {
     /// task or callback).
     ///
     /// ```
-    /// assert!(concur_core::futures::TaskError::self_wait("from its own task").is_self_wait());
+    /// assert!(concur::futures::TaskError::self_wait("from its own task").is_self_wait());
     /// ```
     pub fn self_wait(message: impl Into<String>) -> Self {
         Self::new(Kind::SelfWait, message)
@@ -189,7 +189,7 @@ impl TaskError {
     /// A user error, for completers that fail a future with their own error.
     ///
     /// ```
-    /// use concur_core::futures::{Promise, TaskError};
+    /// use concur::futures::{Promise, TaskError};
     ///
     /// let p = Promise::<u8>::new();
     /// let f = p.future();
@@ -209,7 +209,7 @@ impl TaskError {
     /// a pool's memory limit killed it).
     ///
     /// ```
-    /// assert!(!concur_core::futures::exec::worker_died(None, Some(9)).is_out_of_memory());
+    /// assert!(!concur::futures::exec::worker_died(None, Some(9)).is_out_of_memory());
     /// ```
     pub fn is_out_of_memory(&self) -> bool {
         self.0.out_of_memory
@@ -218,7 +218,7 @@ impl TaskError {
     /// True if the task panicked (Python: the task raised).
     ///
     /// ```
-    /// let p = concur_core::futures::Promise::<u8>::new();
+    /// let p = concur::futures::Promise::<u8>::new();
     /// let f = p.future();
     /// drop(p); // a dropped promise breaks its future, it is not a panic
     /// assert!(!f.result().unwrap_err().is_panic());
@@ -230,7 +230,7 @@ impl TaskError {
     /// The panic message, if this is a panic.
     ///
     /// ```
-    /// use concur_core::futures::{Executor, ThreadPoolExecutor};
+    /// use concur::futures::{Executor, ThreadPoolExecutor};
     /// let pool = ThreadPoolExecutor::new(1);
     /// let e = pool.submit(|| -> () { panic!("x = {}", 1) }).unwrap().result().unwrap_err();
     /// assert_eq!(e.panic_message(), Some("x = 1"));
@@ -244,7 +244,7 @@ impl TaskError {
     /// it); the process tier fills it in from the worker's report.
     ///
     /// ```
-    /// use concur_core::futures::{Executor, ThreadPoolExecutor};
+    /// use concur::futures::{Executor, ThreadPoolExecutor};
     /// let pool = ThreadPoolExecutor::new(1);
     /// let e = pool.submit(|| -> () { panic!("x") }).unwrap().result().unwrap_err();
     /// assert!(e.panic_location().unwrap().contains(".rs:"));
@@ -256,7 +256,7 @@ impl TaskError {
     /// True if the future was cancelled (Python's `CancelledError`).
     ///
     /// ```
-    /// let p = concur_core::futures::Promise::<u8>::new();
+    /// let p = concur::futures::Promise::<u8>::new();
     /// let f = p.future();
     /// assert!(f.cancel());
     /// assert!(f.result().unwrap_err().is_cancelled());
@@ -271,7 +271,7 @@ impl TaskError {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let p = concur_core::futures::Promise::<u8>::new();
+    /// let p = concur::futures::Promise::<u8>::new();
     /// let e = p.future().result_timeout(Duration::from_millis(1)).unwrap_err();
     /// assert!(e.is_timeout());
     /// ```
@@ -284,9 +284,9 @@ impl TaskError {
     /// such as the cluster tier). Also [`is_timeout`](Self::is_timeout).
     ///
     /// ```
-    /// let e = concur_core::futures::exec::deadline_exceeded("expired in the queue");
+    /// let e = concur::futures::exec::deadline_exceeded("expired in the queue");
     /// assert!(e.is_deadline_exceeded() && e.is_timeout());
-    /// assert!(!concur_core::futures::TaskError::timeout("late").is_deadline_exceeded());
+    /// assert!(!concur::futures::TaskError::timeout("late").is_deadline_exceeded());
     /// ```
     pub fn is_deadline_exceeded(&self) -> bool {
         self.0.kind == Kind::DeadlineExceeded
@@ -297,7 +297,7 @@ impl TaskError {
     /// [`attempt`](Self::attempt) how many attempts were made.
     ///
     /// ```
-    /// use concur_core::futures::exec;
+    /// use concur::futures::exec;
     /// let e = exec::dead_lettered(3, exec::worker_lost(3, Some(9)));
     /// assert!(e.is_dead_lettered());
     /// assert_eq!(e.attempt(), Some(3));
@@ -311,7 +311,7 @@ impl TaskError {
     /// task.
     ///
     /// ```
-    /// assert!(concur_core::futures::TaskError::cancelled().last_cause().is_none());
+    /// assert!(concur::futures::TaskError::cancelled().last_cause().is_none());
     /// ```
     pub fn last_cause(&self) -> Option<&TaskError> {
         self.0.cause.as_ref()
@@ -321,7 +321,7 @@ impl TaskError {
     /// a task whose worker was lost.
     ///
     /// ```
-    /// assert_eq!(concur_core::futures::exec::worker_lost(2, None).attempt(), Some(2));
+    /// assert_eq!(concur::futures::exec::worker_lost(2, None).attempt(), Some(2));
     /// ```
     pub fn attempt(&self) -> Option<u32> {
         self.0.attempt
@@ -331,7 +331,7 @@ impl TaskError {
     /// the program) and refused to run it rather than run the wrong function.
     ///
     /// ```
-    /// let e = concur_core::futures::exec::build_mismatch("worker build 1a2b");
+    /// let e = concur::futures::exec::build_mismatch("worker build 1a2b");
     /// assert!(e.is_build_mismatch());
     /// ```
     pub fn is_build_mismatch(&self) -> bool {
@@ -342,7 +342,7 @@ impl TaskError {
     /// received, and was set aside instead of run.
     ///
     /// ```
-    /// assert!(concur_core::futures::exec::bad_entry("no payload field").is_bad_entry());
+    /// assert!(concur::futures::exec::bad_entry("no payload field").is_bad_entry());
     /// ```
     pub fn is_bad_entry(&self) -> bool {
         self.0.kind == Kind::BadEntry
@@ -352,7 +352,7 @@ impl TaskError {
     /// initializer), or the completer dropped its promise without an outcome.
     ///
     /// ```
-    /// let p = concur_core::futures::Promise::<u8>::new();
+    /// let p = concur::futures::Promise::<u8>::new();
     /// let f = p.future();
     /// drop(p);
     /// assert!(f.result().unwrap_err().is_broken_executor());
@@ -364,7 +364,7 @@ impl TaskError {
     /// True if the executor was shut down (a `submit` after `shutdown`).
     ///
     /// ```
-    /// use concur_core::futures::{Executor, ThreadPoolExecutor};
+    /// use concur::futures::{Executor, ThreadPoolExecutor};
     /// let pool = ThreadPoolExecutor::new(1);
     /// pool.shutdown(true, false).unwrap();
     /// assert!(pool.submit(|| 1).unwrap_err().is_shutdown());
@@ -377,12 +377,12 @@ impl TaskError {
     /// own pool: both would deadlock, so they fail at once instead.
     ///
     /// ```
-    /// use concur_core::futures::{Executor, Future, ThreadPoolExecutor};
-    /// use concur_core::sync::Lock;
+    /// use concur::futures::{Executor, Future, ThreadPoolExecutor};
+    /// use concur::sync::Lock;
     ///
     /// let pool = ThreadPoolExecutor::new(1);
     /// let me: Lock<Option<Future<bool>>> = Lock::with_value(None);
-    /// let gate = concur_core::sync::Event::new();
+    /// let gate = concur::sync::Event::new();
     /// let (m, g) = (me.clone(), gate.clone());
     /// let f = pool
     ///     .submit(move || {
@@ -402,9 +402,9 @@ impl TaskError {
     /// True if `try_submit` found the bounded submission queue full.
     ///
     /// ```
-    /// use concur_core::futures::ThreadPoolExecutor;
+    /// use concur::futures::ThreadPoolExecutor;
     /// let pool = ThreadPoolExecutor::builder().max_workers(1).queue_size(1).build();
-    /// let gate = concur_core::sync::Event::new();
+    /// let gate = concur::sync::Event::new();
     /// let g = gate.clone();
     /// let mut errs = 0;
     /// for _ in 0..4 {
@@ -425,7 +425,7 @@ impl TaskError {
     /// ([`Future::into_result`](super::Future::into_result) or `.await`).
     ///
     /// ```
-    /// let p = concur_core::futures::Promise::<String>::new();
+    /// let p = concur::futures::Promise::<String>::new();
     /// let (a, b) = (p.future(), p.future());
     /// assert!(p.set_result("x".to_owned()));
     /// assert_eq!(a.into_result().unwrap(), "x");
@@ -438,7 +438,7 @@ impl TaskError {
     /// True for an error made by [`TaskError::user`].
     ///
     /// ```
-    /// let e = concur_core::futures::TaskError::user("bad input");
+    /// let e = concur::futures::TaskError::user("bad input");
     /// assert!(e.is_user() && !e.is_panic());
     /// ```
     pub fn is_user(&self) -> bool {
@@ -449,7 +449,7 @@ impl TaskError {
     /// is still running (Python's `ValueError` there).
     ///
     /// ```
-    /// let pool = concur_core::futures::ThreadPool::new(1);
+    /// let pool = concur::futures::ThreadPool::new(1);
     /// assert!(pool.join().unwrap_err().is_invalid_state());
     /// ```
     pub fn is_invalid_state(&self) -> bool {
@@ -460,8 +460,8 @@ impl TaskError {
     /// tier) or was lost (a cluster worker that stopped renewing its lease).
     ///
     /// ```
-    /// assert!(!concur_core::futures::TaskError::user("x").is_worker_died());
-    /// assert!(concur_core::futures::exec::worker_lost(1, None).is_worker_died());
+    /// assert!(!concur::futures::TaskError::user("x").is_worker_died());
+    /// assert!(concur::futures::exec::worker_lost(1, None).is_worker_died());
     /// ```
     pub fn is_worker_died(&self) -> bool {
         self.0.kind == Kind::WorkerDied
@@ -470,7 +470,7 @@ impl TaskError {
     /// The exit status of a dead worker process (process tier), if known.
     ///
     /// ```
-    /// let e = concur_core::futures::exec::worker_died(Some(3), None);
+    /// let e = concur::futures::exec::worker_died(Some(3), None);
     /// assert_eq!(e.exit_status(), Some(3));
     /// ```
     pub fn exit_status(&self) -> Option<i32> {
@@ -480,7 +480,7 @@ impl TaskError {
     /// The signal that killed a worker process (process tier), if known.
     ///
     /// ```
-    /// let e = concur_core::futures::exec::worker_died(None, Some(15));
+    /// let e = concur::futures::exec::worker_died(None, Some(15));
     /// assert_eq!(e.signal(), Some(15));
     /// ```
     pub fn signal(&self) -> Option<i32> {

@@ -24,7 +24,7 @@
 //!   memory](out_of_memory), a task [dead-lettered](dead_lettered) after its last
 //!   attempt, one whose [deadline passed](deadline_exceeded), a worker of [another
 //!   build](build_mismatch), a [malformed task message](bad_entry), a task
-//!   [aborted](aborted) while it ran.
+//!   [aborted] while it ran.
 //!
 //! Completing futures is done with a [`Promise`](super::Promise) (public: it is
 //! also Python's `Future` "set" side), including
@@ -32,8 +32,8 @@
 //! ahead to a place that decides on its own when it starts.
 //!
 //! ```
-//! use concur_core::futures::exec::{Call, Runs};
-//! use concur_core::futures::{Future, Promise, TaskError};
+//! use concur::futures::exec::{Call, Runs};
+//! use concur::futures::{Future, Promise, TaskError};
 //!
 //! /// An executor that runs every call at once, on the caller's thread.
 //! struct Inline;
@@ -63,10 +63,10 @@ use super::error::{Kind, TaskError};
 /// printed): how an executor runs a task so that its panic becomes a value.
 ///
 /// ```
-/// let e = concur_core::futures::exec::catch(|| -> u8 { panic!("boom") }).unwrap_err();
+/// let e = concur::futures::exec::catch(|| -> u8 { panic!("boom") }).unwrap_err();
 /// assert_eq!(e.panic_message(), Some("boom"));
 /// assert!(e.panic_location().unwrap().contains(".rs:"));
-/// assert_eq!(concur_core::futures::exec::catch(|| 7).unwrap(), 7);
+/// assert_eq!(concur::futures::exec::catch(|| 7).unwrap(), 7);
 /// ```
 pub fn catch<R>(f: impl FnOnce() -> R) -> Result<R, TaskError> {
     TaskError::catch(f)
@@ -78,7 +78,7 @@ pub fn catch<R>(f: impl FnOnce() -> R) -> Result<R, TaskError> {
 /// it to the task's [`Promise`](super::Promise) ([`Promise::set_progress`](super::Promise::set_progress)).
 ///
 /// ```
-/// use concur_core::futures::{exec, progress};
+/// use concur::futures::{exec, progress};
 /// use std::sync::atomic::{AtomicUsize, Ordering};
 /// let last = AtomicUsize::new(0);
 /// let v = exec::with_progress(&|p| last.store(p.done, Ordering::SeqCst), || {
@@ -95,7 +95,7 @@ pub fn with_progress<R>(report: &(dyn Fn(super::Progress) + '_), f: impl FnOnce(
 /// signal that killed it, when known.
 ///
 /// ```
-/// let e = concur_core::futures::exec::worker_died(None, Some(9));
+/// let e = concur::futures::exec::worker_died(None, Some(9));
 /// assert!(e.is_worker_died());
 /// assert_eq!((e.signal(), e.exit_status()), (Some(9), None));
 /// ```
@@ -107,7 +107,7 @@ pub fn worker_died(exit_status: Option<i32>, signal: Option<i32>) -> TaskError {
 /// ran the task; `detail` says which.
 ///
 /// ```
-/// let e = concur_core::futures::exec::out_of_memory(Some(9), "over the pool's 64 MiB memory limit");
+/// let e = concur::futures::exec::out_of_memory(Some(9), "over the pool's 64 MiB memory limit");
 /// assert!(e.is_worker_died() && e.is_out_of_memory());
 /// assert!(e.to_string().contains("out of memory"));
 /// ```
@@ -121,7 +121,7 @@ pub fn out_of_memory(signal: Option<i32>, detail: impl Into<String>) -> TaskErro
 /// killed it, when known.
 ///
 /// ```
-/// let e = concur_core::futures::exec::worker_lost(2, Some(9));
+/// let e = concur::futures::exec::worker_lost(2, Some(9));
 /// assert!(e.is_worker_died());
 /// assert_eq!((e.attempt(), e.signal()), (Some(2), Some(9)));
 /// ```
@@ -132,7 +132,7 @@ pub fn worker_lost(attempt: u32, signal: Option<i32>) -> TaskError {
 /// `error`, marked as the failure of attempt `attempt` of its task.
 ///
 /// ```
-/// use concur_core::futures::exec;
+/// use concur::futures::exec;
 /// let e = exec::at_attempt(exec::worker_died(None, Some(11)), 3);
 /// assert_eq!(e.attempt(), Some(3));
 /// ```
@@ -144,7 +144,7 @@ pub fn at_attempt(error: TaskError, attempt: u32) -> TaskError {
 /// one failed.
 ///
 /// ```
-/// use concur_core::futures::exec;
+/// use concur::futures::exec;
 /// let e = exec::dead_lettered(3, exec::worker_lost(3, None));
 /// assert!(e.is_dead_lettered() && e.last_cause().unwrap().is_worker_died());
 /// ```
@@ -157,7 +157,7 @@ pub fn dead_lettered(attempts: u32, last_cause: TaskError) -> TaskError {
 /// is true, as for a cancel before the start; `message` says how it was stopped.
 ///
 /// ```
-/// let e = concur_core::futures::exec::aborted("its worker was killed");
+/// let e = concur::futures::exec::aborted("its worker was killed");
 /// assert!(e.is_cancelled() && e.to_string().contains("worker was killed"));
 /// ```
 pub fn aborted(message: impl Into<String>) -> TaskError {
@@ -167,7 +167,7 @@ pub fn aborted(message: impl Into<String>) -> TaskError {
 /// The task's deadline passed: it was not started, or was stopped where it ran.
 ///
 /// ```
-/// let e = concur_core::futures::exec::deadline_exceeded("stopped on its worker");
+/// let e = concur::futures::exec::deadline_exceeded("stopped on its worker");
 /// assert!(e.is_deadline_exceeded() && e.is_timeout());
 /// ```
 pub fn deadline_exceeded(message: impl Into<String>) -> TaskError {
@@ -178,7 +178,7 @@ pub fn deadline_exceeded(message: impl Into<String>) -> TaskError {
 /// would have to wait).
 ///
 /// ```
-/// assert!(concur_core::futures::exec::full("64 tasks in flight").is_full());
+/// assert!(concur::futures::exec::full("64 tasks in flight").is_full());
 /// ```
 pub fn full(message: impl Into<String>) -> TaskError {
     TaskError::new(Kind::Full, message)
@@ -187,7 +187,7 @@ pub fn full(message: impl Into<String>) -> TaskError {
 /// The worker runs another build of the program and refused the task.
 ///
 /// ```
-/// let e = concur_core::futures::exec::build_mismatch("the worker's build is 1a2b");
+/// let e = concur::futures::exec::build_mismatch("the worker's build is 1a2b");
 /// assert!(e.is_build_mismatch() && e.to_string().contains("1a2b"));
 /// ```
 pub fn build_mismatch(message: impl Into<String>) -> TaskError {
@@ -197,7 +197,7 @@ pub fn build_mismatch(message: impl Into<String>) -> TaskError {
 /// The task's message was malformed, oversized or undecodable where it arrived.
 ///
 /// ```
-/// let e = concur_core::futures::exec::bad_entry("payload over the 1 MiB limit");
+/// let e = concur::futures::exec::bad_entry("payload over the 1 MiB limit");
 /// assert!(e.is_bad_entry());
 /// ```
 pub fn bad_entry(message: impl Into<String>) -> TaskError {

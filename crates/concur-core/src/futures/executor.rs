@@ -15,7 +15,7 @@ type ProgressHook = std::sync::Arc<dyn Fn(Progress) + Send + Sync>;
 /// `buffersize`, plus an optional progress hook).
 ///
 /// ```
-/// use concur_core::futures::MapOptions;
+/// use concur::futures::MapOptions;
 /// use std::time::Duration;
 /// let o = MapOptions::new().chunksize(4).buffersize(8).timeout(Duration::from_secs(5));
 /// assert_eq!(o.get_chunksize(), 4);
@@ -56,7 +56,7 @@ impl MapOptions {
     /// hook.
     ///
     /// ```
-    /// assert_eq!(concur_core::futures::MapOptions::new().get_chunksize(), 1);
+    /// assert_eq!(concur::futures::MapOptions::new().get_chunksize(), 1);
     /// ```
     pub fn new() -> Self {
         Self::default()
@@ -65,7 +65,7 @@ impl MapOptions {
     /// Total time for the whole map, counted from the `map` call.
     ///
     /// ```
-    /// let _ = concur_core::futures::MapOptions::new().timeout(std::time::Duration::from_secs(1));
+    /// let _ = concur::futures::MapOptions::new().timeout(std::time::Duration::from_secs(1));
     /// ```
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
@@ -75,7 +75,7 @@ impl MapOptions {
     /// Items per submitted task (at least 1).
     ///
     /// ```
-    /// assert_eq!(concur_core::futures::MapOptions::new().chunksize(0).get_chunksize(), 1);
+    /// assert_eq!(concur::futures::MapOptions::new().chunksize(0).get_chunksize(), 1);
     /// ```
     pub fn chunksize(mut self, n: usize) -> Self {
         self.chunksize = Some(n.max(1));
@@ -90,7 +90,7 @@ impl MapOptions {
     /// through `tracing` and does not affect the items.
     ///
     /// ```
-    /// use concur_core::futures::{Executor, MapOptions, ThreadPoolExecutor};
+    /// use concur::futures::{Executor, MapOptions, ThreadPoolExecutor};
     /// use std::sync::atomic::{AtomicUsize, Ordering};
     /// use std::sync::Arc;
     ///
@@ -113,7 +113,7 @@ impl MapOptions {
     /// consumed (at least 1), so an endless input never piles up tasks.
     ///
     /// ```
-    /// let _ = concur_core::futures::MapOptions::new().buffersize(2);
+    /// let _ = concur::futures::MapOptions::new().buffersize(2);
     /// ```
     pub fn buffersize(mut self, n: usize) -> Self {
         self.buffersize = n.max(1);
@@ -123,7 +123,7 @@ impl MapOptions {
     /// The chunk size in effect.
     ///
     /// ```
-    /// assert_eq!(concur_core::futures::MapOptions::new().chunksize(3).get_chunksize(), 3);
+    /// assert_eq!(concur::futures::MapOptions::new().chunksize(3).get_chunksize(), 3);
     /// ```
     pub fn get_chunksize(&self) -> usize {
         self.chunksize.unwrap_or(1)
@@ -150,7 +150,7 @@ pub trait MapOptionsExt: sealed::Sealed {
     /// The chunk size set, if any (`None`: the caller's default).
     ///
     /// ```
-    /// use concur_core::futures::{exec::MapOptionsExt, MapOptions};
+    /// use concur::futures::{exec::MapOptionsExt, MapOptions};
     /// assert_eq!(MapOptions::new().get_chunksize_opt(), None);
     /// assert_eq!(MapOptions::new().chunksize(8).get_chunksize_opt(), Some(8));
     /// ```
@@ -161,7 +161,7 @@ pub trait MapOptionsExt: sealed::Sealed {
     /// length is unknown).
     ///
     /// ```
-    /// use concur_core::futures::{exec::MapOptionsExt, MapOptions};
+    /// use concur::futures::{exec::MapOptionsExt, MapOptions};
     /// assert_eq!(MapOptions::new().chunksize_for(Some(100), 2), 13);
     /// assert_eq!(MapOptions::new().chunksize(5).chunksize_for(Some(100), 2), 5);
     /// ```
@@ -170,8 +170,8 @@ pub trait MapOptionsExt: sealed::Sealed {
     /// The read-ahead bound in chunks.
     ///
     /// ```
-    /// use concur_core::futures::exec::MapOptionsExt;
-    /// assert_eq!(concur_core::futures::MapOptions::new().buffersize(3).buffer_size(), 3);
+    /// use concur::futures::exec::MapOptionsExt;
+    /// assert_eq!(concur::futures::MapOptions::new().buffersize(3).buffer_size(), 3);
     /// ```
     fn buffer_size(&self) -> usize;
 
@@ -179,8 +179,8 @@ pub trait MapOptionsExt: sealed::Sealed {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use concur_core::futures::exec::MapOptionsExt;
-    /// let o = concur_core::futures::MapOptions::new().timeout(Duration::from_secs(2));
+    /// use concur::futures::exec::MapOptionsExt;
+    /// let o = concur::futures::MapOptions::new().timeout(Duration::from_secs(2));
     /// assert_eq!(o.get_timeout(), Some(Duration::from_secs(2)));
     /// ```
     fn get_timeout(&self) -> Option<Duration>;
@@ -189,7 +189,7 @@ pub trait MapOptionsExt: sealed::Sealed {
     /// the [`MapChunk`]s of pools that chunk a map themselves.
     ///
     /// ```
-    /// use concur_core::futures::{exec::MapOptionsExt, MapOptions};
+    /// use concur::futures::{exec::MapOptionsExt, MapOptions};
     /// use std::sync::atomic::{AtomicUsize, Ordering};
     /// use std::sync::Arc;
     /// let seen = Arc::new(AtomicUsize::new(0));
@@ -265,8 +265,8 @@ pub(crate) fn exact_len(it: &impl Iterator) -> Option<usize> {
 /// [`Executor::submit`], [`Executor::call`] and [`Executor::map`].
 ///
 /// ```
-/// use concur_core::futures::exec::{Call, Runs};
-/// use concur_core::futures::ThreadPoolExecutor;
+/// use concur::futures::exec::{Call, Runs};
+/// use concur::futures::ThreadPoolExecutor;
 ///
 /// // Generic over any executor that can run `double(x)`:
 /// fn double_on<E: Runs<Call<fn(u32) -> u32, u32>, Output = u32>>(e: &E) -> u32 {
@@ -291,7 +291,7 @@ pub trait Runs<J> {
 /// and `A` must be serializable; on threads any `FnOnce(A) -> T` will do.
 ///
 /// ```
-/// use concur_core::futures::exec::Call;
+/// use concur::futures::exec::Call;
 /// let c = Call::new(|x: u8| x + 1, 1u8);
 /// let (f, a) = c.into_parts();
 /// assert_eq!(f(a), 2);
@@ -306,7 +306,7 @@ impl<F, A> Call<F, A> {
     /// The task `f(args)`.
     ///
     /// ```
-    /// let _ = concur_core::futures::exec::Call::new(|s: String| s.len(), String::from("ab"));
+    /// let _ = concur::futures::exec::Call::new(|s: String| s.len(), String::from("ab"));
     /// ```
     pub fn new(f: F, args: A) -> Self {
         Call { f, args }
@@ -315,7 +315,7 @@ impl<F, A> Call<F, A> {
     /// The function and the argument.
     ///
     /// ```
-    /// let (f, a) = concur_core::futures::exec::Call::new(|x: i32| -x, 3).into_parts();
+    /// let (f, a) = concur::futures::exec::Call::new(|x: i32| -x, 3).into_parts();
     /// assert_eq!(f(a), -3);
     /// ```
     pub fn into_parts(self) -> (F, A) {
@@ -329,7 +329,7 @@ impl<F, A> Call<F, A> {
 /// items elsewhere and report with [`ChunkProgress::items_done`]).
 ///
 /// ```
-/// use concur_core::futures::{Executor, MapOptions, ThreadPoolExecutor};
+/// use concur::futures::{Executor, MapOptions, ThreadPoolExecutor};
 /// // `map` makes the chunks; a chunk is only seen by executors.
 /// let pool = ThreadPoolExecutor::new(1);
 /// assert_eq!(pool.map(|x: u8| x, [1, 2], MapOptions::new()).unwrap().count(), 2);
@@ -365,7 +365,7 @@ impl ChunkProgress {
     /// nothing without a hook).
     ///
     /// ```
-    /// concur_core::futures::exec::ChunkProgress::default().items_done(3);
+    /// concur::futures::exec::ChunkProgress::default().items_done(3);
     /// ```
     pub fn items_done(&self, n: usize) {
         if let Some(r) = &self.0 {
@@ -382,7 +382,7 @@ impl<F, A> MapChunk<F, A> {
     /// themselves and submit the chunks with [`Runs::submit_job`].
     ///
     /// ```
-    /// use concur_core::futures::exec::{ChunkProgress, MapChunk};
+    /// use concur::futures::exec::{ChunkProgress, MapChunk};
     /// use std::sync::Arc;
     /// let c = MapChunk::new(Arc::new(|x: u8| x + 1), vec![1, 2], ChunkProgress::default());
     /// assert_eq!(c.run().into_iter().map(Result::unwrap).collect::<Vec<_>>(), [2, 3]);
@@ -394,7 +394,7 @@ impl<F, A> MapChunk<F, A> {
     /// The function (shared by the map's chunks), the items, and the progress counter.
     ///
     /// ```
-    /// use concur_core::futures::exec::{ChunkProgress, MapChunk};
+    /// use concur::futures::exec::{ChunkProgress, MapChunk};
     /// use std::sync::Arc;
     /// let (f, items, _progress) = MapChunk::new(Arc::new(|x: u8| x * 2), vec![1, 2], ChunkProgress::default()).into_parts();
     /// assert_eq!(items.into_iter().map(|x| f(x)).collect::<Vec<_>>(), [2, 4]);
@@ -407,7 +407,7 @@ impl<F, A> MapChunk<F, A> {
     /// caught at its item, reporting progress per item.
     ///
     /// ```
-    /// use concur_core::futures::{Executor, MapOptions, ThreadPoolExecutor};
+    /// use concur::futures::{Executor, MapOptions, ThreadPoolExecutor};
     /// let pool = ThreadPoolExecutor::new(1);
     /// let v: Vec<_> = pool.map(|x: u8| 10 / x, [5, 0, 2], MapOptions::new()).unwrap().collect();
     /// assert!(v[1].as_ref().unwrap_err().is_panic());
@@ -427,7 +427,7 @@ impl<F, A> MapChunk<F, A> {
 /// from threads to processes is a change of the executor's type.
 ///
 /// ```
-/// use concur_core::futures::{Executor, MapOptions, ThreadPoolExecutor};
+/// use concur::futures::{Executor, MapOptions, ThreadPoolExecutor};
 ///
 /// fn square(x: i32) -> i32 { x * x }
 /// let pool = ThreadPoolExecutor::new(2);
@@ -448,7 +448,7 @@ pub trait Executor {
     /// [`is_broken_executor`](TaskError::is_broken_executor) if the executor broke.
     ///
     /// ```
-    /// use concur_core::futures::{Executor, ThreadPoolExecutor};
+    /// use concur::futures::{Executor, ThreadPoolExecutor};
     /// let pool = ThreadPoolExecutor::new(1);
     /// assert_eq!(pool.submit(|| "ok").unwrap().result().unwrap(), "ok");
     /// ```
@@ -467,7 +467,7 @@ pub trait Executor {
     /// As [`submit`](Self::submit).
     ///
     /// ```
-    /// use concur_core::futures::{Executor, ThreadPoolExecutor};
+    /// use concur::futures::{Executor, ThreadPoolExecutor};
     /// fn add((a, b): (u32, u32)) -> u32 { a + b }
     /// let pool = ThreadPoolExecutor::new(1);
     /// assert_eq!(pool.call(add, (2, 3)).unwrap().result().unwrap(), 5);
@@ -488,7 +488,7 @@ pub trait Executor {
     /// from one of the executor's own tasks (it is then shut down but not waited for).
     ///
     /// ```
-    /// use concur_core::futures::{Executor, ThreadPoolExecutor};
+    /// use concur::futures::{Executor, ThreadPoolExecutor};
     /// let pool = ThreadPoolExecutor::new(1);
     /// let f = pool.submit(|| 1).unwrap();
     /// pool.shutdown(true, false).unwrap();
@@ -510,7 +510,7 @@ pub trait Executor {
     /// yielded in place of their items.
     ///
     /// ```
-    /// use concur_core::futures::{Executor, MapOptions, ThreadPoolExecutor};
+    /// use concur::futures::{Executor, MapOptions, ThreadPoolExecutor};
     /// let pool = ThreadPoolExecutor::new(2);
     /// let out: Vec<_> = pool
     ///     .map(|x: u64| x + 1, 0..5, MapOptions::new().chunksize(2))
@@ -578,7 +578,7 @@ pub(crate) fn run_chunk<A, T>(
 /// tasks that have not started.
 ///
 /// ```
-/// use concur_core::futures::{Executor, MapOptions, ThreadPoolExecutor};
+/// use concur::futures::{Executor, MapOptions, ThreadPoolExecutor};
 /// let pool = ThreadPoolExecutor::new(2);
 /// let mut m = pool.map(|s: &str| s.len(), ["a", "bcd"], MapOptions::new()).unwrap();
 /// assert_eq!(m.next().unwrap().unwrap(), 1);

@@ -52,7 +52,7 @@ pub(crate) fn next_id() -> u64 {
 /// [unobserved-failure hook](set_unobserved_failure_hook). Never blocks.
 ///
 /// ```
-/// use concur_core::futures::{Promise, TaskError, unobserved_failures};
+/// use concur::futures::{Promise, TaskError, unobserved_failures};
 /// let before = unobserved_failures();
 /// let p = Promise::<u8>::new();
 /// assert!(p.set_error(TaskError::user("nobody reads this")));
@@ -74,7 +74,7 @@ static FAILURE_HOOK: std::sync::RwLock<Option<FailureHook>> = std::sync::RwLock:
 /// changes nothing else. Process-wide, like [`thread::set_excepthook`](crate::thread::set_excepthook).
 ///
 /// ```
-/// use concur_core::futures::{reset_unobserved_failure_hook, set_unobserved_failure_hook, Promise, TaskError};
+/// use concur::futures::{reset_unobserved_failure_hook, set_unobserved_failure_hook, Promise, TaskError};
 /// use std::sync::{Arc, Mutex};
 ///
 /// let seen = Arc::new(Mutex::new(Vec::new()));
@@ -94,7 +94,7 @@ pub fn set_unobserved_failure_hook(hook: impl Fn(&TaskError) + Send + Sync + 'st
 /// event).
 ///
 /// ```
-/// concur_core::futures::reset_unobserved_failure_hook();
+/// concur::futures::reset_unobserved_failure_hook();
 /// ```
 pub fn reset_unobserved_failure_hook() {
     *FAILURE_HOOK.write().unwrap_or_else(|p| p.into_inner()) = None;
@@ -438,11 +438,11 @@ pub(crate) fn with_progress_fn<R>(report: &(dyn Fn(Progress) + '_), f: impl FnOn
 /// the task's own.
 ///
 /// ```
-/// use concur_core::futures::{Executor, ThreadPoolExecutor, progress};
+/// use concur::futures::{Executor, ThreadPoolExecutor, progress};
 /// use std::sync::{Arc, Mutex};
 ///
 /// let pool = ThreadPoolExecutor::new(1);
-/// let gate = concur_core::sync::Event::new();
+/// let gate = concur::sync::Event::new();
 /// let g = gate.clone();
 /// let f = pool.submit(move || {
 ///     for i in 1..=4 {
@@ -574,7 +574,7 @@ fn running_here(id: u64) -> bool {
 /// the last handle is dropped, never lost silently.
 ///
 /// ```
-/// use concur_core::futures::{Executor, ThreadPoolExecutor};
+/// use concur::futures::{Executor, ThreadPoolExecutor};
 ///
 /// let pool = ThreadPoolExecutor::new(2);
 /// let f = pool.submit(|| 6 * 7).unwrap();
@@ -617,11 +617,11 @@ impl<T> Eq for Future<T> {}
 ///
 /// Clippy's `mutable_key_type` lint sees the interior mutability of the shared state
 /// and warns about such a map; the hash never depends on it, so list
-/// `concur_core::futures::Future` under `ignore-interior-mutability` in your
+/// `concur::futures::Future` under `ignore-interior-mutability` in your
 /// `clippy.toml` (as this workspace does).
 ///
 /// ```
-/// use concur_core::futures::{as_completed, Executor, ThreadPoolExecutor};
+/// use concur::futures::{as_completed, Executor, ThreadPoolExecutor};
 /// use std::collections::HashMap;
 ///
 /// let pool = ThreadPoolExecutor::new(2);
@@ -726,7 +726,7 @@ impl<T> Future<T> {
     /// internal lock).
     ///
     /// ```
-    /// let p = concur_core::futures::Promise::new();
+    /// let p = concur::futures::Promise::new();
     /// let f = p.future();
     /// assert!(!f.done());
     /// assert!(p.set_result(1));
@@ -739,7 +739,7 @@ impl<T> Future<T> {
     /// True while the task runs. Never blocks.
     ///
     /// ```
-    /// let p = concur_core::futures::Promise::<u8>::new();
+    /// let p = concur::futures::Promise::<u8>::new();
     /// let f = p.future();
     /// assert!(p.set_running());
     /// assert!(f.running());
@@ -751,7 +751,7 @@ impl<T> Future<T> {
     /// True if the future was cancelled. Never blocks.
     ///
     /// ```
-    /// let p = concur_core::futures::Promise::<u8>::new();
+    /// let p = concur::futures::Promise::<u8>::new();
     /// let f = p.future();
     /// assert!(f.cancel() && f.cancelled());
     /// ```
@@ -764,7 +764,7 @@ impl<T> Future<T> {
     /// waiters wake. Never blocks.
     ///
     /// ```
-    /// let p = concur_core::futures::Promise::<u8>::new();
+    /// let p = concur::futures::Promise::<u8>::new();
     /// let f = p.future();
     /// assert!(p.set_running());
     /// assert!(!f.cancel());
@@ -810,7 +810,7 @@ impl<T> Future<T> {
     /// ```
     /// use std::sync::{Arc, atomic::{AtomicBool, Ordering}};
     ///
-    /// let p = concur_core::futures::Promise::new();
+    /// let p = concur::futures::Promise::new();
     /// let seen = Arc::new(AtomicBool::new(false));
     /// let s = seen.clone();
     /// p.future().add_done_callback(move |f| s.store(f.result().unwrap() == 5, Ordering::SeqCst));
@@ -832,9 +832,9 @@ impl<T> Future<T> {
     /// Never blocks.
     ///
     /// ```
-    /// let p = concur_core::futures::Promise::<u8>::new();
+    /// let p = concur::futures::Promise::<u8>::new();
     /// assert!(p.future().progress().is_none());
-    /// p.set_progress(concur_core::futures::Progress { done: 3, total: Some(10) });
+    /// p.set_progress(concur::futures::Progress { done: 3, total: Some(10) });
     /// assert_eq!(p.future().progress().unwrap().done, 3);
     /// ```
     pub fn progress(&self) -> Option<Progress> {
@@ -847,7 +847,7 @@ impl<T> Future<T> {
     /// panics is reported through `tracing` and does not affect the task.
     ///
     /// ```
-    /// use concur_core::futures::{Progress, Promise};
+    /// use concur::futures::{Progress, Promise};
     /// use std::sync::{Arc, atomic::{AtomicUsize, Ordering}};
     /// let p = Promise::<u8>::new();
     /// let most = Arc::new(AtomicUsize::new(0));
@@ -931,7 +931,7 @@ impl<T> Future<T> {
     /// [`is_self_wait`](TaskError::is_self_wait) when a task waits on itself.
     ///
     /// ```
-    /// use concur_core::futures::{Executor, ThreadPoolExecutor};
+    /// use concur::futures::{Executor, ThreadPoolExecutor};
     /// let pool = ThreadPoolExecutor::new(1);
     /// let f = pool.submit(|| vec![1, 2]).unwrap();
     /// assert_eq!(f.into_result().unwrap(), vec![1, 2]);
@@ -948,9 +948,9 @@ impl<T> Future<T> {
     /// [`is_timeout`](TaskError::is_timeout) if `timeout` passed, `is_self_wait`.
     ///
     /// ```
-    /// let p = concur_core::futures::Promise::<u8>::new();
+    /// let p = concur::futures::Promise::<u8>::new();
     /// let f = p.future();
-    /// assert!(p.set_error(concur_core::futures::TaskError::user("bad")));
+    /// assert!(p.set_error(concur::futures::TaskError::user("bad")));
     /// assert!(f.exception(None).unwrap().unwrap().is_user());
     /// ```
     pub fn exception(&self, timeout: Option<Duration>) -> Result<Option<TaskError>, TaskError> {
@@ -1026,9 +1026,9 @@ impl<T: Clone> Future<T> {
     /// future, [`is_taken`](TaskError::is_taken) after `into_result` on another handle.
     ///
     /// ```
-    /// let p = concur_core::futures::Promise::new();
+    /// let p = concur::futures::Promise::new();
     /// let f = p.future();
-    /// let t = concur_core::thread::spawn(move || p.set_result("hi"));
+    /// let t = concur::thread::spawn(move || p.set_result("hi"));
     /// assert_eq!(f.result().unwrap(), "hi");
     /// t.join().unwrap();
     /// ```
@@ -1044,7 +1044,7 @@ impl<T: Clone> Future<T> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let p = concur_core::futures::Promise::<u8>::new();
+    /// let p = concur::futures::Promise::<u8>::new();
     /// assert!(p.future().result_timeout(Duration::from_millis(5)).unwrap_err().is_timeout());
     /// ```
     pub fn result_timeout(&self, timeout: Duration) -> Result<T, TaskError> {
@@ -1058,7 +1058,7 @@ impl<T: Clone> Future<T> {
     ///
     /// ```
     /// use std::time::{Duration, Instant};
-    /// let p = concur_core::futures::Promise::new();
+    /// let p = concur::futures::Promise::new();
     /// assert!(p.set_result(3));
     /// let f = p.future();
     /// assert_eq!(f.result_deadline(Instant::now() + Duration::from_secs(1)).unwrap(), 3);
@@ -1090,7 +1090,7 @@ impl<T: Clone> Future<T> {
 /// under any async runtime: the completer wakes the stored `Waker`.
 ///
 /// ```
-/// use concur_core::futures::Promise;
+/// use concur::futures::Promise;
 /// let p = Promise::new();
 /// let f = p.future();
 /// assert!(p.set_result(9));
@@ -1126,7 +1126,7 @@ impl<T> std::future::Future for Future<T> {
 /// with a broken-executor error, so no holder waits forever.
 ///
 /// ```
-/// use concur_core::futures::Promise;
+/// use concur::futures::Promise;
 ///
 /// let p = Promise::new();
 /// let f = p.future();
@@ -1159,7 +1159,7 @@ impl<T> Promise<T> {
     /// future is done.
     ///
     /// ```
-    /// use concur_core::futures::{Progress, Promise};
+    /// use concur::futures::{Progress, Promise};
     /// let p = Promise::<()>::new();
     /// p.set_progress(Progress { done: 1, total: Some(2) });
     /// assert_eq!(p.future().progress(), Some(Progress { done: 1, total: Some(2) }));
@@ -1173,7 +1173,7 @@ impl<T> Promise<T> {
     /// another thread than the one holding the promise.
     ///
     /// ```
-    /// use concur_core::futures::{Progress, Promise};
+    /// use concur::futures::{Progress, Promise};
     /// let p = Promise::<u8>::new();
     /// let r = p.progress_reporter();
     /// std::thread::spawn(move || r.report(Progress { done: 2, total: None })).join().unwrap();
@@ -1190,7 +1190,7 @@ impl<T> Promise<T> {
     /// A new pending future's completing side. Never blocks.
     ///
     /// ```
-    /// let p = concur_core::futures::Promise::<u8>::new();
+    /// let p = concur::futures::Promise::<u8>::new();
     /// assert!(!p.future().done());
     /// ```
     pub fn new() -> Self {
@@ -1202,7 +1202,7 @@ impl<T> Promise<T> {
     /// A handle to the future this promise completes.
     ///
     /// ```
-    /// let p = concur_core::futures::Promise::new();
+    /// let p = concur::futures::Promise::new();
     /// let f = p.future();
     /// assert!(p.set_result(()));
     /// assert!(f.done());
@@ -1220,7 +1220,7 @@ impl<T> Promise<T> {
     /// fails.
     ///
     /// ```
-    /// let p = concur_core::futures::Promise::<u8>::new();
+    /// let p = concur::futures::Promise::<u8>::new();
     /// p.future().cancel();
     /// assert!(!p.set_running());
     /// ```
@@ -1251,7 +1251,7 @@ impl<T> Promise<T> {
     /// use std::sync::Arc;
     /// use std::sync::atomic::{AtomicBool, Ordering};
     ///
-    /// let p = concur_core::futures::Promise::<u8>::new();
+    /// let p = concur::futures::Promise::<u8>::new();
     /// let started = Arc::new(AtomicBool::new(true));
     /// let s = started.clone();
     /// assert!(p.set_cancel_guard(move || !s.load(Ordering::SeqCst)));
@@ -1273,7 +1273,7 @@ impl<T> Promise<T> {
     /// runs callbacks on this thread.
     ///
     /// ```
-    /// let p = concur_core::futures::Promise::new();
+    /// let p = concur::futures::Promise::new();
     /// assert!(p.set_result(1));
     /// assert!(!p.set_result(2));
     /// assert_eq!(p.future().result().unwrap(), 1);
@@ -1284,7 +1284,7 @@ impl<T> Promise<T> {
     ///
     /// ```compile_fail
     /// #![deny(unused_must_use)]
-    /// let p = concur_core::futures::Promise::new();
+    /// let p = concur::futures::Promise::new();
     /// p.set_result(1);
     /// ```
     #[must_use = "false means the future already had an outcome (Python raises InvalidStateError): the value was dropped"]
@@ -1295,7 +1295,7 @@ impl<T> Promise<T> {
     /// Finishes the future with `error`; true if this was its outcome.
     ///
     /// ```
-    /// use concur_core::futures::{Promise, TaskError};
+    /// use concur::futures::{Promise, TaskError};
     /// let p = Promise::<u8>::new();
     /// assert!(p.set_error(TaskError::broken_executor("gone")));
     /// assert!(p.future().result().unwrap_err().is_broken_executor());

@@ -3,7 +3,7 @@
 //! `multiprocessing.pool.ThreadPool` as [`ThreadPool`].
 //!
 //! ```
-//! use concur_core::futures::{as_completed, Executor, ThreadPoolExecutor};
+//! use concur::futures::{as_completed, Executor, ThreadPoolExecutor};
 //!
 //! let pool = ThreadPoolExecutor::new(4);
 //! let fs: Vec<_> = (1..=3).map(|i| pool.submit(move || i * i).unwrap()).collect();
@@ -60,7 +60,7 @@ pub use wait::{AsCompleted, DoneAndNotDone, ReturnWhen, as_completed, wait};
 /// # // The default pool's threads live as long as the process, which Miri's leak
 /// # // check reports at exit: the example runs everywhere else.
 /// # #[cfg(not(miri))] {
-/// let f = concur_core::futures::to_thread(|| 40 + 2);
+/// let f = concur::futures::to_thread(|| 40 + 2);
 /// assert_eq!(f.into_result().unwrap(), 42);
 /// # }
 /// ```

@@ -30,7 +30,7 @@ pub type IMapUnordered<'a, I, F, T> = UnorderedMap<'a, ThreadPoolExecutor, I, F,
 /// submitted is lost. Call [`terminate`](Self::terminate) to cancel queued work.
 ///
 /// ```
-/// use concur_core::futures::ThreadPool;
+/// use concur::futures::ThreadPool;
 ///
 /// let pool = ThreadPool::new(4);
 /// assert_eq!(pool.map(|x: u64| x * x, 0..10).unwrap(), [0, 1, 4, 9, 16, 25, 36, 49, 64, 81]);
@@ -65,7 +65,7 @@ impl ThreadPool {
     /// A pool of `processes` worker threads (at least 1), started lazily.
     ///
     /// ```
-    /// let pool = concur_core::futures::ThreadPool::new(2);
+    /// let pool = concur::futures::ThreadPool::new(2);
     /// assert_eq!(pool.processes(), 2);
     /// ```
     pub fn new(processes: usize) -> Self {
@@ -78,10 +78,10 @@ impl ThreadPool {
     /// down, for every clone.
     ///
     /// ```
-    /// use concur_core::futures::{ThreadPool, ThreadPoolExecutor};
+    /// use concur::futures::{ThreadPool, ThreadPoolExecutor};
     /// let exec = ThreadPoolExecutor::builder().max_workers(2).thread_name_prefix("pool").build();
     /// let pool = ThreadPool::with_executor(exec);
-    /// assert!(pool.apply(|| concur_core::thread::current_thread().name()).unwrap().starts_with("pool_"));
+    /// assert!(pool.apply(|| concur::thread::current_thread().name()).unwrap().starts_with("pool_"));
     /// ```
     pub fn with_executor(exec: ThreadPoolExecutor) -> Self {
         let workers = exec.max_workers();
@@ -93,7 +93,7 @@ impl ThreadPool {
     /// The number of worker threads (Python's `pool._processes`).
     ///
     /// ```
-    /// assert_eq!(concur_core::futures::ThreadPool::new(3).processes(), 3);
+    /// assert_eq!(concur::futures::ThreadPool::new(3).processes(), 3);
     /// ```
     pub fn processes(&self) -> usize {
         self.core.workers()
@@ -102,7 +102,7 @@ impl ThreadPool {
     /// The executor underneath, for the `concurrent.futures` API on the same threads.
     ///
     /// ```
-    /// use concur_core::futures::{Executor, ThreadPool};
+    /// use concur::futures::{Executor, ThreadPool};
     /// let pool = ThreadPool::new(1);
     /// assert_eq!(pool.executor().submit(|| 7).unwrap().result().unwrap(), 7);
     /// ```
@@ -121,7 +121,7 @@ impl ThreadPool {
     /// once the pool is closed or terminated; a broken pool.
     ///
     /// ```
-    /// let pool = concur_core::futures::ThreadPool::new(1);
+    /// let pool = concur::futures::ThreadPool::new(1);
     /// assert_eq!(pool.apply(|| 6 * 7).unwrap(), 42);
     /// assert!(pool.apply(|| -> u8 { panic!("no") }).unwrap_err().is_panic());
     /// ```
@@ -143,7 +143,7 @@ impl ThreadPool {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let pool = concur_core::futures::ThreadPool::new(2);
+    /// let pool = concur::futures::ThreadPool::new(2);
     /// let r = pool.apply_async(|| "done").unwrap();
     /// assert_eq!(r.get_timeout(Duration::from_secs(5)).unwrap(), "done");
     /// assert!(r.ready() && r.successful() == Some(true));
@@ -167,7 +167,7 @@ impl ThreadPool {
     /// if not started); as [`apply_async`](Self::apply_async).
     ///
     /// ```
-    /// let pool = concur_core::futures::ThreadPool::new(2);
+    /// let pool = concur::futures::ThreadPool::new(2);
     /// assert_eq!(pool.map(|s: &str| s.len(), ["a", "bb"]).unwrap(), [1, 2]);
     /// let e = pool.map(|x: i32| if x < 0 { panic!("negative: {x}") } else { x }, [1, -1, 2]).unwrap_err();
     /// assert_eq!(e.panic_message(), Some("negative: -1"));
@@ -190,7 +190,7 @@ impl ThreadPool {
     /// (counted from this call) passes.
     ///
     /// ```
-    /// use concur_core::futures::{MapOptions, ThreadPool};
+    /// use concur::futures::{MapOptions, ThreadPool};
     /// let pool = ThreadPool::new(2);
     /// let v = pool.map_with(|x: u32| x + 1, 0..100, MapOptions::new().chunksize(7)).unwrap();
     /// assert_eq!(v.len(), 100);
@@ -217,7 +217,7 @@ impl ThreadPool {
     /// As [`map`](Self::map).
     ///
     /// ```
-    /// let pool = concur_core::futures::ThreadPool::new(2);
+    /// let pool = concur::futures::ThreadPool::new(2);
     /// let v = pool.starmap(|a: i32, b: i32| a * b, [(1, 2), (3, 4)]).unwrap();
     /// assert_eq!(v, [2, 12]);
     /// ```
@@ -240,7 +240,7 @@ impl ThreadPool {
     /// result (the first by position).
     ///
     /// ```
-    /// let pool = concur_core::futures::ThreadPool::new(2);
+    /// let pool = concur::futures::ThreadPool::new(2);
     /// let r = pool.map_async(|x: u8| x * 2, vec![1, 2, 3]).unwrap();
     /// assert_eq!(r.get().unwrap(), [2, 4, 6]);
     /// ```
@@ -263,7 +263,7 @@ impl ThreadPool {
     /// cancelled.
     ///
     /// ```
-    /// use concur_core::futures::{MapOptions, ThreadPool};
+    /// use concur::futures::{MapOptions, ThreadPool};
     /// let pool = ThreadPool::new(2);
     /// let r = pool.map_async_with(|x: u8| x, vec![5; 10], MapOptions::new().chunksize(3)).unwrap();
     /// assert_eq!(r.get().unwrap(), vec![5; 10]);
@@ -289,7 +289,7 @@ impl ThreadPool {
     /// As [`map_async`](Self::map_async).
     ///
     /// ```
-    /// let pool = concur_core::futures::ThreadPool::new(2);
+    /// let pool = concur::futures::ThreadPool::new(2);
     /// let r = pool.starmap_async(|a: u8, b: u8| a + b, vec![(1, 2), (3, 4)]).unwrap();
     /// assert_eq!(r.get().unwrap(), [3, 7]);
     /// ```
@@ -316,7 +316,7 @@ impl ThreadPool {
     /// As [`apply_async`](Self::apply_async), for the first chunk.
     ///
     /// ```
-    /// let pool = concur_core::futures::ThreadPool::new(2);
+    /// let pool = concur::futures::ThreadPool::new(2);
     /// let firsts: Vec<u64> = pool.imap(|x: u64| x * 10, 1..).unwrap().take(3).map(Result::unwrap).collect();
     /// assert_eq!(firsts, [10, 20, 30]);
     /// ```
@@ -341,7 +341,7 @@ impl ThreadPool {
     /// As `imap`.
     ///
     /// ```
-    /// use concur_core::futures::{MapOptions, ThreadPool};
+    /// use concur::futures::{MapOptions, ThreadPool};
     /// let pool = ThreadPool::new(2);
     /// let n = pool.imap_with(|x: u8| x, 0..50, MapOptions::new().chunksize(8).buffersize(2)).unwrap().count();
     /// assert_eq!(n, 50);
@@ -368,7 +368,7 @@ impl ThreadPool {
     /// As [`imap`](Self::imap).
     ///
     /// ```
-    /// let pool = concur_core::futures::ThreadPool::new(2);
+    /// let pool = concur::futures::ThreadPool::new(2);
     /// let mut v: Vec<i32> = pool.imap_unordered(|x: i32| -x, 0..5).unwrap().map(Result::unwrap).collect();
     /// v.sort();
     /// assert_eq!(v, [-4, -3, -2, -1, 0]);
@@ -393,7 +393,7 @@ impl ThreadPool {
     /// As `imap`.
     ///
     /// ```
-    /// use concur_core::futures::{MapOptions, ThreadPool};
+    /// use concur::futures::{MapOptions, ThreadPool};
     /// let pool = ThreadPool::new(2);
     /// let n = pool.imap_unordered_with(|x: u8| x, 0..40, MapOptions::new().chunksize(4)).unwrap().count();
     /// assert_eq!(n, 40);
@@ -417,7 +417,7 @@ impl ThreadPool {
     /// [`join`](Self::join) waits for it.
     ///
     /// ```
-    /// let pool = concur_core::futures::ThreadPool::new(1);
+    /// let pool = concur::futures::ThreadPool::new(1);
     /// pool.close();
     /// assert!(pool.apply(|| 1).unwrap_err().is_shutdown());
     /// ```
@@ -436,10 +436,10 @@ impl ThreadPool {
     /// (the pool is then terminated but not waited for).
     ///
     /// ```
-    /// use concur_core::sync::Event;
+    /// use concur::sync::Event;
     /// use std::time::Duration;
     /// let limit = Duration::from_secs(60);
-    /// let pool = concur_core::futures::ThreadPool::new(1);
+    /// let pool = concur::futures::ThreadPool::new(1);
     /// let (started, release) = (Event::new(), Event::new());
     /// let (s, r) = (started.clone(), release.clone());
     /// // The one worker runs this until the queued task below is cancelled.
@@ -466,7 +466,7 @@ impl ThreadPool {
     /// Python); [`is_self_wait`](TaskError::is_self_wait) from a task of this pool.
     ///
     /// ```
-    /// let pool = concur_core::futures::ThreadPool::new(1);
+    /// let pool = concur::futures::ThreadPool::new(1);
     /// assert!(pool.join().unwrap_err().is_invalid_state());
     /// let r = pool.apply_async(|| 5).unwrap();
     /// pool.close();

@@ -40,8 +40,8 @@ const TERMINATED: u8 = 2;
 /// block terminates instead: here nothing submitted is lost).
 ///
 /// ```
-/// use concur_core::futures::exec::PoolCore;
-/// use concur_core::futures::{MapOptions, ThreadPoolExecutor};
+/// use concur::futures::exec::PoolCore;
+/// use concur::futures::{MapOptions, ThreadPoolExecutor};
 ///
 /// let pool = PoolCore::new(ThreadPoolExecutor::new(2), 2);
 /// assert_eq!(pool.map_with(|x: u32| x * 2, 0..4, MapOptions::new()).unwrap(), [0, 2, 4, 6]);
@@ -69,7 +69,7 @@ impl<E: Executor> PoolCore<E> {
     /// size of `map` divides by). The pool owns the executor's lifetime from now on.
     ///
     /// ```
-    /// let p = concur_core::futures::exec::PoolCore::new(concur_core::futures::ThreadPoolExecutor::new(3), 3);
+    /// let p = concur::futures::exec::PoolCore::new(concur::futures::ThreadPoolExecutor::new(3), 3);
     /// assert_eq!(p.workers(), 3);
     /// ```
     pub fn new(exec: E, workers: usize) -> Self {
@@ -83,7 +83,7 @@ impl<E: Executor> PoolCore<E> {
     /// The executor underneath.
     ///
     /// ```
-    /// use concur_core::futures::{exec::PoolCore, ThreadPoolExecutor};
+    /// use concur::futures::{exec::PoolCore, ThreadPoolExecutor};
     /// assert_eq!(PoolCore::new(ThreadPoolExecutor::new(2), 2).executor().max_workers(), 2);
     /// ```
     pub fn executor(&self) -> &E {
@@ -93,7 +93,7 @@ impl<E: Executor> PoolCore<E> {
     /// The number of workers given to [`new`](Self::new).
     ///
     /// ```
-    /// use concur_core::futures::{exec::PoolCore, ThreadPoolExecutor};
+    /// use concur::futures::{exec::PoolCore, ThreadPoolExecutor};
     /// assert_eq!(PoolCore::new(ThreadPoolExecutor::new(1), 0).workers(), 1);
     /// ```
     pub fn workers(&self) -> usize {
@@ -103,7 +103,7 @@ impl<E: Executor> PoolCore<E> {
     /// `"running"`, `"closed"` or `"terminated"` (for a pool's `Debug`).
     ///
     /// ```
-    /// use concur_core::futures::{exec::PoolCore, ThreadPoolExecutor};
+    /// use concur::futures::{exec::PoolCore, ThreadPoolExecutor};
     /// let p = PoolCore::new(ThreadPoolExecutor::new(1), 1);
     /// assert_eq!(p.state_name(), "running");
     /// p.close();
@@ -124,7 +124,7 @@ impl<E: Executor> PoolCore<E> {
     /// As said.
     ///
     /// ```
-    /// use concur_core::futures::{exec::PoolCore, ThreadPoolExecutor};
+    /// use concur::futures::{exec::PoolCore, ThreadPoolExecutor};
     /// let p = PoolCore::new(ThreadPoolExecutor::new(1), 1);
     /// assert!(p.check_running().is_ok());
     /// p.close();
@@ -141,7 +141,7 @@ impl<E: Executor> PoolCore<E> {
     /// Stops taking work; what is queued still runs (Python's `close`). Never blocks.
     ///
     /// ```
-    /// use concur_core::futures::{exec::PoolCore, ThreadPoolExecutor};
+    /// use concur::futures::{exec::PoolCore, ThreadPoolExecutor};
     /// let p = PoolCore::new(ThreadPoolExecutor::new(1), 1);
     /// p.close();
     /// p.join().unwrap();
@@ -156,7 +156,7 @@ impl<E: Executor> PoolCore<E> {
     /// executor its own way (cancel the queue, kill the workers). Never blocks.
     ///
     /// ```
-    /// use concur_core::futures::{exec::PoolCore, ThreadPoolExecutor};
+    /// use concur::futures::{exec::PoolCore, ThreadPoolExecutor};
     /// let p = PoolCore::new(ThreadPoolExecutor::new(1), 1);
     /// p.mark_terminated();
     /// assert_eq!(p.state_name(), "terminated");
@@ -173,7 +173,7 @@ impl<E: Executor> PoolCore<E> {
     /// ([`is_self_wait`](TaskError::is_self_wait) from one of its own tasks).
     ///
     /// ```
-    /// use concur_core::futures::{exec::PoolCore, ThreadPoolExecutor};
+    /// use concur::futures::{exec::PoolCore, ThreadPoolExecutor};
     /// let p = PoolCore::new(ThreadPoolExecutor::new(1), 1);
     /// assert!(p.join().unwrap_err().is_invalid_state());
     /// ```
@@ -194,7 +194,7 @@ impl<E: Executor> PoolCore<E> {
     /// the executor's submit errors.
     ///
     /// ```
-    /// use concur_core::futures::{exec::PoolCore, ThreadPoolExecutor};
+    /// use concur::futures::{exec::PoolCore, ThreadPoolExecutor};
     /// let p = PoolCore::new(ThreadPoolExecutor::new(1), 1);
     /// assert_eq!(p.apply_async(|| 5).unwrap().get().unwrap(), 5);
     /// ```
@@ -216,7 +216,7 @@ impl<E: Executor> PoolCore<E> {
     /// then cancelled); the timeout of `options`; as [`apply_async`](Self::apply_async).
     ///
     /// ```
-    /// use concur_core::futures::{exec::PoolCore, MapOptions, ThreadPoolExecutor};
+    /// use concur::futures::{exec::PoolCore, MapOptions, ThreadPoolExecutor};
     /// let p = PoolCore::new(ThreadPoolExecutor::new(2), 2);
     /// let odd = (0..10u32).filter(|x| x % 2 == 1); // length unknown up front
     /// assert_eq!(p.map_with(|x: u32| x + 1, odd, MapOptions::new()).unwrap(), [2, 4, 6, 8, 10]);
@@ -272,7 +272,7 @@ impl<E: Executor> PoolCore<E> {
     /// result (the first by position).
     ///
     /// ```
-    /// use concur_core::futures::{exec::PoolCore, MapOptions, ThreadPoolExecutor};
+    /// use concur::futures::{exec::PoolCore, MapOptions, ThreadPoolExecutor};
     /// let p = PoolCore::new(ThreadPoolExecutor::new(2), 2);
     /// let r = p.map_async_with(|x: u8| x * 3, vec![1, 2, 3], MapOptions::new().chunksize(2)).unwrap();
     /// assert_eq!(r.get().unwrap(), [3, 6, 9]);
@@ -329,7 +329,7 @@ impl<E: Executor> PoolCore<E> {
     /// As [`apply_async`](Self::apply_async), for the first chunks.
     ///
     /// ```
-    /// use concur_core::futures::{exec::PoolCore, MapOptions, ThreadPoolExecutor};
+    /// use concur::futures::{exec::PoolCore, MapOptions, ThreadPoolExecutor};
     /// let p = PoolCore::new(ThreadPoolExecutor::new(2), 2);
     /// let v: Vec<u8> = p.imap_with(|x: u8| x, 0..3, MapOptions::new()).unwrap().map(Result::unwrap).collect();
     /// assert_eq!(v, [0, 1, 2]);
@@ -355,7 +355,7 @@ impl<E: Executor> PoolCore<E> {
     /// As [`imap_with`](Self::imap_with).
     ///
     /// ```
-    /// use concur_core::futures::{exec::PoolCore, MapOptions, ThreadPoolExecutor};
+    /// use concur::futures::{exec::PoolCore, MapOptions, ThreadPoolExecutor};
     /// let p = PoolCore::new(ThreadPoolExecutor::new(2), 2);
     /// let mut v: Vec<u8> = p.imap_unordered_with(|x: u8| x, 0..5, MapOptions::new()).unwrap().map(Result::unwrap).collect();
     /// v.sort();
@@ -430,7 +430,7 @@ fn chunk_outcome<T>(fut: &Future<Chunk<T>>, n: usize) -> Chunk<T> {
 /// cannot deadlock. Dropping it cancels the chunks not yet started.
 ///
 /// ```
-/// let pool = concur_core::futures::ThreadPool::new(2);
+/// let pool = concur::futures::ThreadPool::new(2);
 /// let it = pool.imap_unordered(|x: u8| x, [1, 2]).unwrap();
 /// assert_eq!(it.map(Result::unwrap).map(u32::from).sum::<u32>(), 3);
 /// ```
@@ -576,7 +576,7 @@ struct Collect<T> {
 /// executors that gather chunks their own way.
 ///
 /// ```
-/// use concur_core::futures::exec::MapCollector;
+/// use concur::futures::exec::MapCollector;
 /// let c = MapCollector::new(3);
 /// let f = c.future();
 /// c.fill(2, vec![Ok(30)]);
@@ -598,7 +598,7 @@ impl<T: Send + 'static> MapCollector<T> {
     /// A collector of `n` items (its future is done at once when `n` is 0).
     ///
     /// ```
-    /// let c = concur_core::futures::exec::MapCollector::<u8>::new(0);
+    /// let c = concur::futures::exec::MapCollector::<u8>::new(0);
     /// assert!(c.future().result().unwrap().is_empty());
     /// ```
     pub fn new(n: usize) -> std::sync::Arc<Self> {
@@ -624,7 +624,7 @@ impl<T: Send + 'static> MapCollector<T> {
     /// failed item by position.
     ///
     /// ```
-    /// use concur_core::futures::{exec::MapCollector, TaskError};
+    /// use concur::futures::{exec::MapCollector, TaskError};
     /// let c = MapCollector::<u8>::new(2);
     /// c.fill(1, vec![Err(TaskError::cancelled())]);
     /// c.fill(0, vec![Ok(1)]);
@@ -640,7 +640,7 @@ impl<T: Send + 'static> MapCollector<T> {
     /// If the results run past the `n` items of [`new`](Self::new).
     ///
     /// ```
-    /// let c = concur_core::futures::exec::MapCollector::new(1);
+    /// let c = concur::futures::exec::MapCollector::new(1);
     /// c.fill(0, vec![Ok('x')]);
     /// assert_eq!(c.future().result().unwrap(), ['x']);
     /// ```
@@ -685,7 +685,7 @@ impl<T: Send + 'static> MapCollector<T> {
 /// calls `f(a, b)`. Implemented for tuples of one to eight fields.
 ///
 /// ```
-/// use concur_core::futures::StarArgs;
+/// use concur::futures::StarArgs;
 /// assert_eq!((2, 3).call(&|a: i32, b: i32| a + b), 5);
 /// ```
 pub trait StarArgs<F> {

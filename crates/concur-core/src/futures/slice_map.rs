@@ -170,7 +170,7 @@ impl ThreadPool {
     /// made are dropped. [`is_shutdown`](TaskError::is_shutdown) once the pool is closed.
     ///
     /// ```
-    /// let pool = concur_core::futures::ThreadPool::new(2);
+    /// let pool = concur::futures::ThreadPool::new(2);
     /// let words = vec!["a".to_string(), "bb".into(), "ccc".into()];
     /// let suffix = "!"; // borrowed by the function: no 'static needed
     /// let out = pool.map_slice(|w: &String| format!("{w}{suffix}"), &words).unwrap();
@@ -193,7 +193,7 @@ impl ThreadPool {
     /// As `map_slice`.
     ///
     /// ```
-    /// use concur_core::futures::{MapOptions, ThreadPool};
+    /// use concur::futures::{MapOptions, ThreadPool};
     /// let pool = ThreadPool::new(2);
     /// let xs: Vec<u64> = (0..1000).collect();
     /// let out = pool.map_slice_with(|x| x * 2, &xs, MapOptions::new().chunksize(64)).unwrap();

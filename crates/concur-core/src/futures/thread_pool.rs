@@ -90,10 +90,10 @@ impl Drop for Handle {
 /// included) unless built with `keep_thread_locals(true)`.
 ///
 /// ```
-/// use concur_core::futures::{Executor, ThreadPoolExecutor};
+/// use concur::futures::{Executor, ThreadPoolExecutor};
 ///
 /// let pool = ThreadPoolExecutor::builder().max_workers(2).thread_name_prefix("calc").build();
-/// let f = pool.submit(|| concur_core::thread::current_thread().name()).unwrap();
+/// let f = pool.submit(|| concur::thread::current_thread().name()).unwrap();
 /// assert!(f.result().unwrap().starts_with("calc_"));
 /// ```
 #[derive(Clone)]
@@ -113,7 +113,7 @@ impl fmt::Debug for ThreadPoolExecutor {
 /// Configures a [`ThreadPoolExecutor`].
 ///
 /// ```
-/// use concur_core::futures::ThreadPoolExecutor;
+/// use concur::futures::ThreadPoolExecutor;
 /// let pool = ThreadPoolExecutor::builder().max_workers(3).build();
 /// assert_eq!(pool.max_workers(), 3);
 /// ```
@@ -140,7 +140,7 @@ impl ThreadPoolBuilder {
     /// The most worker threads (default: Python's `min(32, cpus + 4)`; at least 1).
     ///
     /// ```
-    /// let p = concur_core::futures::ThreadPoolExecutor::builder().max_workers(0).build();
+    /// let p = concur::futures::ThreadPoolExecutor::builder().max_workers(0).build();
     /// assert_eq!(p.max_workers(), 1);
     /// ```
     pub fn max_workers(mut self, n: usize) -> Self {
@@ -151,7 +151,7 @@ impl ThreadPoolBuilder {
     /// Workers are named `{prefix}_{n}` (default prefix `ThreadPoolExecutor-{k}`).
     ///
     /// ```
-    /// let _ = concur_core::futures::ThreadPoolExecutor::builder().thread_name_prefix("io");
+    /// let _ = concur::futures::ThreadPoolExecutor::builder().thread_name_prefix("io");
     /// ```
     pub fn thread_name_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = Some(prefix.into());
@@ -164,7 +164,7 @@ impl ThreadPoolBuilder {
     /// later `submit`.
     ///
     /// ```
-    /// use concur_core::futures::{Executor, ThreadPoolExecutor};
+    /// use concur::futures::{Executor, ThreadPoolExecutor};
     /// let pool = ThreadPoolExecutor::builder().initializer(|| panic!("no db")).build();
     /// let e = pool.submit(|| 1).unwrap().result().unwrap_err();
     /// assert!(e.is_broken_executor());
@@ -178,7 +178,7 @@ impl ThreadPoolBuilder {
     /// starts fresh).
     ///
     /// ```
-    /// let _ = concur_core::futures::ThreadPoolExecutor::builder().keep_thread_locals(true);
+    /// let _ = concur::futures::ThreadPoolExecutor::builder().keep_thread_locals(true);
     /// ```
     pub fn keep_thread_locals(mut self, keep: bool) -> Self {
         self.keep_locals = keep;
@@ -191,7 +191,7 @@ impl ThreadPoolBuilder {
     /// `submit` from every worker at once would wait for room that only they can make.
     ///
     /// ```
-    /// let _ = concur_core::futures::ThreadPoolExecutor::builder().queue_size(16).build();
+    /// let _ = concur::futures::ThreadPoolExecutor::builder().queue_size(16).build();
     /// ```
     pub fn queue_size(mut self, n: usize) -> Self {
         self.queue_size = n;
@@ -201,7 +201,7 @@ impl ThreadPoolBuilder {
     /// Builds the pool (no thread starts before the first submit).
     ///
     /// ```
-    /// let p = concur_core::futures::ThreadPoolExecutor::builder().build();
+    /// let p = concur::futures::ThreadPoolExecutor::builder().build();
     /// assert_eq!(p.num_threads(), 0);
     /// ```
     pub fn build(self) -> ThreadPoolExecutor {
@@ -246,7 +246,7 @@ impl ThreadPoolExecutor {
     /// A pool of at most `max_workers` threads (at least 1), otherwise default.
     ///
     /// ```
-    /// assert_eq!(concur_core::futures::ThreadPoolExecutor::new(4).max_workers(), 4);
+    /// assert_eq!(concur::futures::ThreadPoolExecutor::new(4).max_workers(), 4);
     /// ```
     pub fn new(max_workers: usize) -> Self {
         Self::builder().max_workers(max_workers).build()
@@ -255,7 +255,7 @@ impl ThreadPoolExecutor {
     /// A [`ThreadPoolBuilder`] with every option at its default.
     ///
     /// ```
-    /// let _ = concur_core::futures::ThreadPoolExecutor::builder();
+    /// let _ = concur::futures::ThreadPoolExecutor::builder();
     /// ```
     pub fn builder() -> ThreadPoolBuilder {
         ThreadPoolBuilder::default()
@@ -264,7 +264,7 @@ impl ThreadPoolExecutor {
     /// The configured maximum number of (non-temporary) workers.
     ///
     /// ```
-    /// assert_eq!(concur_core::futures::ThreadPoolExecutor::new(2).max_workers(), 2);
+    /// assert_eq!(concur::futures::ThreadPoolExecutor::new(2).max_workers(), 2);
     /// ```
     pub fn max_workers(&self) -> usize {
         self.h.inner.max_workers
@@ -273,7 +273,7 @@ impl ThreadPoolExecutor {
     /// How many worker threads are alive now (temporary ones included).
     ///
     /// ```
-    /// use concur_core::futures::{Executor, ThreadPoolExecutor};
+    /// use concur::futures::{Executor, ThreadPoolExecutor};
     /// let pool = ThreadPoolExecutor::new(4);
     /// pool.submit(|| ()).unwrap().result().unwrap();
     /// assert_eq!(pool.num_threads(), 1);
@@ -290,7 +290,7 @@ impl ThreadPoolExecutor {
     /// `is_full`, `is_shutdown`, `is_broken_executor`.
     ///
     /// ```
-    /// use concur_core::futures::ThreadPoolExecutor;
+    /// use concur::futures::ThreadPoolExecutor;
     /// let pool = ThreadPoolExecutor::new(1);
     /// assert_eq!(pool.try_submit(|| 5).unwrap().result().unwrap(), 5);
     /// ```

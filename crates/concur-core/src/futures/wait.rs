@@ -17,7 +17,7 @@ fn unique<T>(fs: &[Future<T>]) -> Vec<usize> {
 /// completes. Dropping it unregisters it from the futures.
 ///
 /// ```
-/// use concur_core::futures::{as_completed, Promise};
+/// use concur::futures::{as_completed, Promise};
 /// let p = Promise::new();
 /// assert!(p.set_result(1));
 /// let fs = [p.future()];
@@ -45,7 +45,7 @@ pub struct AsCompleted<'a, T> {
 /// saying "k (of n) futures unfinished" and then ends.
 ///
 /// ```
-/// use concur_core::futures::{as_completed, Executor, ThreadPoolExecutor};
+/// use concur::futures::{as_completed, Executor, ThreadPoolExecutor};
 ///
 /// let pool = ThreadPoolExecutor::new(2);
 /// let fs: Vec<_> = (0..4).map(|i| pool.submit(move || i * 10).unwrap()).collect();
@@ -140,7 +140,7 @@ impl<T> Drop for AsCompleted<'_, T> {
 /// `ALL_COMPLETED`).
 ///
 /// ```
-/// use concur_core::futures::{wait, Promise, ReturnWhen, TaskError};
+/// use concur::futures::{wait, Promise, ReturnWhen, TaskError};
 /// let (ok, bad, idle) = (Promise::new(), Promise::new(), Promise::<u8>::new());
 /// assert!(ok.set_result(1));
 /// assert!(bad.set_error(TaskError::user("x")));
@@ -164,7 +164,7 @@ pub enum ReturnWhen {
 /// order of the input slice).
 ///
 /// ```
-/// use concur_core::futures::{wait, Promise, ReturnWhen};
+/// use concur::futures::{wait, Promise, ReturnWhen};
 /// use std::time::Duration;
 /// let p = Promise::<u8>::new();
 /// let fs = [p.future()];
@@ -191,7 +191,7 @@ pub struct DoneAndNotDone<'a, T> {
 /// (Python's `CANCELLED`), though [`Future::done`] and [`Future::cancelled`] are true.
 ///
 /// ```
-/// use concur_core::futures::{wait, Promise, ReturnWhen};
+/// use concur::futures::{wait, Promise, ReturnWhen};
 /// use std::time::Duration;
 /// let p = Promise::<u8>::new();
 /// assert!(p.future().cancel());
@@ -203,7 +203,7 @@ pub struct DoneAndNotDone<'a, T> {
 /// ```
 ///
 /// ```
-/// use concur_core::futures::{wait, Executor, ReturnWhen, ThreadPoolExecutor};
+/// use concur::futures::{wait, Executor, ReturnWhen, ThreadPoolExecutor};
 ///
 /// let pool = ThreadPoolExecutor::new(2);
 /// let fs: Vec<_> = (0..3).map(|i| pool.submit(move || i).unwrap()).collect();

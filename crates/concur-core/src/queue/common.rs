@@ -9,7 +9,7 @@ macro_rules! joinable_queue {
             /// in Python's `Queue(maxsize=0)`.
             ///
             /// ```
-            #[doc = concat!("use concur_core::queue::", stringify!($ty), ";")]
+            #[doc = concat!("use concur::queue::", stringify!($ty), ";")]
             #[doc = concat!("assert_eq!(", stringify!($ty), "::<u8>::new(3).maxsize(), 3);")]
             #[doc = concat!("assert_eq!(", stringify!($ty), "::<u8>::new(0).maxsize(), 0);")]
             /// ```
@@ -25,7 +25,7 @@ macro_rules! joinable_queue {
             /// If `cap` is 0 (use [`unbounded`](Self::unbounded) or `new(0)`).
             ///
             /// ```
-            #[doc = concat!("let q = concur_core::queue::", stringify!($ty), "::bounded(1);")]
+            #[doc = concat!("let q = concur::queue::", stringify!($ty), "::bounded(1);")]
             /// q.put(1).unwrap();
             /// assert!(q.full());
             /// ```
@@ -39,7 +39,7 @@ macro_rules! joinable_queue {
             /// Creates a queue with no bound: `put` never blocks.
             ///
             /// ```
-            #[doc = concat!("let q = concur_core::queue::", stringify!($ty), "::unbounded();")]
+            #[doc = concat!("let q = concur::queue::", stringify!($ty), "::unbounded();")]
             /// for i in 0..10_000 {
             ///     q.try_put(i).unwrap();
             /// }
@@ -60,7 +60,7 @@ macro_rules! joinable_queue {
             /// shut down.
             ///
             /// ```
-            #[doc = concat!("let q = concur_core::queue::", stringify!($ty), "::bounded(1);")]
+            #[doc = concat!("let q = concur::queue::", stringify!($ty), "::bounded(1);")]
             /// q.put("x").unwrap();
             /// assert_eq!(q.get(), Ok("x"));
             /// ```
@@ -79,7 +79,7 @@ macro_rules! joinable_queue {
             /// [`TryPutError::Full`] or [`TryPutError::ShutDown`], with the item.
             ///
             /// ```
-            #[doc = concat!("let q = concur_core::queue::", stringify!($ty), "::bounded(1);")]
+            #[doc = concat!("let q = concur::queue::", stringify!($ty), "::bounded(1);")]
             /// q.try_put(1).unwrap();
             /// assert!(q.try_put(2).unwrap_err().is_full());
             /// ```
@@ -101,7 +101,7 @@ macro_rules! joinable_queue {
             ///
             /// ```
             /// use std::time::Duration;
-            #[doc = concat!("let q = concur_core::queue::", stringify!($ty), "::bounded(1);")]
+            #[doc = concat!("let q = concur::queue::", stringify!($ty), "::bounded(1);")]
             /// q.put(1).unwrap();
             /// let e = q.put_timeout(2, Duration::from_millis(5)).unwrap_err();
             /// assert_eq!(e.into_inner(), 2);
@@ -118,7 +118,7 @@ macro_rules! joinable_queue {
             ///
             /// ```
             /// use std::time::{Duration, Instant};
-            #[doc = concat!("let q = concur_core::queue::", stringify!($ty), "::bounded(1);")]
+            #[doc = concat!("let q = concur::queue::", stringify!($ty), "::bounded(1);")]
             /// q.put_deadline(1, Instant::now() + Duration::from_secs(1)).unwrap();
             /// assert!(q.put_deadline(2, Instant::now()).is_err());
             /// ```
@@ -144,7 +144,7 @@ macro_rules! joinable_queue {
             /// shutdown happens while waiting).
             ///
             /// ```
-            #[doc = concat!("let q = concur_core::queue::", stringify!($ty), "::unbounded();")]
+            #[doc = concat!("let q = concur::queue::", stringify!($ty), "::unbounded();")]
             /// q.put(5).unwrap();
             /// q.shutdown(false);
             /// assert_eq!(q.get(), Ok(5));
@@ -164,8 +164,8 @@ macro_rules! joinable_queue {
             /// drained.
             ///
             /// ```
-            /// use concur_core::queue::TryGetError;
-            #[doc = concat!("let q = concur_core::queue::", stringify!($ty), "::<u8>::unbounded();")]
+            /// use concur::queue::TryGetError;
+            #[doc = concat!("let q = concur::queue::", stringify!($ty), "::<u8>::unbounded();")]
             /// assert_eq!(q.try_get(), Err(TryGetError::Empty));
             /// ```
             #[inline]
@@ -187,7 +187,7 @@ macro_rules! joinable_queue {
             ///
             /// ```
             /// use std::time::Duration;
-            #[doc = concat!("let q = concur_core::queue::", stringify!($ty), "::<u8>::bounded(4);")]
+            #[doc = concat!("let q = concur::queue::", stringify!($ty), "::<u8>::bounded(4);")]
             /// assert!(q.get_timeout(Duration::from_millis(5)).unwrap_err().is_empty());
             /// ```
             pub fn get_timeout(&self, timeout: Duration) -> Result<T, GetTimeoutError> {
@@ -202,7 +202,7 @@ macro_rules! joinable_queue {
             ///
             /// ```
             /// use std::time::Instant;
-            #[doc = concat!("let q = concur_core::queue::", stringify!($ty), "::bounded(4);")]
+            #[doc = concat!("let q = concur::queue::", stringify!($ty), "::bounded(4);")]
             /// q.put(1).unwrap();
             /// assert_eq!(q.get_deadline(Instant::now()), Ok(1));
             /// ```
@@ -221,7 +221,7 @@ macro_rules! joinable_queue {
             /// snapshot when other threads are active). Never blocks.
             ///
             /// ```
-            #[doc = concat!("let q = concur_core::queue::", stringify!($ty), "::unbounded();")]
+            #[doc = concat!("let q = concur::queue::", stringify!($ty), "::unbounded();")]
             /// q.put(1).unwrap();
             /// assert_eq!(q.qsize(), 1);
             /// ```
@@ -232,7 +232,7 @@ macro_rules! joinable_queue {
             /// True if no item is queued right now (Python's `empty()`). Never blocks.
             ///
             /// ```
-            #[doc = concat!("let q = concur_core::queue::", stringify!($ty), "::<u8>::unbounded();")]
+            #[doc = concat!("let q = concur::queue::", stringify!($ty), "::<u8>::unbounded();")]
             /// assert!(q.empty());
             /// ```
             pub fn empty(&self) -> bool {
@@ -243,7 +243,7 @@ macro_rules! joinable_queue {
             /// `full()`). Never blocks.
             ///
             /// ```
-            #[doc = concat!("let q = concur_core::queue::", stringify!($ty), "::bounded(1);")]
+            #[doc = concat!("let q = concur::queue::", stringify!($ty), "::bounded(1);")]
             /// assert!(!q.full());
             /// q.put(1).unwrap();
             /// assert!(q.full());
@@ -255,7 +255,7 @@ macro_rules! joinable_queue {
             /// The bound given at creation, `0` for unbounded (Python's `maxsize`).
             ///
             /// ```
-            #[doc = concat!("assert_eq!(concur_core::queue::", stringify!($ty), "::<u8>::bounded(8).maxsize(), 8);")]
+            #[doc = concat!("assert_eq!(concur::queue::", stringify!($ty), "::<u8>::bounded(8).maxsize(), 8);")]
             /// ```
             pub fn maxsize(&self) -> usize {
                 self.chan.capacity().unwrap_or(0)
@@ -270,7 +270,7 @@ macro_rules! joinable_queue {
             /// [`TaskDoneError`] if called more times than items were put.
             ///
             /// ```
-            #[doc = concat!("let q = concur_core::queue::", stringify!($ty), "::unbounded();")]
+            #[doc = concat!("let q = concur::queue::", stringify!($ty), "::unbounded();")]
             /// q.put(1).unwrap();
             /// q.get().unwrap();
             /// q.task_done().unwrap();
@@ -286,7 +286,7 @@ macro_rules! joinable_queue {
             /// an immediate [`shutdown`](Self::shutdown) count as done.
             ///
             /// ```
-            #[doc = concat!("let q = concur_core::queue::", stringify!($ty), "::bounded(4);")]
+            #[doc = concat!("let q = concur::queue::", stringify!($ty), "::bounded(4);")]
             /// let worker = std::thread::spawn({
             ///     let q = q.clone();
             ///     move || {
@@ -312,7 +312,7 @@ macro_rules! joinable_queue {
             ///
             /// ```
             /// use std::time::Duration;
-            #[doc = concat!("let q = concur_core::queue::", stringify!($ty), "::unbounded();")]
+            #[doc = concat!("let q = concur::queue::", stringify!($ty), "::unbounded();")]
             /// q.put(1).unwrap();
             /// assert!(!q.join_timeout(Duration::from_millis(5)));
             /// q.task_done().unwrap();
@@ -327,7 +327,7 @@ macro_rules! joinable_queue {
             ///
             /// ```
             /// use std::time::Instant;
-            #[doc = concat!("let q = concur_core::queue::", stringify!($ty), "::<u8>::unbounded();")]
+            #[doc = concat!("let q = concur::queue::", stringify!($ty), "::<u8>::unbounded();")]
             /// assert!(q.join_deadline(Instant::now()));
             /// ```
             pub fn join_deadline(&self, deadline: Instant) -> bool {
@@ -346,7 +346,7 @@ macro_rules! joinable_queue {
             /// is discarded like the others).
             ///
             /// ```
-            #[doc = concat!("let q = concur_core::queue::", stringify!($ty), "::unbounded();")]
+            #[doc = concat!("let q = concur::queue::", stringify!($ty), "::unbounded();")]
             /// q.put(1).unwrap();
             /// q.put(2).unwrap();
             /// q.shutdown(true);
@@ -361,7 +361,7 @@ macro_rules! joinable_queue {
             /// `is_shutdown`).
             ///
             /// ```
-            #[doc = concat!("let q = concur_core::queue::", stringify!($ty), "::<u8>::unbounded();")]
+            #[doc = concat!("let q = concur::queue::", stringify!($ty), "::<u8>::unbounded();")]
             /// q.shutdown(false);
             /// assert!(q.is_shutdown());
             /// ```
@@ -373,7 +373,7 @@ macro_rules! joinable_queue {
             /// shut down and drained. Also `for item in &queue`.
             ///
             /// ```
-            #[doc = concat!("let q = concur_core::queue::", stringify!($ty), "::unbounded();")]
+            #[doc = concat!("let q = concur::queue::", stringify!($ty), "::unbounded();")]
             /// q.put(3).unwrap();
             /// q.shutdown(false);
             /// assert_eq!(q.iter().sum::<i32>(), 3);
@@ -386,7 +386,7 @@ macro_rules! joinable_queue {
             /// the queue is empty.
             ///
             /// ```
-            #[doc = concat!("let q = concur_core::queue::", stringify!($ty), "::unbounded();")]
+            #[doc = concat!("let q = concur::queue::", stringify!($ty), "::unbounded();")]
             /// q.put(3).unwrap();
             /// assert_eq!(q.try_iter().count(), 1);
             /// ```

@@ -16,7 +16,7 @@ use std::fmt;
 /// by [`get`](super::Queue::get) once a shut-down queue is drained (`T = ()`).
 ///
 /// ```
-/// use concur_core::queue::{Queue, ShutDown};
+/// use concur::queue::{Queue, ShutDown};
 ///
 /// let q = Queue::unbounded();
 /// q.shutdown(false);
@@ -31,7 +31,7 @@ impl<T> ShutDown<T> {
     /// The item that was not put.
     ///
     /// ```
-    /// let e = concur_core::queue::ShutDown(7);
+    /// let e = concur::queue::ShutDown(7);
     /// assert_eq!(e.into_inner(), 7);
     /// ```
     pub fn into_inner(self) -> T {
@@ -73,7 +73,7 @@ macro_rules! put_error {
             /// The item that was not put.
             ///
             /// ```
-            #[doc = concat!("use concur_core::queue::", stringify!($name), ";")]
+            #[doc = concat!("use concur::queue::", stringify!($name), ";")]
             #[doc = concat!("assert_eq!(", stringify!($name), "::<_>::Full(3).into_inner(), 3);")]
             /// ```
             pub fn into_inner(self) -> T {
@@ -85,7 +85,7 @@ macro_rules! put_error {
             /// True for `Full`.
             ///
             /// ```
-            #[doc = concat!("use concur_core::queue::", stringify!($name), ";")]
+            #[doc = concat!("use concur::queue::", stringify!($name), ";")]
             #[doc = concat!("assert!(", stringify!($name), "::<_>::Full(()).is_full());")]
             /// ```
             pub fn is_full(&self) -> bool {
@@ -95,7 +95,7 @@ macro_rules! put_error {
             /// True for `ShutDown`.
             ///
             /// ```
-            #[doc = concat!("use concur_core::queue::", stringify!($name), ";")]
+            #[doc = concat!("use concur::queue::", stringify!($name), ";")]
             #[doc = concat!("assert!(", stringify!($name), "::<_>::ShutDown(()).is_shutdown());")]
             /// ```
             pub fn is_shutdown(&self) -> bool {
@@ -105,7 +105,7 @@ macro_rules! put_error {
             /// Why the item was rejected, for `Rejected` (never, on a thread queue).
             ///
             /// ```
-            #[doc = concat!("use concur_core::queue::", stringify!($name), ";")]
+            #[doc = concat!("use concur::queue::", stringify!($name), ";")]
             #[doc = concat!("assert!(", stringify!($name), "::<_>::Full(1).rejected().is_none());")]
             /// ```
             pub fn rejected(&self) -> Option<&R> {
@@ -151,7 +151,7 @@ put_error!(
     /// tier's queues return the same type (with `R` saying why an item was rejected).
     ///
     /// ```
-    /// use concur_core::queue::{Queue, TryPutError};
+    /// use concur::queue::{Queue, TryPutError};
     ///
     /// let q = Queue::bounded(1);
     /// q.try_put(1).unwrap();
@@ -172,7 +172,7 @@ put_error!(
     /// queues return the same type.
     ///
     /// ```
-    /// use concur_core::queue::{PutTimeoutError, Queue};
+    /// use concur::queue::{PutTimeoutError, Queue};
     /// use std::time::Duration;
     ///
     /// let q = Queue::bounded(1);
@@ -204,7 +204,7 @@ macro_rules! get_error {
             /// True for `Empty`.
             ///
             /// ```
-            #[doc = concat!("let e: concur_core::queue::", stringify!($name), " = concur_core::queue::", stringify!($name), "::Empty;")]
+            #[doc = concat!("let e: concur::queue::", stringify!($name), " = concur::queue::", stringify!($name), "::Empty;")]
             /// assert!(e.is_empty());
             /// ```
             pub fn is_empty(&self) -> bool {
@@ -214,7 +214,7 @@ macro_rules! get_error {
             /// True for `ShutDown`.
             ///
             /// ```
-            #[doc = concat!("let e: concur_core::queue::", stringify!($name), " = concur_core::queue::", stringify!($name), "::ShutDown;")]
+            #[doc = concat!("let e: concur::queue::", stringify!($name), " = concur::queue::", stringify!($name), "::ShutDown;")]
             /// assert!(e.is_shutdown());
             /// ```
             pub fn is_shutdown(&self) -> bool {
@@ -225,7 +225,7 @@ macro_rules! get_error {
             /// queue).
             ///
             /// ```
-            #[doc = concat!("let e: concur_core::queue::", stringify!($name), " = concur_core::queue::", stringify!($name), "::Empty;")]
+            #[doc = concat!("let e: concur::queue::", stringify!($name), " = concur::queue::", stringify!($name), "::Empty;")]
             /// assert!(e.decode_error().is_none());
             /// ```
             pub fn decode_error(&self) -> Option<&D> {
@@ -261,7 +261,7 @@ get_error!(
     /// queues return the same type (with `D` saying why a record did not decode).
     ///
     /// ```
-    /// use concur_core::queue::{Queue, TryGetError};
+    /// use concur::queue::{Queue, TryGetError};
     ///
     /// let q = Queue::<u8>::unbounded();
     /// assert_eq!(q.try_get(), Err(TryGetError::Empty));
@@ -277,7 +277,7 @@ get_error!(
     /// tier's queues return the same type.
     ///
     /// ```
-    /// use concur_core::queue::{GetTimeoutError, Queue};
+    /// use concur::queue::{GetTimeoutError, Queue};
     /// use std::time::Duration;
     ///
     /// let q = Queue::<u8>::unbounded();
@@ -291,7 +291,7 @@ get_error!(
 /// (Python raises `ValueError('task_done() called too many times')`).
 ///
 /// ```
-/// use concur_core::queue::Queue;
+/// use concur::queue::Queue;
 ///
 /// let q = Queue::<u8>::unbounded();
 /// let e = q.task_done().unwrap_err();
@@ -307,7 +307,7 @@ impl TaskDoneError {
     /// this crate (the process tier's `JoinableQueue` reports with this very type).
     ///
     /// ```
-    /// let e = concur_core::queue::TaskDoneError::new();
+    /// let e = concur::queue::TaskDoneError::new();
     /// assert_eq!(e.to_string(), "task_done() called too many times");
     /// ```
     #[allow(clippy::new_without_default)] // an error made where it happens, not a default

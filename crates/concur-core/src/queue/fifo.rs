@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 /// A worker pool, as in Python's documentation:
 ///
 /// ```
-/// use concur_core::queue::Queue;
+/// use concur::queue::Queue;
 /// use std::sync::atomic::{AtomicU64, Ordering};
 /// use std::sync::Arc;
 ///
@@ -59,7 +59,7 @@ use std::time::{Duration, Instant};
 /// Order is first in, first out:
 ///
 /// ```
-/// let q = concur_core::queue::Queue::bounded(3);
+/// let q = concur::queue::Queue::bounded(3);
 /// for i in [1, 2, 3] {
 ///     q.put(i).unwrap();
 /// }

@@ -27,7 +27,7 @@ impl<T, F: Flavor<T>> Source<T> for Chan<T, F> {
 /// Created by `iter()` on every queue kind, or `for item in &queue`.
 ///
 /// ```
-/// use concur_core::queue::Queue;
+/// use concur::queue::Queue;
 ///
 /// let q = Queue::unbounded();
 /// q.put(1).unwrap();
@@ -58,7 +58,7 @@ impl<T> fmt::Debug for Iter<'_, T> {
 /// the queue is empty (or shut down and drained).
 ///
 /// ```
-/// use concur_core::queue::Queue;
+/// use concur::queue::Queue;
 ///
 /// let q = Queue::bounded(4);
 /// q.put('a').unwrap();

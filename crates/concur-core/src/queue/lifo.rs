@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 /// # Examples
 ///
 /// ```
-/// let q = concur_core::queue::LifoQueue::bounded(3);
+/// let q = concur::queue::LifoQueue::bounded(3);
 /// for i in [1, 2, 3] {
 ///     q.put(i).unwrap();
 /// }

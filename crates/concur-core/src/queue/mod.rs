@@ -6,7 +6,7 @@
 //! keeps pace with `crossbeam-channel` while counting tasks for [`Queue::join`].
 //!
 //! ```
-//! use concur_core::queue::Queue;
+//! use concur::queue::Queue;
 //!
 //! let q = Queue::bounded(64);
 //! let worker = std::thread::spawn({

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 /// # Examples
 ///
 /// ```
-/// let q = concur_core::queue::PriorityQueue::unbounded();
+/// let q = concur::queue::PriorityQueue::unbounded();
 /// q.put((2, "b")).unwrap();
 /// q.put((1, "z")).unwrap();
 /// q.put((2, "a")).unwrap();

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 /// # Examples
 ///
 /// ```
-/// use concur_core::queue::SimpleQueue;
+/// use concur::queue::SimpleQueue;
 ///
 /// let q = SimpleQueue::new();
 /// let t = std::thread::spawn({
@@ -34,7 +34,7 @@ impl<T> SimpleQueue<T> {
     /// Creates an empty queue (Python's `SimpleQueue()`).
     ///
     /// ```
-    /// let q = concur_core::queue::SimpleQueue::<u8>::new();
+    /// let q = concur::queue::SimpleQueue::<u8>::new();
     /// assert!(q.empty());
     /// ```
     #[must_use]
@@ -48,7 +48,7 @@ impl<T> SimpleQueue<T> {
     /// getter, if any.
     ///
     /// ```
-    /// let q = concur_core::queue::SimpleQueue::new();
+    /// let q = concur::queue::SimpleQueue::new();
     /// q.put(1);
     /// assert_eq!(q.qsize(), 1);
     /// ```
@@ -62,7 +62,7 @@ impl<T> SimpleQueue<T> {
     /// Takes the oldest item, blocking while the queue is empty (Python's `get()`).
     ///
     /// ```
-    /// let q = concur_core::queue::SimpleQueue::new();
+    /// let q = concur::queue::SimpleQueue::new();
     /// q.put("a");
     /// assert_eq!(q.get(), "a");
     /// ```
@@ -78,7 +78,7 @@ impl<T> SimpleQueue<T> {
     /// `None` where Python raises `Empty`).
     ///
     /// ```
-    /// let q = concur_core::queue::SimpleQueue::<u8>::new();
+    /// let q = concur::queue::SimpleQueue::<u8>::new();
     /// assert_eq!(q.try_get(), None);
     /// ```
     pub fn try_get(&self) -> Option<T> {
@@ -91,7 +91,7 @@ impl<T> SimpleQueue<T> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let q = concur_core::queue::SimpleQueue::<u8>::new();
+    /// let q = concur::queue::SimpleQueue::<u8>::new();
     /// assert_eq!(q.get_timeout(Duration::from_millis(5)), None);
     /// ```
     pub fn get_timeout(&self, timeout: Duration) -> Option<T> {
@@ -102,7 +102,7 @@ impl<T> SimpleQueue<T> {
     ///
     /// ```
     /// use std::time::Instant;
-    /// let q = concur_core::queue::SimpleQueue::new();
+    /// let q = concur::queue::SimpleQueue::new();
     /// q.put(1);
     /// assert_eq!(q.get_deadline(Instant::now()), Some(1));
     /// ```
@@ -113,7 +113,7 @@ impl<T> SimpleQueue<T> {
     /// The number of items queued right now (Python's `qsize()`). Never blocks.
     ///
     /// ```
-    /// let q = concur_core::queue::SimpleQueue::new();
+    /// let q = concur::queue::SimpleQueue::new();
     /// q.put(());
     /// assert_eq!(q.qsize(), 1);
     /// ```
@@ -124,7 +124,7 @@ impl<T> SimpleQueue<T> {
     /// True if no item is queued right now (Python's `empty()`). Never blocks.
     ///
     /// ```
-    /// assert!(concur_core::queue::SimpleQueue::<u8>::new().empty());
+    /// assert!(concur::queue::SimpleQueue::<u8>::new().empty());
     /// ```
     pub fn empty(&self) -> bool {
         self.chan.is_empty()
@@ -134,7 +134,7 @@ impl<T> SimpleQueue<T> {
     /// is empty.
     ///
     /// ```
-    /// let q = concur_core::queue::SimpleQueue::new();
+    /// let q = concur::queue::SimpleQueue::new();
     /// q.put(1);
     /// q.put(2);
     /// assert_eq!(q.try_iter().collect::<Vec<_>>(), [1, 2]);

@@ -65,7 +65,7 @@ struct Inner {
 /// # Examples
 ///
 /// ```
-/// use concur_core::sync::Barrier;
+/// use concur::sync::Barrier;
 /// use std::thread;
 ///
 /// let b = Barrier::new(3);
@@ -82,7 +82,7 @@ pub struct Barrier {
 /// [`Barrier::builder`].
 ///
 /// ```
-/// use concur_core::sync::{Barrier, BrokenKind};
+/// use concur::sync::{Barrier, BrokenKind};
 /// use std::time::Duration;
 /// let b = Barrier::builder(2).timeout(Duration::from_millis(10)).build();
 /// assert_eq!(b.parties(), 2);
@@ -103,7 +103,7 @@ impl BarrierBuilder {
     /// of the thread that ran it, as the exception does in Python.
     ///
     /// ```
-    /// use concur_core::sync::{Barrier, Lock};
+    /// use concur::sync::{Barrier, Lock};
     /// let log = Lock::with_value(Vec::new());
     /// let l = log.clone();
     /// let b = Barrier::builder(2).action(move || l.acquire().push("action")).build();
@@ -129,7 +129,7 @@ impl BarrierBuilder {
     ///
     /// ```
     /// use std::time::{Duration, Instant};
-    /// let b = concur_core::sync::Barrier::builder(2).timeout(Duration::from_millis(20)).build();
+    /// let b = concur::sync::Barrier::builder(2).timeout(Duration::from_millis(20)).build();
     /// let start = Instant::now();
     /// assert!(b.wait().unwrap_err().is_timeout());
     /// assert!(start.elapsed() >= Duration::from_millis(20));
@@ -145,7 +145,7 @@ impl BarrierBuilder {
     /// If `parties` is 0 (Python raises `ValueError`).
     ///
     /// ```
-    /// use concur_core::sync::Barrier;
+    /// use concur::sync::Barrier;
     /// let b = Barrier::builder(1).build();
     /// assert_eq!(b.wait(), Ok(0)); // one party: never blocks
     /// assert!(std::panic::catch_unwind(|| Barrier::builder(0).build()).is_err());
@@ -185,7 +185,7 @@ impl Barrier {
     /// If `parties` is 0.
     ///
     /// ```
-    /// assert_eq!(concur_core::sync::Barrier::new(4).parties(), 4);
+    /// assert_eq!(concur::sync::Barrier::new(4).parties(), 4);
     /// ```
     #[track_caller]
     #[must_use]
@@ -200,7 +200,7 @@ impl Barrier {
     /// use std::sync::Arc;
     /// let runs = Arc::new(AtomicUsize::new(0));
     /// let r2 = runs.clone();
-    /// let b = concur_core::sync::Barrier::builder(1)
+    /// let b = concur::sync::Barrier::builder(1)
     ///     .action(move || { r2.fetch_add(1, Ordering::Relaxed); })
     ///     .build();
     /// b.wait().unwrap();
@@ -227,7 +227,7 @@ impl Barrier {
     /// Re-raises the panic of the action, in the thread that ran it.
     ///
     /// ```
-    /// let b = concur_core::sync::Barrier::new(1);
+    /// let b = concur::sync::Barrier::new(1);
     /// assert_eq!(b.wait(), Ok(0));
     /// ```
     pub fn wait(&self) -> Result<usize, BrokenBarrierError> {
@@ -242,7 +242,7 @@ impl Barrier {
     /// timeout broke it.
     ///
     /// ```
-    /// use concur_core::sync::{Barrier, BrokenKind};
+    /// use concur::sync::{Barrier, BrokenKind};
     /// use std::time::Duration;
     /// let b = Barrier::new(2);
     /// let e = b.wait_timeout(Duration::from_millis(10)).unwrap_err();
@@ -260,7 +260,7 @@ impl Barrier {
     ///
     /// ```
     /// use std::time::{Duration, Instant};
-    /// let b = concur_core::sync::Barrier::new(2);
+    /// let b = concur::sync::Barrier::new(2);
     /// assert!(b.wait_deadline(Instant::now() + Duration::from_millis(5)).is_err());
     /// ```
     pub fn wait_deadline(&self, deadline: Instant) -> Result<usize, BrokenBarrierError> {
@@ -356,7 +356,7 @@ impl Barrier {
     /// action to finish first.
     ///
     /// ```
-    /// let b = concur_core::sync::Barrier::new(2);
+    /// let b = concur::sync::Barrier::new(2);
     /// b.abort();
     /// assert!(b.broken());
     /// assert!(b.wait().is_err());
@@ -370,7 +370,7 @@ impl Barrier {
     /// with [`BrokenKind::Reset`]. Waits for a running action to finish first.
     ///
     /// ```
-    /// let b = concur_core::sync::Barrier::new(1);
+    /// let b = concur::sync::Barrier::new(1);
     /// b.abort();
     /// b.reset();
     /// assert!(!b.broken());
@@ -391,7 +391,7 @@ impl Barrier {
     /// The number of threads currently waiting for the others (0 while draining).
     ///
     /// ```
-    /// assert_eq!(concur_core::sync::Barrier::new(2).n_waiting(), 0);
+    /// assert_eq!(concur::sync::Barrier::new(2).n_waiting(), 0);
     /// ```
     pub fn n_waiting(&self) -> usize {
         let g = self.inner.queue.lock();
@@ -405,7 +405,7 @@ impl Barrier {
     /// The number of threads needed to pass the barrier.
     ///
     /// ```
-    /// assert_eq!(concur_core::sync::Barrier::new(3).parties(), 3);
+    /// assert_eq!(concur::sync::Barrier::new(3).parties(), 3);
     /// ```
     pub fn parties(&self) -> usize {
         self.inner.parties
@@ -414,7 +414,7 @@ impl Barrier {
     /// Whether the barrier is broken.
     ///
     /// ```
-    /// let b = concur_core::sync::Barrier::new(2);
+    /// let b = concur::sync::Barrier::new(2);
     /// assert!(!b.broken());
     /// ```
     pub fn broken(&self) -> bool {
@@ -424,7 +424,7 @@ impl Barrier {
     /// True if both handles refer to the same barrier.
     ///
     /// ```
-    /// let b = concur_core::sync::Barrier::new(2);
+    /// let b = concur::sync::Barrier::new(2);
     /// assert!(b.ptr_eq(&b.clone()));
     /// ```
     pub fn ptr_eq(&self, other: &Self) -> bool {
@@ -453,7 +453,7 @@ impl fmt::Debug for Barrier {
 /// Why a barrier was broken: [`BrokenBarrierError::kind`].
 ///
 /// ```
-/// use concur_core::sync::{Barrier, BrokenKind};
+/// use concur::sync::{Barrier, BrokenKind};
 /// use std::time::Duration;
 /// let b = Barrier::new(2);
 /// assert_eq!(b.wait_timeout(Duration::ZERO).unwrap_err().kind(), BrokenKind::Timeout);
@@ -478,7 +478,7 @@ pub enum BrokenKind {
 /// `threading.BrokenBarrierError`. [`kind`](BrokenBarrierError::kind) tells why.
 ///
 /// ```
-/// use concur_core::sync::{Barrier, BrokenKind};
+/// use concur::sync::{Barrier, BrokenKind};
 /// let b = Barrier::new(2);
 /// b.abort();
 /// let err = b.wait().unwrap_err();
@@ -496,7 +496,7 @@ impl BrokenBarrierError {
     /// this crate (the process tier's `Barrier` reports with this very type).
     ///
     /// ```
-    /// use concur_core::sync::{BrokenBarrierError, BrokenKind};
+    /// use concur::sync::{BrokenBarrierError, BrokenKind};
     /// let e = BrokenBarrierError::new(BrokenKind::Timeout);
     /// assert!(e.is_timeout());
     /// ```
@@ -507,7 +507,7 @@ impl BrokenBarrierError {
     /// Why the barrier broke (for this thread).
     ///
     /// ```
-    /// use concur_core::sync::{Barrier, BrokenKind};
+    /// use concur::sync::{Barrier, BrokenKind};
     /// let b = Barrier::new(2);
     /// b.abort();
     /// assert_eq!(b.wait().unwrap_err().kind(), BrokenKind::Aborted);
@@ -519,7 +519,7 @@ impl BrokenBarrierError {
     /// True if a timeout broke the barrier.
     ///
     /// ```
-    /// let b = concur_core::sync::Barrier::new(2);
+    /// let b = concur::sync::Barrier::new(2);
     /// assert!(b.wait_timeout(std::time::Duration::ZERO).unwrap_err().is_timeout());
     /// ```
     pub fn is_timeout(&self) -> bool {

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 /// # Examples
 ///
 /// ```
-/// use concur_core::sync::{Condition, Lock};
+/// use concur::sync::{Condition, Lock};
 /// use std::thread;
 ///
 /// let items = Lock::with_value(Vec::<i32>::new());
@@ -73,7 +73,7 @@ impl Condition {
     /// Creates a condition over a fresh [`RLock`], like `threading.Condition()`.
     ///
     /// ```
-    /// let c = concur_core::sync::Condition::new();
+    /// let c = concur::sync::Condition::new();
     /// let g = c.acquire();
     /// assert_eq!(g.notify(1), 0); // nobody waits
     /// ```
@@ -86,7 +86,7 @@ impl Condition {
     /// Creates a condition over `lock` (a clone of a lock used elsewhere, typically).
     ///
     /// ```
-    /// use concur_core::sync::{Condition, Lock};
+    /// use concur::sync::{Condition, Lock};
     /// let lock = Lock::new();
     /// let c = Condition::with_lock(lock.clone());
     /// let _g = c.acquire();
@@ -100,7 +100,7 @@ impl Condition {
     /// Creates a condition over the reentrant lock `rlock`.
     ///
     /// ```
-    /// use concur_core::sync::{Condition, RLock};
+    /// use concur::sync::{Condition, RLock};
     /// let r = RLock::new();
     /// let c = Condition::with_rlock(r.clone());
     /// let _outer = r.acquire();
@@ -127,7 +127,7 @@ impl Condition {
     /// In deadlock-detection panic mode, if taking the lock would close a cycle.
     ///
     /// ```
-    /// let c = concur_core::sync::Condition::new();
+    /// let c = concur::sync::Condition::new();
     /// let g = c.acquire();
     /// drop(g);
     /// ```
@@ -138,7 +138,7 @@ impl Condition {
     /// Acquires the underlying lock if that is possible without blocking.
     ///
     /// ```
-    /// use concur_core::sync::{Condition, Lock};
+    /// use concur::sync::{Condition, Lock};
     /// let c = Condition::with_lock(Lock::new());
     /// let g = c.try_acquire().expect("free");
     /// assert!(c.try_acquire().is_none()); // a plain Lock is not reentrant
@@ -156,7 +156,7 @@ impl Condition {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let c = concur_core::sync::Condition::new();
+    /// let c = concur::sync::Condition::new();
     /// assert!(c.acquire_timeout(Duration::from_millis(10)).is_some());
     /// ```
     pub fn acquire_timeout(&self, timeout: Duration) -> Option<ConditionGuard<'_>> {
@@ -167,7 +167,7 @@ impl Condition {
     ///
     /// ```
     /// use std::time::{Duration, Instant};
-    /// let c = concur_core::sync::Condition::new();
+    /// let c = concur::sync::Condition::new();
     /// assert!(c.acquire_deadline(Instant::now() + Duration::from_millis(10)).is_some());
     /// ```
     pub fn acquire_deadline(&self, deadline: Instant) -> Option<ConditionGuard<'_>> {
@@ -200,7 +200,7 @@ impl Condition {
     /// True if both handles refer to the same condition.
     ///
     /// ```
-    /// let c = concur_core::sync::Condition::new();
+    /// let c = concur::sync::Condition::new();
     /// assert!(c.ptr_eq(&c.clone()));
     /// ```
     pub fn ptr_eq(&self, other: &Self) -> bool {
@@ -276,7 +276,7 @@ impl fmt::Debug for Condition {
 /// Releases (one level of) the lock when dropped.
 ///
 /// ```
-/// use concur_core::sync::{Condition, Lock};
+/// use concur::sync::{Condition, Lock};
 /// let lock = Lock::new();
 /// let c = Condition::with_lock(lock.clone());
 /// {
@@ -300,7 +300,7 @@ impl<'a> ConditionGuard<'a> {
     /// The condition this guard belongs to.
     ///
     /// ```
-    /// let c = concur_core::sync::Condition::new();
+    /// let c = concur::sync::Condition::new();
     /// let g = c.acquire();
     /// assert!(g.condition().ptr_eq(&c));
     /// ```
@@ -314,7 +314,7 @@ impl<'a> ConditionGuard<'a> {
     /// [`wait_for`](Self::wait_for)): another thread may change it first.
     ///
     /// ```
-    /// use concur_core::sync::Condition;
+    /// use concur::sync::Condition;
     /// let c = Condition::new();
     /// let c2 = c.clone();
     /// let mut g = c.acquire();
@@ -330,7 +330,7 @@ impl<'a> ConditionGuard<'a> {
     ///
     /// ```
     /// use std::time::{Duration, Instant};
-    /// let c = concur_core::sync::Condition::new();
+    /// let c = concur::sync::Condition::new();
     /// let mut g = c.acquire();
     /// let start = Instant::now();
     /// assert!(!g.wait_timeout(Duration::from_millis(20)));
@@ -344,7 +344,7 @@ impl<'a> ConditionGuard<'a> {
     ///
     /// ```
     /// use std::time::{Duration, Instant};
-    /// let c = concur_core::sync::Condition::new();
+    /// let c = concur::sync::Condition::new();
     /// let mut g = c.acquire();
     /// assert!(!g.wait_deadline(Instant::now() + Duration::from_millis(5)));
     /// ```
@@ -356,7 +356,7 @@ impl<'a> ConditionGuard<'a> {
     /// Python's `wait_for` with no timeout. Returns the final `pred()`, i.e. `true`.
     ///
     /// ```
-    /// let c = concur_core::sync::Condition::new();
+    /// let c = concur::sync::Condition::new();
     /// let mut g = c.acquire();
     /// assert!(g.wait_for(|| true)); // already true: no wait
     /// ```
@@ -369,7 +369,7 @@ impl<'a> ConditionGuard<'a> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let c = concur_core::sync::Condition::new();
+    /// let c = concur::sync::Condition::new();
     /// let mut g = c.acquire();
     /// assert!(!g.wait_for_timeout(Duration::from_millis(10), || false));
     /// ```
@@ -381,7 +381,7 @@ impl<'a> ConditionGuard<'a> {
     ///
     /// ```
     /// use std::time::{Duration, Instant};
-    /// let c = concur_core::sync::Condition::new();
+    /// let c = concur::sync::Condition::new();
     /// let mut g = c.acquire();
     /// let d = Instant::now() + Duration::from_millis(10);
     /// assert!(!g.wait_for_deadline(d, || false));
@@ -413,7 +413,7 @@ impl<'a> ConditionGuard<'a> {
     /// the same moment is either woken (its wait returns `true`) or skipped.
     ///
     /// ```
-    /// let c = concur_core::sync::Condition::new();
+    /// let c = concur::sync::Condition::new();
     /// assert_eq!(c.acquire().notify(3), 0);
     /// ```
     pub fn notify(&self, n: usize) -> usize {
@@ -423,7 +423,7 @@ impl<'a> ConditionGuard<'a> {
     /// Wakes every waiting thread; returns how many were woken.
     ///
     /// ```
-    /// let c = concur_core::sync::Condition::new();
+    /// let c = concur::sync::Condition::new();
     /// assert_eq!(c.acquire().notify_all(), 0);
     /// ```
     pub fn notify_all(&self) -> usize {

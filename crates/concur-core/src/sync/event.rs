@@ -38,7 +38,7 @@ const HAS_WAITERS: u8 = 2;
 /// # Examples
 ///
 /// ```
-/// use concur_core::sync::Event;
+/// use concur::sync::Event;
 /// let ready = Event::new();
 /// let r2 = ready.clone();
 /// let t = std::thread::spawn(move || r2.wait());
@@ -53,7 +53,7 @@ impl Event {
     /// Creates an event whose flag is down.
     ///
     /// ```
-    /// assert!(!concur_core::sync::Event::new().is_set());
+    /// assert!(!concur::sync::Event::new().is_set());
     /// ```
     #[must_use]
     pub fn new() -> Self {
@@ -65,7 +65,7 @@ impl Event {
     /// Whether the flag is up (one atomic load; never blocks).
     ///
     /// ```
-    /// let e = concur_core::sync::Event::new();
+    /// let e = concur::sync::Event::new();
     /// e.set();
     /// assert!(e.is_set());
     /// ```
@@ -77,7 +77,7 @@ impl Event {
     /// Same as [`is_set`](Event::is_set): the never-blocking form of `wait`.
     ///
     /// ```
-    /// assert!(!concur_core::sync::Event::new().try_wait());
+    /// assert!(!concur::sync::Event::new().try_wait());
     /// ```
     #[inline]
     pub fn try_wait(&self) -> bool {
@@ -88,7 +88,7 @@ impl Event {
     /// short internal lock when there are waiters).
     ///
     /// ```
-    /// let e = concur_core::sync::Event::new();
+    /// let e = concur::sync::Event::new();
     /// e.set();
     /// e.set(); // idempotent
     /// assert!(e.wait());
@@ -105,7 +105,7 @@ impl Event {
     /// Lowers the flag; later `wait`s block until the next `set`.
     ///
     /// ```
-    /// let e = concur_core::sync::Event::new();
+    /// let e = concur::sync::Event::new();
     /// e.set();
     /// e.clear();
     /// assert!(!e.is_set());
@@ -117,7 +117,7 @@ impl Event {
     /// Blocks until the flag is up; returns `true` (Python's `wait()`).
     ///
     /// ```
-    /// let e = concur_core::sync::Event::new();
+    /// let e = concur::sync::Event::new();
     /// e.set();
     /// assert!(e.wait());
     /// ```
@@ -130,7 +130,7 @@ impl Event {
     ///
     /// ```
     /// use std::time::{Duration, Instant};
-    /// let e = concur_core::sync::Event::new();
+    /// let e = concur::sync::Event::new();
     /// let start = Instant::now();
     /// assert!(!e.wait_timeout(Duration::from_millis(20)));
     /// assert!(start.elapsed() >= Duration::from_millis(20));
@@ -143,7 +143,7 @@ impl Event {
     ///
     /// ```
     /// use std::time::{Duration, Instant};
-    /// let e = concur_core::sync::Event::new();
+    /// let e = concur::sync::Event::new();
     /// assert!(!e.wait_deadline(Instant::now() + Duration::from_millis(5)));
     /// ```
     pub fn wait_deadline(&self, deadline: Instant) -> bool {
@@ -185,7 +185,7 @@ impl Event {
     /// True if both handles refer to the same event.
     ///
     /// ```
-    /// let e = concur_core::sync::Event::new();
+    /// let e = concur::sync::Event::new();
     /// assert!(e.ptr_eq(&e.clone()));
     /// ```
     pub fn ptr_eq(&self, other: &Self) -> bool {

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 /// # Examples
 ///
 /// ```
-/// use concur_core::sync::Lock;
+/// use concur::sync::Lock;
 /// use std::thread;
 ///
 /// let lock = Lock::with_value(0i64);
@@ -70,7 +70,7 @@ impl Lock<()> {
     /// Creates an unlocked lock guarding nothing, like `threading.Lock()`.
     ///
     /// ```
-    /// let lock = concur_core::sync::Lock::new();
+    /// let lock = concur::sync::Lock::new();
     /// assert!(!lock.locked());
     /// ```
     #[track_caller]
@@ -89,7 +89,7 @@ impl Lock<()> {
     /// [`ReleaseError::NotLocked`] if the lock is not locked.
     ///
     /// ```
-    /// use concur_core::sync::{Lock, ReleaseError};
+    /// use concur::sync::{Lock, ReleaseError};
     /// let lock = Lock::new();
     /// lock.acquire().leak();                 // held, with no guard
     /// let l2 = lock.clone();
@@ -110,7 +110,7 @@ impl Lock<()> {
     /// A builder for a named lock (names appear in deadlock reports).
     ///
     /// ```
-    /// let a = concur_core::sync::Lock::builder().name("A").build();
+    /// let a = concur::sync::Lock::builder().name("A").build();
     /// assert_eq!(a.name(), Some("A"));
     /// ```
     pub fn builder() -> LockBuilder {
@@ -129,7 +129,7 @@ impl<T> Lock<T> {
     /// Creates an unlocked lock guarding `value`; its guards dereference to it.
     ///
     /// ```
-    /// let names = concur_core::sync::Lock::with_value(Vec::<String>::new());
+    /// let names = concur::sync::Lock::with_value(Vec::<String>::new());
     /// names.acquire().push("A".into());
     /// assert_eq!(names.acquire().len(), 1);
     /// ```
@@ -153,7 +153,7 @@ impl<T> Lock<T> {
 /// Builds a [`Lock`] with a name; made by [`Lock::builder`].
 ///
 /// ```
-/// use concur_core::sync::Lock;
+/// use concur::sync::Lock;
 /// let plain = Lock::builder().name("plain").build();
 /// let guarded = Lock::builder().name("counter").build_with(0u32);
 /// assert_eq!((plain.name(), guarded.name()), (Some("plain"), Some("counter")));
@@ -170,7 +170,7 @@ impl LockBuilder {
     /// Names the lock; deadlock reports use the name instead of the creation site.
     ///
     /// ```
-    /// let lock = concur_core::sync::Lock::builder().name("config").build();
+    /// let lock = concur::sync::Lock::builder().name("config").build();
     /// assert_eq!(lock.name(), Some("config"));
     /// ```
     pub fn name(mut self, name: impl Into<String>) -> Self {
@@ -181,7 +181,7 @@ impl LockBuilder {
     /// A dataless lock, unlocked, like [`Lock::new`].
     ///
     /// ```
-    /// let lock = concur_core::sync::Lock::builder().build();
+    /// let lock = concur::sync::Lock::builder().build();
     /// assert_eq!(lock.name(), None);
     /// assert!(!lock.locked());
     /// ```
@@ -193,7 +193,7 @@ impl LockBuilder {
     /// A lock guarding `value`, unlocked, like [`Lock::with_value`].
     ///
     /// ```
-    /// let names = concur_core::sync::Lock::builder().name("names").build_with(vec!["A"]);
+    /// let names = concur::sync::Lock::builder().name("names").build_with(vec!["A"]);
     /// names.acquire().push("B");
     /// assert_eq!(*names.acquire(), ["A", "B"]);
     /// ```
@@ -211,7 +211,7 @@ impl<T: ?Sized> Lock<T> {
     /// cycle or a wait-for cycle (nothing is acquired then).
     ///
     /// ```
-    /// use concur_core::sync::Lock;
+    /// use concur::sync::Lock;
     /// let lock = Lock::with_value(1);
     /// let mut g = lock.acquire();
     /// *g += 1;
@@ -229,7 +229,7 @@ impl<T: ?Sized> Lock<T> {
     /// Acquires the lock if it is free at once (Python's `acquire(blocking=False)`).
     ///
     /// ```
-    /// let lock = concur_core::sync::Lock::new();
+    /// let lock = concur::sync::Lock::new();
     /// let g = lock.try_acquire().expect("free");
     /// assert!(lock.try_acquire().is_none());
     /// drop(g);
@@ -249,7 +249,7 @@ impl<T: ?Sized> Lock<T> {
     ///
     /// ```
     /// use std::time::{Duration, Instant};
-    /// let lock = concur_core::sync::Lock::new();
+    /// let lock = concur::sync::Lock::new();
     /// let _held = lock.acquire();
     /// let start = Instant::now();
     /// assert!(lock.acquire_timeout(Duration::from_millis(50)).is_none());
@@ -264,7 +264,7 @@ impl<T: ?Sized> Lock<T> {
     ///
     /// ```
     /// use std::time::{Duration, Instant};
-    /// let lock = concur_core::sync::Lock::new();
+    /// let lock = concur::sync::Lock::new();
     /// assert!(lock.acquire_deadline(Instant::now() + Duration::from_secs(1)).is_some());
     /// ```
     #[inline]
@@ -284,7 +284,7 @@ impl<T: ?Sized> Lock<T> {
     /// Whether the lock is held at this instant (Python's `locked()`), by any thread.
     ///
     /// ```
-    /// let lock = concur_core::sync::Lock::new();
+    /// let lock = concur::sync::Lock::new();
     /// assert!(!lock.locked());
     /// let _g = lock.acquire();
     /// assert!(lock.locked());
@@ -297,7 +297,7 @@ impl<T: ?Sized> Lock<T> {
     /// The name given through [`Lock::builder`], if any.
     ///
     /// ```
-    /// use concur_core::sync::Lock;
+    /// use concur::sync::Lock;
     /// assert_eq!(Lock::builder().name("A").build().name(), Some("A"));
     /// assert_eq!(Lock::new().name(), None);
     /// ```
@@ -308,9 +308,9 @@ impl<T: ?Sized> Lock<T> {
     /// True if both handles refer to the same lock.
     ///
     /// ```
-    /// let a = concur_core::sync::Lock::new();
+    /// let a = concur::sync::Lock::new();
     /// assert!(a.ptr_eq(&a.clone()));
-    /// assert!(!a.ptr_eq(&concur_core::sync::Lock::new()));
+    /// assert!(!a.ptr_eq(&concur::sync::Lock::new()));
     /// ```
     pub fn ptr_eq(&self, other: &Self) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
@@ -345,7 +345,7 @@ impl<T: ?Sized> fmt::Debug for Lock<T> {
 /// Dereferences to the guarded value (`()` for a [`Lock::new`] lock).
 ///
 /// ```
-/// use concur_core::sync::Lock;
+/// use concur::sync::Lock;
 /// let lock = Lock::with_value(String::from("a"));
 /// {
 ///     let mut g = lock.acquire();
@@ -368,7 +368,7 @@ impl<'a, T: ?Sized> LockGuard<'a, T> {
     /// The lock this guard holds.
     ///
     /// ```
-    /// let lock = concur_core::sync::Lock::new();
+    /// let lock = concur::sync::Lock::new();
     /// let g = lock.acquire();
     /// assert!(g.lock().ptr_eq(&lock) && g.lock().locked());
     /// ```
@@ -382,7 +382,7 @@ impl<'a> LockGuard<'a, ()> {
     /// [`Lock::release`] later.
     ///
     /// ```
-    /// let lock = concur_core::sync::Lock::new();
+    /// let lock = concur::sync::Lock::new();
     /// lock.acquire().leak();
     /// assert!(lock.locked());
     /// lock.release().unwrap();

@@ -28,7 +28,7 @@ use std::fmt;
 /// Why a `release` was refused (Python raises `RuntimeError` or `ValueError` for these).
 ///
 /// ```
-/// use concur_core::sync::{BoundedSemaphore, Lock, RLock, ReleaseError};
+/// use concur::sync::{BoundedSemaphore, Lock, RLock, ReleaseError};
 /// assert_eq!(Lock::new().release(), Err(ReleaseError::NotLocked));
 /// assert_eq!(RLock::new().release(), Err(ReleaseError::NotOwner));
 /// let s = BoundedSemaphore::new(1);

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 /// # Examples
 ///
 /// ```
-/// use concur_core::sync::RLock;
+/// use concur::sync::RLock;
 ///
 /// let r = RLock::new();
 /// let outer = r.acquire();
@@ -53,7 +53,7 @@ impl RLock {
     /// Creates an unlocked reentrant lock, like `threading.RLock()`.
     ///
     /// ```
-    /// let r = concur_core::sync::RLock::new();
+    /// let r = concur::sync::RLock::new();
     /// assert!(!r.locked() && !r.is_owned());
     /// ```
     #[track_caller]
@@ -66,7 +66,7 @@ impl RLock {
     /// reports).
     ///
     /// ```
-    /// let r = concur_core::sync::RLock::named("config");
+    /// let r = concur::sync::RLock::named("config");
     /// assert_eq!(r.name(), Some("config"));
     /// ```
     #[track_caller]
@@ -95,7 +95,7 @@ impl RLock {
     /// cycle or a wait-for cycle; also if the recursion count would overflow `usize`.
     ///
     /// ```
-    /// let r = concur_core::sync::RLock::new();
+    /// let r = concur::sync::RLock::new();
     /// let _g = r.acquire();
     /// assert!(r.is_owned());
     /// ```
@@ -107,7 +107,7 @@ impl RLock {
     /// Acquires the lock if the caller owns it or it is free, without blocking.
     ///
     /// ```
-    /// let r = concur_core::sync::RLock::new();
+    /// let r = concur::sync::RLock::new();
     /// let g = r.try_acquire().expect("free");
     /// let r2 = r.clone();
     /// assert!(std::thread::spawn(move || r2.try_acquire().is_none()).join().unwrap());
@@ -132,7 +132,7 @@ impl RLock {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let r = concur_core::sync::RLock::new();
+    /// let r = concur::sync::RLock::new();
     /// let _g = r.acquire();
     /// let r2 = r.clone();
     /// let got = std::thread::spawn(move || r2.acquire_timeout(Duration::from_millis(20)).is_some());
@@ -147,7 +147,7 @@ impl RLock {
     ///
     /// ```
     /// use std::time::{Duration, Instant};
-    /// let r = concur_core::sync::RLock::new();
+    /// let r = concur::sync::RLock::new();
     /// assert!(r.acquire_deadline(Instant::now() + Duration::from_secs(1)).is_some());
     /// ```
     #[inline]
@@ -210,7 +210,7 @@ impl RLock {
     /// includes the lock being free (Python: "cannot release un-acquired lock").
     ///
     /// ```
-    /// use concur_core::sync::{RLock, ReleaseError};
+    /// use concur::sync::{RLock, ReleaseError};
     /// let r = RLock::new();
     /// r.acquire().leak();
     /// r.release().unwrap();
@@ -272,7 +272,7 @@ impl RLock {
     /// [`is_owned`](RLock::is_owned): whether the calling thread does).
     ///
     /// ```
-    /// let r = concur_core::sync::RLock::new();
+    /// let r = concur::sync::RLock::new();
     /// assert!(!r.locked());
     /// let _g = r.acquire();
     /// let r2 = r.clone();
@@ -286,7 +286,7 @@ impl RLock {
     /// Whether the calling thread holds the lock (Python's private `_is_owned`).
     ///
     /// ```
-    /// let r = concur_core::sync::RLock::new();
+    /// let r = concur::sync::RLock::new();
     /// let _g = r.acquire();
     /// let r2 = r.clone();
     /// assert!(r.is_owned());
@@ -301,7 +301,7 @@ impl RLock {
     /// `_recursion_count`).
     ///
     /// ```
-    /// let r = concur_core::sync::RLock::new();
+    /// let r = concur::sync::RLock::new();
     /// let (_a, _b) = (r.acquire(), r.acquire());
     /// assert_eq!(r.count(), 2);
     /// ```
@@ -317,7 +317,7 @@ impl RLock {
     /// The name given through [`RLock::named`], if any.
     ///
     /// ```
-    /// use concur_core::sync::RLock;
+    /// use concur::sync::RLock;
     /// assert_eq!(RLock::named("A").name(), Some("A"));
     /// assert_eq!(RLock::new().name(), None);
     /// ```
@@ -328,7 +328,7 @@ impl RLock {
     /// True if both handles refer to the same lock.
     ///
     /// ```
-    /// let a = concur_core::sync::RLock::new();
+    /// let a = concur::sync::RLock::new();
     /// assert!(a.ptr_eq(&a.clone()));
     /// ```
     pub fn ptr_eq(&self, other: &Self) -> bool {
@@ -365,7 +365,7 @@ impl fmt::Debug for RLock {
 /// when dropped. Not `Send`: only the owner may release.
 ///
 /// ```
-/// let r = concur_core::sync::RLock::new();
+/// let r = concur::sync::RLock::new();
 /// let outer = r.acquire();
 /// let inner = r.acquire();
 /// drop(inner); // one level released
@@ -386,7 +386,7 @@ impl<'a> RLockGuard<'a> {
     /// The lock this guard holds.
     ///
     /// ```
-    /// let r = concur_core::sync::RLock::new();
+    /// let r = concur::sync::RLock::new();
     /// let g = r.acquire();
     /// assert!(g.lock().ptr_eq(&r) && g.lock().is_owned());
     /// ```
@@ -398,7 +398,7 @@ impl<'a> RLockGuard<'a> {
     /// must call [`RLock::release`] later.
     ///
     /// ```
-    /// let r = concur_core::sync::RLock::new();
+    /// let r = concur::sync::RLock::new();
     /// r.acquire().leak();
     /// assert_eq!(r.count(), 1);
     /// r.release().unwrap();

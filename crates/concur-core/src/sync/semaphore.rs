@@ -109,7 +109,7 @@ macro_rules! common_api {
             /// on drop.
             ///
             /// ```
-            #[doc = concat!("let s = concur_core::sync::", stringify!($ty), "::new(1);")]
+            #[doc = concat!("let s = concur::sync::", stringify!($ty), "::new(1);")]
             /// let g = s.acquire();
             /// assert_eq!(s.value(), 0);
             /// drop(g);
@@ -125,13 +125,15 @@ macro_rules! common_api {
             /// `acquire(blocking=False)`).
             ///
             /// ```
-            #[doc = concat!("let s = concur_core::sync::", stringify!($ty), "::new(1);")]
+            #[doc = concat!("let s = concur::sync::", stringify!($ty), "::new(1);")]
             /// let _g = s.try_acquire().expect("one permit");
             /// assert!(s.try_acquire().is_none());
             /// ```
             #[inline]
             pub fn try_acquire(&self) -> Option<SemaphoreGuard<'_>> {
-                self.core.try_take().then(|| SemaphoreGuard { core: &self.core })
+                self.core
+                    .try_take()
+                    .then(|| SemaphoreGuard { core: &self.core })
             }
 
             /// Blocks for at most `timeout`; `None` if no permit came in time. A timeout
@@ -139,7 +141,7 @@ macro_rules! common_api {
             ///
             /// ```
             /// use std::time::Duration;
-            #[doc = concat!("let s = concur_core::sync::", stringify!($ty), "::new(0);")]
+            #[doc = concat!("let s = concur::sync::", stringify!($ty), "::new(0);")]
             /// assert!(s.acquire_timeout(Duration::from_millis(10)).is_none());
             /// ```
             #[inline]
@@ -151,7 +153,7 @@ macro_rules! common_api {
             ///
             /// ```
             /// use std::time::{Duration, Instant};
-            #[doc = concat!("let s = concur_core::sync::", stringify!($ty), "::new(1);")]
+            #[doc = concat!("let s = concur::sync::", stringify!($ty), "::new(1);")]
             /// assert!(s.acquire_deadline(Instant::now() + Duration::from_millis(10)).is_some());
             /// ```
             #[inline]
@@ -161,13 +163,15 @@ macro_rules! common_api {
 
             #[inline]
             fn acquire_until(&self, deadline: Option<Instant>) -> Option<SemaphoreGuard<'_>> {
-                self.core.take_until(deadline).then(|| SemaphoreGuard { core: &self.core })
+                self.core
+                    .take_until(deadline)
+                    .then(|| SemaphoreGuard { core: &self.core })
             }
 
             /// The number of permits available at this instant.
             ///
             /// ```
-            #[doc = concat!("assert_eq!(concur_core::sync::", stringify!($ty), "::new(3).value(), 3);")]
+            #[doc = concat!("assert_eq!(concur::sync::", stringify!($ty), "::new(3).value(), 3);")]
             /// ```
             #[inline]
             pub fn value(&self) -> usize {
@@ -177,7 +181,7 @@ macro_rules! common_api {
             /// True if both handles refer to the same semaphore.
             ///
             /// ```
-            #[doc = concat!("let s = concur_core::sync::", stringify!($ty), "::new(1);")]
+            #[doc = concat!("let s = concur::sync::", stringify!($ty), "::new(1);")]
             /// assert!(s.ptr_eq(&s.clone()));
             /// ```
             pub fn ptr_eq(&self, other: &Self) -> bool {
@@ -187,13 +191,17 @@ macro_rules! common_api {
 
         impl Clone for $ty {
             fn clone(&self) -> Self {
-                $ty { core: self.core.clone() }
+                $ty {
+                    core: self.core.clone(),
+                }
             }
         }
 
         impl fmt::Debug for $ty {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.debug_struct($kind).field("value", &self.value()).finish_non_exhaustive()
+                f.debug_struct($kind)
+                    .field("value", &self.value())
+                    .finish_non_exhaustive()
             }
         }
     };
@@ -209,7 +217,7 @@ macro_rules! common_api {
 /// # Examples
 ///
 /// ```
-/// use concur_core::sync::{Lock, Semaphore};
+/// use concur::sync::{Lock, Semaphore};
 /// use std::thread;
 ///
 /// let slots = Semaphore::new(2);
@@ -236,7 +244,7 @@ impl Semaphore {
     /// Creates a semaphore with `value` permits (Python's default is 1).
     ///
     /// ```
-    /// assert_eq!(concur_core::sync::Semaphore::new(0).value(), 0);
+    /// assert_eq!(concur::sync::Semaphore::new(0).value(), 0);
     /// ```
     #[must_use]
     pub fn new(value: usize) -> Self {
@@ -251,7 +259,7 @@ impl Semaphore {
     /// If the count would overflow `usize`.
     ///
     /// ```
-    /// let s = concur_core::sync::Semaphore::new(0);
+    /// let s = concur::sync::Semaphore::new(0);
     /// s.release();
     /// assert_eq!(s.value(), 1);
     /// ```
@@ -265,7 +273,7 @@ impl Semaphore {
     /// If the count would overflow `usize`.
     ///
     /// ```
-    /// let s = concur_core::sync::Semaphore::new(0);
+    /// let s = concur::sync::Semaphore::new(0);
     /// s.release_n(3);
     /// assert_eq!(s.value(), 3);
     /// ```
@@ -292,7 +300,7 @@ common_api!(Semaphore, "Semaphore");
 /// # Examples
 ///
 /// ```
-/// use concur_core::sync::{BoundedSemaphore, ReleaseError};
+/// use concur::sync::{BoundedSemaphore, ReleaseError};
 /// let s = BoundedSemaphore::new(1);
 /// s.acquire().leak();
 /// assert_eq!(s.release(), Ok(()));
@@ -306,7 +314,7 @@ impl BoundedSemaphore {
     /// Creates a bounded semaphore with `value` permits, which is also its maximum.
     ///
     /// ```
-    /// assert_eq!(concur_core::sync::BoundedSemaphore::new(2).value(), 2);
+    /// assert_eq!(concur::sync::BoundedSemaphore::new(2).value(), 2);
     /// ```
     #[must_use]
     pub fn new(value: usize) -> Self {
@@ -322,7 +330,7 @@ impl BoundedSemaphore {
     /// (nothing is added then).
     ///
     /// ```
-    /// let s = concur_core::sync::BoundedSemaphore::new(1);
+    /// let s = concur::sync::BoundedSemaphore::new(1);
     /// assert!(s.release().is_err());
     /// ```
     pub fn release(&self) -> Result<(), ReleaseError> {
@@ -336,7 +344,7 @@ impl BoundedSemaphore {
     /// (nothing is added then).
     ///
     /// ```
-    /// let s = concur_core::sync::BoundedSemaphore::new(2);
+    /// let s = concur::sync::BoundedSemaphore::new(2);
     /// s.acquire().leak();
     /// assert!(s.release_n(2).is_err());
     /// assert!(s.release_n(1).is_ok());
@@ -358,7 +366,7 @@ common_api!(BoundedSemaphore, "BoundedSemaphore");
 /// A permit of a [`Semaphore`] or [`BoundedSemaphore`]; gives it back when dropped.
 ///
 /// ```
-/// let s = concur_core::sync::BoundedSemaphore::new(2);
+/// let s = concur::sync::BoundedSemaphore::new(2);
 /// let a = s.acquire();
 /// let b = s.acquire();
 /// assert_eq!(s.value(), 0);
@@ -376,7 +384,7 @@ impl SemaphoreGuard<'_> {
     /// Keeps the permit: some thread must `release` it later (Python style).
     ///
     /// ```
-    /// let s = concur_core::sync::Semaphore::new(1);
+    /// let s = concur::sync::Semaphore::new(1);
     /// s.acquire().leak();
     /// assert_eq!(s.value(), 0);
     /// s.release();

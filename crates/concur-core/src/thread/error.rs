@@ -14,7 +14,7 @@ use std::sync::Mutex;
 /// gives back the original payload for `std::panic::resume_unwind`.
 ///
 /// ```
-/// use concur_core::thread;
+/// use concur::thread;
 /// let err = thread::Builder::new()
 ///     .name("A")
 ///     .spawn(|| -> u32 { panic!("boom") })
@@ -77,7 +77,7 @@ impl JoinError {
     /// [`panic_message`](JoinError::panic_message) and [`panic_location`](JoinError::panic_location).
     ///
     /// ```
-    /// let err = concur_core::thread::spawn(|| panic!("boom")).join().unwrap_err();
+    /// let err = concur::thread::spawn(|| panic!("boom")).join().unwrap_err();
     /// assert!(err.is_panic() && !err.is_timeout());
     /// ```
     pub fn is_panic(&self) -> bool {
@@ -90,7 +90,7 @@ impl JoinError {
     /// ```
     /// use std::time::Duration;
     /// let (tx, rx) = std::sync::mpsc::channel::<()>();
-    /// let mut h = concur_core::thread::spawn(move || rx.recv().is_err());
+    /// let mut h = concur::thread::spawn(move || rx.recv().is_err());
     /// assert!(h.join_timeout(Duration::from_millis(10)).unwrap_err().is_timeout());
     /// drop(tx);
     /// assert!(h.join().unwrap());
@@ -102,7 +102,7 @@ impl JoinError {
     /// True if a thread tried to join itself, which would otherwise wait forever.
     ///
     /// ```
-    /// let me = concur_core::thread::current_thread();
+    /// let me = concur::thread::current_thread();
     /// assert!(me.join().unwrap_err().is_self_join());
     /// ```
     pub fn is_self_join(&self) -> bool {
@@ -114,7 +114,7 @@ impl JoinError {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let mut h = concur_core::thread::spawn(|| 1);
+    /// let mut h = concur::thread::spawn(|| 1);
     /// assert_eq!(h.join_timeout(Duration::from_secs(10)).unwrap(), 1);
     /// assert!(h.join().unwrap_err().is_already_joined());
     /// ```
@@ -126,7 +126,7 @@ impl JoinError {
     /// Python's "cannot join thread before it is started".
     ///
     /// ```
-    /// let t = concur_core::thread::Timer::new(std::time::Duration::ZERO, || ());
+    /// let t = concur::thread::Timer::new(std::time::Duration::ZERO, || ());
     /// let err = t.join().unwrap_err();
     /// assert!(err.is_not_started());
     /// assert_eq!(err.to_string(), "cannot join thread before it is started");
@@ -139,7 +139,7 @@ impl JoinError {
     /// `None` if this is not a panic.
     ///
     /// ```
-    /// use concur_core::thread;
+    /// use concur::thread;
     /// let err = thread::spawn(|| panic!("bad {}", 42)).join().unwrap_err();
     /// assert_eq!(err.panic_message(), Some("bad 42"));
     /// let err = thread::spawn(|| std::panic::panic_any(7u8)).join().unwrap_err();
@@ -156,11 +156,11 @@ impl JoinError {
     /// `None` otherwise, or if this is not a panic.
     ///
     /// ```
-    /// let err = concur_core::thread::spawn(|| panic!("boom")).join().unwrap_err();
+    /// let err = concur::thread::spawn(|| panic!("boom")).join().unwrap_err();
     /// // Some unless other code replaced the process panic hook after concur's.
     /// let loc = err.panic_location().expect("seen by concur's panic hook");
     /// assert_eq!(loc.rsplitn(3, ':').count(), 3); // file:line:column
-    /// assert!(concur_core::thread::current_thread().join().unwrap_err().panic_location().is_none());
+    /// assert!(concur::thread::current_thread().join().unwrap_err().panic_location().is_none());
     /// ```
     pub fn panic_location(&self) -> Option<&str> {
         match &self.kind {
@@ -172,7 +172,7 @@ impl JoinError {
     /// The name of the thread that panicked; `None` if this is not a panic.
     ///
     /// ```
-    /// use concur_core::thread;
+    /// use concur::thread;
     /// let h = thread::Builder::new().name("A").spawn(|| panic!("boom")).unwrap();
     /// assert_eq!(h.join().unwrap_err().thread_name(), Some("A"));
     /// let me = thread::current_thread();
@@ -189,7 +189,7 @@ impl JoinError {
     /// a panic.
     ///
     /// ```
-    /// let err = concur_core::thread::spawn(|| std::panic::panic_any(7u8)).join().unwrap_err();
+    /// let err = concur::thread::spawn(|| std::panic::panic_any(7u8)).join().unwrap_err();
     /// let payload = err.into_panic().unwrap();
     /// assert_eq!(payload.downcast_ref::<u8>(), Some(&7));
     /// ```

@@ -68,7 +68,7 @@ pub(crate) fn capture<R>(
 /// `threading.ExceptHookArgs`.
 ///
 /// ```
-/// use concur_core::thread::ExceptHookArgs;
+/// use concur::thread::ExceptHookArgs;
 /// let args = ExceptHookArgs::new("boom", "A", 7, Some("src/x.rs:3:5"));
 /// assert_eq!(args.message(), "boom");
 /// assert_eq!(args.thread_name(), "A");
@@ -87,7 +87,7 @@ impl<'a> ExceptHookArgs<'a> {
     /// `thread_name`/`thread_ident`; for calling [`excepthook`] or testing a hook.
     ///
     /// ```
-    /// use concur_core::thread::{self, ExceptHookArgs};
+    /// use concur::thread::{self, ExceptHookArgs};
     /// let args = ExceptHookArgs::new("boom", "A", thread::get_ident(), None);
     /// assert_eq!((args.message(), args.thread_name()), ("boom", "A"));
     /// assert_eq!(args.location(), None);
@@ -108,7 +108,7 @@ impl<'a> ExceptHookArgs<'a> {
     /// The panic message.
     ///
     /// ```
-    /// let args = concur_core::thread::ExceptHookArgs::new("boom", "A", 1, None);
+    /// let args = concur::thread::ExceptHookArgs::new("boom", "A", 1, None);
     /// assert_eq!(args.message(), "boom");
     /// ```
     pub fn message(&self) -> &'a str {
@@ -117,7 +117,7 @@ impl<'a> ExceptHookArgs<'a> {
     /// The name of the thread that panicked.
     ///
     /// ```
-    /// let args = concur_core::thread::ExceptHookArgs::new("boom", "A", 1, None);
+    /// let args = concur::thread::ExceptHookArgs::new("boom", "A", 1, None);
     /// assert_eq!(args.thread_name(), "A");
     /// ```
     pub fn thread_name(&self) -> &'a str {
@@ -126,7 +126,7 @@ impl<'a> ExceptHookArgs<'a> {
     /// The [`get_ident`](super::get_ident) of the thread that panicked.
     ///
     /// ```
-    /// let args = concur_core::thread::ExceptHookArgs::new("boom", "A", 7, None);
+    /// let args = concur::thread::ExceptHookArgs::new("boom", "A", 7, None);
     /// assert_eq!(args.thread_ident(), 7);
     /// ```
     pub fn thread_ident(&self) -> u64 {
@@ -135,7 +135,7 @@ impl<'a> ExceptHookArgs<'a> {
     /// Where it panicked, as `file:line:column`; `None` when unknown.
     ///
     /// ```
-    /// use concur_core::thread::ExceptHookArgs;
+    /// use concur::thread::ExceptHookArgs;
     /// let args = ExceptHookArgs::new("boom", "A", 1, Some("src/x.rs:3:5"));
     /// assert_eq!(args.location(), Some("src/x.rs:3:5"));
     /// assert_eq!(ExceptHookArgs::new("boom", "A", 1, None).location(), None);
@@ -156,7 +156,7 @@ static HOOK: RwLock<Option<Hook>> = RwLock::new(None);
 /// default hook, and the process carries on.
 ///
 /// ```
-/// use concur_core::thread;
+/// use concur::thread;
 /// use std::sync::{Arc, Mutex};
 /// let seen = Arc::new(Mutex::new(Vec::new()));
 /// let s = seen.clone();
@@ -174,7 +174,7 @@ pub fn set_excepthook(hook: impl Fn(&ExceptHookArgs<'_>) + Send + Sync + 'static
 /// `threading.excepthook = threading.__excepthook__`.
 ///
 /// ```
-/// concur_core::thread::reset_excepthook();
+/// concur::thread::reset_excepthook();
 /// ```
 pub fn reset_excepthook() {
     *HOOK.write().unwrap_or_else(|p| p.into_inner()) = None;
@@ -186,7 +186,7 @@ pub fn reset_excepthook() {
 /// If the hook panics.
 ///
 /// ```
-/// use concur_core::thread::{self, ExceptHookArgs};
+/// use concur::thread::{self, ExceptHookArgs};
 /// thread::set_excepthook(|a| assert_eq!(a.message(), "hi"));
 /// thread::excepthook(&ExceptHookArgs::new("hi", "A", 1, None));
 /// thread::reset_excepthook();
@@ -204,7 +204,7 @@ pub fn excepthook(args: &ExceptHookArgs<'_>) {
 /// `tracing::error!` event with the same facts.
 ///
 /// ```
-/// use concur_core::thread::{default_excepthook, ExceptHookArgs};
+/// use concur::thread::{default_excepthook, ExceptHookArgs};
 /// default_excepthook(&ExceptHookArgs::new("boom", "A", 1, Some("src/x.rs:3:5")));
 /// ```
 pub fn default_excepthook(args: &ExceptHookArgs<'_>) {

@@ -103,7 +103,7 @@ impl<T> Drop for Inner<T> {
 /// blocks except briefly on a per-thread table lock.
 ///
 /// ```
-/// use concur_core::thread::{self, Local};
+/// use concur::thread::{self, Local};
 /// let count = Local::new(|| 0u32);
 /// count.with_mut(|c| *c += 5);
 /// let c2 = count.clone();
@@ -130,7 +130,7 @@ impl<T: Send + 'static> Local<T> {
     /// ```
     /// use std::sync::atomic::{AtomicUsize, Ordering};
     /// static INITS: AtomicUsize = AtomicUsize::new(0);
-    /// let v = concur_core::thread::Local::new(|| {
+    /// let v = concur::thread::Local::new(|| {
     ///     INITS.fetch_add(1, Ordering::Relaxed);
     ///     vec![1, 2]
     /// });
@@ -189,7 +189,7 @@ impl<T: Send + 'static> Local<T> {
     /// this thread, or if `init` panics.
     ///
     /// ```
-    /// let name = concur_core::thread::Local::new(|| String::from("x"));
+    /// let name = concur::thread::Local::new(|| String::from("x"));
     /// assert_eq!(name.with(|s| s.len()), 1);
     /// ```
     pub fn with<R>(&self, f: impl FnOnce(&T) -> R) -> R {
@@ -209,7 +209,7 @@ impl<T: Send + 'static> Local<T> {
     /// or if `init` panics.
     ///
     /// ```
-    /// let v = concur_core::thread::Local::new(Vec::new);
+    /// let v = concur::thread::Local::new(Vec::new);
     /// v.with_mut(|v| v.push(1));
     /// assert_eq!(v.with(|v| v.len()), 1);
     /// ```
@@ -227,7 +227,7 @@ impl<T: Send + 'static> Local<T> {
     /// If the value is borrowed by an enclosing `with`/`with_mut` on this thread.
     ///
     /// ```
-    /// let v = concur_core::thread::Local::new(|| 1);
+    /// let v = concur::thread::Local::new(|| 1);
     /// v.set(2);
     /// assert_eq!(v.get(), 2);
     /// ```
@@ -243,7 +243,7 @@ impl<T: Send + 'static> Local<T> {
     /// If the value is borrowed by an enclosing `with`/`with_mut` on this thread.
     ///
     /// ```
-    /// let v = concur_core::thread::Local::new(|| 1);
+    /// let v = concur::thread::Local::new(|| 1);
     /// assert_eq!(v.take(), None);
     /// v.set(5);
     /// assert_eq!(v.take(), Some(5));
@@ -273,7 +273,7 @@ impl<T: Send + 'static> Local<T> {
     /// If the value is mutably borrowed by an enclosing `with_mut` on this thread.
     ///
     /// ```
-    /// let v = concur_core::thread::Local::new(|| 'a');
+    /// let v = concur::thread::Local::new(|| 'a');
     /// assert_eq!(v.get(), 'a');
     /// ```
     pub fn get(&self) -> T

@@ -28,7 +28,7 @@
 //! daemons), end `main` with [`wait_non_daemon()`]:
 //!
 //! ```
-//! use concur_core::thread;
+//! use concur::thread;
 //! use std::sync::{Arc, atomic::{AtomicBool, Ordering}};
 //! use std::time::Duration;
 //! let flushed = Arc::new(AtomicBool::new(false));
@@ -97,10 +97,10 @@ use std::time::{Duration, Instant};
 /// In deadlock-detection panic mode, if a join would close a wait-for cycle.
 ///
 /// ```
-/// let h = concur_core::thread::spawn(|| ());
+/// let h = concur::thread::spawn(|| ());
 /// let t = h.thread().clone();
 /// drop(h);
-/// concur_core::thread::wait_non_daemon();
+/// concur::thread::wait_non_daemon();
 /// assert!(!t.is_alive());
 /// ```
 pub fn wait_non_daemon() {
@@ -116,8 +116,8 @@ pub fn wait_non_daemon() {
 /// ```
 /// use std::time::Duration;
 /// let (tx, rx) = std::sync::mpsc::channel::<()>();
-/// let h = concur_core::thread::spawn(move || { let _ = rx.recv(); });
-/// assert!(!concur_core::thread::wait_non_daemon_timeout(Duration::from_millis(10)));
+/// let h = concur::thread::spawn(move || { let _ = rx.recv(); });
+/// assert!(!concur::thread::wait_non_daemon_timeout(Duration::from_millis(10)));
 /// drop(tx);
 /// h.join().unwrap();
 /// ```
@@ -133,8 +133,8 @@ pub fn wait_non_daemon_timeout(timeout: Duration) -> bool {
 ///
 /// ```
 /// use std::time::{Duration, Instant};
-/// let h = concur_core::thread::spawn(|| ());
-/// assert!(concur_core::thread::wait_non_daemon_deadline(Instant::now() + Duration::from_secs(10)));
+/// let h = concur::thread::spawn(|| ());
+/// assert!(concur::thread::wait_non_daemon_deadline(Instant::now() + Duration::from_secs(10)));
 /// assert!(!h.is_alive());
 /// ```
 pub fn wait_non_daemon_deadline(deadline: Instant) -> bool {

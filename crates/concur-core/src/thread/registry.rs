@@ -74,7 +74,7 @@ pub(crate) struct Inner {
 /// the same thread.
 ///
 /// ```
-/// use concur_core::thread;
+/// use concur::thread;
 /// let h = thread::Builder::new().name("worker").spawn(|| 1).unwrap();
 /// let t = h.thread().clone();
 /// assert_eq!(t.name(), "worker");
@@ -114,7 +114,7 @@ impl Thread {
     /// `"Dummy-N"` for a thread concur did not spawn.
     ///
     /// ```
-    /// let h = concur_core::thread::spawn(|| ());
+    /// let h = concur::thread::spawn(|| ());
     /// assert!(h.name().starts_with("Thread-"));
     /// ```
     pub fn name(&self) -> String {
@@ -125,7 +125,7 @@ impl Thread {
     /// that thread (never reused, unlike Python's).
     ///
     /// ```
-    /// use concur_core::thread;
+    /// use concur::thread;
     /// let h = thread::spawn(thread::get_ident);
     /// let ident = h.ident();
     /// assert_eq!(h.join().unwrap(), ident);
@@ -138,7 +138,7 @@ impl Thread {
     /// `native_id`; `None` where concur cannot get it.
     ///
     /// ```
-    /// let t = concur_core::thread::current_thread();
+    /// let t = concur::thread::current_thread();
     /// if cfg!(target_os = "linux") {
     ///     assert!(t.native_id().is_some());
     /// }
@@ -151,7 +151,7 @@ impl Thread {
     /// any join of it returns).
     ///
     /// ```
-    /// let h = concur_core::thread::spawn(|| ());
+    /// let h = concur::thread::spawn(|| ());
     /// let t = h.thread().clone();
     /// h.join().unwrap();
     /// assert!(!t.is_alive());
@@ -166,7 +166,7 @@ impl Thread {
     /// count as daemons, the main thread does not.
     ///
     /// ```
-    /// let h = concur_core::thread::Builder::new().daemon(true).spawn(|| ()).unwrap();
+    /// let h = concur::thread::Builder::new().daemon(true).spawn(|| ()).unwrap();
     /// assert!(h.thread().daemon());
     /// ```
     pub fn daemon(&self) -> bool {
@@ -182,7 +182,7 @@ impl Thread {
     /// In deadlock-detection panic mode, if the join would close a wait-for cycle.
     ///
     /// ```
-    /// let h = concur_core::thread::spawn(|| ());
+    /// let h = concur::thread::spawn(|| ());
     /// h.thread().join().unwrap();
     /// h.thread().join().unwrap();            // any number of times, like Python
     /// ```
@@ -202,8 +202,8 @@ impl Thread {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let main = concur_core::thread::main_thread();
-    /// if main.ident() != concur_core::thread::get_ident() {
+    /// let main = concur::thread::main_thread();
+    /// if main.ident() != concur::thread::get_ident() {
     ///     assert!(main.join_timeout(Duration::from_millis(1)).unwrap_err().is_timeout());
     /// }
     /// ```
@@ -221,7 +221,7 @@ impl Thread {
     ///
     /// ```
     /// use std::time::{Duration, Instant};
-    /// let h = concur_core::thread::spawn(|| ());
+    /// let h = concur::thread::spawn(|| ());
     /// h.thread().join_deadline(Instant::now() + Duration::from_secs(10)).unwrap();
     /// ```
     pub fn join_deadline(&self, deadline: Instant) -> Result<(), JoinError> {
@@ -356,7 +356,7 @@ fn unregister(ident: u64) {
 /// Never blocks for long (it copies the registry under a short lock).
 ///
 /// ```
-/// use concur_core::thread;
+/// use concur::thread;
 /// let (tx, rx) = std::sync::mpsc::channel::<()>();
 /// let h = thread::spawn(move || { let _ = rx.recv(); });
 /// assert!(thread::enumerate().contains(h.thread()));
@@ -373,7 +373,7 @@ pub fn enumerate() -> Vec<Thread> {
 /// How many threads [`enumerate`] would list: Python's `threading.active_count()`.
 ///
 /// ```
-/// assert!(concur_core::thread::active_count() >= 1); // at least the main thread
+/// assert!(concur::thread::active_count() >= 1); // at least the main thread
 /// ```
 pub fn active_count() -> usize {
     let _ = main_thread();
@@ -409,7 +409,7 @@ pub(crate) fn set_current(t: &Thread) {
 /// process's main thread, which is `"MainThread"`. Never blocks for long.
 ///
 /// ```
-/// use concur_core::thread;
+/// use concur::thread;
 /// let name = thread::Builder::new()
 ///     .name("A")
 ///     .spawn(|| thread::current_thread().name())
@@ -469,7 +469,7 @@ fn is_main() -> bool {
 /// thread. Never blocks for long.
 ///
 /// ```
-/// use concur_core::thread;
+/// use concur::thread;
 /// let main = thread::main_thread();
 /// assert_eq!(main.name(), "MainThread");
 /// assert!(!main.daemon());

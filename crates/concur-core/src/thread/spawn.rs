@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 /// plus a stack size.
 ///
 /// ```
-/// use concur_core::thread::Builder;
+/// use concur::thread::Builder;
 /// let h = Builder::new().name("A").daemon(true).stack_size(256 * 1024).spawn(|| 2 + 2)?;
 /// assert_eq!(h.name(), "A");
 /// assert_eq!(h.join().unwrap(), 4);
@@ -31,7 +31,7 @@ impl Builder {
     /// A builder for an unnamed (`"Thread-N"`), non-daemon thread with the default stack.
     ///
     /// ```
-    /// let h = concur_core::thread::Builder::new().spawn(|| ()).unwrap();
+    /// let h = concur::thread::Builder::new().spawn(|| ()).unwrap();
     /// assert!(h.name().starts_with("Thread-"));
     /// assert!(!h.thread().daemon());
     /// h.join().unwrap();
@@ -43,7 +43,7 @@ impl Builder {
     /// Names the thread (also the std thread name, shown in Rust panics and debuggers).
     ///
     /// ```
-    /// let h = concur_core::thread::Builder::new()
+    /// let h = concur::thread::Builder::new()
     ///     .name("worker")
     ///     .spawn(|| std::thread::current().name().map(str::to_owned))
     ///     .unwrap();
@@ -59,7 +59,7 @@ impl Builder {
     /// wait for it (the default is non-daemon, like Python). See the [module docs](super).
     ///
     /// ```
-    /// let h = concur_core::thread::Builder::new().daemon(true).spawn(|| ()).unwrap();
+    /// let h = concur::thread::Builder::new().daemon(true).spawn(|| ()).unwrap();
     /// assert!(h.thread().daemon());
     /// h.join().unwrap();
     /// ```
@@ -71,7 +71,7 @@ impl Builder {
     /// Sets the thread's stack size in bytes (Python's `threading.stack_size`, per thread).
     ///
     /// ```
-    /// let h = concur_core::thread::Builder::new()
+    /// let h = concur::thread::Builder::new()
     ///     .stack_size(4 * 1024 * 1024)
     ///     .spawn(|| [0u8; 1024 * 1024].len()) // a 1 MiB local fits in 4 MiB of stack
     ///     .unwrap();
@@ -92,7 +92,7 @@ impl Builder {
     /// The OS error if the thread could not be created.
     ///
     /// ```
-    /// let h = concur_core::thread::Builder::new().spawn(|| "done")?;
+    /// let h = concur::thread::Builder::new().spawn(|| "done")?;
     /// assert!(h.ident() != 0);
     /// assert_eq!(h.join().unwrap(), "done");
     /// # Ok::<(), std::io::Error>(())
@@ -163,7 +163,7 @@ where
 /// If the OS cannot create the thread.
 ///
 /// ```
-/// let h = concur_core::thread::spawn(|| 6 * 7);
+/// let h = concur::thread::spawn(|| 6 * 7);
 /// assert_eq!(h.join().unwrap(), 42);
 /// ```
 #[track_caller]
@@ -186,7 +186,7 @@ where
 ///
 /// ```
 /// use std::time::Duration;
-/// let mut h = concur_core::thread::spawn(|| String::from("hi"));
+/// let mut h = concur::thread::spawn(|| String::from("hi"));
 /// assert_eq!(h.join_timeout(Duration::from_secs(10)).unwrap(), "hi");
 /// assert!(h.join_timeout(Duration::from_secs(10)).unwrap_err().is_already_joined());
 /// ```
@@ -208,7 +208,7 @@ impl<T> JoinHandle<T> {
     /// In deadlock-detection panic mode, if the join would close a wait-for cycle.
     ///
     /// ```
-    /// let h = concur_core::thread::spawn(|| panic!("boom"));
+    /// let h = concur::thread::spawn(|| panic!("boom"));
     /// assert_eq!(h.join().unwrap_err().panic_message(), Some("boom"));
     /// ```
     pub fn join(mut self) -> Result<T, JoinError> {
@@ -226,7 +226,7 @@ impl<T> JoinHandle<T> {
     ///
     /// ```
     /// use std::time::{Duration, Instant};
-    /// let mut h = concur_core::thread::spawn(|| std::thread::sleep(Duration::from_millis(100)));
+    /// let mut h = concur::thread::spawn(|| std::thread::sleep(Duration::from_millis(100)));
     /// let start = Instant::now();
     /// assert!(h.join_timeout(Duration::from_millis(20)).unwrap_err().is_timeout());
     /// assert!(start.elapsed() >= Duration::from_millis(20));
@@ -246,7 +246,7 @@ impl<T> JoinHandle<T> {
     ///
     /// ```
     /// use std::time::{Duration, Instant};
-    /// let mut h = concur_core::thread::spawn(|| 1);
+    /// let mut h = concur::thread::spawn(|| 1);
     /// assert_eq!(h.join_deadline(Instant::now() + Duration::from_secs(10)).unwrap(), 1);
     /// ```
     pub fn join_deadline(&mut self, deadline: Instant) -> Result<T, JoinError> {
@@ -266,7 +266,7 @@ impl<T> JoinHandle<T> {
     /// The [`Thread`] this handle joins.
     ///
     /// ```
-    /// use concur_core::thread;
+    /// use concur::thread;
     /// let h = thread::Builder::new().name("A").spawn(|| ()).unwrap();
     /// let t = h.thread().clone();
     /// assert_eq!((t.name().as_str(), t.ident()), ("A", h.ident()));
@@ -280,7 +280,7 @@ impl<T> JoinHandle<T> {
     ///
     /// ```
     /// let (tx, rx) = std::sync::mpsc::channel::<()>();
-    /// let mut h = concur_core::thread::spawn(move || { let _ = rx.recv(); });
+    /// let mut h = concur::thread::spawn(move || { let _ = rx.recv(); });
     /// assert!(h.is_alive());
     /// drop(tx);
     /// h.join_timeout(std::time::Duration::from_secs(10)).unwrap();
@@ -292,7 +292,7 @@ impl<T> JoinHandle<T> {
     /// [`Thread::name`].
     ///
     /// ```
-    /// let h = concur_core::thread::Builder::new().name("A").spawn(|| ()).unwrap();
+    /// let h = concur::thread::Builder::new().name("A").spawn(|| ()).unwrap();
     /// assert_eq!(h.name(), "A");
     /// ```
     pub fn name(&self) -> String {
@@ -301,7 +301,7 @@ impl<T> JoinHandle<T> {
     /// [`Thread::ident`].
     ///
     /// ```
-    /// use concur_core::thread;
+    /// use concur::thread;
     /// let h = thread::spawn(thread::get_ident);
     /// let ident = h.ident();
     /// assert_ne!(ident, thread::get_ident());
@@ -313,10 +313,10 @@ impl<T> JoinHandle<T> {
     /// [`Thread::native_id`].
     ///
     /// ```
-    /// let h = concur_core::thread::spawn(|| ());
+    /// let h = concur::thread::spawn(|| ());
     /// if cfg!(target_os = "linux") {
     ///     assert!(h.native_id().is_some());
-    ///     assert_ne!(h.native_id(), concur_core::thread::current_thread().native_id());
+    ///     assert_ne!(h.native_id(), concur::thread::current_thread().native_id());
     /// }
     /// ```
     pub fn native_id(&self) -> Option<u64> {

@@ -39,7 +39,7 @@ struct Inner {
 /// to [`join`](Timer::join).
 ///
 /// ```
-/// use concur_core::thread::Timer;
+/// use concur::thread::Timer;
 /// use std::sync::{Arc, atomic::{AtomicBool, Ordering}};
 /// use std::time::Duration;
 /// let ran = Arc::new(AtomicBool::new(false));
@@ -61,7 +61,7 @@ impl Timer {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let t = concur_core::thread::Timer::new(Duration::from_millis(5), || ());
+    /// let t = concur::thread::Timer::new(Duration::from_millis(5), || ());
     /// assert!(t.thread().is_none() && !t.has_fired() && !t.finished());
     /// t.start().unwrap();
     /// t.join_timeout(Duration::from_secs(10)).unwrap();
@@ -87,7 +87,7 @@ impl Timer {
     /// can only be started once"); the OS error if the thread could not be created.
     ///
     /// ```
-    /// let t = concur_core::thread::Timer::new(std::time::Duration::from_secs(60), || ());
+    /// let t = concur::thread::Timer::new(std::time::Duration::from_secs(60), || ());
     /// t.start().unwrap();
     /// assert!(t.start().is_err());
     /// t.cancel();
@@ -123,7 +123,7 @@ impl Timer {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let t = concur_core::thread::Timer::new(Duration::from_secs(60), || unreachable!());
+    /// let t = concur::thread::Timer::new(Duration::from_secs(60), || unreachable!());
     /// t.start().unwrap();
     /// t.cancel();
     /// t.join_timeout(Duration::from_secs(10)).unwrap();
@@ -146,7 +146,7 @@ impl Timer {
     /// True once the action has started running.
     ///
     /// ```
-    /// use concur_core::{sync::Event, thread::Timer};
+    /// use concur::{sync::Event, thread::Timer};
     /// use std::time::Duration;
     /// let (started, release) = (Event::new(), Event::new());
     /// let (s, r) = (started.clone(), release.clone());
@@ -170,7 +170,7 @@ impl Timer {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let t = concur_core::thread::Timer::new(Duration::ZERO, || ());
+    /// let t = concur::thread::Timer::new(Duration::ZERO, || ());
     /// t.start().unwrap();
     /// t.join_timeout(Duration::from_secs(10)).unwrap();
     /// t.cancel(); // too late: it fired
@@ -184,7 +184,7 @@ impl Timer {
     /// Python's `Timer.finished.is_set()`.
     ///
     /// ```
-    /// let t = concur_core::thread::Timer::new(std::time::Duration::from_secs(60), || ());
+    /// let t = concur::thread::Timer::new(std::time::Duration::from_secs(60), || ());
     /// assert!(!t.finished());
     /// t.cancel(); // even before `start`
     /// assert!(t.finished() && t.is_cancelled());
@@ -198,7 +198,7 @@ impl Timer {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let t = concur_core::thread::Timer::new(Duration::from_secs(60), || ());
+    /// let t = concur::thread::Timer::new(Duration::from_secs(60), || ());
     /// assert!(!t.is_alive());
     /// t.start().unwrap();
     /// assert!(t.is_alive());
@@ -214,7 +214,7 @@ impl Timer {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let t = concur_core::thread::Timer::new(Duration::from_secs(60), || ());
+    /// let t = concur::thread::Timer::new(Duration::from_secs(60), || ());
     /// assert!(t.thread().is_none());
     /// t.start().unwrap();
     /// let th = t.thread().expect("started");
@@ -238,7 +238,7 @@ impl Timer {
     /// In deadlock-detection panic mode, if the join would close a wait-for cycle.
     ///
     /// ```
-    /// let t = concur_core::thread::Timer::new(std::time::Duration::ZERO, || ());
+    /// let t = concur::thread::Timer::new(std::time::Duration::ZERO, || ());
     /// assert!(t.join().unwrap_err().is_not_started());
     /// ```
     pub fn join(&self) -> Result<(), JoinError> {
@@ -256,7 +256,7 @@ impl Timer {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let t = concur_core::thread::Timer::new(Duration::from_secs(60), || ());
+    /// let t = concur::thread::Timer::new(Duration::from_secs(60), || ());
     /// t.start().unwrap();
     /// assert!(t.join_timeout(Duration::from_millis(10)).unwrap_err().is_timeout());
     /// t.cancel();

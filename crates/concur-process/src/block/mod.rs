@@ -1,5 +1,5 @@
 //! The raw block of shared memory: [`SharedMemory`] (re-exported as
-//! `concur_process::shm::SharedMemory`), its mapping and the OS calls that make it.
+//! `concur::process::shm::SharedMemory`), its mapping and the OS calls that make it.
 //! It sits below everything that lives in shared memory: the process-shared locks of
 //! `sync` (each in a block of its own), the queues' rings, and the typed values and
 //! arrays of `shm` (which may carry one of those locks). The access rules are in the
@@ -36,7 +36,7 @@ use std::sync::Arc;
 /// # Examples
 ///
 /// ```
-/// use concur_process::shm::SharedMemory;
+/// use concur::process::shm::SharedMemory;
 ///
 /// let shm = SharedMemory::new(4096)?;
 /// shm.write_at(10, b"hello")?;
@@ -62,10 +62,10 @@ impl SharedMemory {
     /// mapped (out of descriptors or memory).
     ///
     /// ```
-    /// let shm = concur_process::shm::SharedMemory::new(100)?;
+    /// let shm = concur::process::shm::SharedMemory::new(100)?;
     /// assert_eq!(shm.len(), 100);
     /// assert_eq!(shm.name(), None);
-    /// assert!(concur_process::shm::SharedMemory::new(0).is_err());
+    /// assert!(concur::process::shm::SharedMemory::new(0).is_err());
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn new(size: usize) -> io::Result<Self> {
@@ -93,7 +93,7 @@ impl SharedMemory {
     /// size; other OS errors.
     ///
     /// ```
-    /// use concur_process::shm::SharedMemory;
+    /// use concur::process::shm::SharedMemory;
     /// let name = format!("concur-doc-create-{}", std::process::id());
     /// let a = SharedMemory::create(&name, 64)?;
     /// assert_eq!(a.name(), Some(name.as_str()));
@@ -121,7 +121,7 @@ impl SharedMemory {
     /// block; other OS errors.
     ///
     /// ```
-    /// use concur_process::shm::SharedMemory;
+    /// use concur::process::shm::SharedMemory;
     /// let name = format!("concur-doc-open-{}", std::process::id());
     /// let a = SharedMemory::create(&name, 16)?;
     /// a.write_at(0, &[7])?;
@@ -149,7 +149,7 @@ impl SharedMemory {
     /// The OS error, such as `NotFound` if the name was already removed.
     ///
     /// ```
-    /// use concur_process::shm::SharedMemory;
+    /// use concur::process::shm::SharedMemory;
     /// let name = format!("concur-doc-unlink-{}", std::process::id());
     /// let a = SharedMemory::create(&name, 8)?;
     /// a.unlink()?;
@@ -168,7 +168,7 @@ impl SharedMemory {
     /// The block's name without a leading `/`, or `None` for an anonymous block.
     ///
     /// ```
-    /// assert_eq!(concur_process::shm::SharedMemory::new(1)?.name(), None);
+    /// assert_eq!(concur::process::shm::SharedMemory::new(1)?.name(), None);
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn name(&self) -> Option<&str> {
@@ -178,7 +178,7 @@ impl SharedMemory {
     /// The size of the block in bytes (Python's `size`).
     ///
     /// ```
-    /// assert_eq!(concur_process::shm::SharedMemory::new(10)?.len(), 10);
+    /// assert_eq!(concur::process::shm::SharedMemory::new(10)?.len(), 10);
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn len(&self) -> usize {
@@ -188,7 +188,7 @@ impl SharedMemory {
     /// Always false: a block has at least one byte.
     ///
     /// ```
-    /// assert!(!concur_process::shm::SharedMemory::new(1)?.is_empty());
+    /// assert!(!concur::process::shm::SharedMemory::new(1)?.is_empty());
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn is_empty(&self) -> bool {
@@ -204,7 +204,7 @@ impl SharedMemory {
     /// [`AccessError::OutOfBounds`] if the range does not fit in the block.
     ///
     /// ```
-    /// use concur_process::shm::{AccessError, SharedMemory};
+    /// use concur::process::shm::{AccessError, SharedMemory};
     /// let shm = SharedMemory::new(8)?;
     /// shm.write_at(4, &[1, 2, 3, 4])?;
     /// let mut buf = [0u8; 4];
@@ -229,7 +229,7 @@ impl SharedMemory {
     /// [`AccessError::OutOfBounds`] if the range does not fit in the block.
     ///
     /// ```
-    /// let shm = concur_process::shm::SharedMemory::new(4)?;
+    /// let shm = concur::process::shm::SharedMemory::new(4)?;
     /// shm.write_at(0, b"abcd")?;
     /// assert!(shm.write_at(1, b"abcd").is_err());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -244,7 +244,7 @@ impl SharedMemory {
     /// A copy of the whole block.
     ///
     /// ```
-    /// let shm = concur_process::shm::SharedMemory::new(3)?;
+    /// let shm = concur::process::shm::SharedMemory::new(3)?;
     /// shm.write_at(1, &[9])?;
     /// assert_eq!(shm.to_vec(), [0, 9, 0]);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -271,7 +271,7 @@ impl SharedMemory {
     /// may write the memory at any time.
     ///
     /// ```
-    /// let shm = concur_process::shm::SharedMemory::new(8)?;
+    /// let shm = concur::process::shm::SharedMemory::new(8)?;
     /// let p = shm.as_ptr();
     /// assert_eq!(p as usize % 4096, 0);
     /// # Ok::<(), std::io::Error>(())
@@ -289,7 +289,7 @@ impl SharedMemory {
     /// through `write_at` or `as_ptr` either.
     ///
     /// ```
-    /// let shm = concur_process::shm::SharedMemory::new(4)?;
+    /// let shm = concur::process::shm::SharedMemory::new(4)?;
     /// shm.write_at(0, b"ab")?;
     /// // SAFETY: no other process has this block and nothing writes it meanwhile.
     /// let bytes = unsafe { shm.as_slice() };
@@ -311,7 +311,7 @@ impl SharedMemory {
     /// [`Lock`](crate::sync::Lock) first and the caller holds it.
     ///
     /// ```
-    /// let shm = concur_process::shm::SharedMemory::new(4)?;
+    /// let shm = concur::process::shm::SharedMemory::new(4)?;
     /// // SAFETY: no other process has this block and no other access overlaps.
     /// unsafe { shm.as_mut_slice() }.copy_from_slice(b"wxyz");
     /// assert_eq!(shm.to_vec(), b"wxyz");
@@ -328,7 +328,7 @@ impl SharedMemory {
     /// such as one received from another process).
     ///
     /// ```
-    /// use concur_process::shm::SharedMemory;
+    /// use concur::process::shm::SharedMemory;
     /// let a = SharedMemory::new(8)?;
     /// assert!(a.ptr_eq(&a.clone()));
     /// assert!(!a.ptr_eq(&SharedMemory::new(8)?));
@@ -428,7 +428,7 @@ impl<'de> Deserialize<'de> for SharedMemory {
 /// fit. Nothing was copied.
 ///
 /// ```
-/// use concur_process::shm::{AccessError, SharedMemory};
+/// use concur::process::shm::{AccessError, SharedMemory};
 /// let shm = SharedMemory::new(4)?;
 /// let e = shm.write_at(3, &[1, 2]).unwrap_err();
 /// assert_eq!(e, AccessError::OutOfBounds { start: 3, count: 2, len: 4 });
@@ -480,7 +480,7 @@ impl std::error::Error for AccessError {}
 ///
 /// ```
 /// fn f() -> std::io::Result<()> {
-///     let shm = concur_process::shm::SharedMemory::new(1)?;
+///     let shm = concur::process::shm::SharedMemory::new(1)?;
 ///     shm.write_at(1, &[0])?;
 ///     Ok(())
 /// }

@@ -30,7 +30,7 @@ pub(crate) enum Kind {
 /// a decode error consumed exactly one message and the connection stays usable.
 ///
 /// ```
-/// use concur_process::Pipe;
+/// use concur::process::Pipe;
 ///
 /// let (a, b) = Pipe::duplex().unwrap();
 /// drop(b);
@@ -112,7 +112,7 @@ impl ConnectionError {
     /// `BrokenPipeError` on `send`), including in the middle of a message.
     ///
     /// ```
-    /// let (a, b) = concur_process::Pipe::duplex().unwrap();
+    /// let (a, b) = concur::process::Pipe::duplex().unwrap();
     /// drop(a);
     /// assert!(b.send(&1u8).unwrap_err().is_eof());
     /// ```
@@ -124,7 +124,7 @@ impl ConnectionError {
     /// forms, none was ready).
     ///
     /// ```
-    /// let (a, _b) = concur_process::Pipe::duplex().unwrap();
+    /// let (a, _b) = concur::process::Pipe::duplex().unwrap();
     /// assert!(a.try_recv::<u8>().unwrap_err().is_timeout());
     /// ```
     pub fn is_timeout(&self) -> bool {
@@ -135,7 +135,7 @@ impl ConnectionError {
     /// ([`Connection::max_frame`](super::Connection::max_frame)), on either side.
     ///
     /// ```
-    /// let (a, b) = concur_process::Pipe::duplex().unwrap();
+    /// let (a, b) = concur::process::Pipe::duplex().unwrap();
     /// a.set_max_frame(4);
     /// assert!(a.send_bytes(b"12345").unwrap_err().is_too_large());
     /// b.send_bytes(b"12345").unwrap();
@@ -154,7 +154,7 @@ impl ConnectionError {
     /// use std::os::fd::OwnedFd;
     ///
     /// let (mine, theirs) = UnixStream::pair().unwrap();
-    /// let conn = concur_process::Connection::from_fd(OwnedFd::from(mine));
+    /// let conn = concur::process::Connection::from_fd(OwnedFd::from(mine));
     /// (&theirs).write_all(&[1, 0, 0, 0, 0, 0, 7, 7, 0]).unwrap(); // nonzero flags
     /// assert!(conn.recv_bytes().unwrap_err().is_malformed());
     /// ```
@@ -165,7 +165,7 @@ impl ConnectionError {
     /// True if a message arrived whole but did not decode as the requested type.
     ///
     /// ```
-    /// let (a, b) = concur_process::Pipe::duplex().unwrap();
+    /// let (a, b) = concur::process::Pipe::duplex().unwrap();
     /// b.send_bytes(&[0xff]).unwrap();
     /// assert!(a.recv::<String>().unwrap_err().is_decode());
     /// ```
@@ -184,7 +184,7 @@ impl ConnectionError {
     ///         Err(S::Error::custom("no"))
     ///     }
     /// }
-    /// let (a, _b) = concur_process::Pipe::duplex().unwrap();
+    /// let (a, _b) = concur::process::Pipe::duplex().unwrap();
     /// assert!(a.send(&Refuses).unwrap_err().is_encode());
     /// ```
     pub fn is_encode(&self) -> bool {
@@ -195,7 +195,7 @@ impl ConnectionError {
     /// writing end.
     ///
     /// ```
-    /// let (r, w) = concur_process::Pipe::one_way().unwrap();
+    /// let (r, w) = concur::process::Pipe::one_way().unwrap();
     /// assert!(r.send(&1u8).unwrap_err().is_wrong_direction());
     /// assert!(w.recv::<u8>().unwrap_err().is_wrong_direction());
     /// ```
@@ -206,7 +206,7 @@ impl ConnectionError {
     /// The operating-system error, for an I/O failure other than a closed peer.
     ///
     /// ```
-    /// let (a, b) = concur_process::Pipe::duplex().unwrap();
+    /// let (a, b) = concur::process::Pipe::duplex().unwrap();
     /// drop(b);
     /// assert!(a.recv_bytes().unwrap_err().io_error().is_none()); // EOF, not I/O
     /// ```

@@ -33,7 +33,7 @@ const KEEP_SEND_BUFFER: usize = 1 << 20;
 /// [`Pipe::new`]`(duplex)` as in Python. Creating a pipe never blocks.
 ///
 /// ```
-/// use concur_process::Pipe;
+/// use concur::process::Pipe;
 ///
 /// let (a, b) = Pipe::duplex().unwrap();
 /// a.send(&("hello", 1u32)).unwrap();
@@ -51,7 +51,7 @@ impl Pipe {
     /// open files).
     ///
     /// ```
-    /// let (r, w) = concur_process::Pipe::new(false).unwrap();
+    /// let (r, w) = concur::process::Pipe::new(false).unwrap();
     /// w.send_bytes(b"one way").unwrap();
     /// assert_eq!(r.recv_bytes().unwrap(), b"one way");
     /// ```
@@ -76,7 +76,7 @@ impl Pipe {
     /// As [`Pipe::new`].
     ///
     /// ```
-    /// let (a, b) = concur_process::Pipe::duplex().unwrap();
+    /// let (a, b) = concur::process::Pipe::duplex().unwrap();
     /// b.send(&7u8).unwrap();
     /// assert_eq!(a.recv::<u8>().unwrap(), 7);
     /// ```
@@ -90,7 +90,7 @@ impl Pipe {
     /// As [`Pipe::new`].
     ///
     /// ```
-    /// let (r, w) = concur_process::Pipe::one_way().unwrap();
+    /// let (r, w) = concur::process::Pipe::one_way().unwrap();
     /// w.send(&vec![1u8, 2]).unwrap();
     /// assert_eq!(r.recv::<Vec<u8>>().unwrap(), vec![1, 2]);
     /// ```
@@ -121,7 +121,7 @@ impl Pipe {
 /// anything is allocated for it; a malformed stream is an error, never a panic.
 ///
 /// ```
-/// use concur_process::Pipe;
+/// use concur::process::Pipe;
 /// use serde::{Deserialize, Serialize};
 ///
 /// #[derive(Serialize, Deserialize, PartialEq, Debug)]
@@ -154,7 +154,7 @@ impl Connection {
     /// ```
     /// use std::os::fd::OwnedFd;
     /// use std::os::unix::net::UnixStream;
-    /// use concur_process::Connection;
+    /// use concur::process::Connection;
     ///
     /// let (x, y) = UnixStream::pair().unwrap();
     /// let (x, y) = (Connection::from_fd(OwnedFd::from(x)), Connection::from_fd(OwnedFd::from(y)));
@@ -183,7 +183,7 @@ impl Connection {
     /// Whether this end can receive (false for the writing end of a one-way pipe).
     ///
     /// ```
-    /// let (r, w) = concur_process::Pipe::one_way().unwrap();
+    /// let (r, w) = concur::process::Pipe::one_way().unwrap();
     /// assert!(r.readable() && !w.readable());
     /// ```
     pub fn readable(&self) -> bool {
@@ -193,7 +193,7 @@ impl Connection {
     /// Whether this end can send (false for the reading end of a one-way pipe).
     ///
     /// ```
-    /// let (r, w) = concur_process::Pipe::one_way().unwrap();
+    /// let (r, w) = concur::process::Pipe::one_way().unwrap();
     /// assert!(w.writable() && !r.writable());
     /// ```
     pub fn writable(&self) -> bool {
@@ -203,8 +203,8 @@ impl Connection {
     /// The largest message body, in bytes, this end sends or accepts.
     ///
     /// ```
-    /// let (a, _b) = concur_process::Pipe::duplex().unwrap();
-    /// assert_eq!(a.max_frame(), concur_process::DEFAULT_MAX_FRAME);
+    /// let (a, _b) = concur::process::Pipe::duplex().unwrap();
+    /// assert_eq!(a.max_frame(), concur::process::DEFAULT_MAX_FRAME);
     /// ```
     pub fn max_frame(&self) -> usize {
         self.max_frame.load(Ordering::Relaxed)
@@ -216,7 +216,7 @@ impl Connection {
     /// message over the limit is refused before it is sent.
     ///
     /// ```
-    /// let (a, b) = concur_process::Pipe::duplex().unwrap();
+    /// let (a, b) = concur::process::Pipe::duplex().unwrap();
     /// b.set_max_frame(1 << 30);
     /// assert_eq!(b.max_frame(), 1 << 30);
     /// # drop(a);
@@ -254,7 +254,7 @@ impl Connection {
     /// on a read-only end, or an I/O error.
     ///
     /// ```
-    /// let (a, b) = concur_process::Pipe::duplex().unwrap();
+    /// let (a, b) = concur::process::Pipe::duplex().unwrap();
     /// a.send(&Some(3.5f64)).unwrap();
     /// assert_eq!(b.recv::<Option<f64>>().unwrap(), Some(3.5));
     /// ```
@@ -285,7 +285,7 @@ impl Connection {
     /// As [`send`](Connection::send) (there is nothing to encode).
     ///
     /// ```
-    /// let (a, b) = concur_process::Pipe::duplex().unwrap();
+    /// let (a, b) = concur::process::Pipe::duplex().unwrap();
     /// a.send_bytes(b"").unwrap();
     /// a.send_bytes(b"xyz").unwrap();
     /// assert_eq!(b.recv_bytes().unwrap(), b"");
@@ -332,7 +332,7 @@ impl Connection {
     /// on a write-only end; or an I/O error.
     ///
     /// ```
-    /// let (a, b) = concur_process::Pipe::duplex().unwrap();
+    /// let (a, b) = concur::process::Pipe::duplex().unwrap();
     /// std::thread::spawn(move || a.send(&[1u16, 2, 3]).unwrap());
     /// assert_eq!(b.recv::<[u16; 3]>().unwrap(), [1, 2, 3]);
     /// ```
@@ -347,7 +347,7 @@ impl Connection {
     /// is receiving); otherwise as [`recv`](Connection::recv).
     ///
     /// ```
-    /// let (a, b) = concur_process::Pipe::duplex().unwrap();
+    /// let (a, b) = concur::process::Pipe::duplex().unwrap();
     /// assert!(b.try_recv::<u8>().unwrap_err().is_timeout());
     /// a.send(&9u8).unwrap();
     /// assert_eq!(b.try_recv::<u8>().unwrap(), 9);
@@ -365,7 +365,7 @@ impl Connection {
     ///
     /// ```
     /// use std::time::{Duration, Instant};
-    /// let (_a, b) = concur_process::Pipe::duplex().unwrap();
+    /// let (_a, b) = concur::process::Pipe::duplex().unwrap();
     /// let t0 = Instant::now();
     /// assert!(b.recv_timeout::<u8>(Duration::from_millis(30)).unwrap_err().is_timeout());
     /// assert!(t0.elapsed() >= Duration::from_millis(30));
@@ -384,7 +384,7 @@ impl Connection {
     ///
     /// ```
     /// use std::time::{Duration, Instant};
-    /// let (a, b) = concur_process::Pipe::duplex().unwrap();
+    /// let (a, b) = concur::process::Pipe::duplex().unwrap();
     /// a.send(&"x").unwrap();
     /// let s: String = b.recv_deadline(Instant::now() + Duration::from_secs(5)).unwrap();
     /// assert_eq!(s, "x");
@@ -419,7 +419,7 @@ impl Connection {
     /// As [`recv`](Connection::recv), without decode errors.
     ///
     /// ```
-    /// let (a, b) = concur_process::Pipe::duplex().unwrap();
+    /// let (a, b) = concur::process::Pipe::duplex().unwrap();
     /// a.send_bytes(&[0, 1, 2]).unwrap();
     /// assert_eq!(b.recv_bytes().unwrap(), vec![0, 1, 2]);
     /// ```
@@ -433,7 +433,7 @@ impl Connection {
     /// As [`try_recv`](Connection::try_recv), without decode errors.
     ///
     /// ```
-    /// let (a, b) = concur_process::Pipe::duplex().unwrap();
+    /// let (a, b) = concur::process::Pipe::duplex().unwrap();
     /// assert!(b.try_recv_bytes().unwrap_err().is_timeout());
     /// a.send_bytes(b"k").unwrap();
     /// assert_eq!(b.try_recv_bytes().unwrap(), b"k");
@@ -449,7 +449,7 @@ impl Connection {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let (_a, b) = concur_process::Pipe::duplex().unwrap();
+    /// let (_a, b) = concur::process::Pipe::duplex().unwrap();
     /// assert!(b.recv_bytes_timeout(Duration::from_millis(5)).unwrap_err().is_timeout());
     /// ```
     pub fn recv_bytes_timeout(&self, timeout: Duration) -> Result<Vec<u8>, ConnectionError> {
@@ -465,7 +465,7 @@ impl Connection {
     ///
     /// ```
     /// use std::time::{Duration, Instant};
-    /// let (a, b) = concur_process::Pipe::duplex().unwrap();
+    /// let (a, b) = concur::process::Pipe::duplex().unwrap();
     /// a.send_bytes(b"d").unwrap();
     /// let got = b.recv_bytes_deadline(Instant::now() + Duration::from_secs(5)).unwrap();
     /// assert_eq!(got, b"d");
@@ -554,7 +554,7 @@ impl Connection {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let (a, b) = concur_process::Pipe::duplex().unwrap();
+    /// let (a, b) = concur::process::Pipe::duplex().unwrap();
     /// assert!(!b.poll(Duration::ZERO).unwrap());
     /// a.send(&1u8).unwrap();
     /// assert!(b.poll(Duration::from_secs(5)).unwrap());
@@ -571,7 +571,7 @@ impl Connection {
     ///
     /// ```
     /// use std::time::{Duration, Instant};
-    /// let (a, b) = concur_process::Pipe::duplex().unwrap();
+    /// let (a, b) = concur::process::Pipe::duplex().unwrap();
     /// drop(a); // the end of the stream is "ready" too: recv reports it at once
     /// assert!(b.poll_deadline(Instant::now() + Duration::from_secs(5)).unwrap());
     /// ```

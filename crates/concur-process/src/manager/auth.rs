@@ -24,7 +24,7 @@ pub(crate) const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
 /// The shared secret of a manager and its clients (Python's `authkey`).
 ///
 /// ```
-/// use concur_process::AuthKey;
+/// use concur::process::AuthKey;
 /// let k = AuthKey::from("s3cret");
 /// assert_eq!(k.as_bytes(), b"s3cret");
 /// assert_ne!(AuthKey::random().unwrap(), AuthKey::random().unwrap());
@@ -39,7 +39,7 @@ impl AuthKey {
     /// The OS error if no randomness is available.
     ///
     /// ```
-    /// assert_eq!(concur_process::AuthKey::random().unwrap().as_bytes().len(), 32);
+    /// assert_eq!(concur::process::AuthKey::random().unwrap().as_bytes().len(), 32);
     /// ```
     pub fn random() -> std::io::Result<AuthKey> {
         Ok(AuthKey(random_bytes::<32>()?.to_vec()))
@@ -48,7 +48,7 @@ impl AuthKey {
     /// The key's bytes.
     ///
     /// ```
-    /// assert_eq!(concur_process::AuthKey::from(vec![1, 2]).as_bytes(), [1, 2]);
+    /// assert_eq!(concur::process::AuthKey::from(vec![1, 2]).as_bytes(), [1, 2]);
     /// ```
     pub fn as_bytes(&self) -> &[u8] {
         &self.0

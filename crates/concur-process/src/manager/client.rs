@@ -21,7 +21,7 @@ use crate::process::protocol::Identity;
 /// `@` is in Linux's abstract namespace, which leaves no file behind) or a TCP address.
 ///
 /// ```
-/// use concur_process::Address;
+/// use concur::process::Address;
 /// let a: Address = "127.0.0.1:5000".parse().unwrap();
 /// assert_eq!(a, Address::Tcp("127.0.0.1:5000".parse().unwrap()));
 /// let u: Address = "/tmp/m.sock".parse().unwrap();

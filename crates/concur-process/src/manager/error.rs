@@ -37,7 +37,7 @@ pub(crate) enum Kind {
 /// error. Ask it with the predicates.
 ///
 /// ```
-/// use concur_process::Manager;
+/// use concur::process::Manager;
 /// let m = Manager::start().unwrap();
 /// let d = m.dict::<String, u32>().unwrap();
 /// let e = d.get_item(&"nope".to_string()).unwrap_err();
@@ -88,7 +88,7 @@ impl ManagerError {
     /// True if a key, index or field is missing (Python's `KeyError`/`IndexError`).
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let d = m.dict::<u8, u8>().unwrap();
     /// assert!(d.get_item(&3).unwrap_err().is_missing());
     /// let l = m.list::<u8>().unwrap();
@@ -101,7 +101,7 @@ impl ManagerError {
     /// True if the object or a value is not of the expected type.
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let d = m.dict::<u8, u8>().unwrap();
     /// let same = m.dict_by_id::<u8, String>(d.id()).unwrap_err();
     /// assert!(same.is_wrong_type());
@@ -113,7 +113,7 @@ impl ManagerError {
     /// True if the manager has shut down or its process is gone.
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let d = m.dict::<u8, u8>().unwrap();
     /// m.shutdown().unwrap();
     /// assert!(d.len().unwrap_err().is_shutdown());
@@ -125,7 +125,7 @@ impl ManagerError {
     /// True if authentication failed (a wrong key on either side).
     ///
     /// ```
-    /// use concur_process::{AuthKey, Manager};
+    /// use concur::process::{AuthKey, Manager};
     /// let m = Manager::start().unwrap();
     /// let e = Manager::connect(m.address().clone(), AuthKey::from("wrong")).unwrap_err();
     /// assert!(e.is_auth_failed());
@@ -138,7 +138,7 @@ impl ManagerError {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let q = m.queue::<u8>(0).unwrap();
     /// assert!(q.get_timeout(Duration::from_millis(10)).unwrap_err().is_timeout());
     /// ```
@@ -149,7 +149,7 @@ impl ManagerError {
     /// True if the server refused a malformed, unknown or oversized request.
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let e = m.dict_by_id::<u8, u8>(999_999).unwrap_err();
     /// assert!(e.is_bad_request() || e.is_missing());
     /// ```
@@ -161,7 +161,7 @@ impl ManagerError {
     /// broken barrier, a full or empty queue in a non-blocking call).
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let lock = m.lock().unwrap();
     /// assert!(lock.release().unwrap_err().is_invalid_state());
     /// ```
@@ -173,7 +173,7 @@ impl ManagerError {
     /// another binary) or panicked (Python's `RemoteError`).
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let d = m.dict::<u8, u8>().unwrap();
     /// let e = d.update(1, |_: Option<u8>| -> u8 { panic!("no") }).unwrap_err();
     /// assert!(e.is_remote());
@@ -185,7 +185,7 @@ impl ManagerError {
     /// True if a value could not be serialized.
     ///
     /// ```
-    /// let e = concur_process::ManagerError::from(std::io::Error::other("x"));
+    /// let e = concur::process::ManagerError::from(std::io::Error::other("x"));
     /// assert!(!e.is_serialization());
     /// ```
     pub fn is_serialization(&self) -> bool {
@@ -195,7 +195,7 @@ impl ManagerError {
     /// True for an operating-system error (connecting, reading, writing).
     ///
     /// ```
-    /// let e = concur_process::ManagerError::from(std::io::Error::other("x"));
+    /// let e = concur::process::ManagerError::from(std::io::Error::other("x"));
     /// assert!(e.is_io());
     /// ```
     pub fn is_io(&self) -> bool {

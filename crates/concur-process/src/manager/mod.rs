@@ -37,7 +37,7 @@
 //! Objects live until the manager shuts down (proxies do not count references).
 //!
 //! ```
-//! use concur_process::Manager;
+//! use concur::process::Manager;
 //! let m = Manager::start().unwrap();
 //! let scores = m.dict::<String, u32>().unwrap();
 //! scores.update("ada".into(), |s: Option<u32>| s.unwrap_or(0) + 3).unwrap();
@@ -83,7 +83,7 @@ use server::Listener;
 /// and its key.
 ///
 /// ```
-/// use concur_process::{Address, AuthKey, Manager};
+/// use concur::process::{Address, AuthKey, Manager};
 /// let m = Manager::builder()
 ///     .address("127.0.0.1:0".parse::<Address>().unwrap())
 ///     .authkey(AuthKey::from("not a secret"))
@@ -104,7 +104,7 @@ impl ManagerBuilder {
     /// default an abstract Unix socket with a random name.
     ///
     /// ```
-    /// let _ = concur_process::Manager::builder().address("@my-manager".parse().unwrap());
+    /// let _ = concur::process::Manager::builder().address("@my-manager".parse().unwrap());
     /// ```
     pub fn address(mut self, address: Address) -> Self {
         self.address = Some(address);
@@ -115,7 +115,7 @@ impl ManagerBuilder {
     /// to hand to other processes).
     ///
     /// ```
-    /// let _ = concur_process::Manager::builder().authkey("k".into());
+    /// let _ = concur::process::Manager::builder().authkey("k".into());
     /// ```
     pub fn authkey(mut self, key: AuthKey) -> Self {
         self.key = Some(key);
@@ -131,7 +131,7 @@ impl ManagerBuilder {
     /// not started.
     ///
     /// ```
-    /// let m = concur_process::Manager::builder().start().unwrap();
+    /// let m = concur::process::Manager::builder().start().unwrap();
     /// m.shutdown().unwrap();
     /// ```
     pub fn start(self) -> Result<Manager, ManagerError> {
@@ -237,8 +237,8 @@ fn serve_main(args: ServeArgs) {
 /// docs](self) for how it works.
 ///
 /// ```
-/// use concur_process::{Manager, Process};
-/// use concur_process::manager::Dict;
+/// use concur::process::{Manager, Process};
+/// use concur::process::manager::Dict;
 ///
 /// fn worker(d: Dict<String, u64>) {
 ///     for _ in 0..100 {
@@ -275,7 +275,7 @@ impl Manager {
     /// As [`ManagerBuilder::start`].
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// assert!(m.address().to_string().starts_with("@concur-manager-"));
     /// ```
     pub fn start() -> Result<Manager, ManagerError> {
@@ -285,7 +285,7 @@ impl Manager {
     /// A builder for the address and key.
     ///
     /// ```
-    /// let m = concur_process::Manager::builder().authkey("k".into()).start().unwrap();
+    /// let m = concur::process::Manager::builder().authkey("k".into()).start().unwrap();
     /// assert_eq!(m.authkey().as_bytes(), b"k");
     /// ```
     pub fn builder() -> ManagerBuilder {
@@ -301,7 +301,7 @@ impl Manager {
     /// [`is_shutdown`](ManagerError::is_shutdown) if nothing serves there.
     ///
     /// ```
-    /// use concur_process::Manager;
+    /// use concur::process::Manager;
     /// let m = Manager::start().unwrap();
     /// let other = Manager::connect(m.address().clone(), m.authkey().clone()).unwrap();
     /// let d = other.dict::<u8, u8>().unwrap();
@@ -327,7 +327,7 @@ impl Manager {
     /// fails.
     ///
     /// ```
-    /// use concur_process::{Address, AuthKey, Manager};
+    /// use concur::process::{Address, AuthKey, Manager};
     /// use std::time::Duration;
     /// let addr: Address = "@serve-doc-example".parse().unwrap();
     /// let a = addr.clone();
@@ -350,7 +350,7 @@ impl Manager {
     /// The address the server listens on (a TCP port chosen by the OS included).
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let _ = m.address().to_string();
     /// ```
     pub fn address(&self) -> &Address {
@@ -360,7 +360,7 @@ impl Manager {
     /// The authentication key (to hand to other processes with the address).
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// assert_eq!(m.authkey().as_bytes().len(), 32);
     /// ```
     pub fn authkey(&self) -> &AuthKey {
@@ -376,7 +376,7 @@ impl Manager {
     /// An I/O error other than the server being gone already.
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// m.shutdown().unwrap();
     /// m.shutdown().unwrap();
     /// ```
@@ -420,7 +420,7 @@ impl Manager {
     /// [`is_shutdown`](ManagerError::is_shutdown) if the manager is gone.
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let d = m.dict::<u32, String>().unwrap();
     /// d.insert(7, "seven".into()).unwrap();
     /// assert_eq!(d.len().unwrap(), 1);
@@ -444,7 +444,7 @@ impl Manager {
     /// [`is_wrong_type`](ManagerError::is_wrong_type) if it is not a `Dict<K, V>`.
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let d = m.dict::<u8, u8>().unwrap();
     /// assert!(m.dict_by_id::<u8, u8>(d.id()).is_ok());
     /// assert!(m.dict_by_id::<u8, u8>(d.id() + 100).unwrap_err().is_missing());

@@ -27,7 +27,7 @@ use crate::why;
 /// Python lacks).
 ///
 /// ```
-/// use concur_process::{ProcessPoolExecutor, StartMethod};
+/// use concur::process::{ProcessPoolExecutor, StartMethod};
 /// use std::time::Duration;
 ///
 /// fn setup(level: u8) { assert!(level < 10) }
@@ -72,7 +72,7 @@ impl ProcessPoolBuilder {
     /// no limits.
     ///
     /// ```
-    /// let pool = concur_process::ProcessPoolBuilder::new().build();
+    /// let pool = concur::process::ProcessPoolBuilder::new().build();
     /// assert!(pool.max_workers() >= 1);
     /// ```
     pub fn new() -> Self {
@@ -83,7 +83,7 @@ impl ProcessPoolBuilder {
     /// work for them, as in Python 3.9+.
     ///
     /// ```
-    /// let pool = concur_process::ProcessPoolExecutor::builder().max_workers(0).build();
+    /// let pool = concur::process::ProcessPoolExecutor::builder().max_workers(0).build();
     /// assert_eq!(pool.max_workers(), 1);
     /// ```
     pub fn max_workers(mut self, n: usize) -> Self {
@@ -96,7 +96,7 @@ impl ProcessPoolBuilder {
     /// replace a worker.
     ///
     /// ```
-    /// use concur_process::{ProcessPoolExecutor, StartMethod};
+    /// use concur::process::{ProcessPoolExecutor, StartMethod};
     /// let _ = ProcessPoolExecutor::builder().start_method(StartMethod::Spawn).build();
     /// ```
     pub fn start_method(mut self, method: StartMethod) -> Self {
@@ -108,7 +108,7 @@ impl ProcessPoolBuilder {
     /// dispatcher thread's.
     ///
     /// ```
-    /// let _ = concur_process::ProcessPoolExecutor::builder().name("resizer").build();
+    /// let _ = concur::process::ProcessPoolExecutor::builder().name("resizer").build();
     /// ```
     pub fn name(mut self, prefix: impl Into<String>) -> Self {
         self.cfg.name = prefix.into();
@@ -126,10 +126,10 @@ impl ProcessPoolBuilder {
     /// pool is built ([`try_build`](Self::try_build)).
     ///
     /// ```
-    /// use concur_core::futures::Executor;
+    /// use concur::futures::Executor;
     /// fn init(_: ()) { panic!("no config") }
     /// fn id(x: u8) -> u8 { x }
-    /// let pool = concur_process::ProcessPoolExecutor::builder().initializer(init, ()).build();
+    /// let pool = concur::process::ProcessPoolExecutor::builder().initializer(init, ()).build();
     /// let e = pool.call(id, 1).unwrap().result().unwrap_err();
     /// assert!(e.is_broken_executor());
     /// ```
@@ -173,7 +173,7 @@ impl ProcessPoolBuilder {
     /// (Python's `max_tasks_per_child` / `maxtasksperchild`).
     ///
     /// ```
-    /// let _ = concur_process::ProcessPoolExecutor::builder().max_tasks_per_child(3).build();
+    /// let _ = concur::process::ProcessPoolExecutor::builder().max_tasks_per_child(3).build();
     /// ```
     pub fn max_tasks_per_child(mut self, n: usize) -> Self {
         self.cfg.max_tasks_per_child = Some(n.max(1));
@@ -186,7 +186,7 @@ impl ProcessPoolBuilder {
     /// [`ProcessPoolExecutor::submit_with_timeout`].
     ///
     /// ```
-    /// let _ = concur_process::ProcessPoolExecutor::builder()
+    /// let _ = concur::process::ProcessPoolExecutor::builder()
     ///     .task_timeout(std::time::Duration::from_secs(30))
     ///     .build();
     /// ```
@@ -202,7 +202,7 @@ impl ProcessPoolBuilder {
     /// fast can overshoot the limit by what it allocates in one interval.
     ///
     /// ```
-    /// let _ = concur_process::ProcessPoolExecutor::builder().memory_limit(512 << 20).build();
+    /// let _ = concur::process::ProcessPoolExecutor::builder().memory_limit(512 << 20).build();
     /// ```
     pub fn memory_limit(mut self, bytes: u64) -> Self {
         self.cfg.memory_limit = Some(bytes);
@@ -213,7 +213,7 @@ impl ProcessPoolBuilder {
     /// `bytes`, and starts a fresh one: for tasks that leak or fragment memory.
     ///
     /// ```
-    /// let _ = concur_process::ProcessPoolExecutor::builder().recycle_above(256 << 20).build();
+    /// let _ = concur::process::ProcessPoolExecutor::builder().recycle_above(256 << 20).build();
     /// ```
     pub fn recycle_above(mut self, bytes: u64) -> Self {
         self.cfg.recycle_above = Some(bytes);
@@ -224,7 +224,7 @@ impl ProcessPoolBuilder {
     /// at least 1 ms).
     ///
     /// ```
-    /// let _ = concur_process::ProcessPoolExecutor::builder()
+    /// let _ = concur::process::ProcessPoolExecutor::builder()
     ///     .memory_check_interval(std::time::Duration::from_millis(5))
     ///     .build();
     /// ```
@@ -241,8 +241,8 @@ impl ProcessPoolBuilder {
     /// (the message says why); [`try_build`](Self::try_build) returns that as an error.
     ///
     /// ```
-    /// use concur_core::futures::Executor;
-    /// let pool = concur_process::ProcessPoolExecutor::builder().max_workers(1).build();
+    /// use concur::futures::Executor;
+    /// let pool = concur::process::ProcessPoolExecutor::builder().max_workers(1).build();
     /// assert_eq!(pool.call(|x: u32| x * 3, 14).unwrap().result().unwrap(), 42);
     /// ```
     #[track_caller]
@@ -262,8 +262,8 @@ impl ProcessPoolBuilder {
     /// cause in the message.
     ///
     /// ```
-    /// use concur_core::futures::Executor;
-    /// let pool = concur_process::ProcessPoolExecutor::builder().max_workers(1).try_build().unwrap();
+    /// use concur::futures::Executor;
+    /// let pool = concur::process::ProcessPoolExecutor::builder().max_workers(1).try_build().unwrap();
     /// assert_eq!(pool.call(|x: u32| x + 1, 1).unwrap().result().unwrap(), 2);
     /// ```
     pub fn try_build(self) -> Result<ProcessPoolExecutor, ProcessError> {
@@ -322,8 +322,8 @@ impl Drop for Inner {
 /// a callback should be quick and must not wait for another future of the same pool.
 ///
 /// ```
-/// use concur_core::futures::{Executor, MapOptions};
-/// use concur_process::ProcessPoolExecutor;
+/// use concur::futures::{Executor, MapOptions};
+/// use concur::process::ProcessPoolExecutor;
 ///
 /// fn square(x: u64) -> u64 { x * x }
 /// let pool = ProcessPoolExecutor::new(2);
@@ -361,7 +361,7 @@ impl ProcessPoolExecutor {
     /// [`ProcessPoolBuilder`]. Starts nothing until the first task.
     ///
     /// ```
-    /// let pool = concur_process::ProcessPoolExecutor::new(3);
+    /// let pool = concur::process::ProcessPoolExecutor::new(3);
     /// assert_eq!(pool.max_workers(), 3);
     /// ```
     pub fn new(max_workers: usize) -> Self {
@@ -371,7 +371,7 @@ impl ProcessPoolExecutor {
     /// A builder for the other settings.
     ///
     /// ```
-    /// let pool = concur_process::ProcessPoolExecutor::builder().max_workers(2).build();
+    /// let pool = concur::process::ProcessPoolExecutor::builder().max_workers(2).build();
     /// assert_eq!(pool.max_workers(), 2);
     /// ```
     pub fn builder() -> ProcessPoolBuilder {
@@ -381,7 +381,7 @@ impl ProcessPoolExecutor {
     /// The most worker processes this pool runs at once.
     ///
     /// ```
-    /// assert_eq!(concur_process::ProcessPoolExecutor::new(2).max_workers(), 2);
+    /// assert_eq!(concur::process::ProcessPoolExecutor::new(2).max_workers(), 2);
     /// ```
     pub fn max_workers(&self) -> usize {
         self.inner.cfg.max_workers
@@ -391,8 +391,8 @@ impl ProcessPoolExecutor {
     /// included).
     ///
     /// ```
-    /// use concur_core::futures::Executor;
-    /// let pool = concur_process::ProcessPoolExecutor::new(1);
+    /// use concur::futures::Executor;
+    /// let pool = concur::process::ProcessPoolExecutor::new(1);
     /// assert_eq!(pool.workers_started(), 0);
     /// pool.call(|x: u8| x, 1).unwrap().result().unwrap();
     /// assert_eq!(pool.workers_started(), 1);
@@ -407,8 +407,8 @@ impl ProcessPoolExecutor {
     /// after shutdown). A snapshot: workers come and go.
     ///
     /// ```
-    /// use concur_core::futures::Executor;
-    /// let pool = concur_process::ProcessPoolExecutor::new(1);
+    /// use concur::futures::Executor;
+    /// let pool = concur::process::ProcessPoolExecutor::new(1);
     /// let pid = pool.call(|_: ()| std::process::id(), ()).unwrap().result().unwrap();
     /// assert_eq!(pool.worker_pids(), vec![pid]);
     /// ```
@@ -431,7 +431,7 @@ impl ProcessPoolExecutor {
     /// ```
     /// use std::time::Duration;
     /// fn spin(_: ()) { loop { std::hint::spin_loop() } }
-    /// let pool = concur_process::ProcessPoolExecutor::new(1);
+    /// let pool = concur::process::ProcessPoolExecutor::new(1);
     /// let f = pool.submit_with_timeout(spin, (), Duration::from_millis(200)).unwrap();
     /// assert!(f.result().unwrap_err().is_timeout());
     /// ```
@@ -465,7 +465,7 @@ impl ProcessPoolExecutor {
     ///
     /// ```
     /// fn nap(ms: u64) { std::thread::sleep(std::time::Duration::from_millis(ms)) }
-    /// let pool = concur_process::ProcessPoolExecutor::new(1);
+    /// let pool = concur::process::ProcessPoolExecutor::new(1);
     /// let (f, abort) = pool.call_abortable(nap, 60_000, None).unwrap();
     /// abort.abort();
     /// assert!(f.result().unwrap_err().is_cancelled());
@@ -508,9 +508,9 @@ impl ProcessPoolExecutor {
     /// futures (it is terminated, not waited for).
     ///
     /// ```
-    /// use concur_core::futures::Executor;
+    /// use concur::futures::Executor;
     /// fn nap(ms: u64) { std::thread::sleep(std::time::Duration::from_millis(ms)) }
-    /// let pool = concur_process::ProcessPoolExecutor::new(1);
+    /// let pool = concur::process::ProcessPoolExecutor::new(1);
     /// let f = pool.call(nap, 10_000).unwrap();
     /// pool.terminate().unwrap();
     /// assert!(f.result().is_err());
@@ -819,7 +819,7 @@ impl Executor for ProcessPoolExecutor {
 /// keeps neither the pool nor its workers alive.
 ///
 /// ```
-/// let pool = concur_process::ProcessPoolExecutor::new(1);
+/// let pool = concur::process::ProcessPoolExecutor::new(1);
 /// let (f, abort) = pool.call_abortable(|x: u32| x + 1, 1, None).unwrap();
 /// assert_eq!(f.result().unwrap(), 2);
 /// abort.abort(); // finished: nothing to stop
@@ -864,7 +864,7 @@ impl AbortHandle {
     ///
     /// ```
     /// fn nap(ms: u64) { std::thread::sleep(std::time::Duration::from_millis(ms)) }
-    /// let pool = concur_process::ProcessPoolExecutor::new(1);
+    /// let pool = concur::process::ProcessPoolExecutor::new(1);
     /// let (busy, _) = pool.call_abortable(nap, 200, None).unwrap();
     /// let (queued, abort) = pool.call_abortable(nap, 0, None).unwrap();
     /// abort.abort();

@@ -10,7 +10,7 @@
 //! nothing, arguments and results are serde types.
 //!
 //! The `Pool` forms themselves are written once for the thread and the process pool,
-//! in `concur_core::futures::exec::PoolCore`; this type states the process tier's
+//! in `concur::futures::exec::PoolCore`; this type states the process tier's
 //! bounds and forwards.
 
 use std::fmt;
@@ -27,7 +27,7 @@ use super::executor::ProcessPoolExecutor;
 /// chunk's items together), the input read a bounded number of chunks ahead.
 ///
 /// ```
-/// let pool = concur_process::ProcessPool::new(2);
+/// let pool = concur::process::ProcessPool::new(2);
 /// let it = pool.imap_unordered(|x: u8| x, [1, 2]).unwrap();
 /// assert_eq!(it.map(Result::unwrap).map(u32::from).sum::<u32>(), 3);
 /// ```
@@ -53,7 +53,7 @@ pub type IMapUnordered<'a, I, F, T> = UnorderedMap<'a, ProcessPoolExecutor, I, F
 /// nothing submitted is lost. Call [`terminate`](Self::terminate) to kill the workers.
 ///
 /// ```
-/// use concur_process::ProcessPool;
+/// use concur::process::ProcessPool;
 ///
 /// fn square(x: u64) -> u64 { x * x }
 /// let pool = ProcessPool::new(2);
@@ -90,7 +90,7 @@ impl ProcessPool {
     /// for them. Never blocks.
     ///
     /// ```
-    /// let pool = concur_process::ProcessPool::new(2);
+    /// let pool = concur::process::ProcessPool::new(2);
     /// assert_eq!(pool.processes(), 2);
     /// ```
     pub fn new(processes: usize) -> Self {
@@ -103,7 +103,7 @@ impl ProcessPool {
     /// on: `close`/`join`/`terminate` shut it down, for every clone. Never blocks.
     ///
     /// ```
-    /// use concur_process::{ProcessPool, ProcessPoolExecutor};
+    /// use concur::process::{ProcessPool, ProcessPoolExecutor};
     /// fn pid(_: ()) -> u32 { std::process::id() }
     /// let exec = ProcessPoolExecutor::builder().max_workers(1).max_tasks_per_child(1).build();
     /// let pool = ProcessPool::with_executor(exec);
@@ -120,7 +120,7 @@ impl ProcessPool {
     /// The number of worker processes (Python's `pool._processes`).
     ///
     /// ```
-    /// assert_eq!(concur_process::ProcessPool::new(3).processes(), 3);
+    /// assert_eq!(concur::process::ProcessPool::new(3).processes(), 3);
     /// ```
     pub fn processes(&self) -> usize {
         self.core.workers()
@@ -130,8 +130,8 @@ impl ProcessPool {
     /// (and its [`worker_pids`](ProcessPoolExecutor::worker_pids)).
     ///
     /// ```
-    /// use concur_core::futures::Executor;
-    /// let pool = concur_process::ProcessPool::new(1);
+    /// use concur::futures::Executor;
+    /// let pool = concur::process::ProcessPool::new(1);
     /// assert_eq!(pool.executor().call(|x: u8| x + 1, 6).unwrap().result().unwrap(), 7);
     /// ```
     pub fn executor(&self) -> &ProcessPoolExecutor {
@@ -149,7 +149,7 @@ impl ProcessPool {
     ///
     /// ```
     /// fn sqr(x: i64) -> i64 { x * x }
-    /// let pool = concur_process::ProcessPool::new(1);
+    /// let pool = concur::process::ProcessPool::new(1);
     /// assert_eq!(pool.apply(sqr, 5).unwrap(), 25);
     /// assert!(pool.apply(|_: ()| -> u8 { panic!("no") }, ()).unwrap_err().is_panic());
     /// ```
@@ -173,7 +173,7 @@ impl ProcessPool {
     /// ```
     /// use std::time::Duration;
     /// fn sqr(x: u32) -> u32 { x * x }
-    /// let pool = concur_process::ProcessPool::new(2);
+    /// let pool = concur::process::ProcessPool::new(2);
     /// let r = pool.apply_async(sqr, 7).unwrap();
     /// assert_eq!(r.get_timeout(Duration::from_secs(30)).unwrap(), 49);
     /// assert_eq!(r.successful(), Some(true));
@@ -199,7 +199,7 @@ impl ProcessPool {
     ///
     /// ```
     /// fn check(x: i32) -> i32 { if x < 0 { panic!("negative: {x}") } else { x } }
-    /// let pool = concur_process::ProcessPool::new(2);
+    /// let pool = concur::process::ProcessPool::new(2);
     /// assert_eq!(pool.map(check, [1, 2, 3]).unwrap(), [1, 2, 3]);
     /// let e = pool.map(check, [1, -1, 2, -2]).unwrap_err();
     /// assert_eq!(e.panic_message(), Some("negative: -1"));
@@ -222,8 +222,8 @@ impl ProcessPool {
     /// passes.
     ///
     /// ```
-    /// use concur_core::futures::MapOptions;
-    /// let pool = concur_process::ProcessPool::new(2);
+    /// use concur::futures::MapOptions;
+    /// let pool = concur::process::ProcessPool::new(2);
     /// let v = pool.map_with(|x: u32| x + 1, 0..100, MapOptions::new().chunksize(20)).unwrap();
     /// assert_eq!(v, (1..101).collect::<Vec<_>>());
     /// ```
@@ -251,7 +251,7 @@ impl ProcessPool {
     ///
     /// ```
     /// fn mul(a: i32, b: i32) -> i32 { a * b }
-    /// let pool = concur_process::ProcessPool::new(2);
+    /// let pool = concur::process::ProcessPool::new(2);
     /// assert_eq!(pool.starmap(mul, [(1, 2), (3, 4)]).unwrap(), [2, 12]);
     /// ```
     pub fn starmap<I, F, T>(&self, f: F, items: I) -> Result<Vec<T>, TaskError>
@@ -274,7 +274,7 @@ impl ProcessPool {
     ///
     /// ```
     /// fn sqr(x: u64) -> u64 { x * x }
-    /// let pool = concur_process::ProcessPool::new(2);
+    /// let pool = concur::process::ProcessPool::new(2);
     /// let r = pool.map_async(sqr, vec![1, 2, 3]).unwrap();
     /// assert_eq!(r.get().unwrap(), [1, 4, 9]);
     /// ```
@@ -297,10 +297,10 @@ impl ProcessPool {
     /// cancelled.
     ///
     /// ```
-    /// use concur_core::futures::MapOptions;
+    /// use concur::futures::MapOptions;
     /// use std::sync::atomic::{AtomicUsize, Ordering};
     /// use std::sync::Arc;
-    /// let pool = concur_process::ProcessPool::new(2);
+    /// let pool = concur::process::ProcessPool::new(2);
     /// let seen = Arc::new(AtomicUsize::new(0));
     /// let s = seen.clone();
     /// let opts = MapOptions::new().chunksize(3).progress(move |p| { s.fetch_max(p.done, Ordering::SeqCst); });
@@ -330,7 +330,7 @@ impl ProcessPool {
     ///
     /// ```
     /// fn add(a: u8, b: u8) -> u8 { a + b }
-    /// let pool = concur_process::ProcessPool::new(2);
+    /// let pool = concur::process::ProcessPool::new(2);
     /// let r = pool.starmap_async(add, vec![(1, 2), (3, 4)]).unwrap();
     /// assert_eq!(r.get().unwrap(), [3, 7]);
     /// ```
@@ -360,7 +360,7 @@ impl ProcessPool {
     ///
     /// ```
     /// fn times10(x: u64) -> u64 { x * 10 }
-    /// let pool = concur_process::ProcessPool::new(2);
+    /// let pool = concur::process::ProcessPool::new(2);
     /// let firsts: Vec<u64> = pool.imap(times10, 1..).unwrap().take(3).map(Result::unwrap).collect();
     /// assert_eq!(firsts, [10, 20, 30]);
     /// ```
@@ -385,8 +385,8 @@ impl ProcessPool {
     /// As `imap`.
     ///
     /// ```
-    /// use concur_core::futures::MapOptions;
-    /// let pool = concur_process::ProcessPool::new(2);
+    /// use concur::futures::MapOptions;
+    /// let pool = concur::process::ProcessPool::new(2);
     /// let opts = MapOptions::new().chunksize(8).buffersize(2);
     /// let v: Vec<u8> = pool.imap_with(|x: u8| x, 0..50, opts).unwrap().map(Result::unwrap).collect();
     /// assert_eq!(v, (0..50).collect::<Vec<_>>());
@@ -414,7 +414,7 @@ impl ProcessPool {
     /// As [`imap`](Self::imap).
     ///
     /// ```
-    /// let pool = concur_process::ProcessPool::new(2);
+    /// let pool = concur::process::ProcessPool::new(2);
     /// let mut v: Vec<i32> = pool.imap_unordered(|x: i32| -x, 0..5).unwrap().map(Result::unwrap).collect();
     /// v.sort();
     /// assert_eq!(v, [-4, -3, -2, -1, 0]);
@@ -440,8 +440,8 @@ impl ProcessPool {
     /// As `imap`.
     ///
     /// ```
-    /// use concur_core::futures::MapOptions;
-    /// let pool = concur_process::ProcessPool::new(2);
+    /// use concur::futures::MapOptions;
+    /// let pool = concur::process::ProcessPool::new(2);
     /// let opts = MapOptions::new().chunksize(4).buffersize(3);
     /// let mut v: Vec<u8> = pool.imap_unordered_with(|x: u8| x, 0..40, opts).unwrap().map(Result::unwrap).collect();
     /// v.sort();
@@ -466,7 +466,7 @@ impl ProcessPool {
     /// [`join`](Self::join) waits for it. Never blocks.
     ///
     /// ```
-    /// let pool = concur_process::ProcessPool::new(1);
+    /// let pool = concur::process::ProcessPool::new(1);
     /// pool.close();
     /// assert!(pool.apply(|x: u8| x, 1).unwrap_err().is_shutdown());
     /// ```
@@ -485,7 +485,7 @@ impl ProcessPool {
     ///
     /// ```
     /// fn nap(ms: u64) { std::thread::sleep(std::time::Duration::from_millis(ms)) }
-    /// let pool = concur_process::ProcessPool::new(1);
+    /// let pool = concur::process::ProcessPool::new(1);
     /// let r = pool.apply_async(nap, 60_000).unwrap();
     /// pool.terminate().unwrap();
     /// assert!(r.get().is_err());
@@ -505,7 +505,7 @@ impl ProcessPool {
     /// pool's results.
     ///
     /// ```
-    /// let pool = concur_process::ProcessPool::new(1);
+    /// let pool = concur::process::ProcessPool::new(1);
     /// assert!(pool.join().unwrap_err().is_invalid_state());
     /// let r = pool.apply_async(|x: u8| x, 5).unwrap();
     /// pool.close();

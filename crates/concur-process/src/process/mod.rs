@@ -29,7 +29,7 @@ use start::{Launch, NO_EXIT, Started};
 /// How a [`Process`] makes its child (Python's start methods).
 ///
 /// ```
-/// use concur_process::{Process, StartMethod};
+/// use concur::process::{Process, StartMethod};
 /// let p = Process::builder().start_method(StartMethod::Spawn).spawn(|x: u8| x * 2, 21).unwrap();
 /// assert_eq!(p.join().unwrap(), 42);
 /// assert_eq!(StartMethod::default(), StartMethod::Spawn);
@@ -85,7 +85,7 @@ pub enum StartMethod {
     /// with the other methods.
     ///
     /// ```
-    /// use concur_process::{Process, StartMethod};
+    /// use concur::process::{Process, StartMethod};
     /// let p = Process::builder().start_method(StartMethod::ForkServer).spawn(|x: u32| x + 1, 41).unwrap();
     /// assert_eq!(p.join().unwrap(), 42);
     /// assert_eq!(p.exitcode(), Some(0));
@@ -97,7 +97,7 @@ pub enum StartMethod {
 /// keyword arguments).
 ///
 /// ```
-/// use concur_process::{Process, StartMethod};
+/// use concur::process::{Process, StartMethod};
 /// let p = Process::builder()
 ///     .name("doubler")
 ///     .daemon(true)
@@ -122,7 +122,7 @@ impl ProcessBuilder {
     /// A builder with the defaults: name `Process-N`, not a daemon, `Spawn`.
     ///
     /// ```
-    /// let p = concur_process::ProcessBuilder::new().build(|x: u8| x, 0);
+    /// let p = concur::process::ProcessBuilder::new().build(|x: u8| x, 0);
     /// assert!(p.name().starts_with("Process-"));
     /// ```
     pub fn new() -> Self {
@@ -133,7 +133,7 @@ impl ProcessBuilder {
     /// bytes) as its OS-visible name, as `ps` shows it.
     ///
     /// ```
-    /// let p = concur_process::Process::builder().name("w1").build(|x: u8| x, 0);
+    /// let p = concur::process::Process::builder().name("w1").build(|x: u8| x, 0);
     /// assert_eq!(p.name(), "w1");
     /// ```
     pub fn name(mut self, name: impl Into<String>) -> Self {
@@ -146,7 +146,7 @@ impl ProcessBuilder {
     /// dropped, where a non-daemon child keeps running until it finishes.
     ///
     /// ```
-    /// let p = concur_process::Process::builder().daemon(true).build(|x: u8| x, 0);
+    /// let p = concur::process::Process::builder().daemon(true).build(|x: u8| x, 0);
     /// assert!(p.daemon());
     /// ```
     pub fn daemon(mut self, daemon: bool) -> Self {
@@ -157,7 +157,7 @@ impl ProcessBuilder {
     /// How the child is made; [`StartMethod::Spawn`] by default.
     ///
     /// ```
-    /// use concur_process::{Process, StartMethod};
+    /// use concur::process::{Process, StartMethod};
     /// let p = Process::builder().start_method(StartMethod::Fork { force: true }).build(|x: u8| x, 0);
     /// assert_eq!(p.start_method(), StartMethod::Fork { force: true });
     /// ```
@@ -176,12 +176,12 @@ impl ProcessBuilder {
     ///
     /// ```compile_fail,E0080
     /// let y = 5u32;
-    /// let p = concur_process::Process::new(move |x: u32| x + y, 1u32);
+    /// let p = concur::process::Process::new(move |x: u32| x + y, 1u32);
     /// ```
     ///
     /// ```
     /// fn add((a, b): (u32, u32)) -> u32 { a + b }
-    /// let p = concur_process::Process::builder().build(add, (2, 3));
+    /// let p = concur::process::Process::builder().build(add, (2, 3));
     /// p.start().unwrap();
     /// assert_eq!(p.join().unwrap(), 5);
     /// ```
@@ -222,7 +222,7 @@ impl ProcessBuilder {
     /// As [`Process::start`].
     ///
     /// ```
-    /// let p = concur_process::Process::builder().spawn(|s: String| s.len(), "four".to_owned()).unwrap();
+    /// let p = concur::process::Process::builder().spawn(|s: String| s.len(), "four".to_owned()).unwrap();
     /// assert_eq!(p.join().unwrap(), 4);
     /// ```
     pub fn spawn<F, A, R>(self, f: F, args: A) -> Result<Process<R>, ProcessError>
@@ -269,7 +269,7 @@ enum State {
 /// `join` also returns the function's value (or its panic).
 ///
 /// ```
-/// use concur_process::Process;
+/// use concur::process::Process;
 ///
 /// fn square(x: u64) -> u64 { x * x }
 ///
@@ -329,7 +329,7 @@ impl<R: Serialize + DeserializeOwned> Process<R> {
     /// See [`ProcessBuilder::build`] for what `f` may be.
     ///
     /// ```
-    /// let p = concur_process::Process::new(|v: Vec<i32>| v.iter().sum::<i32>(), vec![1, 2, 3]);
+    /// let p = concur::process::Process::new(|v: Vec<i32>| v.iter().sum::<i32>(), vec![1, 2, 3]);
     /// assert!(!p.is_alive());
     /// p.start().unwrap();
     /// assert_eq!(p.join().unwrap(), 6);
@@ -348,7 +348,7 @@ impl<R: Serialize + DeserializeOwned> Process<R> {
     /// As [`start`](Process::start).
     ///
     /// ```
-    /// let p = concur_process::Process::spawn(|(a, b): (String, String)| a + &b, ("con".into(), "cur".into())).unwrap();
+    /// let p = concur::process::Process::spawn(|(a, b): (String, String)| a + &b, ("con".into(), "cur".into())).unwrap();
     /// assert_eq!(p.join().unwrap(), "concur");
     /// ```
     pub fn spawn<F, A>(f: F, args: A) -> Result<Self, ProcessError>
@@ -365,7 +365,7 @@ impl Process<()> {
     /// builder decides the result type, whatever `Process<_>` this is called on).
     ///
     /// ```
-    /// let p = concur_process::Process::builder().name("n").build(|x: u8| x, 1);
+    /// let p = concur::process::Process::builder().name("n").build(|x: u8| x, 1);
     /// assert_eq!(p.name(), "n");
     /// ```
     pub fn builder() -> ProcessBuilder {
@@ -377,7 +377,7 @@ impl<R> Process<R> {
     /// The process's name.
     ///
     /// ```
-    /// let p = concur_process::Process::builder().name("indexer").build(|x: u8| x, 1);
+    /// let p = concur::process::Process::builder().name("indexer").build(|x: u8| x, 1);
     /// assert_eq!(p.name(), "indexer");
     /// ```
     pub fn name(&self) -> &str {
@@ -387,7 +387,7 @@ impl<R> Process<R> {
     /// Whether the child is a daemon (see [`ProcessBuilder::daemon`]).
     ///
     /// ```
-    /// assert!(!concur_process::Process::new(|x: u8| x, 1).daemon());
+    /// assert!(!concur::process::Process::new(|x: u8| x, 1).daemon());
     /// ```
     pub fn daemon(&self) -> bool {
         self.daemon
@@ -396,7 +396,7 @@ impl<R> Process<R> {
     /// The start method this process uses.
     ///
     /// ```
-    /// use concur_process::{Process, StartMethod};
+    /// use concur::process::{Process, StartMethod};
     /// assert_eq!(Process::new(|x: u8| x, 1).start_method(), StartMethod::Spawn);
     /// ```
     pub fn start_method(&self) -> StartMethod {
@@ -406,7 +406,7 @@ impl<R> Process<R> {
     /// The child's process id, once started (Python's `pid`).
     ///
     /// ```
-    /// let p = concur_process::Process::new(|x: u8| x, 1);
+    /// let p = concur::process::Process::new(|x: u8| x, 1);
     /// assert_eq!(p.pid(), None);
     /// p.start().unwrap();
     /// assert!(p.pid().unwrap() > 0);
@@ -428,7 +428,7 @@ impl<R> Process<R> {
     /// started again.
     ///
     /// ```
-    /// let p = concur_process::Process::new(|x: i8| -x, 5);
+    /// let p = concur::process::Process::new(|x: i8| -x, 5);
     /// p.start().unwrap();
     /// assert!(p.start().unwrap_err().is_already_started());
     /// assert_eq!(p.join().unwrap(), -5);
@@ -502,7 +502,7 @@ impl<R> Process<R> {
     /// [`is_already_joined`](ProcessError::is_already_joined) once the value was taken.
     ///
     /// ```
-    /// let p = concur_process::Process::spawn(|n: u32| (1..=n).product::<u32>(), 5).unwrap();
+    /// let p = concur::process::Process::spawn(|n: u32| (1..=n).product::<u32>(), 5).unwrap();
     /// assert_eq!(p.join().unwrap(), 120);
     /// ```
     pub fn join(&self) -> Result<R, ProcessError>
@@ -521,7 +521,7 @@ impl<R> Process<R> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let p = concur_process::Process::spawn(|ms: u64| std::thread::sleep(Duration::from_millis(ms)), 20_000).unwrap();
+    /// let p = concur::process::Process::spawn(|ms: u64| std::thread::sleep(Duration::from_millis(ms)), 20_000).unwrap();
     /// assert!(p.join_timeout(Duration::from_millis(50)).unwrap_err().is_timeout());
     /// assert!(p.is_alive());
     /// p.terminate().unwrap();
@@ -541,7 +541,7 @@ impl<R> Process<R> {
     ///
     /// ```
     /// use std::time::{Duration, Instant};
-    /// let p = concur_process::Process::spawn(|x: u8| x, 7).unwrap();
+    /// let p = concur::process::Process::spawn(|x: u8| x, 7).unwrap();
     /// assert_eq!(p.join_deadline(Instant::now() + Duration::from_secs(30)).unwrap(), 7);
     /// ```
     pub fn join_deadline(&self, deadline: Instant) -> Result<R, ProcessError>
@@ -625,7 +625,7 @@ impl<R> Process<R> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let p = concur_process::Process::new(|ms: u64| std::thread::sleep(Duration::from_millis(ms)), 20_000);
+    /// let p = concur::process::Process::new(|ms: u64| std::thread::sleep(Duration::from_millis(ms)), 20_000);
     /// assert!(!p.is_alive());
     /// p.start().unwrap();
     /// assert!(p.is_alive());
@@ -642,7 +642,7 @@ impl<R> Process<R> {
     /// minus the number of the signal that killed the child. Never blocks.
     ///
     /// ```
-    /// let p = concur_process::Process::spawn(|_: ()| -> () { std::process::exit(8) }, ()).unwrap();
+    /// let p = concur::process::Process::spawn(|_: ()| -> () { std::process::exit(8) }, ()).unwrap();
     /// let _ = p.join();
     /// assert_eq!(p.exitcode(), Some(8));
     /// ```
@@ -659,7 +659,7 @@ impl<R> Process<R> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let p = concur_process::Process::spawn(|_: ()| std::thread::sleep(Duration::from_secs(30)), ()).unwrap();
+    /// let p = concur::process::Process::spawn(|_: ()| std::thread::sleep(Duration::from_secs(30)), ()).unwrap();
     /// p.terminate().unwrap();
     /// let _ = p.join();
     /// assert_eq!(p.exitcode(), Some(-15));
@@ -676,7 +676,7 @@ impl<R> Process<R> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let p = concur_process::Process::spawn(|_: ()| std::thread::sleep(Duration::from_secs(30)), ()).unwrap();
+    /// let p = concur::process::Process::spawn(|_: ()| std::thread::sleep(Duration::from_secs(30)), ()).unwrap();
     /// p.kill().unwrap();
     /// let _ = p.join();
     /// assert_eq!(p.exitcode(), Some(-9));

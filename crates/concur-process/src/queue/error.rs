@@ -13,7 +13,7 @@ use std::fmt;
 /// Why an item can never go through a process queue, however long one waits.
 ///
 /// ```
-/// use concur_process::queue::Rejected;
+/// use concur::process::queue::Rejected;
 /// let r = Rejected::TooLarge { size: 10, max: 8 };
 /// assert_eq!(r.to_string(), "the item takes 10 bytes encoded, more than the queue's limit of 8");
 /// ```
@@ -59,7 +59,7 @@ impl Error for Rejected {}
 /// record is consumed; the queue stays usable.
 ///
 /// ```
-/// use concur_process::queue::{GetError, Queue};
+/// use concur::process::queue::{GetError, Queue};
 /// use serde::{Deserialize, Deserializer, Serialize, de::Error};
 ///
 /// /// Serializes any value but refuses to decode zero.
@@ -100,7 +100,7 @@ impl Error for DecodeError {}
 /// Why [`put`](super::Queue::put) did not queue its item; the item is handed back.
 ///
 /// ```
-/// use concur_process::queue::{PutError, Queue};
+/// use concur::process::queue::{PutError, Queue};
 ///
 /// let q = Queue::<u8>::new(0)?;
 /// q.shutdown(false);
@@ -120,7 +120,7 @@ impl<T> PutError<T> {
     /// The item that was not put.
     ///
     /// ```
-    /// assert_eq!(concur_process::queue::PutError::ShutDown(3).into_inner(), 3);
+    /// assert_eq!(concur::process::queue::PutError::ShutDown(3).into_inner(), 3);
     /// ```
     pub fn into_inner(self) -> T {
         match self {
@@ -131,7 +131,7 @@ impl<T> PutError<T> {
     /// True for `ShutDown`.
     ///
     /// ```
-    /// assert!(concur_process::queue::PutError::ShutDown(()).is_shutdown());
+    /// assert!(concur::process::queue::PutError::ShutDown(()).is_shutdown());
     /// ```
     pub fn is_shutdown(&self) -> bool {
         matches!(self, Self::ShutDown(_))
@@ -140,7 +140,7 @@ impl<T> PutError<T> {
     /// Why the item was rejected, for `Rejected`.
     ///
     /// ```
-    /// use concur_process::queue::{PutError, Rejected};
+    /// use concur::process::queue::{PutError, Rejected};
     /// let e = PutError::Rejected((), Rejected::FileDescriptors);
     /// assert_eq!(e.rejected(), Some(&Rejected::FileDescriptors));
     /// ```
@@ -173,11 +173,11 @@ impl<T> fmt::Display for PutError<T> {
 impl<T> Error for PutError<T> {}
 
 /// Why [`try_put`](super::Queue::try_put) did not queue its item: the thread tier's
-/// [`concur_core::queue::TryPutError`] (the same type and variants), whose `Rejected`
+/// [`concur::queue::TryPutError`](concur_core::queue::TryPutError) (the same type and variants), whose `Rejected`
 /// variant says why an item can never go through a process queue.
 ///
 /// ```
-/// use concur_process::queue::{Queue, Rejected, TryPutError};
+/// use concur::process::queue::{Queue, Rejected, TryPutError};
 ///
 /// let q = Queue::bounded(1)?;
 /// q.try_put(1).unwrap();
@@ -191,10 +191,10 @@ pub type TryPutError<T> = concur_core::queue::TryPutError<T, Rejected>;
 /// Why [`put_timeout`](super::Queue::put_timeout) or
 /// [`put_deadline`](super::Queue::put_deadline) did not queue its item: still full when
 /// the time ran out (Python raises `Full`), shut down, or rejected. The thread tier's
-/// [`concur_core::queue::PutTimeoutError`], as [`TryPutError`] is.
+/// [`concur::queue::PutTimeoutError`](concur_core::queue::PutTimeoutError), as [`TryPutError`] is.
 ///
 /// ```
-/// use concur_process::queue::Queue;
+/// use concur::process::queue::Queue;
 /// use std::time::Duration;
 ///
 /// let q = Queue::bounded(1)?;
@@ -227,7 +227,7 @@ impl<T> From<PutError<T>> for PutTimeoutError<T> {
 /// Why [`get`](super::Queue::get) returned no item.
 ///
 /// ```
-/// use concur_process::queue::{GetError, Queue};
+/// use concur::process::queue::{GetError, Queue};
 /// let q = Queue::<u8>::new(0)?;
 /// q.shutdown(false);
 /// assert_eq!(q.get(), Err(GetError::ShutDown));
@@ -245,7 +245,7 @@ impl GetError {
     /// True for `ShutDown`.
     ///
     /// ```
-    /// assert!(concur_process::queue::GetError::ShutDown.is_shutdown());
+    /// assert!(concur::process::queue::GetError::ShutDown.is_shutdown());
     /// ```
     pub fn is_shutdown(&self) -> bool {
         matches!(self, Self::ShutDown)
@@ -264,11 +264,11 @@ impl fmt::Display for GetError {
 impl Error for GetError {}
 
 /// Why [`try_get`](super::Queue::try_get) returned no item: the thread tier's
-/// [`concur_core::queue::TryGetError`] (the same type and variants), whose `Decode`
+/// [`concur::queue::TryGetError`](concur_core::queue::TryGetError) (the same type and variants), whose `Decode`
 /// variant says a record taken could not be decoded.
 ///
 /// ```
-/// use concur_process::queue::{Queue, TryGetError};
+/// use concur::process::queue::{Queue, TryGetError};
 ///
 /// let q = Queue::<u8>::new(0)?;
 /// assert_eq!(q.try_get(), Err(TryGetError::Empty));
@@ -279,10 +279,10 @@ pub type TryGetError = concur_core::queue::TryGetError<DecodeError>;
 /// Why [`get_timeout`](super::Queue::get_timeout) or
 /// [`get_deadline`](super::Queue::get_deadline) returned no item: still empty when the
 /// time ran out (Python raises `Empty`), shut down and drained, or the record could
-/// not be decoded. The thread tier's [`concur_core::queue::GetTimeoutError`].
+/// not be decoded. The thread tier's [`concur::queue::GetTimeoutError`](concur_core::queue::GetTimeoutError).
 ///
 /// ```
-/// use concur_process::queue::{GetTimeoutError, Queue};
+/// use concur::process::queue::{GetTimeoutError, Queue};
 /// use std::time::Duration;
 ///
 /// let q = Queue::<u8>::new(0)?;

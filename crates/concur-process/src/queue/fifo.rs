@@ -32,7 +32,7 @@ fn type_hash<T>() -> u64 {
 }
 
 /// A FIFO queue shared between processes: Python's `multiprocessing.Queue`, for any
-/// serde item type, with the API of [`concur_core::queue::Queue`].
+/// serde item type, with the API of [`concur::queue::Queue`](concur_core::queue::Queue).
 ///
 /// Items are encoded (postcard) into a ring buffer in an anonymous shared memory
 /// block: no pipe and no feeder thread, so a put or get is a copy plus two atomic
@@ -53,7 +53,7 @@ fn type_hash<T>() -> u64 {
 /// # Examples
 ///
 /// ```
-/// use concur_process::{Process, Queue};
+/// use concur::process::{Process, Queue};
 ///
 /// let q = Queue::<String>::new(0)?;
 /// let child = Process::spawn(
@@ -132,8 +132,8 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// The OS error if the shared memory cannot be created or mapped.
     ///
     /// ```
-    /// let q = concur_process::Queue::<u32>::new(0)?;
-    /// assert_eq!(q.maxsize(), concur_process::queue::DEFAULT_MAXSIZE);
+    /// let q = concur::process::Queue::<u32>::new(0)?;
+    /// assert_eq!(q.maxsize(), concur::process::queue::DEFAULT_MAXSIZE);
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn new(maxsize: usize) -> io::Result<Self> {
@@ -146,9 +146,9 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// `InvalidInput` if `cap` is 0; else as [`new`](Queue::new).
     ///
     /// ```
-    /// let q = concur_process::Queue::<u32>::bounded(2)?;
+    /// let q = concur::process::Queue::<u32>::bounded(2)?;
     /// assert_eq!(q.maxsize(), 2);
-    /// assert!(concur_process::Queue::<u32>::bounded(0).is_err());
+    /// assert!(concur::process::Queue::<u32>::bounded(0).is_err());
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn bounded(cap: usize) -> io::Result<Self> {
@@ -169,7 +169,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// `InvalidInput` if `bytes` exceeds 1 GiB; else as [`new`](Queue::new).
     ///
     /// ```
-    /// let q = concur_process::Queue::<Vec<u8>>::with_capacity(0, 4096)?;
+    /// let q = concur::process::Queue::<Vec<u8>>::with_capacity(0, 4096)?;
     /// assert_eq!(q.capacity_bytes(), 4096);
     /// assert!(q.try_put(vec![0; 5000]).unwrap_err().rejected().is_some());
     /// # Ok::<(), std::io::Error>(())
@@ -227,7 +227,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// failing to serialize. The item is handed back.
     ///
     /// ```
-    /// let q = concur_process::Queue::new(0)?;
+    /// let q = concur::process::Queue::new(0)?;
     /// q.put(5u8).unwrap();
     /// assert_eq!(q.get().unwrap(), 5);
     /// # Ok::<(), std::io::Error>(())
@@ -248,8 +248,8 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// [`TryPutError::Full`], `ShutDown` or `Rejected`, with the item.
     ///
     /// ```
-    /// use concur_process::queue::TryPutError;
-    /// let q = concur_process::Queue::bounded(1)?;
+    /// use concur::process::queue::TryPutError;
+    /// let q = concur::process::Queue::bounded(1)?;
     /// q.try_put('a').unwrap();
     /// assert_eq!(q.try_put('b'), Err(TryPutError::Full('b')));
     /// # Ok::<(), std::io::Error>(())
@@ -267,7 +267,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     ///
     /// ```
     /// use std::time::{Duration, Instant};
-    /// let q = concur_process::Queue::bounded(1)?;
+    /// let q = concur::process::Queue::bounded(1)?;
     /// q.put(1).unwrap();
     /// let start = Instant::now();
     /// assert!(q.put_timeout(2, Duration::from_millis(20)).unwrap_err().is_full());
@@ -288,7 +288,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     ///
     /// ```
     /// use std::time::{Duration, Instant};
-    /// let q = concur_process::Queue::bounded(1)?;
+    /// let q = concur::process::Queue::bounded(1)?;
     /// assert!(q.put_deadline(1, Instant::now() + Duration::from_secs(1)).is_ok());
     /// # Ok::<(), std::io::Error>(())
     /// ```
@@ -322,7 +322,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// [`GetError::Decode`] if the record could not be decoded (it is consumed).
     ///
     /// ```
-    /// let q = concur_process::Queue::new(0)?;
+    /// let q = concur::process::Queue::new(0)?;
     /// q.put(vec![1, 2]).unwrap();
     /// assert_eq!(q.get().unwrap(), vec![1, 2]);
     /// # Ok::<(), std::io::Error>(())
@@ -342,8 +342,8 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// [`TryGetError::Empty`], `ShutDown` (shut down and drained) or `Decode`.
     ///
     /// ```
-    /// use concur_process::queue::TryGetError;
-    /// let q = concur_process::Queue::<u8>::new(0)?;
+    /// use concur::process::queue::TryGetError;
+    /// let q = concur::process::Queue::<u8>::new(0)?;
     /// assert_eq!(q.try_get(), Err(TryGetError::Empty));
     /// # Ok::<(), std::io::Error>(())
     /// ```
@@ -360,7 +360,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     ///
     /// ```
     /// use std::time::{Duration, Instant};
-    /// let q = concur_process::Queue::<u8>::new(0)?;
+    /// let q = concur::process::Queue::<u8>::new(0)?;
     /// let start = Instant::now();
     /// assert!(q.get_timeout(Duration::from_millis(20)).unwrap_err().is_empty());
     /// assert!(start.elapsed() >= Duration::from_millis(20));
@@ -380,7 +380,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     ///
     /// ```
     /// use std::time::{Duration, Instant};
-    /// let q = concur_process::Queue::new(0)?;
+    /// let q = concur::process::Queue::new(0)?;
     /// q.put(3u8).unwrap();
     /// assert_eq!(q.get_deadline(Instant::now() + Duration::from_secs(1)).unwrap(), 3);
     /// # Ok::<(), std::io::Error>(())
@@ -400,7 +400,7 @@ impl<T> Queue<T> {
     /// approximate while other processes use it). Never blocks.
     ///
     /// ```
-    /// let q = concur_process::Queue::new(0)?;
+    /// let q = concur::process::Queue::new(0)?;
     /// q.put(1u8).unwrap();
     /// assert_eq!(q.qsize(), 1);
     /// # Ok::<(), std::io::Error>(())
@@ -412,7 +412,7 @@ impl<T> Queue<T> {
     /// Whether the queue holds no item at this instant (Python's `empty()`).
     ///
     /// ```
-    /// let q = concur_process::Queue::<u8>::new(0)?;
+    /// let q = concur::process::Queue::<u8>::new(0)?;
     /// assert!(q.empty());
     /// # Ok::<(), std::io::Error>(())
     /// ```
@@ -424,7 +424,7 @@ impl<T> Queue<T> {
     /// (Python's `full()`). A put can also wait for bytes while this is false.
     ///
     /// ```
-    /// let q = concur_process::Queue::bounded(1)?;
+    /// let q = concur::process::Queue::bounded(1)?;
     /// q.put(1u8).unwrap();
     /// assert!(q.full());
     /// # Ok::<(), std::io::Error>(())
@@ -436,7 +436,7 @@ impl<T> Queue<T> {
     /// The most items the queue holds.
     ///
     /// ```
-    /// assert_eq!(concur_process::Queue::<u8>::bounded(7)?.maxsize(), 7);
+    /// assert_eq!(concur::process::Queue::<u8>::bounded(7)?.maxsize(), 7);
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn maxsize(&self) -> usize {
@@ -446,8 +446,8 @@ impl<T> Queue<T> {
     /// The size of the ring of encoded records, in bytes.
     ///
     /// ```
-    /// let q = concur_process::Queue::<u8>::new(0)?;
-    /// assert_eq!(q.capacity_bytes(), concur_process::queue::DEFAULT_CAPACITY);
+    /// let q = concur::process::Queue::<u8>::new(0)?;
+    /// assert_eq!(q.capacity_bytes(), concur::process::queue::DEFAULT_CAPACITY);
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn capacity_bytes(&self) -> usize {
@@ -457,7 +457,7 @@ impl<T> Queue<T> {
     /// The largest encoded item the queue accepts: the ring's size less 8 bytes.
     ///
     /// ```
-    /// let q = concur_process::Queue::<u8>::with_capacity(0, 64)?;
+    /// let q = concur::process::Queue::<u8>::with_capacity(0, 64)?;
     /// assert_eq!(q.max_item_size(), 56);
     /// # Ok::<(), std::io::Error>(())
     /// ```
@@ -472,8 +472,8 @@ impl<T> Queue<T> {
     /// Blocks only for the other processes' copies in progress.
     ///
     /// ```
-    /// use concur_process::queue::GetError;
-    /// let q = concur_process::Queue::new(0)?;
+    /// use concur::process::queue::GetError;
+    /// let q = concur::process::Queue::new(0)?;
     /// q.put(1u8).unwrap();
     /// q.shutdown(false);
     /// assert!(q.put(2).unwrap_err().is_shutdown());
@@ -488,7 +488,7 @@ impl<T> Queue<T> {
     /// Whether the queue was shut down (by any process).
     ///
     /// ```
-    /// let q = concur_process::Queue::<u8>::new(0)?;
+    /// let q = concur::process::Queue::<u8>::new(0)?;
     /// assert!(!q.is_shutdown());
     /// q.shutdown(true);
     /// assert!(q.is_shutdown());

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 /// # Examples
 ///
 /// ```
-/// use concur_process::{JoinableQueue, Process};
+/// use concur::process::{JoinableQueue, Process};
 ///
 /// let q = JoinableQueue::<u32>::new(0)?;
 /// let worker = Process::spawn(|q: JoinableQueue<u32>| {
@@ -78,7 +78,7 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
     /// The OS error if the shared memory cannot be created or mapped.
     ///
     /// ```
-    /// let q = concur_process::JoinableQueue::<u8>::new(3)?;
+    /// let q = concur::process::JoinableQueue::<u8>::new(3)?;
     /// assert_eq!(q.maxsize(), 3);
     /// # Ok::<(), std::io::Error>(())
     /// ```
@@ -93,7 +93,7 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
     /// As for [`Queue::with_capacity`].
     ///
     /// ```
-    /// let q = concur_process::JoinableQueue::<u8>::with_capacity(0, 1024)?;
+    /// let q = concur::process::JoinableQueue::<u8>::with_capacity(0, 1024)?;
     /// assert_eq!(q.capacity_bytes(), 1024);
     /// # Ok::<(), std::io::Error>(())
     /// ```
@@ -109,7 +109,7 @@ impl<T> JoinableQueue<T> {
     /// [`TaskDoneError`] if every task put so far is already done.
     ///
     /// ```
-    /// let q = concur_process::JoinableQueue::new(0)?;
+    /// let q = concur::process::JoinableQueue::new(0)?;
     /// q.put(1u8).unwrap();
     /// q.get().unwrap();
     /// assert!(q.task_done().is_ok());
@@ -127,7 +127,7 @@ impl<T> JoinableQueue<T> {
     /// Blocks until every task put so far is done (Python's `join()`).
     ///
     /// ```
-    /// let q = concur_process::JoinableQueue::<u8>::new(0)?;
+    /// let q = concur::process::JoinableQueue::<u8>::new(0)?;
     /// q.join(); // nothing put: returns at once
     /// # Ok::<(), std::io::Error>(())
     /// ```
@@ -140,7 +140,7 @@ impl<T> JoinableQueue<T> {
     ///
     /// ```
     /// use std::time::{Duration, Instant};
-    /// let q = concur_process::JoinableQueue::new(0)?;
+    /// let q = concur::process::JoinableQueue::new(0)?;
     /// q.put(1u8).unwrap();
     /// let start = Instant::now();
     /// assert!(!q.join_timeout(Duration::from_millis(20)));
@@ -158,7 +158,7 @@ impl<T> JoinableQueue<T> {
     ///
     /// ```
     /// use std::time::{Duration, Instant};
-    /// let q = concur_process::JoinableQueue::new(0)?;
+    /// let q = concur::process::JoinableQueue::new(0)?;
     /// q.put(1u8).unwrap();
     /// q.get().unwrap();
     /// q.task_done().unwrap();

@@ -1,10 +1,10 @@
 //! Process queues: [`Queue`], [`SimpleQueue`] and [`JoinableQueue`] — Python's
 //! `multiprocessing.Queue`, `SimpleQueue` and `JoinableQueue` — for any serde item
 //! type, many producer and many consumer processes, with the API of
-//! [`concur_core::queue`].
+//! [`concur::queue`](concur_core::queue).
 //!
 //! ```
-//! use concur_process::{Process, Queue};
+//! use concur::process::{Process, Queue};
 //!
 //! fn produce((q, n): (Queue<u64>, u64)) {
 //!     for i in 0..n {
@@ -106,7 +106,7 @@ pub use simple::SimpleQueue;
 /// is its semaphore's limit there too): 2²⁰ items.
 ///
 /// ```
-/// assert_eq!(concur_process::queue::DEFAULT_MAXSIZE, 1 << 20);
+/// assert_eq!(concur::process::queue::DEFAULT_MAXSIZE, 1 << 20);
 /// ```
 pub const DEFAULT_MAXSIZE: usize = 1 << 20;
 
@@ -114,6 +114,6 @@ pub const DEFAULT_MAXSIZE: usize = 1 << 20;
 /// [`Queue::with_capacity`]: 8 MiB. It also limits one item's encoded size.
 ///
 /// ```
-/// assert_eq!(concur_process::queue::DEFAULT_CAPACITY, 8 << 20);
+/// assert_eq!(concur::process::queue::DEFAULT_CAPACITY, 8 << 20);
 /// ```
 pub const DEFAULT_CAPACITY: usize = 8 << 20;

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 /// # Examples
 ///
 /// ```
-/// use concur_process::{Process, SimpleQueue};
+/// use concur::process::{Process, SimpleQueue};
 ///
 /// let q = SimpleQueue::<u64>::new()?;
 /// let child = Process::spawn(|q: SimpleQueue<u64>| { for i in 0..3 { q.put(i).unwrap(); } }, q.clone()).unwrap();
@@ -58,7 +58,7 @@ impl<T: Serialize + DeserializeOwned> SimpleQueue<T> {
     /// The OS error if the shared memory cannot be created or mapped.
     ///
     /// ```
-    /// let q = concur_process::SimpleQueue::<u8>::new()?;
+    /// let q = concur::process::SimpleQueue::<u8>::new()?;
     /// assert!(q.empty());
     /// # Ok::<(), std::io::Error>(())
     /// ```
@@ -73,7 +73,7 @@ impl<T: Serialize + DeserializeOwned> SimpleQueue<T> {
     /// [`PutError::Rejected`] as for [`Queue::put`].
     ///
     /// ```
-    /// let q = concur_process::SimpleQueue::new()?;
+    /// let q = concur::process::SimpleQueue::new()?;
     /// q.put("x".to_string()).unwrap();
     /// assert_eq!(q.get().unwrap(), "x");
     /// # Ok::<(), std::io::Error>(())
@@ -88,7 +88,7 @@ impl<T: Serialize + DeserializeOwned> SimpleQueue<T> {
     /// As for [`Queue::get`].
     ///
     /// ```
-    /// let q = concur_process::SimpleQueue::new()?;
+    /// let q = concur::process::SimpleQueue::new()?;
     /// q.put(1u8).unwrap();
     /// assert_eq!(q.get().unwrap(), 1);
     /// # Ok::<(), std::io::Error>(())
@@ -103,7 +103,7 @@ impl<T: Serialize + DeserializeOwned> SimpleQueue<T> {
     /// As for [`Queue::try_get`].
     ///
     /// ```
-    /// let q = concur_process::SimpleQueue::<u8>::new()?;
+    /// let q = concur::process::SimpleQueue::<u8>::new()?;
     /// assert!(q.try_get().unwrap_err().is_empty());
     /// # Ok::<(), std::io::Error>(())
     /// ```
@@ -117,7 +117,7 @@ impl<T: Serialize + DeserializeOwned> SimpleQueue<T> {
     /// As for [`Queue::get_timeout`].
     ///
     /// ```
-    /// let q = concur_process::SimpleQueue::<u8>::new()?;
+    /// let q = concur::process::SimpleQueue::<u8>::new()?;
     /// assert!(q.get_timeout(std::time::Duration::from_millis(1)).is_err());
     /// # Ok::<(), std::io::Error>(())
     /// ```
@@ -132,7 +132,7 @@ impl<T: Serialize + DeserializeOwned> SimpleQueue<T> {
     ///
     /// ```
     /// use std::time::{Duration, Instant};
-    /// let q = concur_process::SimpleQueue::new()?;
+    /// let q = concur::process::SimpleQueue::new()?;
     /// q.put(2u8).unwrap();
     /// assert_eq!(q.get_deadline(Instant::now() + Duration::from_secs(1)).unwrap(), 2);
     /// # Ok::<(), std::io::Error>(())
@@ -146,7 +146,7 @@ impl<T> SimpleQueue<T> {
     /// Whether the queue holds no item at this instant (Python's `empty()`).
     ///
     /// ```
-    /// let q = concur_process::SimpleQueue::<u8>::new()?;
+    /// let q = concur::process::SimpleQueue::<u8>::new()?;
     /// assert!(q.empty());
     /// # Ok::<(), std::io::Error>(())
     /// ```
@@ -158,7 +158,7 @@ impl<T> SimpleQueue<T> {
     /// processes use it).
     ///
     /// ```
-    /// let q = concur_process::SimpleQueue::new()?;
+    /// let q = concur::process::SimpleQueue::new()?;
     /// q.put(0u8).unwrap();
     /// assert_eq!(q.qsize(), 1);
     /// # Ok::<(), std::io::Error>(())
@@ -172,7 +172,7 @@ impl<T> SimpleQueue<T> {
     /// loop once the queue is drained).
     ///
     /// ```
-    /// let q = concur_process::SimpleQueue::<u8>::new()?;
+    /// let q = concur::process::SimpleQueue::<u8>::new()?;
     /// q.shutdown(false);
     /// assert!(q.get().unwrap_err().is_shutdown());
     /// # Ok::<(), std::io::Error>(())

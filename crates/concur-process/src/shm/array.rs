@@ -84,7 +84,7 @@ fn align_up(x: usize, a: usize) -> Option<usize> {
 /// argument (`True`, `False`, or an existing lock).
 ///
 /// ```
-/// use concur_process::shm::{Array, Locking};
+/// use concur::process::shm::{Array, Locking};
 /// let own = Array::<u8>::zeroed_with(4, Locking::Own)?;
 /// let raw = Array::<u8>::zeroed_with(4, false)?; // From<bool>
 /// let shared = Array::<u8>::zeroed_with(4, own.get_lock().unwrap().clone())?; // From<Lock>
@@ -372,7 +372,7 @@ pub(crate) struct BlockWire {
 /// # Examples
 ///
 /// ```
-/// use concur_process::shm::Array;
+/// use concur::process::shm::Array;
 ///
 /// let a = Array::from_slice(&[1u32, 2, 3])?;
 /// a.set(0, 10)?;
@@ -401,7 +401,7 @@ impl<T: Pod> Array<T> {
     /// block cannot be created or mapped.
     ///
     /// ```
-    /// let a = concur_process::shm::Array::<f64>::zeroed(3)?;
+    /// let a = concur::process::shm::Array::<f64>::zeroed(3)?;
     /// assert_eq!(a.to_vec(), [0.0; 3]);
     /// # Ok::<(), std::io::Error>(())
     /// ```
@@ -415,7 +415,7 @@ impl<T: Pod> Array<T> {
     /// As for [`zeroed`](Array::zeroed).
     ///
     /// ```
-    /// let a = concur_process::shm::Array::from_slice(&[1i16, -1])?;
+    /// let a = concur::process::shm::Array::from_slice(&[1i16, -1])?;
     /// assert_eq!(a.to_vec(), [1, -1]);
     /// # Ok::<(), std::io::Error>(())
     /// ```
@@ -429,7 +429,7 @@ impl<T: Pod> Array<T> {
     /// As for [`zeroed`](Array::zeroed).
     ///
     /// ```
-    /// let raw = concur_process::shm::Array::<u8>::zeroed_with(2, false)?;
+    /// let raw = concur::process::shm::Array::<u8>::zeroed_with(2, false)?;
     /// assert!(raw.get_lock().is_none());
     /// # Ok::<(), std::io::Error>(())
     /// ```
@@ -443,7 +443,7 @@ impl<T: Pod> Array<T> {
     /// As for [`zeroed`](Array::zeroed).
     ///
     /// ```
-    /// let raw = concur_process::shm::Array::from_slice_with(&[7u8], false)?;
+    /// let raw = concur::process::shm::Array::from_slice_with(&[7u8], false)?;
     /// assert_eq!(raw.get(0), Some(7));
     /// # Ok::<(), std::io::Error>(())
     /// ```
@@ -455,7 +455,7 @@ impl<T: Pod> Array<T> {
     /// The number of elements.
     ///
     /// ```
-    /// assert_eq!(concur_process::shm::Array::<u8>::zeroed(5)?.len(), 5);
+    /// assert_eq!(concur::process::shm::Array::<u8>::zeroed(5)?.len(), 5);
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn len(&self) -> usize {
@@ -465,7 +465,7 @@ impl<T: Pod> Array<T> {
     /// Whether the array has no elements.
     ///
     /// ```
-    /// assert!(concur_process::shm::Array::<u8>::zeroed(0)?.is_empty());
+    /// assert!(concur::process::shm::Array::<u8>::zeroed(0)?.is_empty());
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn is_empty(&self) -> bool {
@@ -478,7 +478,7 @@ impl<T: Pod> Array<T> {
     /// Inside this array's own [`with_lock`](Array::with_lock) (use the slice there).
     ///
     /// ```
-    /// let a = concur_process::shm::Array::from_slice(&[5u64, 6])?;
+    /// let a = concur::process::shm::Array::from_slice(&[5u64, 6])?;
     /// assert_eq!((a.get(1), a.get(2)), (Some(6), None));
     /// # Ok::<(), std::io::Error>(())
     /// ```
@@ -502,7 +502,7 @@ impl<T: Pod> Array<T> {
     /// Inside this array's own [`with_lock`](Array::with_lock).
     ///
     /// ```
-    /// let a = concur_process::shm::Array::<i32>::zeroed(2)?;
+    /// let a = concur::process::shm::Array::<i32>::zeroed(2)?;
     /// a.set(1, -4)?;
     /// assert!(a.set(2, 0).is_err());
     /// assert_eq!(a.to_vec(), [0, -4]);
@@ -528,7 +528,7 @@ impl<T: Pod> Array<T> {
     /// Inside this array's own [`with_lock`](Array::with_lock).
     ///
     /// ```
-    /// let a = concur_process::shm::Array::from_slice(&[1u8, 2])?;
+    /// let a = concur::process::shm::Array::from_slice(&[1u8, 2])?;
     /// assert_eq!(a.to_vec(), vec![1, 2]);
     /// # Ok::<(), std::io::Error>(())
     /// ```
@@ -549,7 +549,7 @@ impl<T: Pod> Array<T> {
     /// Inside this array's own [`with_lock`](Array::with_lock).
     ///
     /// ```
-    /// let a = concur_process::shm::Array::<u16>::zeroed(2)?;
+    /// let a = concur::process::shm::Array::<u16>::zeroed(2)?;
     /// a.copy_from_slice(&[3, 4])?;
     /// assert!(a.copy_from_slice(&[1]).is_err());
     /// assert_eq!(a.to_vec(), [3, 4]);
@@ -582,7 +582,7 @@ impl<T: Pod> Array<T> {
     /// holds the lock. A panic in `f` releases the lock and propagates.
     ///
     /// ```
-    /// let a = concur_process::shm::Array::from_slice(&[1u32, 2, 3])?;
+    /// let a = concur::process::shm::Array::from_slice(&[1u32, 2, 3])?;
     /// let sum = a.with_lock(|xs| { xs[0] = 100; xs.iter().sum::<u32>() }).unwrap();
     /// assert_eq!(sum, 105);
     /// # Ok::<(), std::io::Error>(())
@@ -595,7 +595,7 @@ impl<T: Pod> Array<T> {
     /// The lock guarding the array, if it has one (Python's `get_lock()`).
     ///
     /// ```
-    /// let a = concur_process::shm::Array::<u8>::zeroed(1)?;
+    /// let a = concur::process::shm::Array::<u8>::zeroed(1)?;
     /// let lock = a.get_lock().expect("made with a lock");
     /// let _g = lock.acquire().unwrap();
     /// a.set(0, 1)?; // this thread holds the lock: the copy does not lock again
@@ -610,7 +610,7 @@ impl<T: Pod> Array<T> {
     /// memory at any time; take the lock first).
     ///
     /// ```
-    /// let a = concur_process::shm::Array::<u64>::zeroed(1)?;
+    /// let a = concur::process::shm::Array::<u64>::zeroed(1)?;
     /// assert_eq!(a.as_ptr() as usize % 64, 0);
     /// # Ok::<(), std::io::Error>(())
     /// ```
@@ -622,7 +622,7 @@ impl<T: Pod> Array<T> {
     /// process).
     ///
     /// ```
-    /// use concur_process::shm::Array;
+    /// use concur::process::shm::Array;
     /// let a = Array::<u8>::zeroed(1)?;
     /// assert!(a.ptr_eq(&a.clone()));
     /// assert!(!a.ptr_eq(&Array::zeroed(1)?));

@@ -43,7 +43,7 @@ struct FrozenHeader {
 /// Made once from a slice ([`FrozenArray::from_slice`]); clones share one mapping.
 ///
 /// ```
-/// use concur_process::shm::FrozenArray;
+/// use concur::process::shm::FrozenArray;
 /// let big: Vec<u32> = (0..10_000).collect();
 /// let frozen = FrozenArray::from_slice(&big)?;
 /// assert_eq!(frozen.len(), 10_000);
@@ -77,7 +77,7 @@ impl<T: Pod> FrozenArray<T> {
     /// size overflow; the OS error if the block cannot be created, sealed or mapped.
     ///
     /// ```
-    /// let f = concur_process::shm::FrozenArray::from_slice(&[1.0f32, 2.0])?;
+    /// let f = concur::process::shm::FrozenArray::from_slice(&[1.0f32, 2.0])?;
     /// assert_eq!(&*f, &[1.0, 2.0]);
     /// # Ok::<(), std::io::Error>(())
     /// ```
@@ -140,7 +140,7 @@ impl<T: Pod> FrozenArray<T> {
     /// True if both handles refer to the same block.
     ///
     /// ```
-    /// let f = concur_process::shm::FrozenArray::from_slice(&[1u8])?;
+    /// let f = concur::process::shm::FrozenArray::from_slice(&[1u8])?;
     /// assert!(f.ptr_eq(&f.clone()));
     /// # Ok::<(), std::io::Error>(())
     /// ```

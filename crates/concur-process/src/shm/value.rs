@@ -23,7 +23,7 @@ use std::io;
 /// # Examples
 ///
 /// ```
-/// use concur_process::shm::Value;
+/// use concur::process::shm::Value;
 /// use std::thread;
 ///
 /// let counter = Value::new(0i64)?;
@@ -63,7 +63,7 @@ impl<T: Pod> Value<T> {
     /// or mapped.
     ///
     /// ```
-    /// let v = concur_process::shm::Value::new(1.5f64)?;
+    /// let v = concur::process::shm::Value::new(1.5f64)?;
     /// assert_eq!(v.get(), 1.5);
     /// assert!(v.get_lock().is_some());
     /// # Ok::<(), std::io::Error>(())
@@ -80,7 +80,7 @@ impl<T: Pod> Value<T> {
     /// As for [`new`](Value::new).
     ///
     /// ```
-    /// let v = concur_process::shm::Value::new_raw(7u8)?;
+    /// let v = concur::process::shm::Value::new_raw(7u8)?;
     /// v.set(8);
     /// assert_eq!((v.get(), v.get_lock().is_none()), (8, true));
     /// # Ok::<(), std::io::Error>(())
@@ -96,7 +96,7 @@ impl<T: Pod> Value<T> {
     /// As for [`new`](Value::new).
     ///
     /// ```
-    /// use concur_process::{shm::Value, sync::Lock};
+    /// use concur::process::{shm::Value, sync::Lock};
     /// let lock = Lock::new()?;
     /// let (a, b) = (Value::new_with(1u32, lock.clone())?, Value::new_with(2u32, lock.clone())?);
     /// let _g = lock.acquire().unwrap(); // guards both
@@ -118,7 +118,7 @@ impl<T: Pod> Value<T> {
     /// Inside this value's own [`with_lock`](Value::with_lock) (use the reference there).
     ///
     /// ```
-    /// assert_eq!(concur_process::shm::Value::new(3u16)?.get(), 3);
+    /// assert_eq!(concur::process::shm::Value::new(3u16)?.get(), 3);
     /// # Ok::<(), std::io::Error>(())
     /// ```
     #[track_caller]
@@ -134,7 +134,7 @@ impl<T: Pod> Value<T> {
     /// As for [`get`](Value::get).
     ///
     /// ```
-    /// let v = concur_process::shm::Value::new(0u64)?;
+    /// let v = concur::process::shm::Value::new(0u64)?;
     /// v.set(9);
     /// assert_eq!(v.get(), 9);
     /// # Ok::<(), std::io::Error>(())
@@ -156,7 +156,7 @@ impl<T: Pod> Value<T> {
     /// releases the lock and propagates.
     ///
     /// ```
-    /// let v = concur_process::shm::Value::new(41i32)?;
+    /// let v = concur::process::shm::Value::new(41i32)?;
     /// let now = v.with_lock(|x| { *x += 1; *x }).unwrap();
     /// assert_eq!(now, 42);
     /// # Ok::<(), std::io::Error>(())
@@ -169,7 +169,7 @@ impl<T: Pod> Value<T> {
     /// The lock guarding the value, if it has one (Python's `get_lock()`).
     ///
     /// ```
-    /// let v = concur_process::shm::Value::new(0u8)?;
+    /// let v = concur::process::shm::Value::new(0u8)?;
     /// let g = v.get_lock().unwrap().acquire().unwrap();
     /// v.set(v.get() + 1); // under the held lock, without locking again
     /// drop(g);
@@ -184,7 +184,7 @@ impl<T: Pod> Value<T> {
     /// to the [module docs'](super) rules.
     ///
     /// ```
-    /// let v = concur_process::shm::Value::new(0u32)?;
+    /// let v = concur::process::shm::Value::new(0u32)?;
     /// assert!(!v.as_ptr().is_null());
     /// # Ok::<(), std::io::Error>(())
     /// ```
@@ -195,7 +195,7 @@ impl<T: Pod> Value<T> {
     /// True if both handles refer to the same value.
     ///
     /// ```
-    /// use concur_process::shm::Value;
+    /// use concur::process::shm::Value;
     /// let v = Value::new(0u8)?;
     /// assert!(v.ptr_eq(&v.clone()));
     /// assert!(!v.ptr_eq(&Value::new(0u8)?));

@@ -128,7 +128,7 @@ impl Drop for Held<'_> {
 /// between processes). A process that dies while waiting counts as having arrived.
 ///
 /// ```
-/// use concur_process::sync::Barrier;
+/// use concur::process::sync::Barrier;
 /// let b = Barrier::new(2)?;
 /// let b2 = b.clone();
 /// let t = std::thread::spawn(move || b2.wait().unwrap());
@@ -146,7 +146,7 @@ pub struct Barrier {
 ///
 /// ```
 /// use std::time::Duration;
-/// let b = concur_process::sync::Barrier::builder(2).timeout(Duration::from_millis(5)).build()?;
+/// let b = concur::process::sync::Barrier::builder(2).timeout(Duration::from_millis(5)).build()?;
 /// assert!(b.wait().unwrap_err().is_timeout());
 /// # Ok::<(), std::io::Error>(())
 /// ```
@@ -163,7 +163,7 @@ impl BarrierBuilder {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let b = concur_process::sync::Barrier::builder(1).timeout(Duration::from_secs(1)).build()?;
+    /// let b = concur::process::sync::Barrier::builder(1).timeout(Duration::from_secs(1)).build()?;
     /// assert_eq!(b.wait(), Ok(0));
     /// # Ok::<(), std::io::Error>(())
     /// ```
@@ -179,7 +179,7 @@ impl BarrierBuilder {
     /// cannot be created or mapped.
     ///
     /// ```
-    /// assert!(concur_process::sync::Barrier::builder(0).build().is_err());
+    /// assert!(concur::process::sync::Barrier::builder(0).build().is_err());
     /// ```
     pub fn build(self) -> io::Result<Barrier> {
         let parties = u32::try_from(self.parties)
@@ -211,7 +211,7 @@ impl Barrier {
     /// As for [`BarrierBuilder::build`].
     ///
     /// ```
-    /// assert_eq!(concur_process::sync::Barrier::new(3)?.parties(), 3);
+    /// assert_eq!(concur::process::sync::Barrier::new(3)?.parties(), 3);
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn new(parties: usize) -> io::Result<Self> {
@@ -221,7 +221,7 @@ impl Barrier {
     /// A builder, to set a default timeout.
     ///
     /// ```
-    /// let b = concur_process::sync::Barrier::builder(1).build()?;
+    /// let b = concur::process::sync::Barrier::builder(1).build()?;
     /// assert_eq!(b.wait(), Ok(0));
     /// # Ok::<(), std::io::Error>(())
     /// ```
@@ -260,7 +260,7 @@ impl Barrier {
     /// [`reset`](Barrier::reset) while this thread waits.
     ///
     /// ```
-    /// let b = concur_process::sync::Barrier::new(1)?;
+    /// let b = concur::process::sync::Barrier::new(1)?;
     /// assert_eq!(b.wait(), Ok(0));
     /// # Ok::<(), std::io::Error>(())
     /// ```
@@ -282,7 +282,7 @@ impl Barrier {
     /// timeout broke it.
     ///
     /// ```
-    /// use concur_process::sync::{Barrier, BrokenKind};
+    /// use concur::process::sync::{Barrier, BrokenKind};
     /// use std::time::Duration;
     /// let b = Barrier::new(2)?;
     /// let e = b.wait_timeout(Duration::from_millis(10)).unwrap_err();
@@ -301,7 +301,7 @@ impl Barrier {
     ///
     /// ```
     /// use std::time::{Duration, Instant};
-    /// let b = concur_process::sync::Barrier::new(2)?;
+    /// let b = concur::process::sync::Barrier::new(2)?;
     /// assert!(b.wait_deadline(Instant::now() + Duration::from_millis(5)).is_err());
     /// # Ok::<(), std::io::Error>(())
     /// ```
@@ -355,7 +355,7 @@ impl Barrier {
     /// [`BrokenKind::Aborted`] until [`reset`](Barrier::reset).
     ///
     /// ```
-    /// let b = concur_process::sync::Barrier::new(2)?;
+    /// let b = concur::process::sync::Barrier::new(2)?;
     /// b.abort();
     /// assert!(b.broken());
     /// assert!(b.wait().is_err());
@@ -369,7 +369,7 @@ impl Barrier {
     /// with [`BrokenKind::Reset`].
     ///
     /// ```
-    /// let b = concur_process::sync::Barrier::new(1)?;
+    /// let b = concur::process::sync::Barrier::new(1)?;
     /// b.abort();
     /// b.reset();
     /// assert!(!b.broken());
@@ -390,7 +390,7 @@ impl Barrier {
     /// The number of threads currently waiting for the others.
     ///
     /// ```
-    /// assert_eq!(concur_process::sync::Barrier::new(2)?.n_waiting(), 0);
+    /// assert_eq!(concur::process::sync::Barrier::new(2)?.n_waiting(), 0);
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn n_waiting(&self) -> usize {
@@ -406,7 +406,7 @@ impl Barrier {
     /// The number of parties needed to pass the barrier.
     ///
     /// ```
-    /// assert_eq!(concur_process::sync::Barrier::new(3)?.parties(), 3);
+    /// assert_eq!(concur::process::sync::Barrier::new(3)?.parties(), 3);
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn parties(&self) -> usize {
@@ -416,7 +416,7 @@ impl Barrier {
     /// Whether the barrier is broken.
     ///
     /// ```
-    /// assert!(!concur_process::sync::Barrier::new(2)?.broken());
+    /// assert!(!concur::process::sync::Barrier::new(2)?.broken());
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn broken(&self) -> bool {
@@ -427,7 +427,7 @@ impl Barrier {
     /// True if both handles refer to the same barrier.
     ///
     /// ```
-    /// let b = concur_process::sync::Barrier::new(2)?;
+    /// let b = concur::process::sync::Barrier::new(2)?;
     /// assert!(b.ptr_eq(&b.clone()));
     /// # Ok::<(), std::io::Error>(())
     /// ```

@@ -77,7 +77,7 @@ enum CondLock {
 /// waiter taking it back) is told through [`OwnerDied`], as for the lock itself.
 ///
 /// ```
-/// use concur_process::sync::Condition;
+/// use concur::process::sync::Condition;
 /// use std::time::Duration;
 ///
 /// let c = Condition::new()?;
@@ -117,7 +117,7 @@ impl Condition {
     /// The OS error if shared memory cannot be created or mapped.
     ///
     /// ```
-    /// let c = concur_process::sync::Condition::new()?;
+    /// let c = concur::process::sync::Condition::new()?;
     /// let g = c.acquire().unwrap();
     /// assert_eq!(g.notify(1), 0); // nobody waits
     /// # Ok::<(), std::io::Error>(())
@@ -132,7 +132,7 @@ impl Condition {
     /// As for [`new`](Condition::new).
     ///
     /// ```
-    /// use concur_process::sync::{Condition, Lock};
+    /// use concur::process::sync::{Condition, Lock};
     /// let lock = Lock::new()?;
     /// let c = Condition::with_lock(lock.clone())?;
     /// let _g = c.acquire().unwrap();
@@ -149,7 +149,7 @@ impl Condition {
     /// As for [`new`](Condition::new).
     ///
     /// ```
-    /// use concur_process::sync::{Condition, RLock};
+    /// use concur::process::sync::{Condition, RLock};
     /// let r = RLock::new()?;
     /// let c = Condition::with_rlock(r.clone())?;
     /// let _outer = r.acquire().unwrap();
@@ -175,7 +175,7 @@ impl Condition {
     /// Over a [`Lock`], if the calling thread already holds it.
     ///
     /// ```
-    /// let c = concur_process::sync::Condition::new()?;
+    /// let c = concur::process::sync::Condition::new()?;
     /// let g = c.acquire().unwrap();
     /// assert!(g.condition().ptr_eq(&c));
     /// # Ok::<(), std::io::Error>(())
@@ -202,7 +202,7 @@ impl Condition {
     /// As for [`Lock::try_acquire`].
     ///
     /// ```
-    /// let c = concur_process::sync::Condition::new()?;
+    /// let c = concur::process::sync::Condition::new()?;
     /// assert!(c.try_acquire().is_ok());
     /// # Ok::<(), std::io::Error>(())
     /// ```
@@ -221,7 +221,7 @@ impl Condition {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let c = concur_process::sync::Condition::new()?;
+    /// let c = concur::process::sync::Condition::new()?;
     /// assert!(c.acquire_timeout(Duration::from_millis(10)).is_ok());
     /// # Ok::<(), std::io::Error>(())
     /// ```
@@ -239,7 +239,7 @@ impl Condition {
     ///
     /// ```
     /// use std::time::{Duration, Instant};
-    /// let c = concur_process::sync::Condition::new()?;
+    /// let c = concur::process::sync::Condition::new()?;
     /// assert!(c.acquire_deadline(Instant::now() + Duration::from_secs(1)).is_ok());
     /// # Ok::<(), std::io::Error>(())
     /// ```
@@ -269,7 +269,7 @@ impl Condition {
     /// True if both handles refer to the same condition.
     ///
     /// ```
-    /// let c = concur_process::sync::Condition::new()?;
+    /// let c = concur::process::sync::Condition::new()?;
     /// assert!(c.ptr_eq(&c.clone()));
     /// # Ok::<(), std::io::Error>(())
     /// ```
@@ -387,7 +387,7 @@ impl fmt::Debug for Condition {
 /// `Send`.
 ///
 /// ```
-/// let c = concur_process::sync::Condition::new()?;
+/// let c = concur::process::sync::Condition::new()?;
 /// let mut g = c.acquire().unwrap();
 /// assert_eq!(g.wait_timeout(std::time::Duration::from_millis(5)).unwrap(), false);
 /// # Ok::<(), std::io::Error>(())
@@ -397,7 +397,7 @@ impl fmt::Debug for Condition {
 ///
 /// ```compile_fail
 /// fn send<T: Send>(_: T) {}
-/// let lock = concur_process::sync::Condition::new().unwrap();
+/// let lock = concur::process::sync::Condition::new().unwrap();
 /// send(lock.acquire().unwrap());
 /// ```
 #[must_use = "the lock is released as soon as the guard is dropped"]
@@ -410,7 +410,7 @@ impl<'a> ConditionGuard<'a> {
     /// The condition this guard belongs to.
     ///
     /// ```
-    /// let c = concur_process::sync::Condition::new()?;
+    /// let c = concur::process::sync::Condition::new()?;
     /// assert!(c.acquire().unwrap().condition().ptr_eq(&c));
     /// # Ok::<(), std::io::Error>(())
     /// ```
@@ -433,7 +433,7 @@ impl<'a> ConditionGuard<'a> {
     /// it (the lock is held again when this returns, either way).
     ///
     /// ```
-    /// use concur_process::sync::Condition;
+    /// use concur::process::sync::Condition;
     /// let c = Condition::new()?;
     /// let c2 = c.clone();
     /// let t = std::thread::spawn(move || {
@@ -460,7 +460,7 @@ impl<'a> ConditionGuard<'a> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let c = concur_process::sync::Condition::new()?;
+    /// let c = concur::process::sync::Condition::new()?;
     /// let mut g = c.acquire().unwrap();
     /// assert_eq!(g.wait_timeout(Duration::from_millis(10)).unwrap(), false);
     /// # Ok::<(), std::io::Error>(())
@@ -477,7 +477,7 @@ impl<'a> ConditionGuard<'a> {
     ///
     /// ```
     /// use std::time::{Duration, Instant};
-    /// let c = concur_process::sync::Condition::new()?;
+    /// let c = concur::process::sync::Condition::new()?;
     /// let mut g = c.acquire().unwrap();
     /// assert_eq!(g.wait_deadline(Instant::now() + Duration::from_millis(5)).unwrap(), false);
     /// # Ok::<(), std::io::Error>(())
@@ -494,7 +494,7 @@ impl<'a> ConditionGuard<'a> {
     /// [`OwnerDied`] with the result if a holder of the lock died during the wait.
     ///
     /// ```
-    /// let c = concur_process::sync::Condition::new()?;
+    /// let c = concur::process::sync::Condition::new()?;
     /// let mut g = c.acquire().unwrap();
     /// assert!(g.wait_for(|| true).unwrap());
     /// # Ok::<(), std::io::Error>(())
@@ -511,7 +511,7 @@ impl<'a> ConditionGuard<'a> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let c = concur_process::sync::Condition::new()?;
+    /// let c = concur::process::sync::Condition::new()?;
     /// let mut g = c.acquire().unwrap();
     /// assert_eq!(g.wait_for_timeout(Duration::from_millis(10), || false).unwrap(), false);
     /// # Ok::<(), std::io::Error>(())
@@ -531,7 +531,7 @@ impl<'a> ConditionGuard<'a> {
     ///
     /// ```
     /// use std::time::{Duration, Instant};
-    /// let c = concur_process::sync::Condition::new()?;
+    /// let c = concur::process::sync::Condition::new()?;
     /// let mut g = c.acquire().unwrap();
     /// let d = Instant::now() + Duration::from_millis(5);
     /// assert_eq!(g.wait_for_deadline(d, || false).unwrap(), false);
@@ -566,7 +566,7 @@ impl<'a> ConditionGuard<'a> {
     /// notified. Exactly that many `wait`s return "notified".
     ///
     /// ```
-    /// let c = concur_process::sync::Condition::new()?;
+    /// let c = concur::process::sync::Condition::new()?;
     /// assert_eq!(c.acquire().unwrap().notify(3), 0);
     /// # Ok::<(), std::io::Error>(())
     /// ```
@@ -588,7 +588,7 @@ impl<'a> ConditionGuard<'a> {
     /// Wakes every waiting thread; returns how many were notified.
     ///
     /// ```
-    /// let c = concur_process::sync::Condition::new()?;
+    /// let c = concur::process::sync::Condition::new()?;
     /// assert_eq!(c.acquire().unwrap().notify_all(), 0);
     /// # Ok::<(), std::io::Error>(())
     /// ```

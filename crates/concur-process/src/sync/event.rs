@@ -6,7 +6,7 @@
 //! `word` holds the flag in bit 0 and a generation count in bits 1..: every `set` that
 //! raises the flag also bumps the generation, so a waiter that slept through a
 //! `set` + `clear` pulse still notices it was set (and returns true, as
-//! `concur_core::sync::Event` does). `clear` only drops bit 0. `waiters` counts
+//! `concur::sync::Event` does). `clear` only drops bit 0. `waiters` counts
 //! threads between "saw the flag down" and "done waiting"; `set` wakes the word only
 //! if it is non-zero. The waiter increments `waiters` before its last look at `word`
 //! and `set` changes `word` before looking at `waiters`, all `SeqCst` (a Dekker pair),
@@ -50,7 +50,7 @@ unsafe impl SharedState for EventState {
 /// each returning whether the flag was set.
 ///
 /// ```
-/// use concur_process::sync::Event;
+/// use concur::process::sync::Event;
 /// let e = Event::new()?;
 /// assert!(!e.is_set());
 /// e.set();
@@ -71,7 +71,7 @@ impl Event {
     /// The OS error if the page cannot be created or mapped.
     ///
     /// ```
-    /// assert!(!concur_process::sync::Event::new()?.is_set());
+    /// assert!(!concur::process::sync::Event::new()?.is_set());
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn new() -> io::Result<Self> {
@@ -86,7 +86,7 @@ impl Event {
     /// Whether the flag is set at this instant.
     ///
     /// ```
-    /// let e = concur_process::sync::Event::new()?;
+    /// let e = concur::process::sync::Event::new()?;
     /// e.set();
     /// assert!(e.is_set());
     /// # Ok::<(), std::io::Error>(())
@@ -98,7 +98,7 @@ impl Event {
     /// The non-blocking form of [`wait`](Event::wait): whether the flag is set.
     ///
     /// ```
-    /// let e = concur_process::sync::Event::new()?;
+    /// let e = concur::process::sync::Event::new()?;
     /// assert!(!e.try_wait());
     /// # Ok::<(), std::io::Error>(())
     /// ```
@@ -109,7 +109,7 @@ impl Event {
     /// Sets the flag and wakes every waiter, in every process.
     ///
     /// ```
-    /// let e = concur_process::sync::Event::new()?;
+    /// let e = concur::process::sync::Event::new()?;
     /// let e2 = e.clone();
     /// let t = std::thread::spawn(move || e2.wait());
     /// e.set();
@@ -140,7 +140,7 @@ impl Event {
     /// Clears the flag.
     ///
     /// ```
-    /// let e = concur_process::sync::Event::new()?;
+    /// let e = concur::process::sync::Event::new()?;
     /// e.set();
     /// e.clear();
     /// assert!(!e.is_set());
@@ -153,7 +153,7 @@ impl Event {
     /// Blocks until the flag is set; returns true.
     ///
     /// ```
-    /// let e = concur_process::sync::Event::new()?;
+    /// let e = concur::process::sync::Event::new()?;
     /// e.set();
     /// assert!(e.wait());
     /// # Ok::<(), std::io::Error>(())
@@ -167,7 +167,7 @@ impl Event {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let e = concur_process::sync::Event::new()?;
+    /// let e = concur::process::sync::Event::new()?;
     /// assert!(!e.wait_timeout(Duration::from_millis(10)));
     /// # Ok::<(), std::io::Error>(())
     /// ```
@@ -179,7 +179,7 @@ impl Event {
     ///
     /// ```
     /// use std::time::{Duration, Instant};
-    /// let e = concur_process::sync::Event::new()?;
+    /// let e = concur::process::sync::Event::new()?;
     /// e.set();
     /// assert!(e.wait_deadline(Instant::now() + Duration::from_secs(1)));
     /// # Ok::<(), std::io::Error>(())
@@ -212,7 +212,7 @@ impl Event {
     /// True if both handles refer to the same event.
     ///
     /// ```
-    /// let e = concur_process::sync::Event::new()?;
+    /// let e = concur::process::sync::Event::new()?;
     /// assert!(e.ptr_eq(&e.clone()));
     /// # Ok::<(), std::io::Error>(())
     /// ```

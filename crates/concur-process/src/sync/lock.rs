@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 /// # Examples
 ///
 /// ```
-/// use concur_process::sync::Lock;
+/// use concur::process::sync::Lock;
 ///
 /// let lock = Lock::new()?;
 /// let g = lock.acquire().unwrap();
@@ -47,7 +47,7 @@ impl Lock {
     /// The OS error if the page cannot be created or mapped, or the mutex set up.
     ///
     /// ```
-    /// let lock = concur_process::sync::Lock::new()?;
+    /// let lock = concur::process::sync::Lock::new()?;
     /// assert!(!lock.locked());
     /// # Ok::<(), std::io::Error>(())
     /// ```
@@ -75,7 +75,7 @@ impl Lock {
     /// If the calling thread already holds the lock: waiting would never end.
     ///
     /// ```
-    /// let lock = concur_process::sync::Lock::new()?;
+    /// let lock = concur::process::sync::Lock::new()?;
     /// let g = lock.acquire().expect("no holder died");
     /// assert!(lock.locked());
     /// drop(g);
@@ -101,7 +101,7 @@ impl Lock {
     /// [`TryAcquireError::OwnerDied`] if it was acquired from a dead holder.
     ///
     /// ```
-    /// let lock = concur_process::sync::Lock::new()?;
+    /// let lock = concur::process::sync::Lock::new()?;
     /// let g = lock.try_acquire().unwrap();
     /// assert!(lock.try_acquire().is_err());
     /// drop(g);
@@ -119,7 +119,7 @@ impl Lock {
     ///
     /// ```
     /// use std::time::{Duration, Instant};
-    /// let lock = concur_process::sync::Lock::new()?;
+    /// let lock = concur::process::sync::Lock::new()?;
     /// let _g = lock.acquire().unwrap();
     /// let start = Instant::now();
     /// assert!(lock.acquire_timeout(Duration::from_millis(30)).is_err());
@@ -137,7 +137,7 @@ impl Lock {
     ///
     /// ```
     /// use std::time::{Duration, Instant};
-    /// let lock = concur_process::sync::Lock::new()?;
+    /// let lock = concur::process::sync::Lock::new()?;
     /// assert!(lock.acquire_deadline(Instant::now() + Duration::from_secs(1)).is_ok());
     /// # Ok::<(), std::io::Error>(())
     /// ```
@@ -176,7 +176,7 @@ impl Lock {
     /// it protects out (inside [`Array::with_lock`](crate::shm::Array::with_lock)).
     ///
     /// ```
-    /// use concur_process::sync::{Lock, ReleaseError};
+    /// use concur::process::sync::{Lock, ReleaseError};
     /// let lock = Lock::new()?;
     /// lock.acquire().unwrap().leak();
     /// assert!(lock.locked());
@@ -200,7 +200,7 @@ impl Lock {
     /// acquires it.
     ///
     /// ```
-    /// let lock = concur_process::sync::Lock::new()?;
+    /// let lock = concur::process::sync::Lock::new()?;
     /// assert!(!lock.locked());
     /// let _g = lock.acquire().unwrap();
     /// assert!(lock.locked());
@@ -214,7 +214,7 @@ impl Lock {
     /// process).
     ///
     /// ```
-    /// use concur_process::sync::Lock;
+    /// use concur::process::sync::Lock;
     /// let a = Lock::new()?;
     /// assert!(a.ptr_eq(&a.clone()));
     /// assert!(!a.ptr_eq(&Lock::new()?));
@@ -309,7 +309,7 @@ impl fmt::Debug for Lock {
 /// Not `Send`: a process-shared lock must be released by the thread that acquired it.
 ///
 /// ```
-/// let lock = concur_process::sync::Lock::new()?;
+/// let lock = concur::process::sync::Lock::new()?;
 /// {
 ///     let g = lock.acquire().unwrap();
 ///     assert!(g.lock().ptr_eq(&lock));
@@ -322,7 +322,7 @@ impl fmt::Debug for Lock {
 ///
 /// ```compile_fail
 /// fn send<T: Send>(_: T) {}
-/// let lock = concur_process::sync::Lock::new().unwrap();
+/// let lock = concur::process::sync::Lock::new().unwrap();
 /// send(lock.acquire().unwrap());
 /// ```
 #[must_use = "the lock is released as soon as the guard is dropped"]
@@ -335,7 +335,7 @@ impl<'a> LockGuard<'a> {
     /// The lock this guard holds.
     ///
     /// ```
-    /// let lock = concur_process::sync::Lock::new()?;
+    /// let lock = concur::process::sync::Lock::new()?;
     /// let g = lock.acquire().unwrap();
     /// assert!(g.lock().locked());
     /// # Ok::<(), std::io::Error>(())
@@ -348,7 +348,7 @@ impl<'a> LockGuard<'a> {
     /// call [`Lock::release`] later.
     ///
     /// ```
-    /// let lock = concur_process::sync::Lock::new()?;
+    /// let lock = concur::process::sync::Lock::new()?;
     /// lock.acquire().unwrap().leak();
     /// assert!(lock.locked());
     /// lock.release().unwrap();

@@ -1,6 +1,6 @@
 //! Process-shared synchronisation: [`Lock`], [`RLock`], [`Semaphore`],
 //! [`BoundedSemaphore`], [`Event`], [`Condition`] and [`Barrier`] — Python's
-//! `multiprocessing.Lock` and friends, with the API of [`concur_core::sync`].
+//! `multiprocessing.Lock` and friends, with the API of [`concur::sync`](concur_core::sync).
 //!
 //! Each primitive lives in shared memory (an anonymous `memfd` page of its own, or
 //! inside a [`Value`](crate::shm::Value)'s block). Handles are cheap clones of one
@@ -8,7 +8,7 @@
 //! a connection) carries the block's file descriptor, and the receiver maps the same
 //! primitive. A forked child inherits the mapping directly.
 //!
-//! Every blocking call comes in four forms, as in `concur_core::sync`: `op` (blocks
+//! Every blocking call comes in four forms, as in `concur::sync`: `op` (blocks
 //! until done), `try_op` (never blocks), `op_timeout(Duration)` and
 //! `op_deadline(Instant)`. A timeout too large to represent waits forever.
 //!
@@ -35,7 +35,7 @@
 //! # Examples
 //!
 //! ```
-//! use concur_process::sync::{Lock, OwnerDied};
+//! use concur::process::sync::{Lock, OwnerDied};
 //!
 //! let lock = Lock::new()?;
 //! {
@@ -91,7 +91,7 @@ pub type TryAcquireResult<G> = Result<G, TryAcquireError<G>>;
 /// is usable again; only this acquirer is told.
 ///
 /// ```
-/// use concur_process::sync::OwnerDied;
+/// use concur::process::sync::OwnerDied;
 /// let e = OwnerDied::new(5);
 /// assert_eq!(*e.get_ref(), 5);
 /// assert_eq!(e.to_string(), "the previous owner of the lock died while holding it");
@@ -105,7 +105,7 @@ impl<G> OwnerDied<G> {
     /// Wraps `guard` (or a result obtained under the lock).
     ///
     /// ```
-    /// let e = concur_process::sync::OwnerDied::new("g");
+    /// let e = concur::process::sync::OwnerDied::new("g");
     /// assert_eq!(e.into_inner(), "g");
     /// ```
     pub fn new(guard: G) -> Self {
@@ -115,7 +115,7 @@ impl<G> OwnerDied<G> {
     /// The guard: the caller holds the lock.
     ///
     /// ```
-    /// let e = concur_process::sync::OwnerDied::new(1);
+    /// let e = concur::process::sync::OwnerDied::new(1);
     /// assert_eq!(e.into_inner(), 1);
     /// ```
     pub fn into_inner(self) -> G {
@@ -125,7 +125,7 @@ impl<G> OwnerDied<G> {
     /// A reference to the guard.
     ///
     /// ```
-    /// let e = concur_process::sync::OwnerDied::new(1);
+    /// let e = concur::process::sync::OwnerDied::new(1);
     /// assert_eq!(*e.get_ref(), 1);
     /// ```
     pub fn get_ref(&self) -> &G {
@@ -135,7 +135,7 @@ impl<G> OwnerDied<G> {
     /// A mutable reference to the guard.
     ///
     /// ```
-    /// let mut e = concur_process::sync::OwnerDied::new(1);
+    /// let mut e = concur::process::sync::OwnerDied::new(1);
     /// *e.get_mut() += 1;
     /// assert_eq!(e.into_inner(), 2);
     /// ```
@@ -159,7 +159,7 @@ impl<G> fmt::Debug for OwnerDied<G> {
 /// Compares the carried values (handy for `Result<bool, OwnerDied<bool>>`).
 ///
 /// ```
-/// use concur_process::sync::OwnerDied;
+/// use concur::process::sync::OwnerDied;
 /// assert_eq!(OwnerDied::new(true), OwnerDied::new(true));
 /// let r: Result<bool, OwnerDied<bool>> = Ok(false);
 /// assert_eq!(r, Ok(false));
@@ -184,7 +184,7 @@ impl<G> std::error::Error for OwnerDied<G> {}
 /// `TryLockError`.
 ///
 /// ```
-/// use concur_process::sync::{Lock, TryAcquireError};
+/// use concur::process::sync::{Lock, TryAcquireError};
 /// let lock = Lock::new()?;
 /// let _g = lock.try_acquire().unwrap();
 /// let e = lock.try_acquire().unwrap_err(); // this thread holds it

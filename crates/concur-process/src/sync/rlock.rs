@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 /// # Examples
 ///
 /// ```
-/// use concur_process::sync::RLock;
+/// use concur::process::sync::RLock;
 ///
 /// let r = RLock::new()?;
 /// let outer = r.acquire().unwrap();
@@ -47,7 +47,7 @@ impl RLock {
     /// The OS error if the page cannot be created or mapped, or the mutex set up.
     ///
     /// ```
-    /// let r = concur_process::sync::RLock::new()?;
+    /// let r = concur::process::sync::RLock::new()?;
     /// assert!(!r.locked() && !r.is_owned());
     /// # Ok::<(), std::io::Error>(())
     /// ```
@@ -65,7 +65,7 @@ impl RLock {
     /// If the recursion level would overflow `u32`.
     ///
     /// ```
-    /// let r = concur_process::sync::RLock::new()?;
+    /// let r = concur::process::sync::RLock::new()?;
     /// let _g = r.acquire().unwrap();
     /// assert!(r.is_owned());
     /// # Ok::<(), std::io::Error>(())
@@ -86,7 +86,7 @@ impl RLock {
     /// [`TryAcquireError::OwnerDied`] if it was acquired from a dead holder.
     ///
     /// ```
-    /// let r = concur_process::sync::RLock::new()?;
+    /// let r = concur::process::sync::RLock::new()?;
     /// let g = r.try_acquire().unwrap();
     /// let r2 = r.clone();
     /// assert!(std::thread::spawn(move || r2.try_acquire().is_err()).join().unwrap());
@@ -106,7 +106,7 @@ impl RLock {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let r = concur_process::sync::RLock::new()?;
+    /// let r = concur::process::sync::RLock::new()?;
     /// let _g = r.acquire().unwrap();
     /// let r2 = r.clone();
     /// let got = std::thread::spawn(move || r2.acquire_timeout(Duration::from_millis(20)).is_ok());
@@ -125,7 +125,7 @@ impl RLock {
     ///
     /// ```
     /// use std::time::{Duration, Instant};
-    /// let r = concur_process::sync::RLock::new()?;
+    /// let r = concur::process::sync::RLock::new()?;
     /// assert!(r.acquire_deadline(Instant::now() + Duration::from_secs(1)).is_ok());
     /// # Ok::<(), std::io::Error>(())
     /// ```
@@ -170,7 +170,7 @@ impl RLock {
     /// includes the lock being free.
     ///
     /// ```
-    /// use concur_process::sync::{RLock, ReleaseError};
+    /// use concur::process::sync::{RLock, ReleaseError};
     /// let r = RLock::new()?;
     /// r.acquire().unwrap().leak();
     /// r.release().unwrap();
@@ -227,7 +227,7 @@ impl RLock {
     /// instant; compare [`is_owned`](RLock::is_owned).
     ///
     /// ```
-    /// let r = concur_process::sync::RLock::new()?;
+    /// let r = concur::process::sync::RLock::new()?;
     /// assert!(!r.locked());
     /// let _g = r.acquire().unwrap();
     /// let r2 = r.clone();
@@ -241,7 +241,7 @@ impl RLock {
     /// Whether the calling thread holds the lock (Python's private `_is_owned`).
     ///
     /// ```
-    /// let r = concur_process::sync::RLock::new()?;
+    /// let r = concur::process::sync::RLock::new()?;
     /// let _g = r.acquire().unwrap();
     /// assert!(r.is_owned());
     /// # Ok::<(), std::io::Error>(())
@@ -254,7 +254,7 @@ impl RLock {
     /// `_recursion_count`).
     ///
     /// ```
-    /// let r = concur_process::sync::RLock::new()?;
+    /// let r = concur::process::sync::RLock::new()?;
     /// let (_a, _b) = (r.acquire().unwrap(), r.acquire().unwrap());
     /// assert_eq!(r.count(), 2);
     /// # Ok::<(), std::io::Error>(())
@@ -270,7 +270,7 @@ impl RLock {
     /// True if both handles refer to the same lock.
     ///
     /// ```
-    /// let a = concur_process::sync::RLock::new()?;
+    /// let a = concur::process::sync::RLock::new()?;
     /// assert!(a.ptr_eq(&a.clone()));
     /// # Ok::<(), std::io::Error>(())
     /// ```
@@ -307,7 +307,7 @@ impl fmt::Debug for RLock {
 /// when dropped. Not `Send`: only the owner may release.
 ///
 /// ```
-/// let r = concur_process::sync::RLock::new()?;
+/// let r = concur::process::sync::RLock::new()?;
 /// let outer = r.acquire().unwrap();
 /// let inner = r.acquire().unwrap();
 /// drop(inner);
@@ -321,7 +321,7 @@ impl fmt::Debug for RLock {
 ///
 /// ```compile_fail
 /// fn send<T: Send>(_: T) {}
-/// let lock = concur_process::sync::RLock::new().unwrap();
+/// let lock = concur::process::sync::RLock::new().unwrap();
 /// send(lock.acquire().unwrap());
 /// ```
 #[must_use = "the level is released as soon as the guard is dropped"]
@@ -334,7 +334,7 @@ impl<'a> RLockGuard<'a> {
     /// The lock this guard holds.
     ///
     /// ```
-    /// let r = concur_process::sync::RLock::new()?;
+    /// let r = concur::process::sync::RLock::new()?;
     /// let g = r.acquire().unwrap();
     /// assert!(g.lock().ptr_eq(&r) && g.lock().is_owned());
     /// # Ok::<(), std::io::Error>(())
@@ -347,7 +347,7 @@ impl<'a> RLockGuard<'a> {
     /// must call [`RLock::release`] later.
     ///
     /// ```
-    /// let r = concur_process::sync::RLock::new()?;
+    /// let r = concur::process::sync::RLock::new()?;
     /// r.acquire().unwrap().leak();
     /// assert_eq!(r.count(), 1);
     /// r.release().unwrap();

@@ -143,7 +143,7 @@ macro_rules! common_api {
             #[doc = "Blocks until a permit is available and takes it; the guard gives it back."]
             ///
             /// ```
-            #[doc = concat!("let s = concur_process::sync::", stringify!($ty), "::new(1)?;")]
+            #[doc = concat!("let s = concur::process::sync::", stringify!($ty), "::new(1)?;")]
             /// let g = s.acquire();
             /// assert_eq!(s.value(), 0);
             /// drop(g);
@@ -159,7 +159,7 @@ macro_rules! common_api {
             /// `acquire(block=False)`).
             ///
             /// ```
-            #[doc = concat!("let s = concur_process::sync::", stringify!($ty), "::new(1)?;")]
+            #[doc = concat!("let s = concur::process::sync::", stringify!($ty), "::new(1)?;")]
             /// let g = s.try_acquire().expect("one permit");
             /// assert!(s.try_acquire().is_none());
             /// drop(g);
@@ -174,7 +174,7 @@ macro_rules! common_api {
             ///
             /// ```
             /// use std::time::Duration;
-            #[doc = concat!("let s = concur_process::sync::", stringify!($ty), "::new(0)?;")]
+            #[doc = concat!("let s = concur::process::sync::", stringify!($ty), "::new(0)?;")]
             /// assert!(s.acquire_timeout(Duration::from_millis(10)).is_none());
             /// # Ok::<(), std::io::Error>(())
             /// ```
@@ -186,7 +186,7 @@ macro_rules! common_api {
             ///
             /// ```
             /// use std::time::{Duration, Instant};
-            #[doc = concat!("let s = concur_process::sync::", stringify!($ty), "::new(1)?;")]
+            #[doc = concat!("let s = concur::process::sync::", stringify!($ty), "::new(1)?;")]
             /// assert!(s.acquire_deadline(Instant::now() + Duration::from_secs(1)).is_some());
             /// # Ok::<(), std::io::Error>(())
             /// ```
@@ -204,7 +204,7 @@ macro_rules! common_api {
             /// The number of free permits at this instant (Python's `get_value()`).
             ///
             /// ```
-            #[doc = concat!("assert_eq!(concur_process::sync::", stringify!($ty), "::new(3)?.value(), 3);")]
+            #[doc = concat!("assert_eq!(concur::process::sync::", stringify!($ty), "::new(3)?.value(), 3);")]
             /// # Ok::<(), std::io::Error>(())
             /// ```
             pub fn value(&self) -> usize {
@@ -214,7 +214,7 @@ macro_rules! common_api {
             /// True if both handles refer to the same semaphore.
             ///
             /// ```
-            #[doc = concat!("let s = concur_process::sync::", stringify!($ty), "::new(1)?;")]
+            #[doc = concat!("let s = concur::process::sync::", stringify!($ty), "::new(1)?;")]
             /// assert!(s.ptr_eq(&s.clone()));
             /// # Ok::<(), std::io::Error>(())
             /// ```
@@ -256,7 +256,7 @@ macro_rules! common_api {
 /// give it back.
 ///
 /// ```
-/// use concur_process::sync::Semaphore;
+/// use concur::process::sync::Semaphore;
 /// let s = Semaphore::new(2)?;
 /// let a = s.acquire();
 /// let b = s.acquire();
@@ -278,7 +278,7 @@ impl Semaphore {
     /// created or mapped.
     ///
     /// ```
-    /// use concur_process::sync::Semaphore;
+    /// use concur::process::sync::Semaphore;
     /// assert_eq!(Semaphore::new(3)?.value(), 3);
     /// assert!(Semaphore::new(usize::MAX).is_err());
     /// # Ok::<(), std::io::Error>(())
@@ -293,7 +293,7 @@ impl Semaphore {
     /// If the value would exceed `i32::MAX`.
     ///
     /// ```
-    /// let s = concur_process::sync::Semaphore::new(0)?;
+    /// let s = concur::process::sync::Semaphore::new(0)?;
     /// s.release();
     /// assert_eq!(s.value(), 1);
     /// # Ok::<(), std::io::Error>(())
@@ -308,7 +308,7 @@ impl Semaphore {
     /// If the value would exceed `i32::MAX`.
     ///
     /// ```
-    /// let s = concur_process::sync::Semaphore::new(0)?;
+    /// let s = concur::process::sync::Semaphore::new(0)?;
     /// s.release_n(3);
     /// assert_eq!(s.value(), 3);
     /// # Ok::<(), std::io::Error>(())
@@ -324,7 +324,7 @@ common_api!(Semaphore, false);
 /// `multiprocessing.BoundedSemaphore`, process-shared.
 ///
 /// ```
-/// use concur_process::sync::{BoundedSemaphore, ReleaseError};
+/// use concur::process::sync::{BoundedSemaphore, ReleaseError};
 /// let s = BoundedSemaphore::new(1)?;
 /// assert_eq!(s.release(), Err(ReleaseError::TooManyReleases));
 /// s.acquire().leak();
@@ -343,7 +343,7 @@ impl BoundedSemaphore {
     /// As for [`Semaphore::new`].
     ///
     /// ```
-    /// assert_eq!(concur_process::sync::BoundedSemaphore::new(2)?.value(), 2);
+    /// assert_eq!(concur::process::sync::BoundedSemaphore::new(2)?.value(), 2);
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn new(value: usize) -> io::Result<Self> {
@@ -357,7 +357,7 @@ impl BoundedSemaphore {
     /// (nothing changes then).
     ///
     /// ```
-    /// let s = concur_process::sync::BoundedSemaphore::new(1)?;
+    /// let s = concur::process::sync::BoundedSemaphore::new(1)?;
     /// assert!(s.release().is_err());
     /// # Ok::<(), std::io::Error>(())
     /// ```
@@ -371,7 +371,7 @@ impl BoundedSemaphore {
     /// [`ReleaseError::TooManyReleases`] as for [`release`](BoundedSemaphore::release).
     ///
     /// ```
-    /// let s = concur_process::sync::BoundedSemaphore::new(2)?;
+    /// let s = concur::process::sync::BoundedSemaphore::new(2)?;
     /// s.acquire().leak();
     /// assert!(s.release_n(2).is_err());
     /// assert!(s.release_n(1).is_ok());
@@ -387,7 +387,7 @@ common_api!(BoundedSemaphore, true);
 /// A permit taken from a [`Semaphore`] or [`BoundedSemaphore`]; given back on drop.
 ///
 /// ```
-/// let s = concur_process::sync::Semaphore::new(1)?;
+/// let s = concur::process::sync::Semaphore::new(1)?;
 /// {
 ///     let _permit = s.acquire();
 ///     assert_eq!(s.value(), 0);
@@ -405,7 +405,7 @@ impl SemaphoreGuard<'_> {
     /// Keeps the permit: someone must `release` it later, Python style.
     ///
     /// ```
-    /// let s = concur_process::sync::Semaphore::new(1)?;
+    /// let s = concur::process::sync::Semaphore::new(1)?;
     /// s.acquire().leak();
     /// assert_eq!(s.value(), 0);
     /// s.release();

@@ -142,7 +142,7 @@ impl Object for DictObject {
 /// from the child.
 ///
 /// ```
-/// use concur_process::Manager;
+/// use concur::process::Manager;
 ///
 /// let m = Manager::start().unwrap();
 /// let d = m.dict::<String, u64>().unwrap();
@@ -211,7 +211,7 @@ where
     /// [`Manager::dict_by_id`](crate::Manager::dict_by_id)).
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let d = m.dict::<u8, u8>().unwrap();
     /// let again = m.dict_by_id::<u8, u8>(d.id()).unwrap();
     /// d.insert(1, 2).unwrap();
@@ -229,7 +229,7 @@ where
     /// gone; an I/O error.
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let d = m.dict::<u8, char>().unwrap();
     /// assert_eq!(d.get(&1).unwrap(), None);
     /// ```
@@ -247,7 +247,7 @@ where
     /// As [`get`](Self::get), for the first lookup that fails.
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let d = m.dict::<u8, u8>().unwrap();
     /// d.insert(1, 10).unwrap();
     /// assert_eq!(d.get_many(&[1, 2, 1]).unwrap(), [Some(10), None, Some(10)]);
@@ -271,7 +271,7 @@ where
     /// [`get`](Self::get).
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let d = m.dict::<u8, char>().unwrap();
     /// d.insert(1, 'x').unwrap();
     /// assert_eq!(d.get_item(&1).unwrap(), 'x');
@@ -288,7 +288,7 @@ where
     /// As [`get`](Self::get).
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let d = m.dict::<u8, u8>().unwrap();
     /// assert_eq!(d.insert(1, 1).unwrap(), None);
     /// assert_eq!(d.insert(1, 2).unwrap(), Some(1));
@@ -306,7 +306,7 @@ where
     /// As [`get`](Self::get).
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let d = m.dict::<u8, u8>().unwrap();
     /// d.insert(1, 5).unwrap();
     /// assert_eq!(d.remove(&1).unwrap(), Some(5));
@@ -323,7 +323,7 @@ where
     /// As [`get`](Self::get).
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let d = m.dict::<u8, u8>().unwrap();
     /// d.insert(3, 0).unwrap();
     /// assert!(d.contains_key(&3).unwrap() && !d.contains_key(&4).unwrap());
@@ -338,7 +338,7 @@ where
     /// As [`get`](Self::get).
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let d = m.dict::<u8, u8>().unwrap();
     /// assert_eq!(d.len().unwrap(), 0);
     /// ```
@@ -353,7 +353,7 @@ where
     /// As [`get`](Self::get).
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// assert!(m.dict::<u8, u8>().unwrap().is_empty().unwrap());
     /// ```
     pub fn is_empty(&self) -> Result<bool, ManagerError> {
@@ -366,7 +366,7 @@ where
     /// As [`get`](Self::get).
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let d = m.dict::<u8, u8>().unwrap();
     /// d.insert(2, 0).unwrap();
     /// d.insert(1, 0).unwrap();
@@ -383,7 +383,7 @@ where
     /// As [`get`](Self::get).
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let d = m.dict::<u8, u8>().unwrap();
     /// d.insert(2, 20).unwrap();
     /// assert_eq!(d.values().unwrap(), [20]);
@@ -399,7 +399,7 @@ where
     /// As [`get`](Self::get).
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let d = m.dict::<u8, u8>().unwrap();
     /// d.insert(2, 20).unwrap();
     /// assert_eq!(d.items().unwrap(), [(2, 20)]);
@@ -417,7 +417,7 @@ where
     /// As [`get`](Self::get).
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let d = m.dict::<u8, u8>().unwrap();
     /// d.insert(2, 20).unwrap();
     /// d.clear().unwrap();
@@ -437,7 +437,7 @@ where
     /// server runs another binary; otherwise as [`get`](Self::get).
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let d = m.dict::<String, u32>().unwrap();
     /// for _ in 0..3 {
     ///     d.update("hits".into(), |n: Option<u32>| n.unwrap_or(0) + 1).unwrap();

@@ -21,7 +21,7 @@ use crate::manager::protocol::ObjKind;
 /// zero. Every [`Queue`] method is available through `Deref`.
 ///
 /// ```
-/// use concur_process::Manager;
+/// use concur::process::Manager;
 ///
 /// let m = Manager::start().unwrap();
 /// let q = m.joinable_queue::<u32>(0).unwrap();
@@ -93,7 +93,7 @@ where
     /// error.
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let q = m.joinable_queue::<u8>(0).unwrap();
     /// q.put(1).unwrap();
     /// q.get().unwrap();
@@ -116,7 +116,7 @@ where
     /// down while this waits; an I/O error.
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let q = m.joinable_queue::<u8>(0).unwrap();
     /// q.join().unwrap(); // nothing unfinished
     /// ```
@@ -134,7 +134,7 @@ where
     ///
     /// ```
     /// use std::time::Duration;
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let q = m.joinable_queue::<u8>(0).unwrap();
     /// q.put(1).unwrap();
     /// assert!(q.join_timeout(Duration::from_millis(20)).unwrap_err().is_timeout());
@@ -153,7 +153,7 @@ where
     ///
     /// ```
     /// use std::time::{Duration, Instant};
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let q = m.joinable_queue::<u8>(0).unwrap();
     /// q.put(1).unwrap();
     /// q.get().unwrap();
@@ -173,7 +173,7 @@ impl Manager {
     /// [`is_shutdown`](ManagerError::is_shutdown) if the manager is gone.
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let q = m.joinable_queue::<String>(4).unwrap();
     /// assert_eq!(q.maxsize().unwrap(), 4);
     /// ```
@@ -197,7 +197,7 @@ impl Manager {
     /// `JoinableQueue<T>`.
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let q = m.joinable_queue::<u8>(0).unwrap();
     /// assert!(m.joinable_queue_by_id::<u8>(q.id()).is_ok());
     /// assert!(m.queue_by_id::<u8>(q.id()).unwrap_err().is_wrong_type());

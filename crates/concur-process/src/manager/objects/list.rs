@@ -123,7 +123,7 @@ impl Object for ListObject {
 /// connects from wherever it is used.
 ///
 /// ```
-/// use concur_process::Manager;
+/// use concur::process::Manager;
 ///
 /// let m = Manager::start().unwrap();
 /// let l = m.list::<String>().unwrap();
@@ -157,7 +157,7 @@ where
     /// [`Manager::list_by_id`]).
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let l = m.list::<u8>().unwrap();
     /// let again = m.list_by_id::<u8>(l.id()).unwrap();
     /// l.push(4).unwrap();
@@ -175,7 +175,7 @@ where
     /// serialize; an I/O error.
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let l = m.list::<u8>().unwrap();
     /// l.push(1).unwrap();
     /// assert_eq!(l.len().unwrap(), 1);
@@ -192,7 +192,7 @@ where
     /// `T`; otherwise as [`push`](Self::push).
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let l = m.list::<u8>().unwrap();
     /// l.push(1).unwrap();
     /// assert_eq!(l.pop().unwrap(), 1);
@@ -211,7 +211,7 @@ where
     /// as [`pop`](Self::pop).
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let l = m.list::<char>().unwrap();
     /// l.extend(['a', 'b', 'c']).unwrap();
     /// assert_eq!(l.pop_at(0).unwrap(), 'a');
@@ -230,7 +230,7 @@ where
     /// `IndexError`); otherwise as [`pop`](Self::pop).
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let l = m.list::<u8>().unwrap();
     /// l.push(9).unwrap();
     /// assert_eq!(l.get(0).unwrap(), 9);
@@ -248,7 +248,7 @@ where
     /// As [`get`](Self::get).
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let l = m.list::<u8>().unwrap();
     /// l.push(1).unwrap();
     /// assert_eq!(l.set(0, 2).unwrap(), 1);
@@ -267,7 +267,7 @@ where
     /// As [`push`](Self::push).
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let l = m.list::<u8>().unwrap();
     /// l.push(3).unwrap();
     /// l.insert(0, 1).unwrap();
@@ -284,7 +284,7 @@ where
     /// As [`push`](Self::push).
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// assert_eq!(m.list::<u8>().unwrap().len().unwrap(), 0);
     /// ```
     pub fn len(&self) -> Result<usize, ManagerError> {
@@ -298,7 +298,7 @@ where
     /// As [`push`](Self::push).
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// assert!(m.list::<u8>().unwrap().is_empty().unwrap());
     /// ```
     pub fn is_empty(&self) -> Result<bool, ManagerError> {
@@ -312,7 +312,7 @@ where
     /// As [`push`](Self::push).
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let l = m.list::<u32>().unwrap();
     /// l.extend(0..5).unwrap();
     /// assert_eq!(l.snapshot().unwrap(), [0, 1, 2, 3, 4]);
@@ -331,7 +331,7 @@ where
     /// As [`pop`](Self::pop).
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let l = m.list::<u8>().unwrap();
     /// l.extend([1, 2]).unwrap();
     /// let copy = l.snapshot().unwrap();
@@ -349,7 +349,7 @@ where
     /// As [`push`](Self::push).
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let l = m.list::<u8>().unwrap();
     /// l.push(1).unwrap();
     /// l.clear().unwrap();
@@ -368,7 +368,7 @@ where
     /// As [`push`](Self::push).
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let l = m.list::<u8>().unwrap();
     /// l.extend([5, 6, 5]).unwrap();
     /// assert_eq!(l.index_of(&5).unwrap(), Some(0));
@@ -386,7 +386,7 @@ where
     /// As [`push`](Self::push).
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let l = m.list::<u8>().unwrap();
     /// l.extend([5, 6, 5]).unwrap();
     /// assert_eq!(l.count(&5).unwrap(), 2);
@@ -402,7 +402,7 @@ where
     /// As [`push`](Self::push).
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let l = m.list::<u8>().unwrap();
     /// l.extend([1, 2, 3]).unwrap();
     /// l.reverse().unwrap();
@@ -420,7 +420,7 @@ impl Manager {
     /// [`is_shutdown`](ManagerError::is_shutdown) if the manager is gone.
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let l = m.list::<String>().unwrap();
     /// l.push("x".into()).unwrap();
     /// assert_eq!(l.snapshot().unwrap(), ["x"]);
@@ -443,7 +443,7 @@ impl Manager {
     /// [`is_wrong_type`](ManagerError::is_wrong_type) if it is not a `List<T>`.
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let l = m.list::<u8>().unwrap();
     /// assert!(m.list_by_id::<u8>(l.id()).is_ok());
     /// assert!(m.list_by_id::<u16>(l.id()).unwrap_err().is_wrong_type());

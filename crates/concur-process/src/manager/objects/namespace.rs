@@ -78,7 +78,7 @@ impl Object for NamespaceObject {
 /// argument connects from the child.
 ///
 /// ```
-/// use concur_process::Manager;
+/// use concur::process::Manager;
 ///
 /// let m = Manager::start().unwrap();
 /// let ns = m.namespace().unwrap();
@@ -127,7 +127,7 @@ impl Namespace {
     /// [`Manager::namespace_by_id`]).
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let ns = m.namespace().unwrap();
     /// let again = m.namespace_by_id(ns.id()).unwrap();
     /// ns.set("x", &1u8).unwrap();
@@ -146,7 +146,7 @@ impl Namespace {
     /// serialize; an I/O error.
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let ns = m.namespace().unwrap();
     /// ns.set("x", &1u8).unwrap();
     /// ns.set("x", &vec![1.5f64]).unwrap();
@@ -171,7 +171,7 @@ impl Namespace {
     /// [`set`](Self::set).
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let ns = m.namespace().unwrap();
     /// ns.set("x", &7i32).unwrap();
     /// assert_eq!(ns.get::<i32>("x").unwrap(), 7);
@@ -196,7 +196,7 @@ impl Namespace {
     /// As [`set`](Self::set).
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let ns = m.namespace().unwrap();
     /// ns.set("job", &"Builder").unwrap();
     /// assert!(ns.remove("job").unwrap());
@@ -212,7 +212,7 @@ impl Namespace {
     /// As [`set`](Self::set).
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let ns = m.namespace().unwrap();
     /// ns.set("a", &()).unwrap();
     /// assert!(ns.contains("a").unwrap() && !ns.contains("b").unwrap());
@@ -227,7 +227,7 @@ impl Namespace {
     /// As [`set`](Self::set).
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let ns = m.namespace().unwrap();
     /// ns.set("b", &1u8).unwrap();
     /// ns.set("a", &2u8).unwrap();
@@ -264,7 +264,7 @@ impl Manager {
     /// [`is_shutdown`](ManagerError::is_shutdown) if the manager is gone.
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let ns = m.namespace().unwrap();
     /// assert!(ns.names().unwrap().is_empty());
     /// ```
@@ -283,7 +283,7 @@ impl Manager {
     /// [`is_wrong_type`](ManagerError::is_wrong_type) if it is not a namespace.
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let ns = m.namespace().unwrap();
     /// let l = m.list::<u8>().unwrap();
     /// assert!(m.namespace_by_id(ns.id()).is_ok());

@@ -242,7 +242,7 @@ impl Object for QueueObject {
 /// take one item that nobody then receives (as in Python).
 ///
 /// ```
-/// use concur_process::Manager;
+/// use concur::process::Manager;
 /// use std::time::Duration;
 ///
 /// let m = Manager::start().unwrap();
@@ -283,7 +283,7 @@ where
     /// [`Manager::queue_by_id`]).
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let q = m.queue::<u8>(0).unwrap();
     /// let again = m.queue_by_id::<u8>(q.id()).unwrap();
     /// q.put(5).unwrap();
@@ -311,7 +311,7 @@ where
     /// `item` does not serialize; an I/O error.
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let q = m.queue::<u8>(0).unwrap();
     /// q.put(1).unwrap();
     /// assert_eq!(q.qsize().unwrap(), 1);
@@ -327,7 +327,7 @@ where
     /// (Python's `queue.Full`); otherwise as [`put`](Self::put).
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let q = m.queue::<u8>(1).unwrap();
     /// q.try_put(1).unwrap();
     /// assert!(q.try_put(2).unwrap_err().is_invalid_state());
@@ -346,7 +346,7 @@ where
     ///
     /// ```
     /// use std::time::Duration;
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let q = m.queue::<u8>(1).unwrap();
     /// q.put_timeout(1, Duration::from_secs(1)).unwrap();
     /// assert!(q.put_timeout(2, Duration::from_millis(20)).unwrap_err().is_timeout());
@@ -366,7 +366,7 @@ where
     ///
     /// ```
     /// use std::time::{Duration, Instant};
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let q = m.queue::<u8>(1).unwrap();
     /// q.put(1).unwrap();
     /// let e = q.put_deadline(2, Instant::now() + Duration::from_millis(20)).unwrap_err();
@@ -385,7 +385,7 @@ where
     /// item does not decode as a `T`; an I/O error.
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let q = m.queue::<char>(0).unwrap();
     /// q.put('x').unwrap();
     /// assert_eq!(q.get().unwrap(), 'x');
@@ -402,7 +402,7 @@ where
     /// (Python's `queue.Empty`); otherwise as [`get`](Self::get).
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let q = m.queue::<u8>(0).unwrap();
     /// assert!(q.try_get().unwrap_err().is_invalid_state());
     /// ```
@@ -420,7 +420,7 @@ where
     ///
     /// ```
     /// use std::time::Duration;
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let q = m.queue::<u8>(0).unwrap();
     /// assert!(q.get_timeout(Duration::from_millis(20)).unwrap_err().is_timeout());
     /// ```
@@ -438,7 +438,7 @@ where
     ///
     /// ```
     /// use std::time::{Duration, Instant};
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let q = m.queue::<u8>(0).unwrap();
     /// q.put(3).unwrap();
     /// assert_eq!(q.get_deadline(Instant::now() + Duration::from_secs(5)).unwrap(), 3);
@@ -454,7 +454,7 @@ where
     /// error.
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let q = m.queue::<u8>(0).unwrap();
     /// q.put(1).unwrap();
     /// q.put(2).unwrap();
@@ -471,7 +471,7 @@ where
     /// As [`qsize`](Self::qsize).
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// assert!(m.queue::<u8>(0).unwrap().empty().unwrap());
     /// ```
     pub fn empty(&self) -> Result<bool, ManagerError> {
@@ -485,7 +485,7 @@ where
     /// As [`qsize`](Self::qsize).
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let q = m.queue::<u8>(1).unwrap();
     /// q.put(0).unwrap();
     /// assert!(q.full().unwrap());
@@ -500,7 +500,7 @@ where
     /// As [`qsize`](Self::qsize).
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// assert_eq!(m.queue::<u8>(7).unwrap().maxsize().unwrap(), 7);
     /// ```
     pub fn maxsize(&self) -> Result<usize, ManagerError> {
@@ -517,7 +517,7 @@ impl Manager {
     /// [`is_shutdown`](ManagerError::is_shutdown) if the manager is gone.
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let q = m.queue::<u32>(0).unwrap();
     /// q.put(1).unwrap();
     /// assert_eq!(q.get().unwrap(), 1);
@@ -542,7 +542,7 @@ impl Manager {
     /// [`joinable_queue_by_id`](Manager::joinable_queue_by_id)).
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let q = m.queue::<u8>(0).unwrap();
     /// assert!(m.queue_by_id::<u8>(q.id()).is_ok());
     /// assert!(m.queue_by_id::<String>(q.id()).unwrap_err().is_wrong_type());

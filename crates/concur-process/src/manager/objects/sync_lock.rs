@@ -158,7 +158,7 @@ macro_rules! sync_proxy {
             #[doc = concat!("[`Manager::", stringify!($by_id), "`](crate::Manager::", stringify!($by_id), ").")]
             ///
             /// ```
-            /// let m = concur_process::Manager::start().unwrap();
+            /// let m = concur::process::Manager::start().unwrap();
             #[doc = concat!("let a = m.", $make, ".unwrap();")]
             #[doc = concat!("let b = m.", stringify!($by_id), "(a.id()).unwrap();")]
             /// assert_eq!(a.id(), b.id());
@@ -183,7 +183,7 @@ macro_rules! acquire_forms {
         /// an I/O error.
         ///
         /// ```
-        /// let m = concur_process::Manager::start().unwrap();
+        /// let m = concur::process::Manager::start().unwrap();
         #[doc = concat!("let x = m.", $make, ".unwrap();")]
         /// x.acquire().unwrap();
         /// assert!(!x.clone().try_acquire().unwrap(), "another proxy waits");
@@ -198,7 +198,7 @@ macro_rules! acquire_forms {
         /// As [`acquire`](Self::acquire).
         ///
         /// ```
-        /// let m = concur_process::Manager::start().unwrap();
+        /// let m = concur::process::Manager::start().unwrap();
         #[doc = concat!("let x = m.", $make, ".unwrap();")]
         /// assert!(x.try_acquire().unwrap());
         /// assert!(!x.clone().try_acquire().unwrap());
@@ -214,7 +214,7 @@ macro_rules! acquire_forms {
         ///
         /// ```
         /// use std::time::Duration;
-        /// let m = concur_process::Manager::start().unwrap();
+        /// let m = concur::process::Manager::start().unwrap();
         #[doc = concat!("let x = m.", $make, ".unwrap();")]
         /// let other = x.clone();
         /// assert!(x.acquire_timeout(Duration::from_millis(10)).unwrap());
@@ -234,7 +234,7 @@ macro_rules! acquire_forms {
         ///
         /// ```
         /// use std::time::{Duration, Instant};
-        /// let m = concur_process::Manager::start().unwrap();
+        /// let m = concur::process::Manager::start().unwrap();
         #[doc = concat!("let x = m.", $make, ".unwrap();")]
         /// assert!(x.acquire_deadline(Instant::now() + Duration::from_millis(10)).unwrap());
         /// ```
@@ -329,8 +329,8 @@ sync_proxy! {
     /// proxy clears that record, as expected.
     ///
     /// ```
-    /// use concur_process::{Manager, Process};
-    /// use concur_process::manager::Lock;
+    /// use concur::process::{Manager, Process};
+    /// use concur::process::manager::Lock;
     ///
     /// let m = Manager::start().unwrap();
     /// let lock = m.lock().unwrap();
@@ -357,7 +357,7 @@ impl Lock {
     /// otherwise as [`acquire`](Self::acquire).
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let l = m.lock().unwrap();
     /// l.acquire().unwrap();
     /// l.release().unwrap();
@@ -373,7 +373,7 @@ impl Lock {
     /// As [`acquire`](Self::acquire).
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// assert!(!m.lock().unwrap().locked().unwrap());
     /// ```
     pub fn locked(&self) -> Result<bool, ManagerError> {
@@ -485,7 +485,7 @@ sync_proxy! {
     /// wakes a waiter.
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let r = m.rlock().unwrap();
     /// r.acquire().unwrap();
     /// r.acquire().unwrap();
@@ -514,7 +514,7 @@ impl RLock {
     /// the lock (Python's `RuntimeError`); otherwise as [`acquire`](Self::acquire).
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let r = m.rlock().unwrap();
     /// r.acquire().unwrap();
     /// r.release().unwrap();
@@ -530,7 +530,7 @@ impl RLock {
     /// As [`acquire`](Self::acquire).
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let r = m.rlock().unwrap();
     /// r.acquire().unwrap();
     /// assert!(r.clone().locked().unwrap());
@@ -545,7 +545,7 @@ impl RLock {
     /// As [`acquire`](Self::acquire).
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let r = m.rlock().unwrap();
     /// r.acquire().unwrap();
     /// assert!(r.is_owned().unwrap() && !r.clone().is_owned().unwrap());
@@ -564,7 +564,7 @@ impl crate::manager::Manager {
     /// [`is_shutdown`](ManagerError::is_shutdown) if the manager is gone.
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// assert!(m.lock().unwrap().try_acquire().unwrap());
     /// ```
     pub fn lock(&self) -> Result<Lock, ManagerError> {
@@ -582,7 +582,7 @@ impl crate::manager::Manager {
     /// [`is_wrong_type`](ManagerError::is_wrong_type) if it is not a lock.
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let l = m.lock().unwrap();
     /// l.acquire().unwrap();
     /// assert!(m.lock_by_id(l.id()).unwrap().locked().unwrap());
@@ -598,7 +598,7 @@ impl crate::manager::Manager {
     /// [`is_shutdown`](ManagerError::is_shutdown) if the manager is gone.
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// assert!(!m.rlock().unwrap().locked().unwrap());
     /// ```
     pub fn rlock(&self) -> Result<RLock, ManagerError> {
@@ -615,7 +615,7 @@ impl crate::manager::Manager {
     /// As [`lock_by_id`](Self::lock_by_id).
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let r = m.rlock().unwrap();
     /// assert!(m.rlock_by_id(r.id()).is_ok());
     /// ```

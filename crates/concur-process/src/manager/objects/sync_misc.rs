@@ -95,8 +95,8 @@ sync_proxy! {
     /// ends leaves nothing to release.
     ///
     /// ```
-    /// use concur_process::{Manager, Process};
-    /// use concur_process::manager::Event;
+    /// use concur::process::{Manager, Process};
+    /// use concur::process::manager::Event;
     ///
     /// let m = Manager::start().unwrap();
     /// let e = m.event().unwrap();
@@ -120,7 +120,7 @@ impl Event {
     /// an I/O error.
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let e = m.event().unwrap();
     /// e.set().unwrap();
     /// assert!(e.is_set().unwrap());
@@ -135,7 +135,7 @@ impl Event {
     /// As [`set`](Self::set).
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let e = m.event().unwrap();
     /// e.set().unwrap();
     /// e.clear().unwrap();
@@ -151,7 +151,7 @@ impl Event {
     /// As [`set`](Self::set).
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// assert!(!m.event().unwrap().is_set().unwrap());
     /// ```
     pub fn is_set(&self) -> Result<bool, ManagerError> {
@@ -164,7 +164,7 @@ impl Event {
     /// As [`set`](Self::set) (a shut-down error also ends the wait).
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let e = m.event().unwrap();
     /// e.set().unwrap();
     /// e.wait().unwrap();
@@ -179,7 +179,7 @@ impl Event {
     /// As [`set`](Self::set).
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// assert!(!m.event().unwrap().try_wait().unwrap());
     /// ```
     pub fn try_wait(&self) -> Result<bool, ManagerError> {
@@ -194,7 +194,7 @@ impl Event {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let e = m.event().unwrap();
     /// assert!(!e.wait_timeout(Duration::from_millis(10)).unwrap());
     /// ```
@@ -212,7 +212,7 @@ impl Event {
     ///
     /// ```
     /// use std::time::{Duration, Instant};
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let e = m.event().unwrap();
     /// e.set().unwrap();
     /// assert!(e.wait_deadline(Instant::now() + Duration::from_millis(10)).unwrap());
@@ -386,8 +386,8 @@ sync_proxy! {
     /// and wakes the waiters.
     ///
     /// ```
-    /// use concur_process::{Manager, Process};
-    /// use concur_process::manager::{Condition, Dict};
+    /// use concur::process::{Manager, Process};
+    /// use concur::process::manager::{Condition, Dict};
     ///
     /// fn producer((c, d): (Condition, Dict<u8, u8>)) {
     ///     c.acquire().unwrap();
@@ -429,7 +429,7 @@ impl Condition {
     /// the lock; otherwise as [`acquire`](Self::acquire).
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let c = m.condition().unwrap();
     /// assert!(c.release().unwrap_err().is_invalid_state());
     /// ```
@@ -446,7 +446,7 @@ impl Condition {
     /// the lock; otherwise as [`acquire`](Self::acquire).
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let c = m.condition().unwrap();
     /// assert!(c.wait().unwrap_err().is_invalid_state());
     /// ```
@@ -463,7 +463,7 @@ impl Condition {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let c = m.condition().unwrap();
     /// c.acquire().unwrap();
     /// assert!(!c.wait_timeout(Duration::from_millis(10)).unwrap());
@@ -484,7 +484,7 @@ impl Condition {
     ///
     /// ```
     /// use std::time::{Duration, Instant};
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let c = m.condition().unwrap();
     /// c.acquire().unwrap();
     /// assert!(!c.wait_deadline(Instant::now() + Duration::from_millis(5)).unwrap());
@@ -500,7 +500,7 @@ impl Condition {
     /// As [`wait`](Self::wait).
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let c = m.condition().unwrap();
     /// c.acquire().unwrap();
     /// c.wait_for(|| true).unwrap();
@@ -520,7 +520,7 @@ impl Condition {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let c = m.condition().unwrap();
     /// c.acquire().unwrap();
     /// assert!(!c.wait_for_timeout(Duration::from_millis(10), || false).unwrap());
@@ -544,7 +544,7 @@ impl Condition {
     ///
     /// ```
     /// use std::time::Instant;
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let c = m.condition().unwrap();
     /// c.acquire().unwrap();
     /// assert!(!c.wait_for_deadline(Instant::now(), || false).unwrap());
@@ -573,7 +573,7 @@ impl Condition {
     /// the lock; otherwise as [`acquire`](Self::acquire).
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let c = m.condition().unwrap();
     /// c.acquire().unwrap();
     /// assert_eq!(c.notify(1).unwrap(), 0); // nobody waits
@@ -589,7 +589,7 @@ impl Condition {
     /// As [`notify`](Self::notify).
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let c = m.condition().unwrap();
     /// assert!(c.notify_all().unwrap_err().is_invalid_state());
     /// ```
@@ -753,8 +753,8 @@ sync_proxy! {
     /// waiting, as in Python: give their waits a timeout).
     ///
     /// ```
-    /// use concur_process::{Manager, Process};
-    /// use concur_process::manager::Barrier;
+    /// use concur::process::{Manager, Process};
+    /// use concur::process::manager::Barrier;
     ///
     /// let m = Manager::start().unwrap();
     /// let b = m.barrier(2).unwrap();
@@ -782,7 +782,7 @@ impl Barrier {
     /// if the manager stops or is gone.
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let b = m.barrier(1).unwrap();
     /// assert_eq!(b.wait().unwrap(), 0);
     /// ```
@@ -799,7 +799,7 @@ impl Barrier {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let b = m.barrier(2).unwrap();
     /// assert!(b.wait_timeout(Duration::from_millis(10)).unwrap_err().is_timeout());
     /// assert!(b.broken().unwrap());
@@ -818,7 +818,7 @@ impl Barrier {
     ///
     /// ```
     /// use std::time::{Duration, Instant};
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let b = m.barrier(1).unwrap();
     /// assert_eq!(b.wait_deadline(Instant::now() + Duration::from_millis(10)).unwrap(), 0);
     /// ```
@@ -833,7 +833,7 @@ impl Barrier {
     /// [`is_shutdown`](ManagerError::is_shutdown) if the manager is gone.
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let b = m.barrier(1).unwrap();
     /// b.abort().unwrap();
     /// assert!(b.wait().unwrap_err().is_invalid_state());
@@ -849,7 +849,7 @@ impl Barrier {
     /// As [`abort`](Self::abort).
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let b = m.barrier(1).unwrap();
     /// b.abort().unwrap();
     /// b.reset().unwrap();
@@ -865,7 +865,7 @@ impl Barrier {
     /// As [`abort`](Self::abort).
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// assert_eq!(m.barrier(3).unwrap().parties().unwrap(), 3);
     /// ```
     pub fn parties(&self) -> Result<usize, ManagerError> {
@@ -879,7 +879,7 @@ impl Barrier {
     /// As [`abort`](Self::abort).
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// assert_eq!(m.barrier(3).unwrap().n_waiting().unwrap(), 0);
     /// ```
     pub fn n_waiting(&self) -> Result<usize, ManagerError> {
@@ -893,7 +893,7 @@ impl Barrier {
     /// As [`abort`](Self::abort).
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// assert!(!m.barrier(3).unwrap().broken().unwrap());
     /// ```
     pub fn broken(&self) -> Result<bool, ManagerError> {
@@ -910,7 +910,7 @@ impl crate::manager::Manager {
     /// [`is_shutdown`](ManagerError::is_shutdown) if the manager is gone.
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// assert!(!m.event().unwrap().is_set().unwrap());
     /// ```
     pub fn event(&self) -> Result<Event, ManagerError> {
@@ -928,7 +928,7 @@ impl crate::manager::Manager {
     /// [`is_wrong_type`](ManagerError::is_wrong_type) if it is not an event.
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let e = m.event().unwrap();
     /// e.set().unwrap();
     /// assert!(m.event_by_id(e.id()).unwrap().is_set().unwrap());
@@ -944,7 +944,7 @@ impl crate::manager::Manager {
     /// [`is_shutdown`](ManagerError::is_shutdown) if the manager is gone.
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// assert!(m.condition().unwrap().try_acquire().unwrap());
     /// ```
     pub fn condition(&self) -> Result<Condition, ManagerError> {
@@ -961,7 +961,7 @@ impl crate::manager::Manager {
     /// As [`event_by_id`](Self::event_by_id).
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let c = m.condition().unwrap();
     /// assert!(m.condition_by_id(c.id()).is_ok());
     /// ```
@@ -977,7 +977,7 @@ impl crate::manager::Manager {
     /// [`is_shutdown`](ManagerError::is_shutdown) if the manager is gone.
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// assert_eq!(m.barrier(2).unwrap().parties().unwrap(), 2);
     /// assert!(m.barrier(0).unwrap_err().is_invalid_state());
     /// ```
@@ -995,7 +995,7 @@ impl crate::manager::Manager {
     /// As [`event_by_id`](Self::event_by_id).
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let b = m.barrier(2).unwrap();
     /// assert_eq!(m.barrier_by_id(b.id()).unwrap().parties().unwrap(), 2);
     /// ```

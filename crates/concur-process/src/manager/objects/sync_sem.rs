@@ -139,7 +139,7 @@ macro_rules! acquire_methods {
             /// As [`acquire`](Self::acquire).
             ///
             /// ```
-            /// let m = concur_process::Manager::start().unwrap();
+            /// let m = concur::process::Manager::start().unwrap();
             #[doc = concat!("let s = m.", $make, ".unwrap();")]
             /// assert_eq!(s.value().unwrap(), 2);
             /// ```
@@ -169,8 +169,8 @@ sync_proxy! {
     /// instead.
     ///
     /// ```
-    /// use concur_process::{Manager, Process};
-    /// use concur_process::manager::Semaphore;
+    /// use concur::process::{Manager, Process};
+    /// use concur::process::manager::Semaphore;
     ///
     /// let m = Manager::start().unwrap();
     /// let s = m.semaphore(1).unwrap();
@@ -193,7 +193,7 @@ impl Semaphore {
     /// overflow; [`is_shutdown`](ManagerError::is_shutdown) if the manager is gone.
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let s = m.semaphore(0).unwrap();
     /// s.release().unwrap();
     /// assert_eq!(s.value().unwrap(), 1);
@@ -208,7 +208,7 @@ impl Semaphore {
     /// As [`release`](Self::release).
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let s = m.semaphore(0).unwrap();
     /// s.release_n(3).unwrap();
     /// assert_eq!(s.value().unwrap(), 3);
@@ -227,7 +227,7 @@ sync_proxy! {
     /// did not give back are returned when it ends (never above the bound).
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let s = m.bounded_semaphore(1).unwrap();
     /// s.acquire().unwrap();
     /// s.release().unwrap();
@@ -251,7 +251,7 @@ impl BoundedSemaphore {
     /// [`acquire`](Self::acquire).
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let s = m.bounded_semaphore(1).unwrap();
     /// assert!(s.release().unwrap_err().is_invalid_state());
     /// ```
@@ -265,7 +265,7 @@ impl BoundedSemaphore {
     /// As [`release`](Self::release).
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let s = m.bounded_semaphore(2).unwrap();
     /// s.acquire().unwrap();
     /// assert!(s.release_n(2).unwrap_err().is_invalid_state());
@@ -285,7 +285,7 @@ impl crate::manager::Manager {
     /// [`is_shutdown`](ManagerError::is_shutdown) if the manager is gone.
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// assert_eq!(m.semaphore(3).unwrap().value().unwrap(), 3);
     /// ```
     pub fn semaphore(&self, value: usize) -> Result<Semaphore, ManagerError> {
@@ -308,7 +308,7 @@ impl crate::manager::Manager {
     /// semaphore.
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let s = m.semaphore(1).unwrap();
     /// assert_eq!(m.semaphore_by_id(s.id()).unwrap().value().unwrap(), 1);
     /// assert!(m.bounded_semaphore_by_id(s.id()).unwrap_err().is_wrong_type());
@@ -324,7 +324,7 @@ impl crate::manager::Manager {
     /// [`is_shutdown`](ManagerError::is_shutdown) if the manager is gone.
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// assert_eq!(m.bounded_semaphore(1).unwrap().value().unwrap(), 1);
     /// ```
     pub fn bounded_semaphore(&self, value: usize) -> Result<BoundedSemaphore, ManagerError> {
@@ -345,7 +345,7 @@ impl crate::manager::Manager {
     /// As [`semaphore_by_id`](Self::semaphore_by_id).
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let s = m.bounded_semaphore(1).unwrap();
     /// assert!(m.bounded_semaphore_by_id(s.id()).is_ok());
     /// ```

@@ -100,7 +100,7 @@ impl Object for ValueObject {
 /// argument connects from the child.
 ///
 /// ```
-/// use concur_process::Manager;
+/// use concur::process::Manager;
 ///
 /// let m = Manager::start().unwrap();
 /// let v = m.value(1i64).unwrap();
@@ -132,7 +132,7 @@ where
     /// [`Manager::value_by_id`]).
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let v = m.value(0u8).unwrap();
     /// let again = m.value_by_id::<u8>(v.id()).unwrap();
     /// v.set(3).unwrap();
@@ -150,7 +150,7 @@ where
     /// gone; an I/O error.
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// assert_eq!(m.value('x').unwrap().get().unwrap(), 'x');
     /// ```
     pub fn get(&self) -> Result<T, ManagerError> {
@@ -165,7 +165,7 @@ where
     /// serialize; otherwise as [`get`](Self::get).
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let v = m.value(String::from("a")).unwrap();
     /// assert_eq!(v.set("b".into()).unwrap(), "a");
     /// assert_eq!(v.get().unwrap(), "b");
@@ -185,7 +185,7 @@ where
     /// server runs another binary; otherwise as [`get`](Self::get).
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let v = m.value(0u32).unwrap();
     /// for _ in 0..3 {
     ///     v.update(|n: u32| n + 1).unwrap();
@@ -211,7 +211,7 @@ impl Manager {
     /// serialize.
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let v = m.value((1u8, "one".to_string())).unwrap();
     /// assert_eq!(v.get().unwrap().1, "one");
     /// ```
@@ -233,7 +233,7 @@ impl Manager {
     /// [`is_wrong_type`](ManagerError::is_wrong_type) if it is not a `Value<T>`.
     ///
     /// ```
-    /// let m = concur_process::Manager::start().unwrap();
+    /// let m = concur::process::Manager::start().unwrap();
     /// let v = m.value(1u64).unwrap();
     /// assert!(m.value_by_id::<u64>(v.id()).is_ok());
     /// assert!(m.value_by_id::<i64>(v.id()).unwrap_err().is_wrong_type());
