@@ -52,6 +52,9 @@ pub(crate) mod objects;
 mod protocol;
 mod server;
 
+#[cfg(test)]
+mod hostile_tests;
+
 use std::net::TcpListener;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixListener;
