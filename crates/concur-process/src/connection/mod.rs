@@ -1,9 +1,11 @@
 //! [`Pipe`] and [`Connection`]: Python's `multiprocessing.Pipe`, over Unix stream
 //! sockets that carry file descriptors.
 
+mod capped;
 mod error;
 mod frame;
-pub(crate) use frame::{HEADER as FRAME_HEADER, header as frame_header};
+pub use capped::{CappedError, encode_capped};
+pub(crate) use frame::{Budget, HEADER as FRAME_HEADER, header as frame_header};
 
 pub use error::ConnectionError;
 
@@ -226,6 +228,12 @@ impl Connection {
         self.max_frame.store(bytes, Ordering::Relaxed);
     }
 
+    /// Charges what this end holds in partly received messages (beyond a small
+    /// allowance) to `budget`, shared with other connections (a server's cap).
+    pub(crate) fn set_budget(&self, budget: std::sync::Arc<Budget>) {
+        self.rx.acquire().set_budget(budget);
+    }
+
     fn check_writable(&self) -> Result<(), ConnectionError> {
         if self.writable {
             Ok(())
@@ -264,8 +272,15 @@ impl Connection {
         let mut buf = std::mem::take(&mut *tx);
         buf.clear();
         buf.extend_from_slice(&[0; HEADER]);
-        let (encoded, fds) = fds::collect_fds(|| postcard::to_extend(value, buf));
-        let mut buf = encoded.map_err(ConnectionError::encode)?;
+        // Encoding stops at the limit: an oversized value is refused having cost at
+        // most `max_frame` bytes, not its whole size.
+        let max = self.max_frame();
+        let (encoded, fds) =
+            fds::collect_fds(|| capped::encode_capped(value, buf, HEADER.saturating_add(max)));
+        let mut buf = encoded.map_err(|e| match e {
+            CappedError::TooLarge { .. } => ConnectionError::too_large_to_encode(max),
+            CappedError::Encode(e) => ConnectionError::encode(e),
+        })?;
         let len = buf.len() - HEADER;
         self.check_outgoing(len, fds.len())?;
         buf[..HEADER].copy_from_slice(&frame::header(len, fds.len()));
