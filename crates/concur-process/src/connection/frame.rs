@@ -416,3 +416,87 @@ impl Drop for Rx {
         self.release_charge();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::os::fd::{AsFd, OwnedFd};
+    use std::os::unix::net::UnixStream;
+
+    use super::{Budget, FREE_BYTES, HEADER, Rx, Step, header};
+
+    /// A header announcing `len` bytes, then `sent` bytes of its body, on a socket the
+    /// returned stream holds (the peer end of `fd`).
+    fn partial(len: usize, sent: usize) -> (UnixStream, UnixStream) {
+        let (mine, mut theirs) = UnixStream::pair().unwrap();
+        theirs.set_nonblocking(true).unwrap();
+        let _ = theirs.write_all(&header(len, 0));
+        let chunk = vec![0x5A; 64 * 1024];
+        let mut left = sent;
+        while left > 0 {
+            let n = left.min(chunk.len());
+            match theirs.write(&chunk[..n]) {
+                Ok(w) => left -= w,
+                Err(_) => break, // the socket buffer is full: what is in is `sent - left`
+            }
+        }
+        (mine, theirs)
+    }
+
+    /// Reads what is there without blocking; returns the last outcome.
+    fn drain(rx: &mut Rx, fd: &UnixStream) -> Result<(), crate::ConnectionError> {
+        loop {
+            match rx.advance(fd.as_fd(), 64 << 20, true)? {
+                Step::WouldBlock => return Ok(()),
+                Step::Frame(..) => panic!("the frame is not complete"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_large_announced_frame_grows_the_buffer_only_as_bytes_arrive() {
+        let (mine, _theirs) = partial(60 << 20, 100 * 1024);
+        let mut rx = Rx::new();
+        drain(&mut rx, &mine).unwrap();
+        let held = rx.end - rx.start;
+        assert!(held > HEADER, "nothing arrived");
+        // Before issue 14 this reserved the whole announced 60 MiB at once.
+        assert!(
+            rx.buf.capacity() <= 4 * held.max(FREE_BYTES),
+            "{} bytes reserved for {held} received",
+            rx.buf.capacity()
+        );
+    }
+
+    #[test]
+    fn a_shared_budget_caps_what_partial_frames_hold_and_is_given_back() {
+        let budget = Budget::new(1 << 20);
+        let mut held = Vec::new();
+        let mut refused = 0;
+        for _ in 0..6 {
+            // Each peer has sent 400 KiB of a 32 MiB frame (as much as fits a socket
+            // buffer, so the buffer may hold less).
+            let (mine, theirs) = partial(32 << 20, 400 * 1024);
+            let mut rx = Rx::new();
+            rx.set_budget(budget.clone());
+            match drain(&mut rx, &mine) {
+                Ok(()) => {}
+                Err(e) => {
+                    assert!(e.is_over_budget(), "{e:?}");
+                    refused += 1;
+                    // Sticky: the stream cannot be trusted past a lost body.
+                    assert!(drain(&mut rx, &mine).unwrap_err().is_over_budget());
+                }
+            }
+            assert!(
+                budget.used() <= 1 << 20,
+                "charged {} of 1 MiB",
+                budget.used()
+            );
+            held.push((rx, mine, theirs));
+        }
+        assert!(refused > 0, "six 400 KiB partial frames fit a 1 MiB budget");
+        drop(held);
+        assert_eq!(budget.used(), 0, "dropped receivers gave their charge back");
+    }
+}
