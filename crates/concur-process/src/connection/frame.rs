@@ -64,6 +64,7 @@ impl Budget {
     }
 
     /// The bytes charged now.
+    #[cfg(test)]
     pub(crate) fn used(&self) -> usize {
         self.used.load(Ordering::Relaxed)
     }
@@ -420,7 +421,7 @@ impl Drop for Rx {
 #[cfg(test)]
 mod tests {
     use std::io::Write;
-    use std::os::fd::{AsFd, OwnedFd};
+    use std::os::fd::AsFd;
     use std::os::unix::net::UnixStream;
 
     use super::{Budget, FREE_BYTES, HEADER, Rx, Step, header};

@@ -240,9 +240,8 @@ impl ManagerError {
     /// ```
     /// use concur_process::Manager;
     /// let m = Manager::builder().max_connections(1).start().unwrap();
-    /// let d = m.dict::<u8, u8>().unwrap();
-    /// d.insert(1, 1).unwrap(); // the proxy's connection: the one allowed
-    /// let e = Manager::connect(m.address().clone(), m.authkey().clone()).unwrap_err();
+    /// let d = m.dict::<u8, u8>().unwrap(); // the manager's own connection: the one allowed
+    /// let e = d.insert(1, 1).unwrap_err(); // the proxy opens a second one
     /// assert!(e.is_refused() && !e.is_auth_failed());
     /// ```
     pub fn is_refused(&self) -> bool {
