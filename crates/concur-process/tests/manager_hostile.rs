@@ -300,6 +300,40 @@ fn refusals_over_the_caps_are_typed() {
     });
 }
 
+/// A peer that sends descriptors while authenticating (to fill the server's
+/// descriptor table for the handshake's two seconds) is closed at once.
+#[test]
+fn descriptors_sent_during_the_handshake_end_it_at_once() {
+    use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags, sendmsg};
+    within(LIMIT, "descriptors in the handshake", || {
+        let m = Manager::start().expect("start");
+        let mut s = raw_connect(m.address(), LIMIT);
+        assert!(matches!(next_msg(&mut s), Msg::Challenge(_)));
+        let null = File::open("/dev/null").expect("/dev/null");
+        let fds = [std::os::fd::AsFd::as_fd(&null); 8];
+        let mut space = [std::mem::MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(8))];
+        let mut control = SendAncillaryBuffer::new(&mut space);
+        assert!(control.push(SendAncillaryMessage::ScmRights(&fds)));
+        let t0 = Instant::now();
+        sendmsg(
+            &s,
+            &[std::io::IoSlice::new(&[1])],
+            &mut control,
+            SendFlags::NOSIGNAL,
+        )
+        .expect("sendmsg");
+        expect_closed(&mut s, "a handshake carrying descriptors");
+        let took = t0.elapsed();
+        assert!(
+            took < Duration::from_secs(1),
+            "closed only after {took:?} (the deadline)"
+        );
+        let d = m.dict::<u8, u8>().expect("still serving");
+        d.insert(1, 1).expect("insert");
+        m.shutdown().expect("shutdown");
+    });
+}
+
 // ------------------------------------------------ partial frames
 
 /// Issue 14, finding 5: 16 authenticated connections each sending most of a 64 MiB
@@ -431,17 +465,77 @@ fn server_figures(pid: u32) -> (u64, usize, u64) {
     )
 }
 
+/// One side of the measurement: a fresh server, a good client `get`ting back to back
+/// (each latency filed under the phase: 0 idle, 1 opening, 2 held), `n` connections
+/// opened by `open` and held 2 s. Prints the rows; returns nothing.
+fn measure_connections<T>(what: &str, n: usize, open: impl Fn(&Manager) -> T) {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    let m = Manager::builder()
+        .max_connections(n + 100)
+        .max_pending_handshakes(n + 100)
+        .handshake_timeout(Duration::from_secs(300))
+        .start()
+        .expect("start");
+    let pid = server_pid(m.address()).expect("the server process");
+    let d = m.dict::<u8, u64>().expect("dict");
+    d.insert(1, 7).expect("insert");
+    let phase = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let lat: Arc<Mutex<Vec<Vec<Duration>>>> = Arc::new(Mutex::new(vec![Vec::new(); 3]));
+    let good = std::thread::spawn({
+        let (phase, stop, lat, d) = (phase.clone(), stop.clone(), lat.clone(), d.clone());
+        move || {
+            while !stop.load(Ordering::SeqCst) {
+                let t0 = Instant::now();
+                assert_eq!(d.get(&1).expect("the good client failed"), Some(7));
+                let took = t0.elapsed();
+                lat.lock().unwrap()[phase.load(Ordering::SeqCst)].push(took);
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let idle = server_figures(pid);
+    phase.store(1, Ordering::SeqCst);
+    let t0 = Instant::now();
+    let held: Vec<T> = (0..n).map(|_| open(&m)).collect();
+    let opening = t0.elapsed();
+    phase.store(2, Ordering::SeqCst);
+    std::thread::sleep(Duration::from_secs(2));
+    let with = server_figures(pid);
+    stop.store(true, Ordering::SeqCst);
+    good.join().expect("good client");
+    drop(held);
+    let mut lat = lat.lock().unwrap();
+    let mut row = |name: &str, p: usize, figs: Option<(u64, usize, u64)>| {
+        let v = &mut lat[p];
+        let (p50, p99) = (quantile_us(v, 0.5), quantile_us(v, 0.99));
+        let max = v.last().map_or(f64::NAN, |d| d.as_secs_f64() * 1e6);
+        let f = figs.map_or(String::from("|  |  |  "), |(t, fds, rss)| {
+            format!("| {t} | {fds} | {:.1} MiB ", rss as f64 / 1024.0)
+        });
+        println!(
+            "| {name} {f}| {} | {p50:.0} | {p99:.0} | {max:.0} |",
+            v.len()
+        );
+    };
+    row(&format!("{what}: idle server"), 0, Some(idle));
+    row(&format!("{what}: opening {n} ({opening:.2?})"), 1, None);
+    row(&format!("{what}: {n} held"), 2, Some(with));
+    m.shutdown().expect("shutdown");
+}
+
 /// For `docs/BENCHMARKS.md` ("Manager: what a connection costs the server"): 10,000
-/// idle authenticated connections against 10,000 with the handshake pending: the
-/// server's threads, descriptors and resident memory, and a good client's `get`
-/// latency (p50, p99, max) while each set is opened and held. Run with
+/// idle authenticated connections against 10,000 with the handshake pending, each
+/// against a fresh server: the server's threads, descriptors and resident memory, and
+/// a good client's `get` latency (p50, p99, max) while each set is opened and held.
+/// Run with
 /// `cargo test --release -p concur-process --test manager_hostile -- --ignored --nocapture`
 /// (`CONCUR_BENCH_CONNS` sets the count).
 #[test]
-#[ignore = "a measurement for docs/BENCHMARKS.md (about 30 s): run with --ignored --nocapture"]
+#[ignore = "a measurement for docs/BENCHMARKS.md (about 15 s): run with --ignored --nocapture"]
 fn per_connection_cost_authenticated_vs_pending() {
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-    use std::sync::{Arc, Mutex};
     let n: usize = std::env::var("CONCUR_BENCH_CONNS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -453,88 +547,13 @@ fn per_connection_cost_authenticated_vs_pending() {
             "needs {} descriptors (limit {limit})",
             n + 200
         );
-        let m = Manager::builder()
-            .max_connections(n + 100)
-            .max_pending_handshakes(n + 100)
-            .handshake_timeout(Duration::from_secs(300))
-            .start()
-            .expect("start");
-        let pid = server_pid(m.address()).expect("the server process");
-        let d = m.dict::<u8, u64>().expect("dict");
-        d.insert(1, 7).expect("insert");
-
-        // The good client: `get`s back to back, each latency filed under the phase.
-        let phase = Arc::new(AtomicUsize::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let lat: Arc<Mutex<Vec<Vec<Duration>>>> = Arc::new(Mutex::new(vec![Vec::new(); 5]));
-        let good = std::thread::spawn({
-            let (phase, stop, lat, d) = (phase.clone(), stop.clone(), lat.clone(), d.clone());
-            move || {
-                while !stop.load(Ordering::SeqCst) {
-                    let t0 = Instant::now();
-                    assert_eq!(d.get(&1).expect("the good client failed"), Some(7));
-                    let took = t0.elapsed();
-                    lat.lock().unwrap()[phase.load(Ordering::SeqCst)].push(took);
-                    std::thread::sleep(Duration::from_micros(200));
-                }
-            }
-        });
-        std::thread::sleep(Duration::from_secs(1));
-        let idle = server_figures(pid);
-
-        // Phase 1-2: n authenticated connections, opened then held.
-        phase.store(1, Ordering::SeqCst);
-        let t0 = Instant::now();
-        let authed: Vec<Manager> = (0..n)
-            .map(|_| Manager::connect(m.address().clone(), m.authkey().clone()).expect("connect"))
-            .collect();
-        let open_authed = t0.elapsed();
-        phase.store(2, Ordering::SeqCst);
-        std::thread::sleep(Duration::from_secs(2));
-        let with_authed = server_figures(pid);
-        drop(authed);
-        assert!(
-            eventually(LIMIT, || threads_of(pid) <= idle.0 + 2),
-            "the connection threads did not end"
-        );
-
-        // Phase 3-4: n connections with the handshake pending, opened then held.
-        phase.store(3, Ordering::SeqCst);
-        let t0 = Instant::now();
-        let pending: Vec<OwnedFd> = (0..n).map(|_| connect_only(m.address())).collect();
-        let open_pending = t0.elapsed();
-        phase.store(4, Ordering::SeqCst);
-        std::thread::sleep(Duration::from_secs(2));
-        let with_pending = server_figures(pid);
-        drop(pending);
-
-        stop.store(true, Ordering::SeqCst);
-        good.join().expect("good client");
-        let mut lat = lat.lock().unwrap();
-        let mut row = |name: &str, p: usize, figs: Option<(u64, usize, u64)>| {
-            let v = &mut lat[p];
-            let (p50, p99) = (quantile_us(v, 0.5), quantile_us(v, 0.99));
-            let max = v.last().map_or(f64::NAN, |d| d.as_secs_f64() * 1e6);
-            let f = figs.map_or(String::from("|  |  |  "), |(t, fds, rss)| {
-                format!("| {t} | {fds} | {:.1} MiB ", rss as f64 / 1024.0)
-            });
-            println!(
-                "| {name} {f}| {} | {p50:.0} | {p99:.0} | {max:.0} |",
-                v.len()
-            );
-        };
-        println!(
-            "connections: {n}; opened {n} authenticated in {open_authed:?}, {n} pending in {open_pending:?}"
-        );
         println!(
             "| phase | server threads | server fds | server RSS | good gets | p50 µs | p99 µs | max µs |"
         );
         println!("|---|---|---|---|---|---|---|---|");
-        row("idle server", 0, Some(idle));
-        row(&format!("opening {n} authenticated"), 1, None);
-        row(&format!("{n} authenticated, idle"), 2, Some(with_authed));
-        row(&format!("opening {n} pending"), 3, None);
-        row(&format!("{n} handshakes pending"), 4, Some(with_pending));
-        m.shutdown().expect("shutdown");
+        measure_connections("handshake pending", n, |m| connect_only(m.address()));
+        measure_connections("authenticated", n, |m| {
+            Manager::connect(m.address().clone(), m.authkey().clone()).expect("connect")
+        });
     });
 }

@@ -18,6 +18,7 @@ pub(crate) enum Kind {
     Io,
     /// A budget shared by several connections (a server's) has no room left for the
     /// rest of a message.
+    #[cfg_attr(not(feature = "manager"), allow(dead_code))] // the manager's
     OverBudget,
 }
 
@@ -81,6 +82,7 @@ impl ConnectionError {
         )
     }
 
+    #[cfg_attr(not(feature = "manager"), allow(dead_code))] // the manager's
     pub(crate) fn over_budget(want: usize, cap: usize) -> Self {
         Self::new(
             Kind::OverBudget,
@@ -92,6 +94,7 @@ impl ConnectionError {
     }
 
     /// Whether a shared receive budget was spent (only connections given one).
+    #[cfg_attr(not(feature = "manager"), allow(dead_code))] // the manager's
     pub(crate) fn is_over_budget(&self) -> bool {
         self.kind == Kind::OverBudget
     }

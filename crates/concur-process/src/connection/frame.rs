@@ -56,6 +56,7 @@ pub(crate) struct Budget {
 }
 
 impl Budget {
+    #[cfg_attr(not(feature = "manager"), allow(dead_code))] // the manager's
     pub(crate) fn new(cap: usize) -> Arc<Budget> {
         Arc::new(Budget {
             used: AtomicUsize::new(0),
@@ -161,6 +162,7 @@ impl Rx {
         )
     }
 
+    #[cfg_attr(not(feature = "manager"), allow(dead_code))] // the manager's
     /// Charges this buffer's growth to `budget` from now on (what it holds already
     /// beyond [`FREE_BYTES`] is charged at once, even past the cap).
     pub(crate) fn set_budget(&mut self, budget: Arc<Budget>) {
@@ -210,6 +212,12 @@ impl Rx {
             self.charged += extra;
         }
         Ok(())
+    }
+
+    #[cfg_attr(not(feature = "manager"), allow(dead_code))] // the manager's
+    /// Descriptors received that no frame has claimed yet.
+    pub(crate) fn queued_fds(&self) -> usize {
+        self.fds.len()
     }
 
     /// The sticky framing error, if the stream is broken.

@@ -5,7 +5,9 @@ mod capped;
 mod error;
 mod frame;
 pub use capped::{CappedError, encode_capped};
-pub(crate) use frame::{Budget, HEADER as FRAME_HEADER, header as frame_header};
+#[cfg(feature = "manager")]
+pub(crate) use frame::Budget;
+pub(crate) use frame::{HEADER as FRAME_HEADER, header as frame_header};
 
 pub use error::ConnectionError;
 
@@ -230,8 +232,15 @@ impl Connection {
 
     /// Charges what this end holds in partly received messages (beyond a small
     /// allowance) to `budget`, shared with other connections (a server's cap).
-    pub(crate) fn set_budget(&self, budget: std::sync::Arc<Budget>) {
+    #[cfg_attr(not(feature = "manager"), allow(dead_code))] // the manager's
+    pub(crate) fn set_budget(&self, budget: std::sync::Arc<frame::Budget>) {
         self.rx.acquire().set_budget(budget);
+    }
+
+    /// Descriptors received on this end that no message has claimed yet.
+    #[cfg_attr(not(feature = "manager"), allow(dead_code))] // the manager's
+    pub(crate) fn queued_fds(&self) -> usize {
+        self.rx.acquire().queued_fds()
     }
 
     fn check_writable(&self) -> Result<(), ConnectionError> {

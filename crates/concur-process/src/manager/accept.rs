@@ -395,6 +395,12 @@ impl Acceptor<'_> {
             let r = p
                 .conn
                 .try_recv_frame_with(|body, fds| fds.is_empty().then(|| body.to_vec()));
+            if p.conn.queued_fds() > 0 {
+                // Descriptors sent ahead of any frame: they would sit in this process's
+                // table until the deadline. A client never sends any while
+                // authenticating.
+                return self.close(token, None);
+            }
             let body = match r {
                 Ok(None) => return, // wait for more
                 Ok(Some(Some(body))) => body,

@@ -218,12 +218,13 @@ impl ManagerError {
     /// ([`Manager::connect_timeout`](crate::Manager::connect_timeout)). Not a wrong key.
     ///
     /// ```
+    /// use std::os::linux::net::SocketAddrExt;
+    /// use std::os::unix::net::{SocketAddr, UnixListener};
     /// use std::time::Duration;
     /// use concur_process::{Address, AuthKey, Manager};
     /// // Something that accepts connections but never speaks.
-    /// let l = std::os::unix::net::UnixListener::bind_addr(
-    ///     &std::os::linux::net::SocketAddrExt::from_abstract_name(b"mute-doc-example").unwrap(),
-    /// ).unwrap();
+    /// let name = SocketAddr::from_abstract_name(b"mute-doc-example").unwrap();
+    /// let l = UnixListener::bind_addr(&name).unwrap();
     /// let addr: Address = "@mute-doc-example".parse().unwrap();
     /// let e = Manager::connect_timeout(addr, AuthKey::from("k"), Duration::from_millis(50))
     ///     .unwrap_err();

@@ -485,7 +485,9 @@ impl Manager {
 
     /// Runs a manager's server in this process, on `address` with `key`, until a
     /// client calls [`shutdown`](Manager::shutdown) (Python's
-    /// `get_server().serve_forever()`). Blocks.
+    /// `get_server().serve_forever()`). Blocks. Raises this process's soft limit on
+    /// open descriptors to its hard limit, as a started server does; the other limits
+    /// are the defaults ([`ManagerBuilder::serve`] sets them).
     ///
     /// # Errors
     /// [`is_io`](ManagerError::is_io) if the address cannot be bound or accepting
