@@ -334,6 +334,24 @@ fn descriptors_sent_during_the_handshake_end_it_at_once() {
     });
 }
 
+/// Issue 14, finding 4 (the manager's requests): a value over the 64 MiB request
+/// limit is refused by the client as it is encoded, as a bad request, and the
+/// proxy's connection goes on (before: it was encoded whole, refused by the send, and
+/// reported as the manager having gone away).
+#[test]
+fn an_oversized_request_is_a_bad_request_and_the_connection_goes_on() {
+    within(LIMIT, "oversized request", || {
+        let m = Manager::start().expect("start");
+        let d = m.dict::<u8, Vec<u8>>().expect("dict");
+        d.insert(1, vec![1, 2, 3]).expect("insert");
+        let big = vec![7u8; 100 << 20];
+        let e = d.insert(2, big).expect_err("a 100 MiB value was sent");
+        assert!(e.is_bad_request() && !e.is_shutdown(), "{e:?}");
+        assert_eq!(d.len().expect("the connection goes on"), 1);
+        m.shutdown().expect("shutdown");
+    });
+}
+
 // ------------------------------------------------ partial frames
 
 /// Issue 14, finding 5: 16 authenticated connections each sending most of a 64 MiB
