@@ -92,6 +92,9 @@ timeout 300 target/release/concur bench --quick --runs 1 >/dev/null
 timeout 300 target/release/concur bench --suite pool --quick >/dev/null
 timeout 300 target/release/concur bench --suite manager --quick >/dev/null
 timeout 300 target/release/concur bench --suite cluster --quick >/dev/null
+# The manager's per-connection cost (docs/BENCHMARKS.md, issue 14), at smoke size.
+CONCUR_BENCH_CONNS=200 timeout 600 cargo test --release --locked -p concur-process \
+    --test manager_hostile -- --ignored per_connection >/dev/null
 timeout 600 cargo bench --locked -p concur-core --bench lock -- --test
 timeout 600 cargo bench --locked -p concur-core --bench futures -- --test
 

@@ -651,44 +651,18 @@ impl RedisExecutor {
     }
 }
 
-/// A postcard output that stops at `max` bytes: an argument over the payload limit is
-/// refused as soon as it passes the limit, without encoding (or allocating) the rest.
-struct Capped {
-    buf: Vec<u8>,
-    max: usize,
-}
-
-impl postcard::ser_flavors::Flavor for Capped {
-    type Output = Vec<u8>;
-
-    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
-        if self.buf.len() + data.len() > self.max {
-            return Err(postcard::Error::SerializeBufferFull);
-        }
-        self.buf.extend_from_slice(data);
-        Ok(())
-    }
-
-    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
-        self.try_extend(&[data])
-    }
-
-    fn finalize(self) -> postcard::Result<Vec<u8>> {
-        Ok(self.buf)
-    }
-}
-
-/// Encodes a task's argument, refusing one over `max` bytes.
+/// Encodes a task's argument, refusing one over `max` bytes as soon as its encoding
+/// passes the limit, without encoding (or allocating) the rest (the process tier's
+/// capped encoder, shared with `Connection::send` and the manager).
 fn encode_args<A: Serialize>(args: &A, max: usize) -> Result<Vec<u8>, TaskError> {
-    let out = Capped {
-        buf: Vec::with_capacity(64),
-        max,
-    };
-    postcard::serialize_with_flavor(args, out).map_err(|e| match e {
-        postcard::Error::SerializeBufferFull => TaskError::user(format!(
+    use concur_process::exec::{CappedError, encode_capped};
+    encode_capped(args, Vec::with_capacity(64), max).map_err(|e| match e {
+        CappedError::TooLarge { .. } => TaskError::user(format!(
             "the task's argument is over the executor's {max}-byte payload limit"
         )),
-        e => TaskError::user(format!("the task's argument could not be serialized: {e}")),
+        CappedError::Encode(e) => {
+            TaskError::user(format!("the task's argument could not be serialized: {e}"))
+        }
     })
 }
 

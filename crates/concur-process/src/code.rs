@@ -64,9 +64,9 @@ pub(crate) trait FnPtr: sealed::Sealed + Copy + 'static {
     unsafe fn at(addr: usize) -> Self;
 }
 
-/// Makes function pointer types [`FnPtr`]s. Invoked here for the process tier's
-/// trampolines, and by a module above for a function type of its own (the manager's
-/// update functions), so that this file names no type of the modules that use it.
+/// Makes function pointer types [`FnPtr`]s: the process tier's trampolines, which
+/// travel only between trusted processes of one binary. (The manager's update
+/// functions, which a key holder names, are found in the function table instead.)
 macro_rules! fn_ptr {
     ($($t:ty),* $(,)?) => {$(
         impl $crate::code::sealed::Sealed for $t {}
@@ -83,8 +83,6 @@ macro_rules! fn_ptr {
         }
     )*};
 }
-#[cfg_attr(not(feature = "manager"), allow(unused_imports))] // the manager's use
-pub(crate) use fn_ptr;
 
 fn_ptr!(
     fn(&[u8], Vec<OwnedFd>, &Connection) -> i32,

@@ -6,6 +6,8 @@
 //!   trust (a message off a Redis stream, a request on a socket) are looked up by key
 //!   in a table of its own binary, so no message can make it jump to an address of
 //!   its choosing. A key this binary did not register is `None`.
+//! - [`encode_capped`]: postcard encoding that stops at a size limit, for a peer's
+//!   limit on what it accepts (refuse a 2 GiB value having encoded 1 MiB, not 2 GiB).
 //! - [`conjure`]: the value of a function type that captures nothing, made from no
 //!   data: how code that found a function *type* in the table calls it.
 //!
@@ -36,6 +38,7 @@
 //! ```
 
 pub use crate::code::{TableEntry, fn_name, keys, lookup, register};
+pub use crate::connection::{CappedError, encode_capped};
 
 /// Makes the value of the function type `F` (a function item or a closure that
 /// captures nothing) from no data. Fails to compile for a type that is not

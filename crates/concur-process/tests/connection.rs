@@ -429,3 +429,54 @@ fn test_connection_with_an_echo_child() {
         assert!(conn.recv_bytes().unwrap_err().is_eof());
     });
 }
+
+/// A value of `n` bytes that counts how many of them were encoded.
+struct Counted {
+    n: u64,
+    encoded: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Serialize for Counted {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = s.serialize_seq(Some(self.n as usize))?;
+        for _ in 0..self.n {
+            self.encoded
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            seq.serialize_element(&0xA5u8)?;
+        }
+        seq.end()
+    }
+}
+
+/// Issue 14: a value over the limit is refused as soon as its encoding passes the
+/// limit, not after all of it is encoded (a 256 MiB value against 1 MiB encodes about
+/// 1 MiB); nothing reaches the peer and the connection goes on.
+#[test]
+fn an_oversized_value_is_refused_when_its_encoding_passes_the_limit() {
+    within(LIMIT, "capped send", || {
+        let (a, b) = Pipe::duplex().unwrap();
+        a.set_max_frame(1 << 20);
+        let encoded = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let big = Counted {
+            n: 256 << 20,
+            encoded: encoded.clone(),
+        };
+        let t0 = Instant::now();
+        let e = a.send(&big).unwrap_err();
+        let took = t0.elapsed();
+        assert!(e.is_too_large(), "{e:?}");
+        let n = encoded.load(std::sync::atomic::Ordering::Relaxed);
+        println!("refused a 256 MiB value after encoding {n} bytes in {took:?}");
+        assert!(
+            n <= (1 << 20) + 16,
+            "{n} bytes encoded before the 1 MiB limit was noticed"
+        );
+        assert!(
+            b.try_recv_bytes().unwrap_err().is_timeout(),
+            "something was sent"
+        );
+        a.send(&7u8).unwrap();
+        assert_eq!(b.recv::<u8>().unwrap(), 7);
+    });
+}

@@ -22,24 +22,20 @@
 //! Every wait is bounded; every process started is joined.
 
 mod common;
+mod manager_wire;
 
 use common::{LIMIT, eventually, gone_or_dead, within};
 use concur_process::manager::Dict;
 use concur_process::{Address, AuthKey, Manager, Process};
-use hmac::{Hmac, Mac};
-use serde::{Deserialize, Serialize};
-use sha2::Sha256;
-use std::fs::File;
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::os::fd::OwnedFd;
-use std::os::unix::net::UnixStream;
+use manager_wire::*;
+use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// The server's time limit on an authentication step (`auth::AUTH_TIMEOUT`).
-const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
+/// The server's default deadline on the authentication handshake
+/// (`auth::SERVER_HANDSHAKE_TIMEOUT`).
+const AUTH_TIMEOUT: Duration = Duration::from_secs(2);
 
 fn bump(n: Option<u64>) -> u64 {
     n.unwrap_or(0) + 1
@@ -71,187 +67,6 @@ fn four_processes_times_10000_updates_make_exactly_40000() {
         assert_eq!(d.len().expect("len"), 1);
         m.shutdown().expect("shutdown");
     });
-}
-
-// ------------------------------------------------ raw clients
-
-/// A raw stream to a manager's address (the default abstract name, a path or TCP),
-/// as a `File` so that both socket kinds read and write alike; reads time out after
-/// `timeout`.
-fn raw_connect(address: &Address, timeout: Duration) -> File {
-    let fd = match address {
-        Address::Tcp(a) => {
-            let s = TcpStream::connect(a).expect("tcp connect");
-            s.set_read_timeout(Some(timeout)).expect("timeout");
-            OwnedFd::from(s)
-        }
-        Address::Unix(p) => {
-            let s = match p.to_str().and_then(|s| s.strip_prefix('@')) {
-                Some(name) => {
-                    use std::os::linux::net::SocketAddrExt;
-                    let a = std::os::unix::net::SocketAddr::from_abstract_name(name)
-                        .expect("abstract address");
-                    UnixStream::connect_addr(&a).expect("unix connect")
-                }
-                None => UnixStream::connect(p).expect("unix connect"),
-            };
-            s.set_read_timeout(Some(timeout)).expect("timeout");
-            OwnedFd::from(s)
-        }
-    };
-    File::from(fd)
-}
-
-/// Reads until the server closes the connection (EOF or a reset); panics if the read
-/// times out instead (the server kept the connection open). Returns the time taken.
-fn expect_closed(s: &mut File, what: &str) -> Duration {
-    let start = Instant::now();
-    let mut buf = [0u8; 4096];
-    loop {
-        match s.read(&mut buf) {
-            Ok(0) => return start.elapsed(),
-            Ok(_) => continue, // the challenge, an error reply: read on
-            Err(e)
-                if e.kind() == std::io::ErrorKind::WouldBlock
-                    || e.kind() == std::io::ErrorKind::TimedOut =>
-            {
-                panic!(
-                    "{what}: the server kept the connection open for {:?}",
-                    start.elapsed()
-                )
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(_) => return start.elapsed(), // ECONNRESET: closed with our bytes unread
-        }
-    }
-}
-
-/// A frame of the wire format: u32 LE length, u16 LE descriptor count, u16 flags, body.
-fn frame(body: &[u8]) -> Vec<u8> {
-    let mut f = Vec::with_capacity(8 + body.len());
-    f.extend_from_slice(&(body.len() as u32).to_le_bytes());
-    f.extend_from_slice(&[0, 0, 0, 0]);
-    f.extend_from_slice(body);
-    f
-}
-
-fn read_frame(s: &mut File) -> Vec<u8> {
-    let mut h = [0u8; 8];
-    s.read_exact(&mut h).expect("frame header");
-    let len = u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize;
-    assert_eq!(&h[4..], &[0, 0, 0, 0], "no descriptors, no flags");
-    assert!(len < 1 << 20, "a reply of {len} bytes");
-    let mut body = vec![0u8; len];
-    s.read_exact(&mut body).expect("frame body");
-    body
-}
-
-/// Deterministic noise (xorshift64*), so a failure can be replayed.
-fn noise(seed: u64, n: usize) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x >> 12;
-            x ^= x << 25;
-            x ^= x >> 27;
-            (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 56) as u8
-        })
-        .collect()
-}
-
-// ---- the wire format of `manager/auth.rs` and `manager/protocol.rs`, mirrored
-
-#[derive(Serialize, Deserialize, Debug)]
-enum Msg {
-    Challenge([u8; 32]),
-    Answer(Vec<u8>),
-    Welcome,
-    Failure,
-}
-
-#[derive(Serialize)]
-struct FakeIdentity {
-    exe: [u64; 5],
-    version: String,
-    layout: [i64; 2],
-}
-
-#[derive(Serialize)]
-struct Hello {
-    identity: FakeIdentity,
-}
-
-#[derive(Serialize)]
-enum Request {
-    #[allow(dead_code, reason = "mirrors the server's enum: variant order matters")]
-    Create {
-        kind: u32,
-        tag: String,
-        init: Vec<u8>,
-    },
-    Attach {
-        id: u64,
-        tag: String,
-    },
-    Call {
-        id: u64,
-        op: Vec<u8>,
-    },
-}
-
-/// The server's error kinds, by variant index (`manager/error.rs`).
-const KIND_MISSING: u32 = 0;
-const KIND_BAD_REQUEST: u32 = 5;
-
-type Reply = Result<Vec<u8>, (u32, String)>;
-
-fn hmac(key: &[u8], challenge: &[u8]) -> Vec<u8> {
-    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("any key length");
-    m.update(challenge);
-    m.finalize().into_bytes().to_vec()
-}
-
-fn send(s: &mut File, body: &[u8]) {
-    s.write_all(&frame(body)).expect("send");
-}
-
-fn recv_msg(s: &mut File) -> Msg {
-    postcard::from_bytes(&read_frame(s)).expect("an auth message")
-}
-
-/// Authenticates a raw stream as a client does (answer the server's challenge, then
-/// challenge it) and says hello as a process of another binary.
-fn raw_authenticate(s: &mut File, key: &[u8]) {
-    let Msg::Challenge(c) = recv_msg(s) else {
-        panic!("the server did not challenge first")
-    };
-    send(
-        s,
-        &postcard::to_stdvec(&Msg::Answer(hmac(key, &c))).unwrap(),
-    );
-    assert!(
-        matches!(recv_msg(s), Msg::Welcome),
-        "our answer was refused"
-    );
-    let mine = [7u8; 32];
-    send(s, &postcard::to_stdvec(&Msg::Challenge(mine)).unwrap());
-    let Msg::Answer(a) = recv_msg(s) else {
-        panic!("the server did not answer our challenge")
-    };
-    assert_eq!(a, hmac(key, &mine), "the server does not know the key");
-    send(s, &postcard::to_stdvec(&Msg::Welcome).unwrap());
-    let hello = Hello {
-        identity: FakeIdentity {
-            exe: [0; 5],
-            version: "another binary".into(),
-            layout: [0; 2],
-        },
-    };
-    send(s, &postcard::to_stdvec(&hello).unwrap());
-}
-
-fn raw_reply(s: &mut File) -> Reply {
-    postcard::from_bytes(&read_frame(s)).expect("a reply")
 }
 
 // ---------------------------------------------------------------- security
@@ -297,16 +112,6 @@ impl GoodClient {
     }
 }
 
-/// Peak virtual size of `pid` in KiB (`VmPeak`).
-fn vm_peak_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmPeak:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmPeak")
-}
-
 fn attack_everything(m: &Manager, server_pid: Option<u32>) {
     let d = m.dict::<String, u64>().expect("dict");
     let good = GoodClient::start(d.clone());
@@ -320,7 +125,7 @@ fn attack_everything(m: &Manager, server_pid: Option<u32>) {
 
     // (b) Random bytes instead of an answer to the challenge: the connection is closed
     // (a frame header of noise breaks the 256-byte pre-authentication limit, or at
-    // worst the 10 s authentication deadline passes).
+    // worst the 2 s handshake deadline passes).
     for seed in [1u64, 0xDEAD_BEEF, 42] {
         let mut s = raw_connect(m.address(), AUTH_TIMEOUT * 2);
         let _ = s.write_all(&noise(seed, 4096));
@@ -520,52 +325,6 @@ fn serve_in_a_thread_then_shutdown_makes_later_calls_fail() {
         assert!(e.is_shutdown(), "{e:?}");
         m.shutdown().expect("a second shutdown is harmless");
     });
-}
-
-/// The pid of the process listening on `address` (an abstract Unix name), found
-/// through `/proc/net/unix` (its listening socket's inode) and the descriptor tables
-/// of `/proc/*/fd`; only processes named `concur-manager` count. Polls (bounded): a
-/// server just started may not have named itself yet.
-fn server_pid(address: &Address) -> Option<u32> {
-    let mut pid = None;
-    eventually(LIMIT, || {
-        pid = find_server_pid(address);
-        pid.is_some()
-    });
-    pid
-}
-
-fn find_server_pid(address: &Address) -> Option<u32> {
-    let name = address.to_string();
-    let table = std::fs::read_to_string("/proc/net/unix").ok()?;
-    // Num RefCount Protocol Flags Type St Inode Path; Flags 00010000 = listening.
-    let inode = table.lines().skip(1).find_map(|l| {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        (f.len() >= 8 && f[3] == "00010000" && f[7] == name).then(|| f[6].to_owned())
-    })?;
-    let target = format!("socket:[{inode}]");
-    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-        if comm.trim() != "concur-manager" {
-            continue;
-        }
-        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
-            continue;
-        };
-        for fd in fds.flatten() {
-            if std::fs::read_link(fd.path()).is_ok_and(|l| l.to_str() == Some(target.as_str())) {
-                return Some(pid);
-            }
-        }
-    }
-    None
 }
 
 #[test]

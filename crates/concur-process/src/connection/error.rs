@@ -16,6 +16,10 @@ pub(crate) enum Kind {
     Encode,
     Direction,
     Io,
+    /// A budget shared by several connections (a server's) has no room left for the
+    /// rest of a message.
+    #[cfg_attr(not(feature = "manager"), allow(dead_code))] // the manager's
+    OverBudget,
 }
 
 /// Why an operation on a [`Connection`](super::Connection) failed: Python's `EOFError`
@@ -67,6 +71,32 @@ impl ConnectionError {
             Kind::TooLarge,
             format!("a message of {len} bytes is larger than the limit of {max} bytes"),
         )
+    }
+
+    /// A message found to be over the limit while it was being encoded (its full size
+    /// is not known: encoding stopped at the limit).
+    pub(crate) fn too_large_to_encode(max: usize) -> Self {
+        Self::new(
+            Kind::TooLarge,
+            format!("the message is larger than the limit of {max} bytes (encoding stopped there)"),
+        )
+    }
+
+    #[cfg_attr(not(feature = "manager"), allow(dead_code))] // the manager's
+    pub(crate) fn over_budget(want: usize, cap: usize) -> Self {
+        Self::new(
+            Kind::OverBudget,
+            format!(
+                "no room for {want} more bytes of a partly received message: the \
+                 {cap}-byte budget shared by this receiver's connections is spent"
+            ),
+        )
+    }
+
+    /// Whether a shared receive budget was spent (only connections given one).
+    #[cfg_attr(not(feature = "manager"), allow(dead_code))] // the manager's
+    pub(crate) fn is_over_budget(&self) -> bool {
+        self.kind == Kind::OverBudget
     }
 
     pub(crate) fn malformed(message: impl Into<String>) -> Self {
@@ -248,6 +278,7 @@ impl From<ConnectionError> for io::Error {
             Kind::TooLarge | Kind::Malformed | Kind::Decode => io::ErrorKind::InvalidData,
             Kind::Encode => io::ErrorKind::InvalidInput,
             Kind::Direction => io::ErrorKind::Unsupported,
+            Kind::OverBudget => io::ErrorKind::OutOfMemory,
         };
         io::Error::new(kind, e)
     }

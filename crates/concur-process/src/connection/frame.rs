@@ -11,14 +11,22 @@
 //! The receiver reads into a buffer that it keeps between messages, so a small message
 //! costs one `recvmsg`; descriptors go to a queue in arrival order and each frame takes
 //! its `nfds` from the front (they always arrive no later than the frame's header, see
-//! `sys::socket`). The rest of a large body is read with plain `recv`, exactly as many
-//! bytes as the frame still lacks, into spare capacity (no zeroing).
+//! `sys::socket`). The rest of a large body is read with plain `recv`, at most as many
+//! bytes as the frame still lacks, into spare capacity (no zeroing). The buffer grows
+//! as the body's bytes arrive (about doubling each time), never by the whole announced
+//! length at once: a peer that announces 64 MiB and sends 1 KiB costs 1 KiB and a
+//! little, not 64 MiB. A receiver given a [`Budget`] (the manager's server gives every
+//! connection the same one) charges it before growing a buffer past
+//! [`FREE_BYTES`], so the bytes all its connections hold in partial messages stay
+//! under one cap.
 //! A header that breaks these rules leaves the stream unusable: the buffer records the
 //! error and repeats it on every later receive.
 
 use std::collections::VecDeque;
 use std::ops::Range;
 use std::os::fd::{BorrowedFd, OwnedFd};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::error::ConnectionError;
 use crate::sys::socket::{self, MAX_FDS, Read};
@@ -32,6 +40,48 @@ const LARGE: usize = 16 * 1024;
 const MIN_READ: usize = 4 * 1024;
 /// An idle buffer with more capacity than this is freed after a message.
 const KEEP: usize = 1 << 20;
+/// What a receive buffer may hold without charging its [`Budget`]: small messages,
+/// and the start of every large one.
+pub(crate) const FREE_BYTES: usize = 64 * 1024;
+
+/// A cap on the bytes that a group of receivers holds in partly received messages
+/// together (beyond [`FREE_BYTES`] each): a receive buffer charges what it is about
+/// to grow by before allocating it, and gives it back once its message is consumed or
+/// the connection is dropped. A growth the budget has no room for fails the
+/// receive (sticky, as a framing error: the rest of the message cannot be skipped).
+#[derive(Debug)]
+pub(crate) struct Budget {
+    used: AtomicUsize,
+    cap: usize,
+}
+
+impl Budget {
+    #[cfg_attr(not(feature = "manager"), allow(dead_code))] // the manager's
+    pub(crate) fn new(cap: usize) -> Arc<Budget> {
+        Arc::new(Budget {
+            used: AtomicUsize::new(0),
+            cap,
+        })
+    }
+
+    /// The bytes charged now.
+    #[cfg(test)]
+    pub(crate) fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    fn try_charge(&self, n: usize) -> bool {
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
+                u.checked_add(n).filter(|&t| t <= self.cap)
+            })
+            .is_ok()
+    }
+
+    fn release(&self, n: usize) {
+        self.used.fetch_sub(n, Ordering::AcqRel);
+    }
+}
 
 /// Encodes a frame header.
 pub(crate) fn header(len: usize, nfds: usize) -> [u8; HEADER] {
@@ -60,6 +110,9 @@ pub(crate) struct Rx {
     fds: VecDeque<OwnedFd>,
     eof: bool,
     broken: Option<ConnectionError>,
+    /// The shared cap this buffer charges its growth to, if any, and what it charged.
+    budget: Option<Arc<Budget>>,
+    charged: usize,
 }
 
 /// The outcome of [`Rx::advance`].
@@ -79,6 +132,8 @@ impl Rx {
             fds: VecDeque::new(),
             eof: false,
             broken: None,
+            budget: None,
+            charged: 0,
         }
     }
 
@@ -93,6 +148,8 @@ impl Rx {
             fds: fds.into(),
             eof: false,
             broken: None,
+            budget: None,
+            charged: 0,
         }
     }
 
@@ -103,6 +160,64 @@ impl Rx {
             &self.buf[self.start..self.end],
             self.fds.iter().map(|f| f.as_fd()),
         )
+    }
+
+    #[cfg_attr(not(feature = "manager"), allow(dead_code))] // the manager's
+    /// Charges this buffer's growth to `budget` from now on (what it holds already
+    /// beyond [`FREE_BYTES`] is charged at once, even past the cap).
+    pub(crate) fn set_budget(&mut self, budget: Arc<Budget>) {
+        self.release_charge();
+        let held = self.buf.capacity().saturating_sub(FREE_BYTES);
+        budget.used.fetch_add(held, Ordering::AcqRel);
+        self.charged = held;
+        self.budget = Some(budget);
+    }
+
+    fn release_charge(&mut self) {
+        if let Some(b) = &self.budget {
+            b.release(self.charged);
+        }
+        self.charged = 0;
+    }
+
+    /// Makes room for `additional` bytes after the buffered ones, charging the budget
+    /// (if any) before allocating for what the buffer grows past [`FREE_BYTES`].
+    fn reserve(&mut self, additional: usize) -> Result<(), ConnectionError> {
+        let target = self.end + additional;
+        if target <= self.buf.capacity() {
+            return Ok(());
+        }
+        if let Some(b) = &self.budget {
+            let want = target
+                .saturating_sub(FREE_BYTES)
+                .saturating_sub(self.charged);
+            if want > 0 {
+                if !b.try_charge(want) {
+                    let cap = b.cap;
+                    return Err(self.fail(ConnectionError::over_budget(want, cap)));
+                }
+                self.charged += want;
+            }
+        }
+        self.buf.reserve_exact(target - self.buf.len());
+        if let Some(b) = &self.budget {
+            // The allocator may round up: charge that too (a few bytes, past the cap
+            // if need be, so that the accounting stays exact).
+            let extra = self
+                .buf
+                .capacity()
+                .saturating_sub(FREE_BYTES)
+                .saturating_sub(self.charged);
+            b.used.fetch_add(extra, Ordering::AcqRel);
+            self.charged += extra;
+        }
+        Ok(())
+    }
+
+    #[cfg_attr(not(feature = "manager"), allow(dead_code))] // the manager's
+    /// Descriptors received that no frame has claimed yet.
+    pub(crate) fn queued_fds(&self) -> usize {
+        self.fds.len()
     }
 
     /// The sticky framing error, if the stream is broken.
@@ -238,8 +353,10 @@ impl Rx {
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
-            if self.buf.capacity() > KEEP {
+            if self.buf.capacity() > KEEP || self.charged > 0 {
+                // A budgeted buffer gives back what it charged as soon as it is idle.
                 self.buf = Vec::new();
+                self.release_charge();
             }
         }
     }
@@ -261,15 +378,21 @@ impl Rx {
         }
         if need > LARGE && self.end >= HEADER {
             // The header is in: the next `need` bytes are this frame's body, which
-            // carries no descriptors of its own, so a plain `recv` is exact.
+            // carries no descriptors of its own, so a plain `recv` is exact. The buffer
+            // grows as they arrive, about doubling (never by the announced length at
+            // once), so copies stay linear in the bytes received.
             self.buf.truncate(self.end);
-            self.buf.reserve(need);
-            let spare = &mut self.buf.spare_capacity_mut()[..need];
+            let chunk = need.min(self.buf.capacity().max(4 * LARGE));
+            if self.buf.capacity() - self.end < chunk.min(MIN_READ) {
+                self.reserve(chunk)?;
+            }
+            let room = (self.buf.capacity() - self.end).min(need);
+            let spare = &mut self.buf.spare_capacity_mut()[..room];
             let r =
                 socket::recv_into_uninit(fd, spare, nonblocking).map_err(ConnectionError::io)?;
             if let Read::Bytes(n) = r {
                 // SAFETY: `recv` initialized the first `n` bytes of the spare capacity
-                // (n <= need <= spare capacity).
+                // (n <= room <= spare capacity).
                 unsafe { self.buf.set_len(self.end + n) };
                 self.end += n;
             }
@@ -277,7 +400,9 @@ impl Rx {
         }
         let want = need.max(MIN_READ);
         if self.buf.len() - self.end < want {
-            self.buf.resize(self.end + want.max(LARGE), 0);
+            let grow = want.max(LARGE);
+            self.reserve(grow)?;
+            self.buf.resize(self.end + grow, 0);
         }
         let (r, lost) =
             socket::recv_with_fds(fd, &mut self.buf[self.end..], &mut self.fds, nonblocking)
@@ -292,5 +417,93 @@ impl Rx {
             )));
         }
         Ok(r)
+    }
+}
+
+impl Drop for Rx {
+    fn drop(&mut self) {
+        self.release_charge();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::os::fd::AsFd;
+    use std::os::unix::net::UnixStream;
+
+    use super::{Budget, FREE_BYTES, HEADER, Rx, Step, header};
+
+    /// A header announcing `len` bytes, then `sent` bytes of its body, on a socket the
+    /// returned stream holds (the peer end of `fd`).
+    fn partial(len: usize, sent: usize) -> (UnixStream, UnixStream) {
+        let (mine, mut theirs) = UnixStream::pair().unwrap();
+        theirs.set_nonblocking(true).unwrap();
+        let _ = theirs.write_all(&header(len, 0));
+        let chunk = vec![0x5A; 64 * 1024];
+        let mut left = sent;
+        while left > 0 {
+            let n = left.min(chunk.len());
+            match theirs.write(&chunk[..n]) {
+                Ok(w) => left -= w,
+                Err(_) => break, // the socket buffer is full: what is in is `sent - left`
+            }
+        }
+        (mine, theirs)
+    }
+
+    /// Reads what is there without blocking (`advance` reads until it would block).
+    fn drain(rx: &mut Rx, fd: &UnixStream) -> Result<(), crate::ConnectionError> {
+        match rx.advance(fd.as_fd(), 64 << 20, true)? {
+            Step::WouldBlock => Ok(()),
+            Step::Frame(..) => panic!("the frame is not complete"),
+        }
+    }
+
+    #[test]
+    fn a_large_announced_frame_grows_the_buffer_only_as_bytes_arrive() {
+        let (mine, _theirs) = partial(60 << 20, 100 * 1024);
+        let mut rx = Rx::new();
+        drain(&mut rx, &mine).unwrap();
+        let held = rx.end - rx.start;
+        assert!(held > HEADER, "nothing arrived");
+        // Before issue 14 this reserved the whole announced 60 MiB at once.
+        assert!(
+            rx.buf.capacity() <= 4 * held.max(FREE_BYTES),
+            "{} bytes reserved for {held} received",
+            rx.buf.capacity()
+        );
+    }
+
+    #[test]
+    fn a_shared_budget_caps_what_partial_frames_hold_and_is_given_back() {
+        let budget = Budget::new(1 << 20);
+        let mut held = Vec::new();
+        let mut refused = 0;
+        for _ in 0..6 {
+            // Each peer has sent 400 KiB of a 32 MiB frame (as much as fits a socket
+            // buffer, so the buffer may hold less).
+            let (mine, theirs) = partial(32 << 20, 400 * 1024);
+            let mut rx = Rx::new();
+            rx.set_budget(budget.clone());
+            match drain(&mut rx, &mine) {
+                Ok(()) => {}
+                Err(e) => {
+                    assert!(e.is_over_budget(), "{e:?}");
+                    refused += 1;
+                    // Sticky: the stream cannot be trusted past a lost body.
+                    assert!(drain(&mut rx, &mine).unwrap_err().is_over_budget());
+                }
+            }
+            assert!(
+                budget.used() <= 1 << 20,
+                "charged {} of 1 MiB",
+                budget.used()
+            );
+            held.push((rx, mine, theirs));
+        }
+        assert!(refused > 0, "six 400 KiB partial frames fit a 1 MiB budget");
+        drop(held);
+        assert_eq!(budget.used(), 0, "dropped receivers gave their charge back");
     }
 }

@@ -1,8 +1,12 @@
 //! [`Pipe`] and [`Connection`]: Python's `multiprocessing.Pipe`, over Unix stream
 //! sockets that carry file descriptors.
 
+mod capped;
 mod error;
 mod frame;
+pub use capped::{CappedError, encode_capped};
+#[cfg(feature = "manager")]
+pub(crate) use frame::Budget;
 pub(crate) use frame::{HEADER as FRAME_HEADER, header as frame_header};
 
 pub use error::ConnectionError;
@@ -226,6 +230,19 @@ impl Connection {
         self.max_frame.store(bytes, Ordering::Relaxed);
     }
 
+    /// Charges what this end holds in partly received messages (beyond a small
+    /// allowance) to `budget`, shared with other connections (a server's cap).
+    #[cfg_attr(not(feature = "manager"), allow(dead_code))] // the manager's
+    pub(crate) fn set_budget(&self, budget: std::sync::Arc<frame::Budget>) {
+        self.rx.acquire().set_budget(budget);
+    }
+
+    /// Descriptors received on this end that no message has claimed yet.
+    #[cfg_attr(not(feature = "manager"), allow(dead_code))] // the manager's
+    pub(crate) fn queued_fds(&self) -> usize {
+        self.rx.acquire().queued_fds()
+    }
+
     fn check_writable(&self) -> Result<(), ConnectionError> {
         if self.writable {
             Ok(())
@@ -264,8 +281,15 @@ impl Connection {
         let mut buf = std::mem::take(&mut *tx);
         buf.clear();
         buf.extend_from_slice(&[0; HEADER]);
-        let (encoded, fds) = fds::collect_fds(|| postcard::to_extend(value, buf));
-        let mut buf = encoded.map_err(ConnectionError::encode)?;
+        // Encoding stops at the limit: an oversized value is refused having cost at
+        // most `max_frame` bytes, not its whole size.
+        let max = self.max_frame();
+        let (encoded, fds) =
+            fds::collect_fds(|| capped::encode_capped(value, buf, HEADER.saturating_add(max)));
+        let mut buf = encoded.map_err(|e| match e {
+            CappedError::TooLarge { .. } => ConnectionError::too_large_to_encode(max),
+            CappedError::Encode(e) => ConnectionError::encode(e),
+        })?;
         let len = buf.len() - HEADER;
         self.check_outgoing(len, fds.len())?;
         buf[..HEADER].copy_from_slice(&frame::header(len, fds.len()));

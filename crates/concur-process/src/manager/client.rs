@@ -7,11 +7,12 @@ use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::auth::{self, AuthKey};
+use super::auth::{self, AuthKey, CLIENT_HANDSHAKE_TIMEOUT};
 use super::error::ManagerError;
 use super::protocol::{Hello, MAX_FRAME, Reply, Request, decode, encode};
 use crate::connection::Connection;
@@ -97,16 +98,28 @@ pub(crate) const PIPELINE_WINDOW: usize = 32;
 pub(crate) struct Client {
     address: Address,
     key: AuthKey,
+    /// The deadline of the authentication handshake, from connecting.
+    handshake: Duration,
     conn: Mutex<Option<Connection>>,
 }
 
 impl Client {
     pub(crate) fn new(address: Address, key: AuthKey) -> Client {
+        Client::with_timeout(address, key, CLIENT_HANDSHAKE_TIMEOUT)
+    }
+
+    pub(crate) fn with_timeout(address: Address, key: AuthKey, handshake: Duration) -> Client {
         Client {
             address,
             key,
+            handshake,
             conn: Mutex::new(None),
         }
+    }
+
+    /// A new client of the same manager (its own connection, opened on first use).
+    fn sibling(&self) -> Client {
+        Client::with_timeout(self.address.clone(), self.key.clone(), self.handshake)
     }
 
     pub(crate) fn address(&self) -> &Address {
@@ -122,7 +135,7 @@ impl Client {
             ManagerError::shutdown(format!("cannot reach the manager at {}: {e}", self.address))
         })?;
         let conn = Connection::from_fd(fd);
-        auth::client_side(&conn, &self.key, MAX_FRAME)?;
+        auth::client_side(&conn, &self.key, MAX_FRAME, self.handshake)?;
         let identity = Identity::current().unwrap_or_else(|_| Identity::unknown());
         conn.send(&Hello { identity })
             .map_err(|e| ManagerError::shutdown(format!("the manager went away: {e}")))?;
@@ -151,10 +164,17 @@ impl Client {
         let gone = |e: crate::ConnectionError| {
             ManagerError::shutdown(format!("the manager at {} went away: {e}", self.address))
         };
-        let r = conn
-            .send(req)
-            .map_err(gone)
-            .and_then(|()| conn.recv::<Reply>().map_err(gone));
+        if let Err(e) = conn.send(req) {
+            if e.is_too_large() {
+                // Refused before anything was written: the connection is fine.
+                return Err(ManagerError::bad_request(format!(
+                    "the request is too large for the manager: {e}"
+                )));
+            }
+            *g = None;
+            return Err(gone(e));
+        }
+        let r = conn.recv::<Reply>().map_err(gone);
         match r {
             Ok(Ok(bytes)) => Ok(bytes),
             Ok(Err((kind, message))) => Err(ManagerError::new(kind, message)),
@@ -258,7 +278,7 @@ impl Handle {
 impl Clone for Handle {
     fn clone(&self) -> Self {
         Handle {
-            client: Client::new(self.client.address.clone(), self.client.key.clone()),
+            client: self.client.sibling(),
             id: self.id,
             tag: self.tag.clone(),
         }
@@ -319,7 +339,7 @@ pub(crate) fn create(
         init,
     })?)?;
     Ok(Handle {
-        client: Client::new(via.address.clone(), via.key.clone()),
+        client: via.sibling(),
         id,
         tag,
     })
@@ -332,7 +352,7 @@ pub(crate) fn attach(via: &Client, id: u64, tag: String) -> Result<Handle, Manag
         tag: tag.clone(),
     })?;
     Ok(Handle {
-        client: Client::new(via.address.clone(), via.key.clone()),
+        client: via.sibling(),
         id,
         tag,
     })

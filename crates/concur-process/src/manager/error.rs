@@ -30,6 +30,13 @@ pub(crate) enum Kind {
     Serialization,
     /// An operating-system error (connect, read, write).
     Io,
+    /// The authentication handshake did not finish in time (either side's deadline).
+    HandshakeTimeout,
+    /// The server refused the connection: it is at its configured connection cap.
+    Refused,
+    /// The server is overloaded: out of descriptors, threads or memory for partial
+    /// messages, or it dropped a pending handshake to make room for newer ones.
+    Overloaded,
 }
 
 /// Why a manager call failed: Python's `KeyError`, `IndexError`, `RemoteError`,
@@ -122,7 +129,9 @@ impl ManagerError {
         self.kind == Kind::ShutDown
     }
 
-    /// True if authentication failed (a wrong key on either side).
+    /// True if authentication failed: a wrong key on either side, and nothing else (a
+    /// handshake that timed out, a refused connection or an overloaded server have
+    /// their own predicates).
     ///
     /// ```
     /// use concur::process::{AuthKey, Manager};
@@ -200,6 +209,59 @@ impl ManagerError {
     /// ```
     pub fn is_io(&self) -> bool {
         self.kind == Kind::Io
+    }
+
+    /// True if the authentication handshake did not finish in time: the server gave
+    /// up on a client that was too slow (its deadline is
+    /// [`ManagerBuilder::handshake_timeout`](crate::ManagerBuilder::handshake_timeout)),
+    /// or the client got no answer within its own
+    /// ([`Manager::connect_timeout`](crate::Manager::connect_timeout)). Not a wrong key.
+    ///
+    /// ```
+    /// use std::os::linux::net::SocketAddrExt;
+    /// use std::os::unix::net::{SocketAddr, UnixListener};
+    /// use std::time::Duration;
+    /// use concur_process::{Address, AuthKey, Manager};
+    /// // Something that accepts connections but never speaks.
+    /// let name = SocketAddr::from_abstract_name(b"mute-doc-example").unwrap();
+    /// let l = UnixListener::bind_addr(&name).unwrap();
+    /// let addr: Address = "@mute-doc-example".parse().unwrap();
+    /// let e = Manager::connect_timeout(addr, AuthKey::from("k"), Duration::from_millis(50))
+    ///     .unwrap_err();
+    /// assert!(e.is_handshake_timeout() && !e.is_auth_failed());
+    /// # drop(l);
+    /// ```
+    pub fn is_handshake_timeout(&self) -> bool {
+        self.kind == Kind::HandshakeTimeout
+    }
+
+    /// True if the server refused the connection because it is at its connection cap
+    /// ([`ManagerBuilder::max_connections`](crate::ManagerBuilder::max_connections)).
+    ///
+    /// ```
+    /// use concur_process::Manager;
+    /// let m = Manager::builder().max_connections(1).start().unwrap();
+    /// let d = m.dict::<u8, u8>().unwrap(); // the manager's own connection: the one allowed
+    /// let e = d.insert(1, 1).unwrap_err(); // the proxy opens a second one
+    /// assert!(e.is_refused() && !e.is_auth_failed());
+    /// ```
+    pub fn is_refused(&self) -> bool {
+        self.kind == Kind::Refused
+    }
+
+    /// True if the server is overloaded: it ran out of descriptors or threads, its
+    /// budget for partly received messages
+    /// ([`ManagerBuilder::max_partial_bytes`](crate::ManagerBuilder::max_partial_bytes))
+    /// is spent, or it dropped this pending handshake to make room for newer ones
+    /// ([`ManagerBuilder::max_pending_handshakes`](crate::ManagerBuilder::max_pending_handshakes)).
+    /// Retrying later may succeed.
+    ///
+    /// ```
+    /// let e = concur_process::ManagerError::from(std::io::Error::other("x"));
+    /// assert!(!e.is_overloaded());
+    /// ```
+    pub fn is_overloaded(&self) -> bool {
+        self.kind == Kind::Overloaded
     }
 }
 

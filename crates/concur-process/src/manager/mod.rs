@@ -17,16 +17,58 @@
 //! | `m.Event()`, `m.Condition()`, `m.Barrier(n)` | [`Event`], [`Condition`], [`Barrier`] |
 //! | proxies passed to a child process | every proxy is serde: pass it as a [`Process`] argument; the child connects on first use |
 //! | `AuthenticationError`, `KeyError`, `RemoteError` | [`ManagerError::is_auth_failed`], [`ManagerError::is_missing`], [`ManagerError::is_remote`] |
+//! | (no Python equivalent: refusals) | [`ManagerError::is_refused`], [`ManagerError::is_overloaded`], [`ManagerError::is_handshake_timeout`] |
 //!
 //! How it works: the server stores keys and values serialized (postcard), so it needs
 //! to know no type; proxies are typed, and each object remembers the type names it was
 //! made with. Every connection is authenticated first by an HMAC-SHA256
-//! challenge-response in both directions over the key (see `auth`); a client that
-//! fails is refused and logged before any request is read. Then each request is a
-//! length-checked frame answered by one reply; a malformed, unknown or oversized
-//! request gets an error reply and the server keeps serving everyone else. Each
-//! connection has a thread on the server, so a client blocked in a queue `get` or a
-//! lock `acquire` holds up nobody else.
+//! challenge-response in both directions over the key (see `auth`), run for all
+//! pending connections by one acceptor thread; a client that fails is refused and
+//! logged before any request is read. Then each request is a length-checked frame
+//! answered by one reply; a malformed, unknown or oversized request gets an error reply
+//! and the server keeps serving everyone else. Each authenticated connection has a
+//! thread on the server, so a client blocked in a queue `get` or a lock `acquire`
+//! holds up nobody else.
+//!
+//! # Trust model
+//!
+//! **Without the key** a peer that can connect (anyone on the machine for a Unix
+//! socket in the abstract namespace, anyone on the network for TCP) can only cost the
+//! server bounded resources, and cannot keep clients that have the key out:
+//! - it gets no thread: handshakes run as state machines on the acceptor thread, one
+//!   descriptor and a few hundred bytes each;
+//! - for at most [`handshake_timeout`](ManagerBuilder::handshake_timeout) (2 s),
+//!   reading at most 256 bytes a message;
+//! - at most [`max_pending_handshakes`](ManagerBuilder::max_pending_handshakes) of
+//!   them at once (1,024): beyond that each new connection drops the oldest pending
+//!   one, so a flood only pushes out its own members;
+//! - the server raises its soft descriptor limit to the hard one at start, and keeps
+//!   accepting (dropping the oldest handshake, or refusing with a spare descriptor kept
+//!   for the purpose) when descriptors run out.
+//!
+//! A refused client is told why ([`is_refused`](ManagerError::is_refused),
+//! [`is_overloaded`](ManagerError::is_overloaded),
+//! [`is_handshake_timeout`](ManagerError::is_handshake_timeout));
+//! [`is_auth_failed`](ManagerError::is_auth_failed) means a wrong key and nothing
+//! else. The key itself never travels; a recorded handshake cannot be replayed (each
+//! side's challenge is fresh). Nothing after the handshake is encrypted or signed: over
+//! TCP, someone on the path sees the requests and values and could inject into a
+//! connection (use a private network or a tunnel).
+//!
+//! **With the key** a client is trusted with the data, not with the server's process:
+//! it can read, change and delete every object, block other clients through the
+//! objects (hold a lock, fill a queue), and stop the server
+//! ([`shutdown`](Manager::shutdown)). Its cost is bounded by
+//! [`max_connections`](ManagerBuilder::max_connections) (4,096), 64 MiB a request and
+//! [`max_partial_bytes`](ManagerBuilder::max_partial_bytes) (512 MiB) held in partly
+//! received requests by all connections together; what it stores is not bounded
+//! (nor in Python). It **cannot** make the server run code of its choosing: the only
+//! functions the server runs for a client, the `update` functions of [`Dict`] and
+//! [`Value`], are looked up by a key in a table the server's own binary was linked
+//! with (`exec::register`), never by an address; a key the binary does not have, or
+//! a malformed request, is a typed error and the connection goes on. The `Hello` that
+//! names the client's build only turns a client of another build away with a clear
+//! error; it is not a security check.
 //!
 //! A client process that dies while holding a manager lock does not deadlock the
 //! others: when its connection ends, the server releases what that connection held
@@ -44,6 +86,7 @@
 //! assert_eq!(scores.get(&"ada".into()).unwrap(), Some(3));
 //! ```
 
+mod accept;
 mod auth;
 mod client;
 mod error;
@@ -51,6 +94,9 @@ mod object;
 pub(crate) mod objects;
 mod protocol;
 mod server;
+
+#[cfg(test)]
+mod hostile_tests;
 
 use std::net::TcpListener;
 use std::os::fd::OwnedFd;
@@ -75,9 +121,9 @@ pub use objects::sync_sem::{BoundedSemaphore, Semaphore};
 pub use objects::value::Value;
 
 use crate::process::{Process, StartMethod};
+use accept::{Limits, Listener};
 use client::Client;
 use protocol::{ObjKind, Request};
-use server::Listener;
 
 /// Configures a [`Manager`] before [`start`](ManagerBuilder::start): where it listens
 /// and its key.
@@ -96,6 +142,7 @@ use server::Listener;
 pub struct ManagerBuilder {
     address: Option<Address>,
     key: Option<AuthKey>,
+    limits: Limits,
 }
 
 impl ManagerBuilder {
@@ -120,6 +167,96 @@ impl ManagerBuilder {
     pub fn authkey(mut self, key: AuthKey) -> Self {
         self.key = Some(key);
         self
+    }
+
+    /// How long the server gives a new connection to finish the authentication
+    /// handshake (2 s by default); a slower client is told so
+    /// ([`is_handshake_timeout`](ManagerError::is_handshake_timeout)) and closed. Zero
+    /// is taken as 1 ms.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let _ = concur_process::Manager::builder().handshake_timeout(Duration::from_millis(500));
+    /// ```
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.limits.handshake_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How many handshakes may be pending at once (1,024 by default; at least 1). A
+    /// new connection beyond that drops the oldest pending one, which is told
+    /// [`is_overloaded`](ManagerError::is_overloaded): a flood of idle connections
+    /// pushes out only its own oldest members, never keeps a real client out.
+    ///
+    /// ```
+    /// let _ = concur_process::Manager::builder().max_pending_handshakes(64);
+    /// ```
+    pub fn max_pending_handshakes(mut self, n: usize) -> Self {
+        self.limits.max_pending = n.max(1);
+        self
+    }
+
+    /// How many authenticated connections the server serves at once (4,096 by
+    /// default). A connection beyond that is refused
+    /// ([`is_refused`](ManagerError::is_refused)). Each proxy handle holds one
+    /// connection, and each has a thread on the server.
+    ///
+    /// ```
+    /// let _ = concur_process::Manager::builder().max_connections(10_000);
+    /// ```
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.limits.max_connections = n;
+        self
+    }
+
+    /// How many bytes of partly received requests all connections may hold together
+    /// (512 MiB by default), beyond 64 KiB each: a connection whose request would pass
+    /// it gets an [`is_overloaded`](ManagerError::is_overloaded) reply and is closed.
+    /// Bounds what key holders sending large requests slowly can make the server hold.
+    ///
+    /// ```
+    /// let _ = concur_process::Manager::builder().max_partial_bytes(64 << 20);
+    /// ```
+    pub fn max_partial_bytes(mut self, bytes: usize) -> Self {
+        self.limits.max_partial_bytes = bytes;
+        self
+    }
+
+    /// Runs the server in this process, with this builder's address, key and limits,
+    /// until a client calls [`shutdown`](Manager::shutdown) (as [`Manager::serve`]).
+    /// Blocks. Raises this process's soft descriptor limit to its hard limit.
+    ///
+    /// # Errors
+    /// As [`Manager::serve`]; the address is required.
+    ///
+    /// ```
+    /// use concur_process::{Address, AuthKey, Manager};
+    /// use std::time::Duration;
+    /// let addr: Address = "@builder-serve-doc".parse().unwrap();
+    /// let b = Manager::builder().address(addr.clone()).authkey("k".into()).max_connections(8);
+    /// let server = std::thread::spawn(move || b.serve());
+    /// let m = loop {
+    ///     match Manager::connect(addr.clone(), AuthKey::from("k")) {
+    ///         Ok(m) => break m,
+    ///         Err(_) => std::thread::sleep(Duration::from_millis(5)),
+    ///     }
+    /// };
+    /// m.shutdown().unwrap();
+    /// server.join().unwrap().unwrap();
+    /// ```
+    pub fn serve(self) -> Result<(), ManagerError> {
+        let Some(address) = self.address else {
+            return Err(ManagerError::io(
+                "serving",
+                std::io::Error::other("no address given to serve on"),
+            ));
+        };
+        let key = match self.key {
+            Some(k) => k,
+            None => AuthKey::random().map_err(|e| ManagerError::io("randomness", e))?,
+        };
+        let (listener, _) = bind(&address)?;
+        server::serve(listener, key, self.limits).map_err(|e| ManagerError::io("serving", e))
     }
 
     /// Starts the server process and returns the manager that owns it. The server is
@@ -168,6 +305,7 @@ impl ManagerBuilder {
                     listener: fd,
                     tcp,
                     key: key.clone(),
+                    limits: self.limits,
                 },
             )
             .map_err(|e| {
@@ -218,6 +356,7 @@ struct ServeArgs {
     listener: OwnedFd,
     tcp: bool,
     key: AuthKey,
+    limits: Limits,
 }
 
 /// The server process's function.
@@ -227,7 +366,7 @@ fn serve_main(args: ServeArgs) {
     } else {
         Listener::Unix(UnixListener::from(args.listener))
     };
-    if let Err(e) = server::serve(listener, args.key) {
+    if let Err(e) = server::serve(listener, args.key, args.limits) {
         tracing::error!(error = %e, "manager: the server stopped on an error");
     }
 }
@@ -309,7 +448,33 @@ impl Manager {
     /// assert_eq!(m.dict_by_id::<u8, u8>(d.id()).unwrap().get(&1).unwrap(), Some(2));
     /// ```
     pub fn connect(address: Address, key: AuthKey) -> Result<Manager, ManagerError> {
-        let client = Client::new(address, key);
+        Manager::connect_timeout(address, key, auth::CLIENT_HANDSHAKE_TIMEOUT)
+    }
+
+    /// [`connect`](Manager::connect), giving the authentication handshake at most
+    /// `timeout` (10 s for `connect`); the proxies made through the returned handle
+    /// use it too.
+    ///
+    /// # Errors
+    /// As [`connect`](Manager::connect);
+    /// [`is_handshake_timeout`](ManagerError::is_handshake_timeout) if the handshake
+    /// did not finish in time, [`is_refused`](ManagerError::is_refused) if the server
+    /// is at its connection limit, [`is_overloaded`](ManagerError::is_overloaded) if
+    /// it is out of resources.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use concur_process::Manager;
+    /// let m = Manager::start().unwrap();
+    /// let c = Manager::connect_timeout(m.address().clone(), m.authkey().clone(), Duration::from_secs(1));
+    /// assert!(c.is_ok());
+    /// ```
+    pub fn connect_timeout(
+        address: Address,
+        key: AuthKey,
+        timeout: Duration,
+    ) -> Result<Manager, ManagerError> {
+        let client = Client::with_timeout(address, key, timeout);
         client.connect()?;
         Ok(Manager {
             client,
@@ -320,7 +485,9 @@ impl Manager {
 
     /// Runs a manager's server in this process, on `address` with `key`, until a
     /// client calls [`shutdown`](Manager::shutdown) (Python's
-    /// `get_server().serve_forever()`). Blocks.
+    /// `get_server().serve_forever()`). Blocks. Raises this process's soft limit on
+    /// open descriptors to its hard limit, as a started server does; the other limits
+    /// are the defaults ([`ManagerBuilder::serve`] sets them).
     ///
     /// # Errors
     /// [`is_io`](ManagerError::is_io) if the address cannot be bound or accepting
@@ -343,8 +510,10 @@ impl Manager {
     /// server.join().unwrap().unwrap();
     /// ```
     pub fn serve(address: Address, key: AuthKey) -> Result<(), ManagerError> {
-        let (listener, _) = bind(&address)?;
-        server::serve(listener, key).map_err(|e| ManagerError::io("serving", e))
+        ManagerBuilder::default()
+            .address(address)
+            .authkey(key)
+            .serve()
     }
 
     /// The address the server listens on (a TCP port chosen by the OS included).

@@ -1,7 +1,8 @@
 //! What a manager's clients and server say after authentication.
 //!
-//! The client sends a [`Hello`] (its binary's identity, so the server knows whether it
-//! may run functions the client names), then [`Request`]s, each answered by one
+//! The client sends a [`Hello`] (its binary's identity, so the server can tell a
+//! client of another build that its update functions are not in the server's table:
+//! a courtesy, not a safety check, see the trust model in the module docs), then [`Request`]s, each answered by one
 //! [`Reply`]: the serialized result, or an error kind and message. A request on one
 //! object is an op of that object's kind (its own enum, serialized into
 //! [`Request::Call`]), decoded by the object: an unknown or malformed op is an error
@@ -95,9 +96,16 @@ pub(crate) enum RequestRef<'a> {
 /// The server's answer to one request.
 pub(crate) type Reply = Result<Vec<u8>, (Kind, String)>;
 
-/// Encodes `value` for a reply or an op.
+/// Encodes `value` for a reply or an op, refusing it as soon as its encoding passes
+/// [`MAX_FRAME`] (nothing over the limit is encoded in full or allocated).
 pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, ManagerError> {
-    postcard::to_stdvec(value).map_err(|e| ManagerError::serialization(e.to_string()))
+    use crate::connection::{CappedError, encode_capped};
+    encode_capped(value, Vec::new(), MAX_FRAME).map_err(|e| match e {
+        CappedError::TooLarge { max } => ManagerError::bad_request(format!(
+            "the value is larger than the manager's limit of {max} bytes per message"
+        )),
+        CappedError::Encode(e) => ManagerError::serialization(e.to_string()),
+    })
 }
 
 /// Decodes a value received from the other side.

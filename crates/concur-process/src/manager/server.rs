@@ -1,27 +1,26 @@
-//! The manager's server: a listener, one thread per client connection (so a client
-//! blocked in `queue.get()` or `lock.acquire()` holds up nobody else, as in Python's
-//! `multiprocessing.managers.Server`), and the table of shared objects.
+//! The manager's server: an acceptor thread that authenticates new connections
+//! without a thread each (`accept`), one thread per *authenticated* connection (so a
+//! client blocked in `queue.get()` or `lock.acquire()` holds up nobody else, as in
+//! Python's `multiprocessing.managers.Server`), and the table of shared objects.
 //!
-//! A connection is authenticated before anything else is read from it (frames are
-//! limited to a few hundred bytes until then); a refusal is logged and the connection
-//! closed. After that a malformed or unknown request is answered with an error and the
-//! connection goes on; only a frame that breaks the framing (too large, bad header)
-//! ends it, after an error reply. When a connection ends, every object is told, so
-//! that locks and semaphores its client held are released.
+//! After authentication a malformed or unknown request is answered with an error and
+//! the connection goes on; only a frame that breaks the framing (too large, bad
+//! header) or that the server has no memory budget left for ends it, after an error
+//! reply. When a connection ends, every object is told, so that locks and semaphores
+//! its client held are released.
 
 use std::collections::HashMap;
 use std::io;
-use std::net::TcpListener;
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::net::UnixListener;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
-use super::auth::{self, AUTH_TIMEOUT, AuthKey};
+use super::accept::{self, Host, Limits, Listener};
+use super::auth::AuthKey;
 use super::error::{Kind, ManagerError};
 use super::object::{Ctx, Object};
-use super::protocol::{Hello, MAX_FRAME, ObjKind, Reply, RequestRef, encode};
-use crate::connection::Connection;
+use super::protocol::{MAX_FRAME, ObjKind, Reply, RequestRef, encode};
+use crate::connection::{Budget, Connection};
 use crate::process::protocol::Identity;
 
 /// Makes an object of `kind`.
@@ -29,43 +28,18 @@ fn make(kind: &ObjKind, tag: String, init: Vec<u8>) -> Result<Arc<dyn Object>, M
     super::objects::make(kind, tag, init)
 }
 
-/// A listening socket.
-pub(crate) enum Listener {
-    Unix(UnixListener),
-    Tcp(TcpListener),
-}
-
-impl Listener {
-    fn accept(&self) -> io::Result<OwnedFd> {
-        match self {
-            Listener::Unix(l) => l.accept().map(|(s, _)| OwnedFd::from(s)),
-            Listener::Tcp(l) => l.accept().map(|(s, _)| {
-                let _ = s.set_nodelay(true);
-                OwnedFd::from(s)
-            }),
-        }
-    }
-
-    fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        match self {
-            Listener::Unix(l) => l.as_fd(),
-            Listener::Tcp(l) => l.as_fd(),
-        }
-    }
-}
-
 /// The server's state, shared by its connection threads.
 pub(crate) struct Server {
     objects: RwLock<HashMap<u64, Arc<dyn Object>>>,
     next_id: AtomicU64,
     next_client: AtomicU64,
-    identity: Option<Identity>,
-    key: AuthKey,
     stopping: AtomicBool,
-    /// A duplicate of the listening socket, shut down to end `accept`.
-    listener: OwnedFd,
-    /// Duplicates of the live connections, shut down when the server stops.
-    conns: std::sync::Mutex<HashMap<u64, OwnedFd>>,
+    /// An eventfd the acceptor waits on with its sockets: written to stop it.
+    wake: OwnedFd,
+    /// The live authenticated connections, shut down when the server stops.
+    conns: std::sync::Mutex<HashMap<u64, Arc<Connection>>>,
+    /// Bytes held in partly received requests, all connections together.
+    budget: Arc<Budget>,
 }
 
 impl Server {
@@ -141,18 +115,18 @@ impl Server {
         {
             o.stop();
         }
-        for (id, fd) in self
+        for (id, conn) in self
             .conns
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .iter()
         {
             if *id != requester {
-                let _ = rustix::net::shutdown(fd, rustix::net::Shutdown::Both);
+                let _ = rustix::net::shutdown(conn.as_fd(), rustix::net::Shutdown::Both);
             }
         }
-        // Ends the accept loop.
-        let _ = rustix::net::shutdown(&self.listener, rustix::net::Shutdown::Both);
+        // Wakes the acceptor, which then sees the flag and returns.
+        let _ = rustix::io::write(&self.wake, &1u64.to_ne_bytes());
     }
 
     fn client_gone(&self, client: u64) {
@@ -168,38 +142,13 @@ impl Server {
         }
     }
 
-    /// Serves one connection until it ends.
-    fn connection(&self, fd: OwnedFd) {
-        let client = self.next_client.fetch_add(1, Ordering::Relaxed);
-        if let Ok(dup) = fd.try_clone() {
-            self.conns
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .insert(client, dup);
-        }
-        if !self.stopping() {
-            self.serve_connection(client, Connection::from_fd(fd));
-        }
-        self.conns
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&client);
-    }
-
-    fn serve_connection(&self, client: u64, conn: Connection) {
-        if let Err(e) = auth::server_side(&conn, &self.key, MAX_FRAME) {
-            tracing::warn!(client, error = %e, "manager: refused a connection that failed authentication");
-            return;
-        }
-        let same_binary = match conn.recv_timeout::<Hello>(AUTH_TIMEOUT) {
-            Ok(h) => self.identity.as_ref() == Some(&h.identity),
-            Err(_) => return,
-        };
+    /// Serves one authenticated connection until it ends.
+    fn serve_connection(&self, client: u64, conn: &Connection, same_binary: bool) {
         let ctx = Ctx {
             client,
             same_binary,
             stopping: &self.stopping,
-            conn: &conn,
+            conn,
         };
         let mut cache = HashMap::new();
         loop {
@@ -217,6 +166,13 @@ impl Server {
             let (reply, fatal): (Reply, bool) = match reply {
                 Ok(r) => (r.map_err(|e| (e.kind(), e.message().to_owned())), false),
                 Err(e) if e.is_eof() => break,
+                Err(e) if e.is_over_budget() => {
+                    tracing::warn!(client, error = %e, "manager: out of memory for partly received requests; dropping a connection");
+                    (
+                        Err((Kind::Overloaded, format!("the manager is overloaded: {e}"))),
+                        true,
+                    )
+                }
                 Err(e) => {
                     tracing::warn!(client, error = %e, "manager: a client broke the framing");
                     (Err((Kind::BadRequest, format!("bad frame: {e}"))), true)
@@ -233,44 +189,104 @@ impl Server {
     }
 }
 
+/// Serves one authenticated connection on its own thread, registered for `stop`.
+impl Host for Arc<Server> {
+    fn stopping(&self) -> bool {
+        Server::stopping(self)
+    }
+
+    fn connections(&self) -> usize {
+        self.conns
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    fn admit(&self, conn: Connection, same_binary: bool) {
+        conn.set_max_frame(MAX_FRAME);
+        conn.set_budget(self.budget.clone());
+        let client = self.next_client.fetch_add(1, Ordering::Relaxed);
+        let conn = Arc::new(conn);
+        self.conns
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(client, conn.clone());
+        let s = self.clone();
+        let c = conn.clone();
+        let spawned = std::thread::Builder::new()
+            .name("concur-manager-conn".to_owned())
+            .spawn(move || {
+                if !s.stopping() {
+                    s.serve_connection(client, &c, same_binary);
+                }
+                s.conns
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .remove(&client);
+            });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "manager: could not start a connection thread");
+            self.conns
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&client);
+            let reply: Reply = Err((
+                Kind::Overloaded,
+                format!("the manager is overloaded: it could not start a thread: {e}"),
+            ));
+            let _ = conn.send(&reply);
+        }
+    }
+}
+
+/// Raises this process's soft limit on open descriptors to its hard limit (a server
+/// of many connections needs them; the hard limit is what the administrator allows).
+fn raise_nofile_limit() {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let l = getrlimit(Resource::Nofile);
+    if l.current != l.maximum {
+        let raised = Rlimit {
+            current: l.maximum,
+            maximum: l.maximum,
+        };
+        match setrlimit(Resource::Nofile, raised) {
+            Ok(()) => {
+                tracing::debug!(from = ?l.current, to = ?l.maximum, "manager: raised the descriptor limit")
+            }
+            Err(e) => tracing::warn!(error = %e, "manager: could not raise the descriptor limit"),
+        }
+    }
+}
+
 /// Serves on `listener` until a client asks the server to stop (or the listener
-/// fails). Each connection runs on its own thread.
-pub(crate) fn serve(listener: Listener, key: AuthKey) -> io::Result<()> {
-    let dup = listener.fd().try_clone_to_owned()?;
+/// fails). Connections are authenticated by the acceptor on this thread; each
+/// authenticated one runs on its own thread.
+pub(crate) fn serve(listener: Listener, key: AuthKey, limits: Limits) -> io::Result<()> {
+    raise_nofile_limit();
+    let wake = rustix::event::eventfd(
+        0,
+        rustix::event::EventfdFlags::CLOEXEC | rustix::event::EventfdFlags::NONBLOCK,
+    )?;
     let server = Arc::new(Server {
         objects: RwLock::new(HashMap::new()),
         next_id: AtomicU64::new(1),
         next_client: AtomicU64::new(1),
-        identity: Identity::current().ok(),
-        key,
         stopping: AtomicBool::new(false),
-        listener: dup,
+        wake,
         conns: std::sync::Mutex::new(HashMap::new()),
+        budget: Budget::new(limits.max_partial_bytes),
     });
-    loop {
-        let fd = match listener.accept() {
-            Ok(fd) => fd,
-            Err(_) if server.stopping() => return Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e)
-                if e.raw_os_error() == Some(libc::EMFILE)
-                    || e.raw_os_error() == Some(libc::ENFILE) =>
-            {
-                tracing::error!(error = %e, "manager: out of descriptors; refusing connections for a moment");
-                std::thread::sleep(std::time::Duration::from_millis(50));
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
-        if server.stopping() {
-            return Ok(());
-        }
-        let s = server.clone();
-        let spawned = std::thread::Builder::new()
-            .name("concur-manager-conn".to_owned())
-            .spawn(move || s.connection(fd));
-        if let Err(e) = spawned {
-            tracing::error!(error = %e, "manager: could not start a connection thread");
-        }
+    let identity = Identity::current().ok();
+    let r = accept::run(
+        &listener,
+        server.wake.as_fd(),
+        &key,
+        identity.as_ref(),
+        limits,
+        &server,
+    );
+    if r.is_err() {
+        server.stop(0);
     }
+    r
 }

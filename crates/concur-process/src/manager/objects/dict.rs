@@ -8,7 +8,7 @@ use indexmap::IndexMap;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::code::FnOffset;
+use crate::exec::{self, TableEntry};
 use crate::manager::client::Handle;
 use crate::manager::error::{Kind, ManagerError};
 use crate::manager::object::{Ctx, Object};
@@ -18,7 +18,33 @@ use crate::process::child;
 /// A function run on the server on a stored value: decodes the old value, applies
 /// the user's function, encodes the new one.
 pub(crate) type UpdateFn = fn(Option<&[u8]>) -> Result<Vec<u8>, ManagerError>;
-crate::code::fn_ptr!(UpdateFn);
+
+/// The function table (`exec::register`) the update functions of dicts and values are
+/// kept in: the server runs only a function it finds there under the key a client
+/// sends, never an address (see the trust model in the [module docs](crate::manager)).
+pub(crate) const UPDATE_TABLE: &str = "concur-manager-update";
+
+/// The table entry of a dict's update by `F` on values of type `V`.
+struct DictUpdate<F, V>(PhantomData<fn() -> (F, V)>);
+
+impl<F, V> TableEntry for DictUpdate<F, V>
+where
+    F: Fn(Option<V>) -> V + Copy + 'static,
+    V: Serialize + DeserializeOwned + 'static,
+{
+    const TABLE: &'static str = UPDATE_TABLE;
+    type Fn = UpdateFn;
+    fn key() -> String {
+        format!(
+            "dict:{}:{}",
+            exec::fn_name::<F>(),
+            std::any::type_name::<V>()
+        )
+    }
+    fn func() -> UpdateFn {
+        update_trampoline::<F, V>
+    }
+}
 
 fn update_trampoline<F, V>(old: Option<&[u8]>) -> Result<Vec<u8>, ManagerError>
 where
@@ -26,8 +52,15 @@ where
     V: Serialize + DeserializeOwned,
 {
     let old: Option<V> = old.map(decode).transpose()?;
+    // Only reachable through the table entry `update_key::<F, V>` registered, which
+    // takes a value of `F`: the type is inhabited.
     let f: F = child::conjure();
-    match child::catch(move || f(old)) {
+    run_caught(move || f(old))
+}
+
+/// Runs a user's update function, turning a panic into a remote error.
+pub(crate) fn run_caught<V: Serialize>(f: impl FnOnce() -> V) -> Result<Vec<u8>, ManagerError> {
+    match child::catch(f) {
         Ok(v) => encode(&v),
         Err((message, location)) => Err(ManagerError::new(
             Kind::Remote,
@@ -39,35 +72,43 @@ where
     }
 }
 
-/// Runs the function at `offset` (an `UpdateFn` of this binary) on `old`.
+/// Runs the update function a client named by `key` on `old`: looked up in this
+/// binary's own table, so a forged or stale key is an error, never a jump.
 pub(crate) fn run_update(
     ctx: &Ctx<'_>,
-    offset: i64,
+    key: &str,
     old: Option<&[u8]>,
 ) -> Result<Vec<u8>, ManagerError> {
+    // Not a safety check (a client can claim any identity): a client of another build
+    // gets a clear error instead of a function that merely shares a name.
     if !ctx.same_binary {
         return Err(ManagerError::new(
             Kind::Remote,
             "the manager runs another binary: it cannot run this client's function",
         ));
     }
-    // SAFETY: the client runs the same binary as this server (checked above through
-    // their identities, exchanged at connection), and made `offset` with
-    // `FnOffset::of` from an `UpdateFn`.
-    let f: UpdateFn = unsafe { FnOffset::from_raw(offset).resolve() };
-    f(old)
+    match exec::lookup::<UpdateFn>(UPDATE_TABLE, key) {
+        Some(f) => f(old),
+        None => Err(ManagerError::new(
+            Kind::Remote,
+            format!(
+                "the manager's binary has no update function `{key}` (the client runs \
+                 another build, or the request was forged)"
+            ),
+        )),
+    }
 }
 
-/// The offset of the update trampoline for `F`.
-pub(crate) fn update_offset<F, V>(f: F) -> i64
+/// The table key of the update trampoline for `F` (registering it).
+pub(crate) fn update_key<F, V>(f: F) -> String
 where
     F: Fn(Option<V>) -> V + Copy + 'static,
-    V: Serialize + DeserializeOwned,
+    V: Serialize + DeserializeOwned + 'static,
 {
     let () = child::NoCaptures::<F>::CHECK;
     let _ = f;
-    let t: UpdateFn = update_trampoline::<F, V>;
-    FnOffset::of(t).raw()
+    exec::register::<DictUpdate<F, V>>();
+    DictUpdate::<F, V>::key()
 }
 
 #[derive(Serialize, Deserialize)]
@@ -81,7 +122,7 @@ enum DictOp {
     Values,
     Items,
     Clear,
-    Update(Vec<u8>, i64),
+    Update(Vec<u8>, String),
 }
 
 /// The server side of a dict.
@@ -119,8 +160,8 @@ impl Object for DictObject {
                 m.clear();
                 encode(&())
             }
-            DictOp::Update(k, offset) => {
-                let new = run_update(ctx, offset, m.get(&k).map(Vec::as_slice))?;
+            DictOp::Update(k, key) => {
+                let new = run_update(ctx, &key, m.get(&k).map(Vec::as_slice))?;
                 m.insert(k, new.clone());
                 encode(&new)
             }
@@ -429,8 +470,9 @@ where
 
     /// Sets `key` to `f(old value)` atomically on the server and returns the new value:
     /// no other client's call on this dict runs in between. `f` captures nothing (a
-    /// `fn` or a non-capturing closure: the server receives its address, as a
-    /// [`Process`](crate::Process) child does), and runs in the server process.
+    /// `fn` or a non-capturing closure), and runs in the server process: the server
+    /// receives the function's key in its own table of update functions (made when
+    /// the binary was linked), so it must run this same binary.
     ///
     /// # Errors
     /// [`is_remote`](ManagerError::is_remote) if `f` panicked on the server or the
@@ -447,9 +489,10 @@ where
     pub fn update<F>(&self, key: K, f: F) -> Result<V, ManagerError>
     where
         F: Fn(Option<V>) -> V + Copy + 'static,
+        V: 'static,
     {
-        let offset = update_offset(f);
-        let new: Vec<u8> = self.h.call(&DictOp::Update(encode(&key)?, offset))?;
+        let fkey = update_key(f);
+        let new: Vec<u8> = self.h.call(&DictOp::Update(encode(&key)?, fkey))?;
         decode(&new)
     }
 }

@@ -7,52 +7,67 @@ use std::sync::{Mutex, PoisonError};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::dict::{UpdateFn, run_update};
+use super::dict::{UPDATE_TABLE, UpdateFn, run_caught, run_update};
+use crate::exec::{self, TableEntry};
 use crate::manager::Manager;
 use crate::manager::client::Handle;
-use crate::manager::error::{Kind, ManagerError};
+use crate::manager::error::ManagerError;
 use crate::manager::object::{Ctx, Object};
 use crate::manager::protocol::{ObjKind, decode, decode_op, encode};
 use crate::process::child;
 
-/// Runs the user's `F` on the stored value (as `dict`'s trampoline does, for a
-/// function of the value itself rather than of an optional entry).
+/// The table entry of a value's update by `F` (as `dict`'s, for a function of the
+/// value itself rather than of an optional entry).
+struct ValueUpdate<F, T>(PhantomData<fn() -> (F, T)>);
+
+impl<F, T> TableEntry for ValueUpdate<F, T>
+where
+    F: Fn(T) -> T + Copy + 'static,
+    T: Serialize + DeserializeOwned + 'static,
+{
+    const TABLE: &'static str = UPDATE_TABLE;
+    type Fn = UpdateFn;
+    fn key() -> String {
+        format!(
+            "value:{}:{}",
+            exec::fn_name::<F>(),
+            std::any::type_name::<T>()
+        )
+    }
+    fn func() -> UpdateFn {
+        value_trampoline::<F, T>
+    }
+}
+
 fn value_trampoline<F, T>(old: Option<&[u8]>) -> Result<Vec<u8>, ManagerError>
 where
     F: Fn(T) -> T + Copy + 'static,
     T: Serialize + DeserializeOwned,
 {
     let old: T = decode(old.unwrap_or_default())?;
+    // Only reachable through the entry `value_update_key::<F, T>` registered, which
+    // takes a value of `F`.
     let f: F = child::conjure();
-    match child::catch(move || f(old)) {
-        Ok(v) => encode(&v),
-        Err((message, location)) => Err(ManagerError::new(
-            Kind::Remote,
-            match location {
-                Some(l) => format!("the update function panicked on the server: {message} at {l}"),
-                None => format!("the update function panicked on the server: {message}"),
-            },
-        )),
-    }
+    run_caught(move || f(old))
 }
 
-/// The offset of the trampoline for `F`.
-fn value_update_offset<F, T>(f: F) -> i64
+/// The table key of the trampoline for `F` (registering it).
+fn value_update_key<F, T>(f: F) -> String
 where
     F: Fn(T) -> T + Copy + 'static,
-    T: Serialize + DeserializeOwned,
+    T: Serialize + DeserializeOwned + 'static,
 {
     let () = child::NoCaptures::<F>::CHECK;
     let _ = f;
-    let t: UpdateFn = value_trampoline::<F, T>;
-    crate::code::FnOffset::of(t).raw()
+    exec::register::<ValueUpdate<F, T>>();
+    ValueUpdate::<F, T>::key()
 }
 
 #[derive(Serialize, Deserialize)]
 enum ValueOp {
     Get,
     Set(Vec<u8>),
-    Update(i64),
+    Update(String),
 }
 
 /// The server side of a value.
@@ -81,8 +96,8 @@ impl Object for ValueObject {
         match op {
             ValueOp::Get => encode(&*v),
             ValueOp::Set(new) => encode(&std::mem::replace(&mut *v, new)),
-            ValueOp::Update(offset) => {
-                let new = run_update(ctx, offset, Some(&v))?;
+            ValueOp::Update(key) => {
+                let new = run_update(ctx, &key, Some(&v))?;
                 v.clone_from(&new);
                 encode(&new)
             }
@@ -177,8 +192,9 @@ where
 
     /// Sets the value to `f(value)` atomically on the server and returns the new
     /// value: no other client's call on this value runs in between. `f` captures
-    /// nothing (a `fn` or a non-capturing closure: the server receives its address, as
-    /// a [`Process`](crate::Process) child does), and runs in the server process.
+    /// nothing (a `fn` or a non-capturing closure) and runs in the server process,
+    /// which finds it by key in its own table of update functions: the server must run
+    /// this same binary.
     ///
     /// # Errors
     /// [`is_remote`](ManagerError::is_remote) if `f` panicked on the server or the
@@ -195,9 +211,10 @@ where
     pub fn update<F>(&self, f: F) -> Result<T, ManagerError>
     where
         F: Fn(T) -> T + Copy + 'static,
+        T: 'static,
     {
-        let offset = value_update_offset(f);
-        let new: Vec<u8> = self.h.call(&ValueOp::Update(offset))?;
+        let key = value_update_key(f);
+        let new: Vec<u8> = self.h.call(&ValueOp::Update(key))?;
         decode(&new)
     }
 }
