@@ -76,7 +76,7 @@ impl std::error::Error for CappedError {}
 /// be serialized.
 ///
 /// ```
-/// use concur_process::exec::{CappedError, encode_capped};
+/// use concur::process::exec::{CappedError, encode_capped};
 /// let ok = encode_capped(&(1u8, "ab"), Vec::new(), 16).unwrap();
 /// assert_eq!(ok, [1, 2, b'a', b'b']);
 /// let big = vec![0u8; 1 << 20];

@@ -221,7 +221,7 @@ impl ManagerError {
     /// use std::os::linux::net::SocketAddrExt;
     /// use std::os::unix::net::{SocketAddr, UnixListener};
     /// use std::time::Duration;
-    /// use concur_process::{Address, AuthKey, Manager};
+    /// use concur::process::{Address, AuthKey, Manager};
     /// // Something that accepts connections but never speaks.
     /// let name = SocketAddr::from_abstract_name(b"mute-doc-example").unwrap();
     /// let l = UnixListener::bind_addr(&name).unwrap();
@@ -239,7 +239,7 @@ impl ManagerError {
     /// ([`ManagerBuilder::max_connections`](crate::ManagerBuilder::max_connections)).
     ///
     /// ```
-    /// use concur_process::Manager;
+    /// use concur::process::Manager;
     /// let m = Manager::builder().max_connections(1).start().unwrap();
     /// let d = m.dict::<u8, u8>().unwrap(); // the manager's own connection: the one allowed
     /// let e = d.insert(1, 1).unwrap_err(); // the proxy opens a second one
@@ -257,7 +257,7 @@ impl ManagerError {
     /// Retrying later may succeed.
     ///
     /// ```
-    /// let e = concur_process::ManagerError::from(std::io::Error::other("x"));
+    /// let e = concur::process::ManagerError::from(std::io::Error::other("x"));
     /// assert!(!e.is_overloaded());
     /// ```
     pub fn is_overloaded(&self) -> bool {

@@ -176,7 +176,7 @@ impl ManagerBuilder {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let _ = concur_process::Manager::builder().handshake_timeout(Duration::from_millis(500));
+    /// let _ = concur::process::Manager::builder().handshake_timeout(Duration::from_millis(500));
     /// ```
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
         self.limits.handshake_timeout = timeout.max(Duration::from_millis(1));
@@ -189,7 +189,7 @@ impl ManagerBuilder {
     /// pushes out only its own oldest members, never keeps a real client out.
     ///
     /// ```
-    /// let _ = concur_process::Manager::builder().max_pending_handshakes(64);
+    /// let _ = concur::process::Manager::builder().max_pending_handshakes(64);
     /// ```
     pub fn max_pending_handshakes(mut self, n: usize) -> Self {
         self.limits.max_pending = n.max(1);
@@ -202,7 +202,7 @@ impl ManagerBuilder {
     /// connection, and each has a thread on the server.
     ///
     /// ```
-    /// let _ = concur_process::Manager::builder().max_connections(10_000);
+    /// let _ = concur::process::Manager::builder().max_connections(10_000);
     /// ```
     pub fn max_connections(mut self, n: usize) -> Self {
         self.limits.max_connections = n;
@@ -215,7 +215,7 @@ impl ManagerBuilder {
     /// Bounds what key holders sending large requests slowly can make the server hold.
     ///
     /// ```
-    /// let _ = concur_process::Manager::builder().max_partial_bytes(64 << 20);
+    /// let _ = concur::process::Manager::builder().max_partial_bytes(64 << 20);
     /// ```
     pub fn max_partial_bytes(mut self, bytes: usize) -> Self {
         self.limits.max_partial_bytes = bytes;
@@ -230,7 +230,7 @@ impl ManagerBuilder {
     /// As [`Manager::serve`]; the address is required.
     ///
     /// ```
-    /// use concur_process::{Address, AuthKey, Manager};
+    /// use concur::process::{Address, AuthKey, Manager};
     /// use std::time::Duration;
     /// let addr: Address = "@builder-serve-doc".parse().unwrap();
     /// let b = Manager::builder().address(addr.clone()).authkey("k".into()).max_connections(8);
@@ -464,7 +464,7 @@ impl Manager {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use concur_process::Manager;
+    /// use concur::process::Manager;
     /// let m = Manager::start().unwrap();
     /// let c = Manager::connect_timeout(m.address().clone(), m.authkey().clone(), Duration::from_secs(1));
     /// assert!(c.is_ok());
