@@ -84,6 +84,11 @@ timeout 300 target/release/concur bench --quick --runs 1 >/dev/null
 timeout 300 target/release/concur bench --suite pool --quick >/dev/null
 timeout 300 target/release/concur bench --suite manager --quick >/dev/null
 timeout 300 target/release/concur bench --suite cluster --quick >/dev/null
+# The scaling suite (not part of `all`): a few seconds at smoke size; charts into a temp dir.
+scaling_charts=$(mktemp -d)
+timeout 120 target/release/concur bench --suite scaling --quick --runs 1 --charts "$scaling_charts" >/dev/null
+test -s "$scaling_charts/map.svg" && test -s "$scaling_charts/io.svg" && test -s "$scaling_charts/start.svg"
+rm -rf "$scaling_charts"
 timeout 600 cargo bench --locked -p concur-core --bench lock -- --test
 timeout 600 cargo bench --locked -p concur-core --bench futures -- --test
 
