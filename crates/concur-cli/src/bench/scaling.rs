@@ -19,14 +19,18 @@
 //!   this process grown to a resident size S (an allocation whose every page is
 //!   written) with 8 extra threads parked: concur `Process` by `Spawn`, forced `Fork`
 //!   and `ForkServer`, and a bare `std::process::Command` exec of this binary (which
-//!   std runs through `posix_spawn`); ns per child.
+//!   std runs through `posix_spawn`); ns per child. Measured first, while the process
+//!   is small; the children of the four subjects are interleaved one by one and each
+//!   run's figure is the median of its children (see [`start_curve`]).
 //!
 //! With `--charts DIR` an SVG per curve is written to `DIR` (`map.svg`, `io.svg`,
 //! `start.svg`; log-log axes, one line per subject).
 
-use super::Measurement;
 use super::adapters::{Family, Origin};
-use super::process::{PythonScript, Subject, bare_exec, per_op, python_ns, run_subjects};
+use super::process::{
+    PythonScript, Subject, bare_exec, per_op, python_ns, run_subjects, start_join,
+};
+use super::{Measurement, Stats};
 use concur::futures::{Executor, MapOptions, ThreadPool, ThreadPoolExecutor};
 use concur::process::{ProcessPool, StartMethod};
 use indicatif::ProgressBar;
@@ -120,7 +124,7 @@ impl ScalingSizes {
                 io_task_ms: IO_TASK_MS,
                 start_rss_mib: RSS_CASES.iter().map(|c| c.0).collect(),
                 start_threads: PARKED_THREADS,
-                starts_per_run: 10,
+                starts_per_run: 15,
             }
         }
     }
@@ -320,6 +324,26 @@ pub(super) fn run_suite(
     errors: &mut Vec<String>,
     notes: &mut Vec<String>,
 ) {
+    // Process start first, while this process is still small (the maps leave tens of
+    // MiB of heap behind).
+    for &mib in &sizes.start_rss_mib {
+        let grown = match Grown::to(mib, sizes.start_threads) {
+            Ok(g) => g,
+            Err(e) => {
+                errors.push(format!("scaling: could not grow to {mib} MiB: {e}"));
+                continue;
+            }
+        };
+        notes.push(format!(
+            "scaling/{}: parent resident {:.0} MiB with {} extra threads",
+            case_name(&RSS_CASES, mib),
+            grown.rss as f64 / f64::from(1 << 20),
+            sizes.start_threads
+        ));
+        let case = case_name(&RSS_CASES, mib);
+        start_curve(case, sizes.starts_per_run, runs, bar, results, errors);
+        drop(grown);
+    }
     let python = PythonScript::write("scaling", PYTHON, notes);
     let mut subjects = Vec::new();
     for &n in &sizes.map_items {
@@ -354,24 +378,6 @@ pub(super) fn run_suite(
     run_subjects("scaling", &subjects, runs, bar, results, errors);
     if let Some(py) = python {
         py.remove();
-    }
-    for &mib in &sizes.start_rss_mib {
-        let grown = match Grown::to(mib, sizes.start_threads) {
-            Ok(g) => g,
-            Err(e) => {
-                errors.push(format!("scaling: could not grow to {mib} MiB: {e}"));
-                continue;
-            }
-        };
-        notes.push(format!(
-            "scaling/{}: parent resident {:.0} MiB with {} extra threads",
-            case_name(&RSS_CASES, mib),
-            grown.rss as f64 / f64::from(1 << 20),
-            sizes.start_threads
-        ));
-        let subjects = start_subjects(case_name(&RSS_CASES, mib), sizes.starts_per_run);
-        run_subjects("scaling", &subjects, runs, bar, results, errors);
-        drop(grown);
     }
 }
 
@@ -408,36 +414,82 @@ fn map_subjects(n: u64, python: Option<&PythonScript>, python_max: u64) -> Vec<S
     out
 }
 
-fn start_subjects(case: &'static str, n: u64) -> Vec<Subject> {
-    let mut out = Vec::new();
-    for (name, method) in [
-        ("concur Process Spawn", StartMethod::Spawn),
+/// The start subjects of one parent size, interleaved child by child: each run starts
+/// `n` children per subject, one of each subject in turn (the order rotated every
+/// round), and a run's figure for a subject is the median of its `n` start + join
+/// times, so a burst of load on the shared machine hits every subject alike and one
+/// slow child does not move the figure.
+fn start_curve(
+    case: &'static str,
+    n: u64,
+    runs: u32,
+    bar: &ProgressBar,
+    results: &mut Vec<Measurement>,
+    errors: &mut Vec<String>,
+) {
+    type One = Box<dyn Fn() -> Result<f64, String>>;
+    let subjects: [(&'static str, Origin, One); 4] = [
+        (
+            "concur Process Spawn",
+            Origin::Concur,
+            Box::new(|| start_join(StartMethod::Spawn, 1)),
+        ),
         (
             "concur Process Fork (forced)",
-            StartMethod::Fork { force: true },
+            Origin::Concur,
+            Box::new(|| start_join(StartMethod::Fork { force: true }, 1)),
         ),
-        ("concur Process ForkServer", StartMethod::ForkServer),
-    ] {
-        out.push(Subject {
+        (
+            "concur Process ForkServer",
+            Origin::Concur,
+            Box::new(|| start_join(StartMethod::ForkServer, 1)),
+        ),
+        (
+            "bare std::process::Command exec",
+            Origin::Os,
+            Box::new(|| bare_exec(1)),
+        ),
+    ];
+    bar.inc_length(u64::from(runs) * subjects.len() as u64);
+    let mut per_run: Vec<Vec<f64>> = vec![Vec::new(); subjects.len()];
+    for run in 0..runs {
+        bar.set_message(format!("{case} run {}/{runs}", run + 1));
+        let mut samples: Vec<Vec<f64>> = vec![Vec::new(); subjects.len()];
+        for round in 0..n as usize {
+            for k in 0..subjects.len() {
+                let i = (k + round) % subjects.len();
+                match (subjects[i].2)() {
+                    Ok(ns) => samples[i].push(ns),
+                    Err(e) => errors.push(format!("scaling/{case}/{}: {e}", subjects[i].0)),
+                }
+            }
+        }
+        for (i, s) in samples.iter().enumerate() {
+            if let Some(st) = Stats::of(s) {
+                per_run[i].push(st.median);
+            }
+        }
+        bar.inc(subjects.len() as u64);
+    }
+    for ((name, origin, _), runs_ns) in subjects.iter().zip(per_run) {
+        if runs_ns.is_empty() {
+            continue;
+        }
+        results.push(Measurement {
+            suite: "scaling",
             case,
-            name,
+            subject: name,
             family: Family::ProcessStart,
-            origin: Origin::Concur,
+            origin: *origin,
             threads: 1,
-            ops: n,
-            run: Box::new(move || super::process::start_join(method, n)),
+            ops_per_run: n,
+            runs_ns_per_op: runs_ns,
+            median_ns_per_op: f64::NAN,
+            median_ops_per_sec: f64::NAN,
+            min_ns_per_op: f64::NAN,
+            max_ns_per_op: f64::NAN,
         });
     }
-    out.push(Subject {
-        case,
-        name: "bare std::process::Command exec",
-        family: Family::ProcessStart,
-        origin: Origin::Os,
-        threads: 1,
-        ops: n,
-        run: Box::new(move || bare_exec(n)),
-    });
-    out
 }
 
 /// Python's `multiprocessing.Pool(2).map`, timed inside Python after a warm-up.
