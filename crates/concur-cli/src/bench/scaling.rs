@@ -416,9 +416,9 @@ fn map_subjects(n: u64, python: Option<&PythonScript>, python_max: u64) -> Vec<S
 
 /// The start subjects of one parent size, interleaved child by child: each run starts
 /// `n` children per subject, one of each subject in turn (the order rotated every
-/// round), and a run's figure for a subject is the median of its `n` start + join
-/// times, so a burst of load on the shared machine hits every subject alike and one
-/// slow child does not move the figure.
+/// round; the forced forks after the others, see below), and a run's figure for a
+/// subject is the median of its `n` start + join times, so a burst of load on the
+/// shared machine hits every subject alike and one slow child does not move the figure.
 fn start_curve(
     case: &'static str,
     n: u64,
@@ -450,19 +450,28 @@ fn start_curve(
             Box::new(|| bare_exec(1)),
         ),
     ];
+    /// The subjects started in turn, child by child, and the one started apart.
+    const INTERLEAVED: [usize; 3] = [0, 2, 3];
+    const FORK: usize = 1;
     bar.inc_length(u64::from(runs) * subjects.len() as u64);
     let mut per_run: Vec<Vec<f64>> = vec![Vec::new(); subjects.len()];
     for run in 0..runs {
         bar.set_message(format!("{case} run {}/{runs}", run + 1));
         let mut samples: Vec<Vec<f64>> = vec![Vec::new(); subjects.len()];
+        let mut sample = |i: usize| match (subjects[i].2)() {
+            Ok(ns) => samples[i].push(ns),
+            Err(e) => errors.push(format!("scaling/{case}/{}: {e}", subjects[i].0)),
+        };
         for round in 0..n as usize {
-            for k in 0..subjects.len() {
-                let i = (k + round) % subjects.len();
-                match (subjects[i].2)() {
-                    Ok(ns) => samples[i].push(ns),
-                    Err(e) => errors.push(format!("scaling/{case}/{}: {e}", subjects[i].0)),
-                }
+            for k in 0..INTERLEAVED.len() {
+                sample(INTERLEAVED[(k + round) % INTERLEAVED.len()]);
             }
+        }
+        // The forced forks after the others: a forked copy of a large parent is torn
+        // down by the kernel after it exits (its page tables freed, tens of ms at 1 GiB),
+        // which would land on whichever start came next.
+        for _ in 0..n {
+            sample(FORK);
         }
         for (i, s) in samples.iter().enumerate() {
             if let Some(st) = Stats::of(s) {
