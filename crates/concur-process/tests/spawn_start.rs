@@ -110,6 +110,12 @@ fn a_spawned_child_gets_the_handed_descriptors_and_no_others() {
 /// with stdin our end's peer of a socket pair as the control socket; closes our end at
 /// once. Returns how it ended.
 fn run_as_child(parent: u32) -> std::process::ExitStatus {
+    run_with_env(&format!("1:0:{parent}"))
+}
+
+/// Runs this binary with `CONCUR_PROCESS_CHILD=value` and stdin a socket whose peer is
+/// closed at once; how it ended.
+fn run_with_env(value: &str) -> std::process::ExitStatus {
     let mut pair = [0; 2];
     // SAFETY: `socketpair` writes two descriptors into the array.
     let rc = unsafe {
@@ -126,7 +132,7 @@ fn run_as_child(parent: u32) -> std::process::ExitStatus {
     // The child's control socket is its stdin (fd 0), passed by std's own plumbing.
     let mut child = Command::new(std::env::current_exe().unwrap())
         .arg("--concur-process-child")
-        .env("CONCUR_PROCESS_CHILD", format!("1:0:{parent}"))
+        .env("CONCUR_PROCESS_CHILD", value)
         .stdin(Stdio::from(theirs))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -158,5 +164,17 @@ fn a_child_whose_named_parent_is_not_its_parent_kills_itself_before_main() {
         // before any start message and exits 1 (it never runs the test harness).
         let status = run_as_child(std::process::id());
         assert_eq!(status.code(), Some(1), "{status:?}");
+    });
+}
+
+#[test]
+fn a_malformed_child_variable_is_refused_with_a_message_not_a_signal() {
+    within(LIMIT, "malformed", || {
+        // Without the parent field (or with a stray one) the value names no parent:
+        // the child says so and exits 2 instead of running `main` or killing itself.
+        for value in ["1:0", "1:0:1:2", "x"] {
+            let status = run_with_env(value);
+            assert_eq!(status.code(), Some(2), "{value}: {status:?}");
+        }
     });
 }

@@ -255,13 +255,20 @@ extern "C" fn child_hook() {
 
 /// The parent pid named in the environment value (`<role>:<fd>:<parent>`).
 fn parse_parent(value: &OsStr) -> Option<u32> {
-    value.to_str()?.rsplit_once(':')?.1.parse().ok()
+    let mut parts = value.to_str()?.split(':');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(_), Some(_), Some(parent), None) => parent.parse().ok(),
+        _ => None,
+    }
 }
 
 fn parse_env(value: &OsStr) -> Option<(Role, RawFd)> {
     let s = value.to_str()?;
     let (role, rest) = s.split_once(':')?;
     let (fd, _parent) = rest.split_once(':')?;
+    // The parent field must be what `parse_parent` reads (the death binding relies on
+    // it): a value it rejects is malformed here too.
+    parse_parent(value)?;
     let role = match role {
         "1" => Role::Child,
         "2" => Role::ForkServer,
