@@ -95,6 +95,11 @@ timeout 300 target/release/concur bench --suite cluster --quick >/dev/null
 # The manager's per-connection cost (docs/BENCHMARKS.md, issue 14), at smoke size.
 CONCUR_BENCH_CONNS=200 timeout 600 cargo test --release --locked -p concur-process \
     --test manager_hostile -- --ignored per_connection >/dev/null
+# The scaling suite (not part of `all`): a few seconds at smoke size; charts into a temp dir.
+scaling_charts=$(mktemp -d)
+timeout 120 target/release/concur bench --suite scaling --quick --runs 1 --charts "$scaling_charts" >/dev/null
+test -s "$scaling_charts/map.svg" && test -s "$scaling_charts/io.svg" && test -s "$scaling_charts/start.svg"
+rm -rf "$scaling_charts"
 timeout 600 cargo bench --locked -p concur-core --bench lock -- --test
 timeout 600 cargo bench --locked -p concur-core --bench futures -- --test
 

@@ -136,6 +136,10 @@ pub struct BenchArgs {
     /// Also write the ratios as one self-contained HTML page (a chart per suite).
     #[arg(long, value_name = "PATH")]
     pub report: Option<std::path::PathBuf>,
+    /// Write the scaling suite's SVG charts (`map.svg`, `io.svg`, `start.svg`) into this
+    /// directory (e.g. `docs/scaling`).
+    #[arg(long, value_name = "DIR")]
+    pub charts: Option<std::path::PathBuf>,
 }
 
 /// The benchmark suites of `concur bench`.
@@ -165,6 +169,10 @@ pub enum Suite {
     /// The cluster tier's shared objects (`Lock`, `Dict::get`, `Queue` put + get) against
     /// a bare Redis client doing the same commands, on a private `redis-server`.
     ClusterObjects,
+    /// Cost against work size: maps of 10^4…10^7 items (thread and process pools, rayon,
+    /// Python), I/O-bound pools of 1…64 workers against the ideal, and process start
+    /// against the parent's resident size (10 MiB … 1 GiB). Not part of `all`.
+    Scaling,
 }
 
 /// What a subcommand concluded: whether every check it made passed.

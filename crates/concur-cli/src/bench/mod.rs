@@ -25,6 +25,9 @@
 //! - `cluster-objects`: the cluster tier's `Lock`, `Dict::get` and `Queue` put + get on
 //!   a private `redis-server` (see [`cluster_objects`]); the reference anchor is a bare
 //!   `redis` client doing the same commands by hand.
+//! - `scaling`: cost against work size — maps of 10⁴…10⁷ items, I/O-bound pools of
+//!   1…64 workers, process start from a parent of 10 MiB … 1 GiB (see [`scaling`]);
+//!   SVG charts with `--charts DIR`. Not part of `all` (it runs for minutes).
 //!
 //! Every case runs every subject `--runs` times. Runs are interleaved (run 1 of every
 //! subject, then run 2...) so that a burst of load on a shared machine spreads over all
@@ -41,6 +44,7 @@ mod pool;
 mod process;
 mod queue;
 mod report;
+mod scaling;
 
 pub(crate) use process::child_mode;
 
@@ -81,6 +85,8 @@ struct Config {
     cluster_sizes: Option<cluster::ClusterSizes>,
     /// The cluster-objects suite's sizes (absent when it did not run).
     cluster_objects_sizes: Option<cluster_objects::ClusterObjectsSizes>,
+    /// The scaling suite's sizes (absent when it did not run).
+    scaling_sizes: Option<scaling::ScalingSizes>,
     /// The deadlock-detection mode the locks ran under (the goal is stated for `Off`).
     deadlock_mode: String,
     operation: &'static str,
@@ -91,6 +97,7 @@ struct Config {
     manager_operation: &'static str,
     cluster_operation: &'static str,
     cluster_objects_operation: &'static str,
+    scaling_operation: &'static str,
 }
 
 #[derive(Debug, Serialize)]
@@ -160,6 +167,7 @@ pub(crate) fn run(args: &BenchArgs) -> io::Result<Outcome> {
         Suite::Manager => vec!["manager"],
         Suite::Cluster => vec!["cluster"],
         Suite::ClusterObjects => vec!["cluster-objects"],
+        Suite::Scaling => vec!["scaling"],
     };
     let mut suites = suites;
     if args.suite == Suite::All {
@@ -180,6 +188,9 @@ pub(crate) fn run(args: &BenchArgs) -> io::Result<Outcome> {
     let cluster_objects_sizes = suites
         .contains(&"cluster-objects")
         .then(|| cluster_objects::ClusterObjectsSizes::new(args.quick));
+    let scaling_sizes = suites
+        .contains(&"scaling")
+        .then(|| scaling::ScalingSizes::new(args.quick));
     let locks = if suites.contains(&"lock") {
         adapters::all()
     } else {
@@ -272,6 +283,9 @@ pub(crate) fn run(args: &BenchArgs) -> io::Result<Outcome> {
     if let Some(sizes) = &cluster_objects_sizes {
         cluster_objects::run_suite(sizes, runs, &bar, &mut results, &mut errors, &mut notes);
     }
+    if let Some(sizes) = &scaling_sizes {
+        scaling::run_suite(sizes, runs, &bar, &mut results, &mut errors, &mut notes);
+    }
     bar.finish_and_clear();
 
     for m in &mut results {
@@ -283,6 +297,19 @@ pub(crate) fn run(args: &BenchArgs) -> io::Result<Outcome> {
         }
     }
     let ratios = ratios(&results);
+    if let (Some(sizes), Some(dir)) = (&scaling_sizes, &args.charts) {
+        match scaling::write_charts(dir, sizes, &results) {
+            Ok(files) => notes.push(format!(
+                "scaling charts written: {}",
+                files
+                    .iter()
+                    .map(|f| f.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+            Err(e) => errors.push(format!("scaling charts into {}: {e}", dir.display())),
+        }
+    }
     let report = BenchReport {
         machine,
         config: Config {
@@ -306,6 +333,8 @@ pub(crate) fn run(args: &BenchArgs) -> io::Result<Outcome> {
             cluster_operation: cluster::OPERATION,
             cluster_objects_sizes,
             cluster_objects_operation: cluster_objects::OPERATION,
+            scaling_sizes,
+            scaling_operation: scaling::OPERATION,
         },
         results,
         ratios,
@@ -515,6 +544,14 @@ fn write_table_unwrapped(out: &mut impl Write, r: &BenchReport) -> io::Result<()
             "Cluster-objects goals: Lock acquire+release <= 2x the bare SET NX PX + DEL \
              (>= 0.5x); Dict::get <= 1.2x a bare HGET (>= 0.83x); Queue put+get >= 0.5x the \
              bare XADD+XREADGROUP throughput (same batching)."
+        )?;
+    }
+    if r.config.suites.contains(&"scaling") {
+        writeln!(
+            out,
+            "Scaling goals: ProcessPool::map ns/item at 1e7 <= 1.5x at 1e5, >= 5x python3 \
+             mp.Pool.map at every N; Spawn from a 1 GiB parent <= 1.3x a bare exec from a \
+             small parent, Spawn from a small parent <= 1.2x a bare exec."
         )?;
     }
     for n in &r.notes {

@@ -393,7 +393,7 @@ fn subjects(sizes: &ProcessSizes, python: Option<&PythonScript>) -> Vec<Subject>
 fn nothing(_: ()) {}
 
 /// `n` start + join of a child running [`nothing`]; ns per child.
-fn start_join(method: StartMethod, n: u64) -> Result<f64, String> {
+pub(super) fn start_join(method: StartMethod, n: u64) -> Result<f64, String> {
     let start = Instant::now();
     for _ in 0..n {
         let p = Process::builder()
@@ -406,7 +406,7 @@ fn start_join(method: StartMethod, n: u64) -> Result<f64, String> {
 }
 
 /// `n` exec + wait of this binary in its immediate-exit mode; ns per child.
-fn bare_exec(n: u64) -> Result<f64, String> {
+pub(super) fn bare_exec(n: u64) -> Result<f64, String> {
     let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
     let start = Instant::now();
     for _ in 0..n {

@@ -698,26 +698,13 @@ impl<T: DeserializeOwned + Send + 'static> Completion for ChunkDone<T> {
     }
 
     fn complete(self: Box<Self>, outcome: Result<(&[u8], Vec<OwnedFd>), TaskError>) {
-        let r = outcome.and_then(|(body, fds)| decode_report::<Vec<Report<T>>>(body, fds));
+        let r = outcome.and_then(|(body, fds)| decode_report::<ChunkResults<T>>(body, fds));
         // Items of a chunk that never ran (cancelled) are not progress.
         if !matches!(&r, Err(e) if e.is_cancelled()) {
             self.progress.items_done(self.items);
         }
         match r {
-            Ok(items) => {
-                let out = items
-                    .into_iter()
-                    .map(|r| match r {
-                        Report::Ok(v) => Ok(v),
-                        Report::Panic { message, location } => {
-                            Err(TaskError::panic(message, location))
-                        }
-                        Report::Failed { message, .. } => Err(serialization_error(message)),
-                        Report::Progress { .. } => Err(serialization_error(
-                            "progress in place of an item's result".to_owned(),
-                        )),
-                    })
-                    .collect();
+            Ok(ChunkResults(out)) => {
                 // As in `Typed::complete`: a cancel or failure that came first stays.
                 let _first = self.promise.set_result(out);
             }
@@ -732,6 +719,45 @@ impl<T: DeserializeOwned + Send + 'static> Completion for ChunkDone<T> {
             // As `Typed::cancel`.
             let _first = self.promise.set_error(TaskError::cancelled());
         }
+    }
+}
+
+/// A chunk's results decoded from the worker's sequence of per-item `Report<T>`s
+/// straight into the chunk's `Vec` (one allocation per chunk, none per item, no
+/// intermediate `Vec<Report<T>>`).
+struct ChunkResults<T>(Chunk<T>);
+
+impl<'de, T: DeserializeOwned> serde::Deserialize<'de> for ChunkResults<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Items<T>(std::marker::PhantomData<T>);
+        impl<'de, T: DeserializeOwned> serde::de::Visitor<'de> for Items<T> {
+            type Value = Chunk<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a sequence of per-item reports")
+            }
+            fn visit_seq<S: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: S,
+            ) -> Result<Chunk<T>, S::Error> {
+                // The length comes from the peer: trust it only as far as a bound.
+                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 16));
+                while let Some(r) = seq.next_element::<Report<T>>()? {
+                    out.push(match r {
+                        Report::Ok(v) => Ok(v),
+                        Report::Panic { message, location } => {
+                            Err(TaskError::panic(message, location))
+                        }
+                        Report::Failed { message, .. } => Err(serialization_error(message)),
+                        Report::Progress { .. } => Err(serialization_error(
+                            "progress in place of an item's result".to_owned(),
+                        )),
+                    });
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_seq(Items(std::marker::PhantomData))
+            .map(ChunkResults)
     }
 }
 

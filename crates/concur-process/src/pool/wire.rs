@@ -146,6 +146,11 @@ where
 }
 
 /// The trampoline of a map chunk: `f` on each item, each panic caught at its item.
+///
+/// The per-item reports are not gathered into a `Vec` first: [`EachReport`] runs `f`
+/// item by item while the report is being encoded, straight into the connection's
+/// reused send buffer (the same bytes as a `Report::Ok(Vec<Report<R>>)`), so a chunk
+/// costs no allocation per item and none of the size of its results.
 pub(crate) fn chunk_trampoline<F, A, R>(args: &[u8], fds: Vec<OwnedFd>, conn: &Connection)
 where
     F: Fn(A) -> R + Copy + 'static,
@@ -156,15 +161,75 @@ where
         Ok(a) => a,
         Err(r) => return send_report(conn, &r),
     };
-    let f: F = child::conjure();
-    let out: Vec<Report<R>> = items
-        .into_iter()
-        .map(|x| match child::catch(move || f(x)) {
+    let each = EachReport::<F, A> {
+        items: std::cell::RefCell::new(Some(items)),
+        f: child::conjure(),
+    };
+    // Encoded outside the connection's send lock: `f` runs during the encoding and may
+    // itself send (progress frames).
+    let mut buf = CHUNK_BUFFER.with(std::cell::Cell::take);
+    buf.clear();
+    let (encoded, fds) = fds::collect_fds(|| postcard::to_extend(&Report::Ok(each), buf));
+    match encoded {
+        Ok(buf) => {
+            let borrowed: Vec<_> = fds.iter().map(AsFd::as_fd).collect();
+            if let Err(e) = conn.send_frame(&buf, &borrowed)
+                && !e.is_eof()
+            {
+                let msg = format!("the result could not be sent: {e}");
+                send_report(
+                    conn,
+                    &Report::<()>::Failed {
+                        failure: Failure::EncodeResult,
+                        message: msg,
+                    },
+                );
+            }
+            if buf.capacity() <= KEEP_CHUNK_BUFFER {
+                CHUNK_BUFFER.with(|b| b.set(buf));
+            }
+        }
+        Err(e) => send_report(
+            conn,
+            &Report::<()>::Failed {
+                failure: Failure::EncodeResult,
+                message: format!("the result could not be sent: {e}"),
+            },
+        ),
+    }
+}
+
+/// The largest encoding buffer a worker keeps for its next chunk.
+const KEEP_CHUNK_BUFFER: usize = 4 << 20;
+
+std::thread_local! {
+    /// A worker's buffer for encoding a chunk's results, reused from chunk to chunk.
+    static CHUNK_BUFFER: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// A chunk's items, encoded as the sequence of `Report<R>` of `f` on each (run as each
+/// is encoded, once: a second encoding finds no items and fails).
+struct EachReport<F, A> {
+    items: std::cell::RefCell<Option<Vec<A>>>,
+    f: F,
+}
+
+impl<F, A, R> Serialize for EachReport<F, A>
+where
+    F: Fn(A) -> R + Copy + 'static,
+    R: Serialize,
+{
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let Some(items) = self.items.borrow_mut().take() else {
+            return Err(ser::Error::custom("a chunk's results are encoded once"));
+        };
+        let f = self.f;
+        // `vec::IntoIter` is exact-size, so the length prefix is known up front.
+        s.collect_seq(items.into_iter().map(|x| match child::catch(move || f(x)) {
             Ok(v) => Report::Ok(v),
             Err((message, location)) => Report::Panic { message, location },
-        })
-        .collect();
-    send_report(conn, &Report::Ok(out));
+        }))
+    }
 }
 
 /// The trampoline of an initializer `f(args)`.
@@ -254,5 +319,58 @@ pub(crate) fn worker_main(args: WorkerArgs) {
             // A malformed task frame or the end of the stream: nothing more to do.
             Ok(Err(())) | Err(_) => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn odd_panics(x: u32) -> u32 {
+        assert!(x % 2 == 0, "odd: {x}");
+        x * 10
+    }
+
+    #[test]
+    fn a_streamed_chunk_encodes_as_a_vec_of_reports() {
+        let each = EachReport::<fn(u32) -> u32, u32> {
+            items: std::cell::RefCell::new(Some(vec![2, 3, 4])),
+            f: odd_panics,
+        };
+        let streamed = postcard::to_stdvec(&Report::Ok(each)).unwrap();
+        let decoded: Report<Vec<Report<u32>>> = postcard::from_bytes(&streamed).unwrap();
+        let Report::Ok(items) = decoded else {
+            panic!("not an Ok report")
+        };
+        assert_eq!(items.len(), 3);
+        assert!(matches!(items[0], Report::Ok(20)));
+        match &items[1] {
+            Report::Panic { message, .. } => assert_eq!(message, "odd: 3"),
+            _ => panic!("item 1 should be its panic"),
+        }
+        assert!(matches!(items[2], Report::Ok(40)));
+        // The same bytes as the report built whole.
+        let whole: Report<Vec<Report<u32>>> = Report::Ok(vec![
+            Report::Ok(20),
+            Report::Panic {
+                message: "odd: 3".to_owned(),
+                location: match &items[1] {
+                    Report::Panic { location, .. } => location.clone(),
+                    _ => None,
+                },
+            },
+            Report::Ok(40),
+        ]);
+        assert_eq!(postcard::to_stdvec(&whole).unwrap(), streamed);
+    }
+
+    #[test]
+    fn a_chunk_is_encoded_once() {
+        let each = EachReport::<fn(u32) -> u32, u32> {
+            items: std::cell::RefCell::new(Some(vec![2])),
+            f: odd_panics,
+        };
+        assert!(postcard::to_stdvec(&each).is_ok());
+        assert!(postcard::to_stdvec(&each).is_err());
     }
 }

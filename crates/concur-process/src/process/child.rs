@@ -18,8 +18,9 @@ use crate::fds;
 use crate::sys::proc as sys;
 
 /// The environment variable that tells a re-executed binary it is a spawned child:
-/// `<role>:<fd>`, its [`Role`] (`1` a child, `2` a fork server) and the inherited
-/// control socket.
+/// `<role>:<fd>:<parent pid>`, its [`Role`] (`1` a child, `2` a fork server), the
+/// inherited control socket, and the pid of the process that started it (which the
+/// child checks is still its parent once it has armed its parent-death signal).
 pub(crate) const ENV: &str = "CONCUR_PROCESS_CHILD";
 
 /// What a re-executed binary is to be.
@@ -32,11 +33,11 @@ pub(crate) enum Role {
 }
 
 impl Role {
-    /// The value of [`ENV`] for this role and control socket.
-    pub(crate) fn env_value(self, fd: RawFd) -> String {
+    /// The value of [`ENV`] for this role, control socket and parent.
+    pub(crate) fn env_value(self, fd: RawFd, parent: u32) -> String {
         match self {
-            Role::Child => format!("1:{fd}"),
-            Role::ForkServer => format!("2:{fd}"),
+            Role::Child => format!("1:{fd}:{parent}"),
+            Role::ForkServer => format!("2:{fd}:{parent}"),
         }
     }
 

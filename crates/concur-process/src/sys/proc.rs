@@ -226,11 +226,6 @@ pub(crate) unsafe fn close_all_but(keep: BorrowedFd<'_>) -> io::Result<()> {
     Ok(())
 }
 
-/// Clears close-on-exec on `fd` so an `exec`'d image inherits it. Async-signal-safe.
-pub(crate) fn clear_cloexec(fd: BorrowedFd<'_>) -> io::Result<()> {
-    Ok(rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())?)
-}
-
 /// Sets close-on-exec on `fd`.
 pub(crate) fn set_cloexec(fd: BorrowedFd<'_>) -> io::Result<()> {
     Ok(rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::CLOEXEC)?)

@@ -225,6 +225,17 @@ extern "C" fn child_hook() {
     // reads the environment concurrently. Removing the variable keeps grandchildren
     // started with `std::process::Command` from taking themselves for children.
     unsafe { std::env::remove_var(ENV) };
+    // Bind this process's life to its parent's before anything else (a spawned child
+    // is started by `posix_spawn`, which runs no code of ours between clone and exec).
+    // The kernel sends the signal when the thread that made us exits: the launcher
+    // thread, which lives as long as the parent process. If the parent died before the
+    // line below, we have been reparented and the pid check sees it.
+    // (A value without a parent is malformed: reported below.)
+    if let Some(parent) = parse_parent(&value) {
+        if sys::set_parent_death_kill().is_err() || sys::getppid() != parent {
+            sys::kill_self();
+        }
+    }
     sys::ignore_sigpipe();
     let Some((role, raw)) = parse_env(&value) else {
         // Not started by concur (someone set the variable by hand): say so and stop
@@ -242,9 +253,22 @@ extern "C" fn child_hook() {
     }
 }
 
+/// The parent pid named in the environment value (`<role>:<fd>:<parent>`).
+fn parse_parent(value: &OsStr) -> Option<u32> {
+    let mut parts = value.to_str()?.split(':');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(_), Some(_), Some(parent), None) => parent.parse().ok(),
+        _ => None,
+    }
+}
+
 fn parse_env(value: &OsStr) -> Option<(Role, RawFd)> {
     let s = value.to_str()?;
-    let (role, fd) = s.split_once(':')?;
+    let (role, rest) = s.split_once(':')?;
+    let (fd, _parent) = rest.split_once(':')?;
+    // The parent field must be what `parse_parent` reads (the death binding relies on
+    // it): a value it rejects is malformed here too.
+    parse_parent(value)?;
     let role = match role {
         "1" => Role::Child,
         "2" => Role::ForkServer,
