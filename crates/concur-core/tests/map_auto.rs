@@ -1,6 +1,7 @@
 //! `Executor::map` with default options: the chunk size is chosen from the measured
 //! cost of an item (issue 15). Order, errors at their item, the timeout, cancellation
-//! of the unread rest on drop, and the bound on read-ahead and memory.
+//! of the unread rest on drop, and the bound on read-ahead and memory; and
+//! `ThreadPool::map_slice`, whose calling thread takes part in the work.
 
 mod common;
 
@@ -242,5 +243,27 @@ fn streaming_ten_million_items_keeps_memory_bounded() {
         assert_eq!(sum, (0..10_000_000u64).map(|x| x ^ 1).sum::<u64>());
         let grew = most.saturating_sub(before);
         assert!(grew <= 16 << 20, "RSS grew by {} KiB", grew >> 10);
+    });
+}
+
+#[test]
+fn map_slice_finishes_on_a_pool_whose_workers_are_all_busy() {
+    within(LIMIT, "map_slice busy pool", || {
+        let pool = concur_core::futures::ThreadPool::new(1);
+        let gate = Event::new();
+        let g = gate.clone();
+        // The only worker is held until the gate opens (or 10 s pass).
+        let blocker = pool
+            .apply_async(move || {
+                g.wait_timeout(Duration::from_secs(10));
+            })
+            .unwrap();
+        let xs: Vec<u64> = (0..n(10_000, 100) as u64).collect();
+        let out = pool.map_slice(|x| x * 3, &xs).unwrap();
+        assert_eq!(out, xs.iter().map(|x| x * 3).collect::<Vec<_>>());
+        // The calling thread did the work itself: the worker is still held.
+        assert!(!blocker.ready(), "map_slice waited for the busy worker");
+        gate.set();
+        blocker.get().unwrap();
     });
 }

@@ -327,6 +327,59 @@ fn concur_map(input: &[u64], chunksize: usize) -> MapRun {
     )
 }
 
+/// Starts every worker of `pool` (concur's start lazily), so that a subject compared
+/// with rayon, whose pool starts its threads when built, is timed with its threads up
+/// too: `WORKERS` tasks that each wait (1 s at most) until all of them run at once.
+fn start_workers(pool: &ThreadPoolExecutor) {
+    let running = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let tasks: Vec<_> = (0..WORKERS)
+        .filter_map(|_| {
+            let running = running.clone();
+            pool.submit(move || {
+                running.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let until = Instant::now() + Duration::from_secs(1);
+                while running.load(std::sync::atomic::Ordering::SeqCst) < WORKERS
+                    && Instant::now() < until
+                {
+                    std::thread::yield_now();
+                }
+            })
+            .ok()
+        })
+        .collect();
+    for t in tasks {
+        let _ = t.result();
+    }
+}
+
+/// The lazy ordered `Executor::map` of `f` over an iterator of the input, with `opts`,
+/// its workers started before the clock.
+fn concur_map_warm(input: &[u64], f: fn(u64) -> u64, opts: MapOptions) -> MapRun {
+    let pool = ThreadPoolExecutor::new(WORKERS);
+    start_workers(&pool);
+    let begin = Instant::now();
+    let out = pool
+        .map(f, input.iter().copied(), opts)
+        .and_then(|m| m.collect::<Result<Vec<u64>, _>>())
+        .map_err(|e| format!("concur map: {e}"))?;
+    let elapsed = begin.elapsed();
+    drop(pool);
+    Ok((elapsed, out))
+}
+
+/// `ThreadPool::map_slice` with its workers started before the clock.
+fn concur_map_slice_warm(input: &[u64]) -> MapRun {
+    let pool = ThreadPool::new(WORKERS);
+    start_workers(pool.executor());
+    let begin = Instant::now();
+    let out = pool
+        .map_slice(|&x| double_plus_one(x), input)
+        .map_err(|e| format!("concur map_slice: {e}"))?;
+    let elapsed = begin.elapsed();
+    drop(pool);
+    Ok((elapsed, out))
+}
+
 /// The lazy ordered `Executor::map` of `f` over an iterator of the input, with `opts`.
 fn concur_map_with(input: &[u64], f: fn(u64) -> u64, opts: MapOptions) -> MapRun {
     let pool = ThreadPoolExecutor::new(WORKERS);
@@ -438,7 +491,8 @@ fn map_subjects(case: &FuturesCase) -> Vec<Subject> {
 }
 
 /// `map-hash64-*`: the lazy ordered map with default options over an iterator, items
-/// of about 100 ns ([`hash64`]), beside rayon and sequential code.
+/// of about 100 ns ([`hash64`]), beside rayon and sequential code. concur's workers are
+/// started before the clock, as rayon's are (so are `map-slice-*`'s).
 fn hash_subjects(case: &FuturesCase) -> Vec<Subject> {
     let n = case.items;
     let input: std::rc::Rc<Vec<u64>> = std::rc::Rc::new((0..n).collect());
@@ -454,7 +508,7 @@ fn hash_subjects(case: &FuturesCase) -> Vec<Subject> {
     };
     vec![
         subject("concur map (default)", Origin::Concur, |input| {
-            concur_map_with(input, hash64, MapOptions::new())
+            concur_map_warm(input, hash64, MapOptions::new())
         }),
         subject("rayon par_iter collect", Origin::Rayon, |input| {
             rayon_map_with(input, hash64)
@@ -484,7 +538,7 @@ fn slice_subjects(case: &FuturesCase) -> Vec<Subject> {
         subject(
             "concur ThreadPool::map_slice",
             Origin::Concur,
-            concur_map_slice,
+            concur_map_slice_warm,
         ),
         subject("rayon par_iter collect", Origin::Rayon, rayon_map),
     ]
