@@ -2,7 +2,7 @@
 //! crate, `std::thread::spawn`, sequential code and CPython's
 //! `concurrent.futures.ThreadPoolExecutor`.
 //!
-//! Two cases, every pool with 2 worker threads:
+//! The cases, every pool with 2 worker threads:
 //!
 //! - `submit-result`: submit N trivial tasks (`i * 3 + 1`), then wait for the result of
 //!   each in submission order, and check the sum. Every subject does exactly this
@@ -14,14 +14,20 @@
 //! - `map-collect`: map a trivial function (`x * 2 + 1`) over a `Vec<u64>` of N items
 //!   and collect the results in order into a `Vec`, checked against the sequential
 //!   result: concur `ThreadPool::map_slice` (the borrowed-slice form, workers writing
-//!   into the output, like rayon) and the lazy, ordered `Executor::map` (two chunk
-//!   sizes, see [`map_subjects`]), rayon
+//!   into the output, like rayon) and the lazy, ordered `Executor::map` (default
+//!   options, and two fixed chunk sizes, see [`map_subjects`]), rayon
 //!   `par_iter().map().collect()` inside a 2-thread pool, and plain sequential
 //!   `iter().map().collect()`.
+//! - `map-hash64-1e4`, `map-hash64-1e6` (issue 15): the lazy ordered map with default
+//!   options over an iterator, items of about 100 ns ([`hash64`]), beside rayon and
+//!   sequential code (see [`hash_subjects`]).
+//! - `map-slice-1e4` … `map-slice-1e6` (issue 15): `ThreadPool::map_slice` beside rayon
+//!   at the sizes below `map-collect`'s (see [`slice_subjects`]).
 //!
 //! Pools are built before the clock starts and dropped after it stops (concur's workers
-//! start lazily, on the first submits, inside the timed region). The reference anchor
-//! is rayon in both cases, and Python for `submit-result`.
+//! start lazily, on the first submits, inside the timed region; in the issue-15 cases
+//! they are started before the clock, as rayon's are). The reference anchor is rayon,
+//! and Python for `submit-result`.
 
 use super::adapters::{Family, Origin};
 use super::{Measurement, Stats};
