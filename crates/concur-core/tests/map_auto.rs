@@ -34,8 +34,11 @@ fn automatic_chunks_grow_for_cheap_items_and_keep_the_order() {
         }
         assert_eq!(want, k);
         // Items of a few nanoseconds: chunks must have grown past one item (one task
-        // per item is what the default used to be).
-        assert!(most > 1, "the chunk size never grew: {most}");
+        // per item is what the default used to be). Miri's clock is not a measurement
+        // of the real cost, so only the order is checked there.
+        if !cfg!(miri) {
+            assert!(most > 1, "the chunk size never grew: {most}");
+        }
     });
 }
 
@@ -165,6 +168,10 @@ fn the_timeout_ends_the_map_once_with_the_results_before_it_in_order() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "runs tens of thousands of items ahead of the reader: too slow under Miri"
+)]
 fn dropping_the_iterator_cancels_the_unread_rest() {
     within(LIMIT, "auto drop", || {
         let pool = ThreadPoolExecutor::new(1);
