@@ -10,15 +10,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Miri runs on a pinned nightly: from nightly-2026-09-11 on, Miri type-checks the
-# variadic arguments of `syscall` (rust-lang/rust#161734), and parking_lot_core 0.9.12
-# (the latest release) passes `&AtomicI32` to `syscall(SYS_futex, ...)` where Miri
-# expects `*mut u32`, so every contended park is reported as UB in the dependency, not
-# in concur. nightly-2026-09-09 is the last nightly without the check (the pin other
-# projects chose too, e.g. tracel-ai/cubecl#1640). Unpin once parking_lot_core ships
-# the cast.
-MIRI_TOOLCHAIN=nightly-2026-09-09
-
 step() { printf '\n==> %s\n' "$*"; }
 start=$(date +%s)
 
@@ -30,9 +21,9 @@ fi
 if command -v rustup >/dev/null; then
     rustup component add rustfmt clippy >/dev/null 2>&1 || true
     if [ -z "${CONCUR_TEST_FAST:-}" ]; then
-        if ! cargo +$MIRI_TOOLCHAIN miri --version >/dev/null 2>&1; then
-            rustup toolchain install $MIRI_TOOLCHAIN --profile minimal -c miri -c rust-src \
-                >/dev/null 2>&1 || true
+        if ! cargo +nightly miri --version >/dev/null 2>&1; then
+            rustup toolchain install nightly --profile minimal >/dev/null 2>&1 || true
+            rustup component add --toolchain nightly miri rust-src >/dev/null 2>&1 || true
         fi
     fi
 fi
@@ -121,9 +112,9 @@ if [ -z "${CONCUR_TEST_FAST:-}" ]; then
         timeout 1200 cargo test --locked -p concur-process --release --lib loom_
 
     step "Miri on concur-core"
-    cargo +$MIRI_TOOLCHAIN miri --version
+    cargo +nightly miri --version
     CARGO_TARGET_DIR=target/miri \
-        timeout 2400 cargo +$MIRI_TOOLCHAIN miri test --locked -p concur-core
+        timeout 2400 cargo +nightly miri test --locked -p concur-core
 fi
 
 step "done in $(( $(date +%s) - start )) s"

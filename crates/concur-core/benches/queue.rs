@@ -1,5 +1,5 @@
-//! Criterion throughput benchmarks: concur's `Queue` beside crossbeam-channel,
-//! `std::sync::mpsc` and a naive `Mutex<VecDeque>` + `Condvar` queue, in one run.
+//! Criterion throughput benchmarks: concur's `Queue` beside crossbeam-channel, kanal,
+//! flume, `std::sync::mpsc` and a naive `Mutex<VecDeque>` + `Condvar` queue, in one run.
 //!
 //! Groups (producers → consumers): `queue/spsc` (1→1), `queue/mpsc-4-1`,
 //! `queue/mpmc-2-2`, `queue/mpmc-4-4`; in each, every implementation runs `bounded`
@@ -77,6 +77,60 @@ impl Chan for Crossbeam {
         match cap {
             Some(n) => crossbeam_channel::bounded(n),
             None => crossbeam_channel::unbounded(),
+        }
+    }
+    fn clone_tx(tx: &Self::Tx) -> Self::Tx {
+        tx.clone()
+    }
+    fn clone_rx(rx: &Self::Rx) -> Self::Rx {
+        rx.clone()
+    }
+    #[inline]
+    fn send(tx: &Self::Tx, v: u64) {
+        tx.send(v).unwrap();
+    }
+    #[inline]
+    fn recv(rx: &Self::Rx) -> u64 {
+        rx.recv().unwrap()
+    }
+}
+
+struct Kanal;
+impl Chan for Kanal {
+    const NAME: &'static str = "kanal";
+    type Tx = kanal::Sender<u64>;
+    type Rx = kanal::Receiver<u64>;
+    fn make(cap: Option<usize>) -> (Self::Tx, Self::Rx) {
+        match cap {
+            Some(n) => kanal::bounded(n),
+            None => kanal::unbounded(),
+        }
+    }
+    fn clone_tx(tx: &Self::Tx) -> Self::Tx {
+        tx.clone()
+    }
+    fn clone_rx(rx: &Self::Rx) -> Self::Rx {
+        rx.clone()
+    }
+    #[inline]
+    fn send(tx: &Self::Tx, v: u64) {
+        tx.send(v).unwrap();
+    }
+    #[inline]
+    fn recv(rx: &Self::Rx) -> u64 {
+        rx.recv().unwrap()
+    }
+}
+
+struct Flume;
+impl Chan for Flume {
+    const NAME: &'static str = "flume";
+    type Tx = flume::Sender<u64>;
+    type Rx = flume::Receiver<u64>;
+    fn make(cap: Option<usize>) -> (Self::Tx, Self::Rx) {
+        match cap {
+            Some(n) => flume::bounded(n),
+            None => flume::unbounded(),
         }
     }
     fn clone_tx(tx: &Self::Tx) -> Self::Tx {
@@ -264,6 +318,8 @@ fn groups(c: &mut Criterion) {
             .measurement_time(Duration::from_millis(1500));
         case::<Concur>(&mut g, p, q);
         case::<Crossbeam>(&mut g, p, q);
+        case::<Kanal>(&mut g, p, q);
+        case::<Flume>(&mut g, p, q);
         case::<StdMpsc>(&mut g, p, q);
         case::<Naive>(&mut g, p, q);
         g.finish();

@@ -51,6 +51,10 @@ pub(super) enum Origin {
     ParkingLot,
     /// crossbeam-channel, the reference anchor for queues.
     Crossbeam,
+    /// kanal, a reference anchor for queues (the fastest bounded channel measured).
+    Kanal,
+    /// flume, a reference anchor for queues.
+    Flume,
     /// A naive `Mutex<VecDeque>` + `Condvar` queue written in the bench.
     Naive,
     /// CPython (`queue.Queue`, `concurrent.futures`, `multiprocessing`), run in a `python3` child process.
@@ -80,6 +84,8 @@ impl Origin {
             self,
             Origin::ParkingLot
                 | Origin::Crossbeam
+                | Origin::Kanal
+                | Origin::Flume
                 | Origin::Python
                 | Origin::Rayon
                 | Origin::Os

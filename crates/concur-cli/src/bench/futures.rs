@@ -2,7 +2,7 @@
 //! crate, `std::thread::spawn`, sequential code and CPython's
 //! `concurrent.futures.ThreadPoolExecutor`.
 //!
-//! Two cases, every pool with 2 worker threads:
+//! The cases, every pool with 2 worker threads:
 //!
 //! - `submit-result`: submit N trivial tasks (`i * 3 + 1`), then wait for the result of
 //!   each in submission order, and check the sum. Every subject does exactly this
@@ -14,14 +14,20 @@
 //! - `map-collect`: map a trivial function (`x * 2 + 1`) over a `Vec<u64>` of N items
 //!   and collect the results in order into a `Vec`, checked against the sequential
 //!   result: concur `ThreadPool::map_slice` (the borrowed-slice form, workers writing
-//!   into the output, like rayon) and the lazy, ordered `Executor::map` (two chunk
-//!   sizes, see [`map_subjects`]), rayon
+//!   into the output, like rayon) and the lazy, ordered `Executor::map` (default
+//!   options, and two fixed chunk sizes, see [`map_subjects`]), rayon
 //!   `par_iter().map().collect()` inside a 2-thread pool, and plain sequential
 //!   `iter().map().collect()`.
+//! - `map-hash64-1e4`, `map-hash64-1e6` (issue 15): the lazy ordered map with default
+//!   options over an iterator, items of about 100 ns ([`hash64`]), beside rayon and
+//!   sequential code (see [`hash_subjects`]).
+//! - `map-slice-1e4` … `map-slice-1e6` (issue 15): `ThreadPool::map_slice` beside rayon
+//!   at the sizes below `map-collect`'s (see [`slice_subjects`]).
 //!
 //! Pools are built before the clock starts and dropped after it stops (concur's workers
-//! start lazily, on the first submits, inside the timed region). The reference anchor
-//! is rayon in both cases, and Python for `submit-result`.
+//! start lazily, on the first submits, inside the timed region; in the issue-15 cases
+//! they are started before the clock, as rayon's are). The reference anchor is rayon,
+//! and Python for `submit-result`.
 
 use super::adapters::{Family, Origin};
 use super::{Measurement, Stats};
@@ -34,7 +40,7 @@ use std::time::{Duration, Instant};
 
 /// What one measured operation is, for the JSON document.
 pub(super) const OPERATION: &str = "submit-result: one trivial task submitted and its result read \
-                             (time per task); map-collect: one item mapped and collected in \
+                             (time per task); map-*: one item mapped and collected in \
                              order (time per item)";
 
 /// Worker threads of every pool.
@@ -59,22 +65,37 @@ pub(super) struct FuturesCase {
     pub python_items: u64,
 }
 
-/// The two cases at full or `--quick` sizes.
+/// The cases at full or `--quick` sizes.
 pub(super) fn cases(quick: bool) -> Vec<FuturesCase> {
-    vec![
+    let map = |name, items| FuturesCase {
+        name,
+        items,
+        thread_items: 0,
+        python_items: 0,
+    };
+    let mut cases = vec![
         FuturesCase {
             name: "submit-result",
             items: if quick { 20_000 } else { 200_000 },
             thread_items: if quick { 2_000 } else { 20_000 },
             python_items: if quick { 5_000 } else { 200_000 },
         },
-        FuturesCase {
-            name: "map-collect",
-            items: if quick { 1_000_000 } else { 10_000_000 },
-            thread_items: 0,
-            python_items: 0,
-        },
-    ]
+        map("map-collect", if quick { 1_000_000 } else { 10_000_000 }),
+        map("map-hash64-1e4", 10_000),
+        map("map-hash64-1e6", if quick { 100_000 } else { 1_000_000 }),
+    ];
+    // `map_slice` at every size below map-collect's (which covers the largest).
+    let slices: &[(&'static str, u64)] = if quick {
+        &[("map-slice-1e4", 10_000), ("map-slice-1e5", 100_000)]
+    } else {
+        &[
+            ("map-slice-1e4", 10_000),
+            ("map-slice-1e5", 100_000),
+            ("map-slice-1e6", 1_000_000),
+        ]
+    };
+    cases.extend(slices.iter().map(|&(name, n)| map(name, n)));
+    cases
 }
 
 /// The trivial task of `submit-result`.
@@ -87,6 +108,17 @@ fn task(i: u64) -> u64 {
 #[inline]
 fn double_plus_one(x: u64) -> u64 {
     x.wrapping_mul(2).wrapping_add(1)
+}
+
+/// About 100 ns of work: 64 rounds of a multiply-rotate-xor hash (a dependency chain
+/// the compiler cannot shorten or vectorise).
+#[inline]
+fn hash64(x: u64) -> u64 {
+    let mut h = x;
+    for i in 0..64u64 {
+        h = (h ^ i).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(29);
+    }
+    h
 }
 
 /// The sum of `task(i)` for `i` in `0..n`.
@@ -292,13 +324,74 @@ pub(super) fn python_chunksize(len: usize) -> usize {
 }
 
 fn concur_map(input: &[u64], chunksize: usize) -> MapRun {
+    concur_map_with(
+        input,
+        double_plus_one,
+        MapOptions::new()
+            .chunksize(chunksize)
+            .buffersize(MAP_BUFFERSIZE),
+    )
+}
+
+/// Starts every worker of `pool` (concur's start lazily), so that a subject compared
+/// with rayon, whose pool starts its threads when built, is timed with its threads up
+/// too: `WORKERS` tasks that each wait (1 s at most) until all of them run at once.
+fn start_workers(pool: &ThreadPoolExecutor) {
+    let running = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let tasks: Vec<_> = (0..WORKERS)
+        .filter_map(|_| {
+            let running = running.clone();
+            pool.submit(move || {
+                running.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let until = Instant::now() + Duration::from_secs(1);
+                while running.load(std::sync::atomic::Ordering::SeqCst) < WORKERS
+                    && Instant::now() < until
+                {
+                    std::thread::yield_now();
+                }
+            })
+            .ok()
+        })
+        .collect();
+    for t in tasks {
+        let _ = t.result();
+    }
+}
+
+/// The lazy ordered `Executor::map` of `f` over an iterator of the input, with `opts`,
+/// its workers started before the clock.
+fn concur_map_warm(input: &[u64], f: fn(u64) -> u64, opts: MapOptions) -> MapRun {
     let pool = ThreadPoolExecutor::new(WORKERS);
-    let opts = MapOptions::new()
-        .chunksize(chunksize)
-        .buffersize(MAP_BUFFERSIZE);
+    start_workers(&pool);
     let begin = Instant::now();
     let out = pool
-        .map(double_plus_one, input.iter().copied(), opts)
+        .map(f, input.iter().copied(), opts)
+        .and_then(|m| m.collect::<Result<Vec<u64>, _>>())
+        .map_err(|e| format!("concur map: {e}"))?;
+    let elapsed = begin.elapsed();
+    drop(pool);
+    Ok((elapsed, out))
+}
+
+/// `ThreadPool::map_slice` with its workers started before the clock.
+fn concur_map_slice_warm(input: &[u64]) -> MapRun {
+    let pool = ThreadPool::new(WORKERS);
+    start_workers(pool.executor());
+    let begin = Instant::now();
+    let out = pool
+        .map_slice(|&x| double_plus_one(x), input)
+        .map_err(|e| format!("concur map_slice: {e}"))?;
+    let elapsed = begin.elapsed();
+    drop(pool);
+    Ok((elapsed, out))
+}
+
+/// The lazy ordered `Executor::map` of `f` over an iterator of the input, with `opts`.
+fn concur_map_with(input: &[u64], f: fn(u64) -> u64, opts: MapOptions) -> MapRun {
+    let pool = ThreadPoolExecutor::new(WORKERS);
+    let begin = Instant::now();
+    let out = pool
+        .map(f, input.iter().copied(), opts)
         .and_then(|m| m.collect::<Result<Vec<u64>, _>>())
         .map_err(|e| format!("concur map-collect: {e}"))?;
     let elapsed = begin.elapsed();
@@ -319,18 +412,26 @@ fn concur_map_slice(input: &[u64]) -> MapRun {
 }
 
 fn rayon_map(input: &[u64]) -> MapRun {
+    rayon_map_with(input, double_plus_one)
+}
+
+fn rayon_map_with(input: &[u64], f: fn(u64) -> u64) -> MapRun {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(WORKERS)
         .build()
         .map_err(|e| format!("rayon pool: {e}"))?;
     let begin = Instant::now();
-    let out: Vec<u64> = pool.install(|| input.par_iter().map(|&x| double_plus_one(x)).collect());
+    let out: Vec<u64> = pool.install(|| input.par_iter().map(|&x| f(x)).collect());
     Ok((begin.elapsed(), out))
 }
 
 fn sequential_map(input: &[u64]) -> MapRun {
+    sequential_map_with(input, double_plus_one)
+}
+
+fn sequential_map_with(input: &[u64], f: fn(u64) -> u64) -> MapRun {
     let begin = Instant::now();
-    let out: Vec<u64> = input.iter().map(|&x| double_plus_one(x)).collect();
+    let out: Vec<u64> = input.iter().map(|&x| f(x)).collect();
     Ok((begin.elapsed(), out))
 }
 
@@ -381,6 +482,9 @@ fn map_subjects(case: &FuturesCase) -> Vec<Subject> {
             Origin::Concur,
             concur_map_slice,
         ),
+        subject("concur map (default)", Origin::Concur, |input| {
+            concur_map_with(input, double_plus_one, MapOptions::new())
+        }),
         concur_subject("concur map (chunk len/8)", heuristic),
         concur_subject("concur map (chunk 16384)", MAP_TUNED_CHUNKSIZE),
         subject("rayon par_iter collect", Origin::Rayon, rayon_map),
@@ -392,10 +496,74 @@ fn map_subjects(case: &FuturesCase) -> Vec<Subject> {
     ]
 }
 
+/// `map-hash64-*`: the lazy ordered map with default options over an iterator, items
+/// of about 100 ns ([`hash64`]), beside rayon and sequential code. concur's workers are
+/// started before the clock, as rayon's are (so are `map-slice-*`'s).
+fn hash_subjects(case: &FuturesCase) -> Vec<Subject> {
+    let n = case.items;
+    let input: std::rc::Rc<Vec<u64>> = std::rc::Rc::new((0..n).collect());
+    let want: std::rc::Rc<Vec<u64>> = std::rc::Rc::new(input.iter().map(|&x| hash64(x)).collect());
+    let subject = |name, origin, run: fn(&[u64]) -> MapRun| {
+        let (input, want) = (input.clone(), want.clone());
+        Subject {
+            name,
+            origin,
+            ops: n,
+            run: Box::new(move || checked(name, run(&input), &want)),
+        }
+    };
+    vec![
+        subject("concur map (default)", Origin::Concur, |input| {
+            concur_map_warm(input, hash64, MapOptions::new())
+        }),
+        subject("rayon par_iter collect", Origin::Rayon, |input| {
+            rayon_map_with(input, hash64)
+        }),
+        subject("sequential iter collect", Origin::Sequential, |input| {
+            sequential_map_with(input, hash64)
+        }),
+    ]
+}
+
+/// `map-slice-*`: `ThreadPool::map_slice` of the trivial function beside rayon.
+fn slice_subjects(case: &FuturesCase) -> Vec<Subject> {
+    let n = case.items;
+    let input: std::rc::Rc<Vec<u64>> = std::rc::Rc::new((0..n).collect());
+    let want: std::rc::Rc<Vec<u64>> =
+        std::rc::Rc::new(input.iter().map(|&x| double_plus_one(x)).collect());
+    let subject = |name, origin, run: fn(&[u64]) -> MapRun| {
+        let (input, want) = (input.clone(), want.clone());
+        Subject {
+            name,
+            origin,
+            ops: n,
+            run: Box::new(move || checked(name, run(&input), &want)),
+        }
+    };
+    vec![
+        subject(
+            "concur ThreadPool::map_slice",
+            Origin::Concur,
+            concur_map_slice_warm,
+        ),
+        subject("rayon par_iter collect", Origin::Rayon, rayon_map),
+    ]
+}
+
+/// The subjects of a case, by its name.
+fn subjects(case: &FuturesCase) -> Vec<Subject> {
+    match case.name {
+        "map-collect" => map_subjects(case),
+        name if name.starts_with("map-hash64") => hash_subjects(case),
+        name if name.starts_with("map-slice") => slice_subjects(case),
+        _ => submit_subjects(case),
+    }
+}
+
 // ---- the suite ---------------------------------------------------------------------------
 
 fn family(case: &FuturesCase) -> Family {
-    if case.name == "map-collect" {
+    if case.name.starts_with("map-") {
         Family::Map
     } else {
         Family::Submit
@@ -424,7 +592,9 @@ pub(super) fn measurement_count(cases: &[FuturesCase]) -> usize {
     cases
         .iter()
         .map(|c| match (c.name, c.python_items) {
-            ("map-collect", _) => 5,
+            ("map-collect", _) => 6,
+            (name, _) if name.starts_with("map-hash64") => 3,
+            (name, _) if name.starts_with("map-slice") => 2,
             (_, 0) => 4,
             _ => 5,
         })
@@ -443,11 +613,7 @@ pub(super) fn run_suite(
 ) {
     for case in cases {
         bar.set_message(format!("{} preparing", case.name));
-        let subjects = if case.name == "map-collect" {
-            map_subjects(case)
-        } else {
-            submit_subjects(case)
-        };
+        let subjects = subjects(case);
         let first = results.len();
         for s in &subjects {
             results.push(measurement(case, s.name, s.origin, s.ops));
@@ -526,6 +692,36 @@ mod tests {
         };
         for s in map_subjects(&case) {
             (s.run)().unwrap_or_else(|e| panic!("{}: {e}", s.name));
+        }
+    }
+
+    #[test]
+    fn every_case_has_as_many_measurements_as_subjects() {
+        for quick in [true, false] {
+            for case in cases(quick) {
+                let python = usize::from(case.python_items > 0);
+                assert_eq!(
+                    measurement_count(std::slice::from_ref(&case)),
+                    subjects(&case).len() + python,
+                    "{}",
+                    case.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn hash_and_slice_subjects_compute_the_sequential_result() {
+        for name in ["map-hash64-1e4", "map-slice-1e4"] {
+            let case = FuturesCase {
+                name,
+                items: 20_000,
+                thread_items: 0,
+                python_items: 0,
+            };
+            for s in subjects(&case) {
+                (s.run)().unwrap_or_else(|e| panic!("{name} {}: {e}", s.name));
+            }
         }
     }
 }

@@ -4,7 +4,7 @@
 //! - `lock`: two cases — `uncontended` (1 thread) and `contended-2` (2 threads on one
 //!   lock) — over every lock of [`adapters::all`]; the reference anchor is parking_lot.
 //! - `queue`: SPSC, MPSC 4→1, MPMC 2→2 and 4→4 through bounded(1024) and unbounded
-//!   FIFOs (see [`queue`]); the reference anchor is crossbeam-channel.
+//!   FIFOs (see [`queue`]); the reference anchors are crossbeam-channel, kanal and flume.
 //! - `futures`: `ThreadPoolExecutor` submit + result of many trivial tasks, and a parallel
 //!   map collected into a `Vec` (see [`futures`]); the reference anchor is rayon (and
 //!   Python's executor for submit + result).
@@ -406,7 +406,7 @@ impl Stats {
 }
 
 /// For each case and family, concur against its reference anchors: parking_lot for
-/// locks; crossbeam-channel, and Python's `queue.Queue` where measured, for queues;
+/// locks; crossbeam-channel, kanal and flume, and Python's `queue.Queue` where measured, for queues;
 /// rayon, and Python's `ThreadPoolExecutor` where measured, for futures; Python's pools
 /// and procspawn for process pools; a raw socket ping-pong and Python's manager for
 /// manager round trips.

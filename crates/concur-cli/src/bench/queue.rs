@@ -1,11 +1,13 @@
-//! The queue suite: concur's FIFO `Queue` beside crossbeam-channel, `std::sync::mpsc`, a
-//! naive `Mutex<VecDeque>` + `Condvar` queue and CPython's `queue.Queue`.
+//! The queue suite: concur's FIFO `Queue` (with and without `task_done`) beside
+//! crossbeam-channel, kanal, flume, `std::sync::mpsc`, a naive `Mutex<VecDeque>` +
+//! `Condvar` queue and CPython's `queue.Queue`.
 //!
 //! One case moves `items` distinct `u64`s from `producers` threads to `consumers`
 //! threads through one bounded(1024) or unbounded FIFO. Each consumer takes an exact
 //! quota, so no end-of-stream marker is needed, and the sum of what was received is
 //! checked against the sum of what was sent. concur's consumers call `task_done` after
-//! every `get` (task accounting on, as in Python), and `join` must return at the end.
+//! every `get` (task accounting on, as in Python), and `join` must return at the end;
+//! the "no task_done" subject only gets, as the channels do.
 //! `std::sync::mpsc` has a single receiver: it runs the cases with one consumer only.
 
 use super::adapters::{Family, Origin};
@@ -160,6 +162,82 @@ impl Chan for Crossbeam {
         let (tx, rx) = match cap {
             Some(n) => crossbeam_channel::bounded(n),
             None => crossbeam_channel::unbounded(),
+        };
+        (
+            (0..p).map(|_| tx.clone()).collect(),
+            (0..c).map(|_| rx.clone()).collect(),
+        )
+    }
+    #[inline]
+    fn send(tx: &Self::Tx, v: u64) -> Result<(), String> {
+        tx.send(v).map_err(|e| e.to_string())
+    }
+    #[inline]
+    fn recv(rx: &Self::Rx) -> Result<u64, String> {
+        rx.recv().map_err(|e| e.to_string())
+    }
+}
+
+/// concur's `Queue` without task accounting: the consumers only `get` (like the
+/// channels beside it), and `join` is not checked.
+struct ConcurQueueNoTaskDone;
+
+impl Chan for ConcurQueueNoTaskDone {
+    const NAME: &'static str = "concur Queue (no task_done)";
+    const ORIGIN: Origin = Origin::Concur;
+    type Tx = concur::queue::Queue<u64>;
+    type Rx = concur::queue::Queue<u64>;
+    fn endpoints(cap: Option<usize>, p: usize, c: usize) -> (Vec<Self::Tx>, Vec<Self::Rx>) {
+        ConcurQueue::endpoints(cap, p, c)
+    }
+    #[inline]
+    fn send(tx: &Self::Tx, v: u64) -> Result<(), String> {
+        tx.put(v).map_err(|e| e.to_string())
+    }
+    #[inline]
+    fn recv(rx: &Self::Rx) -> Result<u64, String> {
+        rx.get().map_err(|e| e.to_string())
+    }
+}
+
+struct Kanal;
+
+impl Chan for Kanal {
+    const NAME: &'static str = "kanal";
+    const ORIGIN: Origin = Origin::Kanal;
+    type Tx = kanal::Sender<u64>;
+    type Rx = kanal::Receiver<u64>;
+    fn endpoints(cap: Option<usize>, p: usize, c: usize) -> (Vec<Self::Tx>, Vec<Self::Rx>) {
+        let (tx, rx) = match cap {
+            Some(n) => kanal::bounded(n),
+            None => kanal::unbounded(),
+        };
+        (
+            (0..p).map(|_| tx.clone()).collect(),
+            (0..c).map(|_| rx.clone()).collect(),
+        )
+    }
+    #[inline]
+    fn send(tx: &Self::Tx, v: u64) -> Result<(), String> {
+        tx.send(v).map_err(|e| e.to_string())
+    }
+    #[inline]
+    fn recv(rx: &Self::Rx) -> Result<u64, String> {
+        rx.recv().map_err(|e| e.to_string())
+    }
+}
+
+struct Flume;
+
+impl Chan for Flume {
+    const NAME: &'static str = "flume";
+    const ORIGIN: Origin = Origin::Flume;
+    type Tx = flume::Sender<u64>;
+    type Rx = flume::Receiver<u64>;
+    fn endpoints(cap: Option<usize>, p: usize, c: usize) -> (Vec<Self::Tx>, Vec<Self::Rx>) {
+        let (tx, rx) = match cap {
+            Some(n) => flume::bounded(n),
+            None => flume::unbounded(),
         };
         (
             (0..p).map(|_| tx.clone()).collect(),
@@ -384,7 +462,10 @@ impl<C: Chan> QueueUnderTest for Adapter<C> {
 pub(super) fn subjects() -> Vec<Box<dyn QueueUnderTest>> {
     vec![
         Box::new(Adapter::<ConcurQueue>(std::marker::PhantomData)),
+        Box::new(Adapter::<ConcurQueueNoTaskDone>(std::marker::PhantomData)),
         Box::new(Adapter::<Crossbeam>(std::marker::PhantomData)),
+        Box::new(Adapter::<Kanal>(std::marker::PhantomData)),
+        Box::new(Adapter::<Flume>(std::marker::PhantomData)),
         Box::new(Adapter::<StdMpsc>(std::marker::PhantomData)),
         Box::new(Adapter::<Naive>(std::marker::PhantomData)),
     ]

@@ -4,6 +4,7 @@ use super::error::TaskError;
 use super::future::Future;
 use crate::shim::Arc;
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 pub use super::progress::Progress;
@@ -51,7 +52,8 @@ impl std::fmt::Debug for MapOptions {
 }
 
 impl MapOptions {
-    /// No timeout, `chunksize` 1 (for [`ThreadPool::map`](super::ThreadPool::map):
+    /// No timeout, the chunk size chosen automatically (see
+    /// [`chunksize`](Self::chunksize); for [`ThreadPool::map`](super::ThreadPool::map):
     /// Python's `len / (4 × workers)`), at most 64 chunks submitted ahead, no progress
     /// hook.
     ///
@@ -72,7 +74,21 @@ impl MapOptions {
         self
     }
 
-    /// Items per submitted task (at least 1).
+    /// Items per submitted task (at least 1), fixed for the whole map.
+    ///
+    /// Unset (the default), [`Executor::map`] chooses it and adapts it to the measured
+    /// cost of an item: the first chunk holds one item, and each later chunk is sized
+    /// to take about 100 µs at the cost measured so far (growing at most fourfold from
+    /// one chunk to the next, at most 8,192 items, and smaller near the end of an
+    /// input of known length so the last chunks spread over the workers). Slow items
+    /// thus stay one per task, while cheap items travel in chunks large enough that
+    /// the cost of a task is paid once per thousands of them. An automatically chunked
+    /// map also reads at most 32,768 items ahead, besides
+    /// [`buffersize`](Self::buffersize) chunks, so its memory stays bounded.
+    ///
+    /// `chunksize(1)` is Python's `Executor.map` default, one task per item: the form
+    /// for items whose cost varies a lot, or when each item should start as soon as a
+    /// worker is free.
     ///
     /// ```
     /// assert_eq!(concur::futures::MapOptions::new().chunksize(0).get_chunksize(), 1);
@@ -120,7 +136,7 @@ impl MapOptions {
         self
     }
 
-    /// The chunk size in effect.
+    /// The chunk size set, or 1 (where automatic chunking starts from) when unset.
     ///
     /// ```
     /// assert_eq!(concur::futures::MapOptions::new().chunksize(3).get_chunksize(), 3);
@@ -221,7 +237,10 @@ impl MapOptionsExt for MapOptions {
     }
 
     fn chunk_progress(&self, total: Option<usize>) -> ChunkProgress {
-        ChunkProgress(self.reporter(total))
+        ChunkProgress {
+            reporter: self.reporter(total),
+            timer: None,
+        }
     }
 }
 
@@ -348,15 +367,47 @@ impl<F, A> std::fmt::Debug for MapChunk<F, A> {
     }
 }
 
-/// The progress counter of a map, handed to whoever runs one of its chunks.
+/// The progress counter of a map, handed to whoever runs one of its chunks; for a
+/// map whose chunk size is chosen automatically, also where the time each chunk took
+/// is reported ([`record_run`](Self::record_run)).
 #[derive(Clone, Default)]
-pub struct ChunkProgress(Option<Reporter>);
+pub struct ChunkProgress {
+    reporter: Option<Reporter>,
+    timer: Option<Arc<ChunkTimer>>,
+}
 
 impl std::fmt::Debug for ChunkProgress {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("ChunkProgress")
-            .field(&self.0.is_some())
+        f.debug_struct("ChunkProgress")
+            .field("hook", &self.reporter.is_some())
+            .field("timed", &self.timer.is_some())
             .finish()
+    }
+}
+
+/// What the workers of one automatically chunked map measured: the time spent in the
+/// function and the items it covered, summed over the chunks run so far.
+#[derive(Default)]
+pub(crate) struct ChunkTimer {
+    nanos: AtomicU64,
+    items: AtomicU64,
+}
+
+impl ChunkTimer {
+    fn record(&self, items: usize, took: Duration) {
+        let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        // Relaxed: the two sums are an estimate read by the map's caller; a reader
+        // that sees one addition without the other is off by one chunk, no more.
+        self.nanos.fetch_add(ns, Ordering::Relaxed);
+        self.items.fetch_add(items as u64, Ordering::Relaxed);
+    }
+
+    /// `(nanoseconds, items)` so far.
+    fn load(&self) -> (u64, u64) {
+        (
+            self.nanos.load(Ordering::Relaxed),
+            self.items.load(Ordering::Relaxed),
+        )
     }
 }
 
@@ -368,10 +419,27 @@ impl ChunkProgress {
     /// concur::futures::exec::ChunkProgress::default().items_done(3);
     /// ```
     pub fn items_done(&self, n: usize) {
-        if let Some(r) = &self.0 {
+        if let Some(r) = &self.reporter {
             for _ in 0..n {
                 r.item_done();
             }
+        }
+    }
+
+    /// Reports that a chunk of `items` items took `took` to run, for a map that sizes
+    /// its chunks from the measured cost of an item (its default, see
+    /// [`MapOptions::chunksize`]). [`MapChunk::run`] reports by itself; an executor
+    /// that runs the items elsewhere may report what it measured there. Without such
+    /// reports the map estimates the cost from the pace at which results come back.
+    /// Nothing happens for a map with a fixed chunk size.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// concur::futures::exec::ChunkProgress::default().record_run(16, Duration::from_micros(5));
+    /// ```
+    pub fn record_run(&self, items: usize, took: Duration) {
+        if let Some(t) = &self.timer {
+            t.record(items, took);
         }
     }
 }
@@ -416,7 +484,13 @@ impl<F, A> MapChunk<F, A> {
     where
         F: Fn(A) -> T,
     {
-        run_chunk(&*self.f, self.items, self.progress.0.as_ref())
+        let (n, timer) = (self.items.len(), self.progress.timer.as_ref());
+        let begin = timer.map(|_| Instant::now());
+        let out = run_chunk(&*self.f, self.items, self.progress.reporter.as_ref());
+        if let (Some(t), Some(b)) = (timer, begin) {
+            t.record(n, b.elapsed());
+        }
+        out
     }
 }
 
@@ -499,7 +573,9 @@ pub trait Executor {
     /// Applies `f` to every item on the executor and yields the results in input
     /// order: Python's `Executor.map`, lazy and bounded. Up to `buffersize` chunks are
     /// submitted at this call; each `next` submits more as results are consumed, so the
-    /// input is read only `buffersize` chunks ahead. Each item yields `Ok(value)` or
+    /// input is read only `buffersize` chunks ahead. Unless `options` fix a chunk
+    /// size, the chunks are sized from the measured cost of an item (see
+    /// [`MapOptions::chunksize`]). Each item yields `Ok(value)` or
     /// the error of that item (its panic), and the iteration goes on after an error.
     /// Once the timeout (counted from this call) passes, one
     /// [`is_timeout`](TaskError::is_timeout) error is yielded and the rest cancelled.
@@ -531,11 +607,16 @@ pub trait Executor {
     {
         let input = items.into_iter();
         let total = exact_len(&input);
+        let chunking = match options.chunksize {
+            Some(n) => Chunking::Fixed(n),
+            None => Chunking::Auto(AutoChunk::new()),
+        };
         let mut m = Map {
             exec: self,
             f: Arc::new(f),
             reporter: options.reporter(total),
-            chunksize: options.get_chunksize(),
+            chunking,
+            inflight_items: 0,
             input,
             opts: options.clone(),
             deadline: options.timeout.and_then(crate::time::deadline_after),
@@ -556,21 +637,36 @@ pub type Chunk<T> = Vec<Result<T, TaskError>>;
 
 /// Applies `f` to each item of a chunk, each panic caught at its item, reporting
 /// progress per item.
+///
+/// One unwind guard covers a whole run of items (a guard per item costs more than a
+/// tiny item's work); when an item panics, its error takes its place and a fresh guard
+/// covers the rest, so the outcome is the same as guarding each item.
 pub(crate) fn run_chunk<A, T>(
     f: &(impl Fn(A) -> T + ?Sized),
     chunk: Vec<A>,
     reporter: Option<&Reporter>,
 ) -> Chunk<T> {
-    chunk
-        .into_iter()
-        .map(|x| {
-            let r = TaskError::catch(|| f(x));
+    let mut out: Chunk<T> = Vec::with_capacity(chunk.len());
+    let mut items = chunk.into_iter();
+    while items.len() > 0 {
+        let run = TaskError::catch(|| match reporter {
+            None => out.extend(items.by_ref().map(|x| Ok(f(x)))),
+            Some(rep) => {
+                for x in items.by_ref() {
+                    out.push(Ok(f(x)));
+                    rep.item_done();
+                }
+            }
+        });
+        if let Err(e) = run {
+            // The item that panicked was taken from `items` but never pushed.
+            out.push(Err(e));
             if let Some(rep) = reporter {
                 rep.item_done();
             }
-            r
-        })
-        .collect()
+        }
+    }
+    out
 }
 
 /// The lazy result iterator of [`Executor::map`]: `next` blocks until the next result
@@ -589,7 +685,9 @@ pub struct Map<'a, E, I, F, T> {
     exec: &'a E,
     f: Arc<F>,
     reporter: Option<Reporter>,
-    chunksize: usize,
+    chunking: Chunking,
+    /// Items submitted and not yet taken back (the read-ahead in items).
+    inflight_items: usize,
     input: I,
     opts: MapOptions,
     deadline: Option<Instant>,
@@ -603,6 +701,7 @@ impl<E, I, F, T> std::fmt::Debug for Map<'_, E, I, F, T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Map")
             .field("chunks_in_flight", &self.inflight.len())
+            .field("items_in_flight", &self.inflight_items)
             .field("buffered", &self.current.len())
             .field("input_done", &self.input_done)
             .finish_non_exhaustive()
@@ -614,10 +713,15 @@ where
     E: Runs<MapChunk<F, I::Item>, Output = Chunk<T>>,
     I: Iterator,
 {
-    /// Submits chunks until `buffersize` are in flight; returns a submit error.
+    /// Submits chunks until `buffersize` are in flight (and, chunking automatically,
+    /// [`AUTO_MAX_AHEAD`] items); returns a submit error.
     fn fill(&mut self) -> Option<TaskError> {
-        while !self.input_done && self.inflight.len() < self.opts.buffersize {
-            let chunk: Vec<I::Item> = self.input.by_ref().take(self.chunksize).collect();
+        while !self.input_done
+            && self.inflight.len() < self.opts.buffersize
+            && self.chunking.room(self.inflight_items)
+        {
+            let size = self.chunking.next_size(exact_len(&self.input));
+            let chunk: Vec<I::Item> = self.input.by_ref().take(size).collect();
             if chunk.is_empty() {
                 self.input_done = true;
                 break;
@@ -626,10 +730,16 @@ where
             let job = MapChunk {
                 f: self.f.clone(),
                 items: chunk,
-                progress: ChunkProgress(self.reporter.clone()),
+                progress: ChunkProgress {
+                    reporter: self.reporter.clone(),
+                    timer: self.chunking.timer(),
+                },
             };
             match self.exec.submit_job(job) {
-                Ok(fut) => self.inflight.push_back((fut, n)),
+                Ok(fut) => {
+                    self.inflight.push_back((fut, n));
+                    self.inflight_items += n;
+                }
                 Err(e) => {
                     self.input_done = true;
                     return Some(e);
@@ -659,6 +769,8 @@ where
                 }
                 continue;
             };
+            self.inflight_items -= n;
+            self.chunking.taken_back(n);
             // The map's own timeout is the wait running out; a chunk that *failed*
             // with a timeout (a task over its time limit or deadline) is that chunk's
             // outcome and the map goes on.
@@ -685,6 +797,114 @@ where
     }
 }
 
+/// The time one automatically sized chunk aims to take: long enough that a chunk's
+/// fixed cost (a submit, a wake-up, a future) is a few per cent of it, short enough
+/// that the chunks spread evenly over the workers.
+pub(crate) const AUTO_TARGET: Duration = Duration::from_micros(100);
+/// The largest automatically sized chunk, so that an item costing almost nothing does
+/// not make one chunk hold a whole input (buffers stay small and are reused by the
+/// allocator rather than faulted in afresh).
+pub(crate) const AUTO_MAX_CHUNK: usize = 8192;
+/// The read-ahead bound in items of an automatically chunked map (beside `buffersize`
+/// in chunks): what bounds its memory when items are tiny and chunks large.
+pub(crate) const AUTO_MAX_AHEAD: usize = 4 * AUTO_MAX_CHUNK;
+/// How much one chunk may grow over the one before.
+const AUTO_GROWTH: usize = 4;
+
+/// How a [`Map`] cuts its input.
+enum Chunking {
+    /// The chunk size the caller set.
+    Fixed(usize),
+    /// Sized from the measured cost of an item.
+    Auto(AutoChunk),
+}
+
+/// Automatic chunking: the first chunk holds one item; each later one is sized so that
+/// it takes about [`AUTO_TARGET`] at the cost per item measured so far, growing at
+/// most [`AUTO_GROWTH`]-fold from one chunk to the next and never above
+/// [`AUTO_MAX_CHUNK`]. The cost is what the workers measured (through the chunks'
+/// [`ChunkProgress::record_run`]), or, while nothing was measured (an executor that
+/// does not report), the wall-clock time per result taken back, times the CPUs.
+/// Near the end of an input of known length, chunks shrink so the last ones spread
+/// over the workers.
+struct AutoChunk {
+    size: usize,
+    timer: Arc<ChunkTimer>,
+    started: Instant,
+    taken: u64,
+    cpus: usize,
+}
+
+impl AutoChunk {
+    fn new() -> Self {
+        AutoChunk {
+            size: 1,
+            timer: Arc::new(ChunkTimer::default()),
+            started: Instant::now(),
+            taken: 0,
+            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
+
+    /// The cost of an item as `(nanoseconds, items)`, if anything tells it yet.
+    fn cost(&self) -> Option<(u128, u128)> {
+        match self.timer.load() {
+            (ns, items) if items > 0 => Some((u128::from(ns), u128::from(items))),
+            _ if self.taken > 0 => Some((
+                self.started.elapsed().as_nanos() * self.cpus as u128,
+                u128::from(self.taken),
+            )),
+            _ => None,
+        }
+    }
+
+    fn next_size(&mut self, remaining: Option<usize>) -> usize {
+        if let Some((ns, items)) = self.cost() {
+            let want = AUTO_TARGET.as_nanos() * items / ns.max(1);
+            let want = usize::try_from(want).unwrap_or(usize::MAX);
+            self.size = want
+                .min(self.size.saturating_mul(AUTO_GROWTH))
+                .clamp(1, AUTO_MAX_CHUNK);
+        }
+        match remaining {
+            // At most half of what is left per worker: the tail spreads.
+            Some(r) => self.size.min(r.div_ceil(2 * self.cpus)).max(1),
+            None => self.size,
+        }
+    }
+}
+
+impl Chunking {
+    fn next_size(&mut self, remaining: Option<usize>) -> usize {
+        match self {
+            Chunking::Fixed(n) => *n,
+            Chunking::Auto(a) => a.next_size(remaining),
+        }
+    }
+
+    /// Whether another chunk may be read ahead with `inflight` items out.
+    fn room(&self, inflight: usize) -> bool {
+        match self {
+            Chunking::Fixed(_) => true,
+            Chunking::Auto(_) => inflight < AUTO_MAX_AHEAD,
+        }
+    }
+
+    fn timer(&self) -> Option<Arc<ChunkTimer>> {
+        match self {
+            Chunking::Fixed(_) => None,
+            Chunking::Auto(a) => Some(a.timer.clone()),
+        }
+    }
+
+    /// A chunk of `n` items came back.
+    fn taken_back(&mut self, n: usize) {
+        if let Chunking::Auto(a) = self {
+            a.taken += n as u64;
+        }
+    }
+}
+
 impl<E, I, F, T> Iterator for Map<'_, E, I, F, T>
 where
     E: Runs<MapChunk<F, I::Item>, Output = Chunk<T>>,
@@ -704,6 +924,23 @@ where
 }
 
 impl<E, I, F, T> Map<'_, E, I, F, T> {
+    /// The size of the last chunk submitted: the one set with
+    /// [`MapOptions::chunksize`], or what automatic chunking chose from the cost of an
+    /// item measured so far (1 before anything was measured).
+    ///
+    /// ```
+    /// use concur::futures::{Executor, MapOptions, ThreadPoolExecutor};
+    /// let pool = ThreadPoolExecutor::new(2);
+    /// let m = pool.map(|x: u8| x, 0..10, MapOptions::new().chunksize(4)).unwrap();
+    /// assert_eq!(m.chunksize(), 4);
+    /// ```
+    pub fn chunksize(&self) -> usize {
+        match &self.chunking {
+            Chunking::Fixed(n) => *n,
+            Chunking::Auto(a) => a.size,
+        }
+    }
+
     fn cancel_rest(&mut self) {
         for (f, _) in self.inflight.drain(..) {
             f.cancel();

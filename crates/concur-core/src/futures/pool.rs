@@ -303,8 +303,10 @@ impl ThreadPool {
         self.map_async(move |args: I::Item| args.call(&f), items)
     }
 
-    /// A lazy iterator of each item's result, in input order (Python's `imap`, with
-    /// `chunksize` 1): the input is read a bounded number of chunks ahead of the
+    /// A lazy iterator of each item's result, in input order (Python's `imap`; the
+    /// chunk size is chosen from the measured cost of an item, see
+    /// [`MapOptions::chunksize`], where Python's is 1): the input is read a bounded
+    /// number of chunks ahead of the
     /// consumer, so an endless input is fine. Each element is `Ok(value)` or that item's
     /// error, and the iteration goes on after an error.
     ///

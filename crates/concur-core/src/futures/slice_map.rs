@@ -13,6 +13,10 @@ use crate::sync::Lock;
 use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+/// Below this much estimated work left, `map_slice`'s calling thread does it alone:
+/// about what waking a sleeping worker costs on a loaded machine.
+const ALONE_BELOW: std::time::Duration = std::time::Duration::from_micros(20);
+
 /// What every chunk task of one `map_slice` shares; it lives on the caller's stack.
 struct Ctx<'a, A, F, T> {
     items: &'a [A],
@@ -20,6 +24,11 @@ struct Ctx<'a, A, F, T> {
     /// The output buffer (capacity `items.len()`); chunk `k` writes only its range.
     out: *mut T,
     chunksize: usize,
+    /// How many chunks there are, and the next one nobody has claimed yet: every
+    /// participant (the caller and the helper tasks) claims chunks from here until
+    /// none is left, so a slow participant simply ends up with fewer.
+    chunks: usize,
+    next: AtomicUsize,
     /// How many items at the start of each chunk's range were written (kept for types
     /// with drop glue, whose values must be dropped after a failure; 0 otherwise).
     written: Box<[AtomicUsize]>,
@@ -106,6 +115,30 @@ where
     }
 }
 
+/// Claims and runs chunks of the [`Ctx`] behind `ctx` until none is left.
+///
+/// # Safety
+/// `ctx` points to a live `Ctx<A, F, T>` that outlives this call.
+unsafe fn run_claimed<A, F, T>(ctx: *const ())
+where
+    A: Sync,
+    F: Fn(&A) -> T + Sync,
+    T: Send,
+{
+    // SAFETY: the caller guarantees `ctx` is a live `Ctx<A, F, T>`.
+    let c = unsafe { &*ctx.cast::<Ctx<'_, A, F, T>>() };
+    loop {
+        // Relaxed: the counter only hands out distinct indices; the results are
+        // published to the caller by the helper task's completion.
+        let k = c.next.fetch_add(1, Ordering::Relaxed);
+        if k >= c.chunks {
+            return;
+        }
+        // SAFETY: `ctx` is live, and the fetch-add gave chunk `k` to this call only.
+        unsafe { run_chunk::<A, F, T>(ctx, k) };
+    }
+}
+
 /// Publishes how many slots a chunk wrote, also when `f` panics part-way.
 struct Written<'a> {
     count: usize,
@@ -118,12 +151,11 @@ impl Drop for Written<'_> {
     }
 }
 
-/// One chunk task, with the borrowed context's type and lifetime erased so it can be
+/// One helper task, with the borrowed context's type and lifetime erased so it can be
 /// queued as a `'static` job.
 struct Erased {
     ctx: *const (),
-    run: unsafe fn(*const (), usize),
-    k: usize,
+    run: unsafe fn(*const ()),
 }
 
 // SAFETY: `ctx` points to a `Ctx` whose shared parts are `Sync` (`A: Sync`, `F: Sync`;
@@ -163,11 +195,15 @@ impl ThreadPool {
     /// The slice is cut into chunks of `len / (32 × workers)` (rounded up) items, or the
     /// [`MapOptions::chunksize`] given to [`map_slice_with`](Self::map_slice_with). A
     /// panic stops its chunk, as an exception fails a chunk in Python's `Pool.map`.
+    /// The calling thread takes part: it queues one helper task per worker and then
+    /// claims chunks itself, as the helpers do, until none is left (so a small input
+    /// is done before a worker has even woken, and a busy pool, or one that was
+    /// terminated meanwhile, only means the caller does more of the work).
     ///
     /// # Errors
-    /// The first failure by position: a panic of `f` (with its message and location),
-    /// or a chunk that never ran (the pool was terminated: cancelled); results already
-    /// made are dropped. [`is_shutdown`](TaskError::is_shutdown) once the pool is closed.
+    /// The first failure by position: a panic of `f` (with its message and location);
+    /// results already made are dropped. [`is_shutdown`](TaskError::is_shutdown) once
+    /// the pool is closed.
     ///
     /// ```
     /// let pool = concur::futures::ThreadPool::new(2);
@@ -227,40 +263,55 @@ impl ThreadPool {
             f: &f,
             out: out.as_mut_ptr(),
             chunksize,
+            chunks,
+            next: AtomicUsize::new(0),
             written: (0..chunks).map(|_| AtomicUsize::new(0)).collect(),
             failure: Lock::with_value(None),
             reporter: options.reporter(Some(n)),
         };
         let ctx_ptr = (&raw const ctx).cast::<()>();
-        let mut wait = WaitAll(Vec::with_capacity(chunks));
-        for k in 0..chunks {
+        // The caller is one participant: a helper per worker beside it, never more
+        // helpers than chunks left for them. It first runs one chunk alone and times
+        // it: when the rest would take less than waking a worker costs, it does the
+        // rest alone too.
+        let mut helpers = self.processes().min(chunks.saturating_sub(1));
+        if helpers > 0 {
+            let begin = std::time::Instant::now();
+            let k = ctx.next.fetch_add(1, Ordering::Relaxed);
+            // SAFETY: `ctx` is live, and the fetch-add gave chunk `k` to this call only.
+            unsafe { run_chunk::<A, F, T>(ctx_ptr, k) };
+            let rest = u32::try_from(chunks - 1).unwrap_or(u32::MAX);
+            if begin.elapsed().saturating_mul(rest) < ALONE_BELOW {
+                helpers = 0;
+            }
+        }
+        let mut wait = WaitAll(Vec::with_capacity(helpers));
+        for _ in 0..helpers {
             let job = Erased {
                 ctx: ctx_ptr,
-                run: run_chunk::<A, F, T>,
-                k,
+                run: run_claimed::<A, F, T>,
             };
             let task = move || {
                 let job = job;
                 // SAFETY: `ctx` outlives this task (`wait` waits for it before `ctx`
-                // is dropped, on every path), and chunk `k` is queued once.
-                unsafe { (job.run)(job.ctx, job.k) }
+                // is dropped, on every path).
+                unsafe { (job.run)(job.ctx) }
             };
             match self.executor().submit(task) {
                 Ok(fut) => wait.0.push(fut),
-                Err(e) => {
-                    ctx.fail(k * chunksize, e);
-                    break;
-                }
+                // The caller claims what the missing helpers would have.
+                Err(_) => break,
             }
+        }
+        // SAFETY: `ctx` is live for this call; `run_claimed` catches `f`'s panics.
+        unsafe { run_claimed::<A, F, T>(ctx_ptr) };
+        // Every chunk is claimed now. A helper that has not started would find nothing
+        // to do: cancel it (a worker need not wake for it, and a nested call on a
+        // busy pool need not wait for it); wait for those running their last chunk.
+        for fut in &wait.0 {
+            fut.cancel();
         }
         wait.finish();
-        // A chunk whose task never ran (cancelled by `terminate`, or a broken pool)
-        // wrote nothing: it fails at its first item.
-        for (k, fut) in wait.0.iter().enumerate() {
-            if let Err(e) | Ok(Some(e)) = fut.exception(Some(std::time::Duration::ZERO)) {
-                ctx.fail(k * chunksize, e);
-            }
-        }
         if let Some((_, e)) = ctx.failure.acquire().take() {
             for k in 0..chunks {
                 let start = k * chunksize;
@@ -273,8 +324,8 @@ impl ThreadPool {
             return Err(e);
         }
         drop(ctx);
-        // SAFETY: no failure, so every chunk ran to its end and wrote all of its range:
-        // all `n` slots are initialized, and every task has finished.
+        // SAFETY: no failure, so every chunk was claimed, ran to its end and wrote all
+        // of its range: all `n` slots are initialized, and every task has finished.
         unsafe { out.set_len(n) };
         Ok(out)
     }

@@ -8,7 +8,13 @@
 //! first (loom has no clock, so "the deadline passed" is explored as one more
 //! interleaving).
 //!
-//! The contract, for both: `validate` and `timed_out` run with the key's queue locked,
+//! Under Miri it is the same model built from `std`'s `Mutex` and `Condvar`, with real
+//! deadlines: parking_lot_core 0.9.12 passes `&AtomicI32` to `syscall(SYS_futex, …)`,
+//! which Miri (since rust-lang/rust#161734) reports as undefined behaviour in the
+//! dependency on every contended park; the model keeps the contract Miri checks our
+//! code against. The real build always uses parking_lot_core.
+//!
+//! The contract, for all three: `validate` and `timed_out` run with the key's queue locked,
 //! so a state change checked in `validate` and an unpark that follows it cannot race;
 //! callbacks must not panic and must not call into this module.
 
@@ -36,7 +42,7 @@ pub(crate) struct UnparkResult {
     pub(crate) be_fair: bool,
 }
 
-#[cfg(not(concur_loom))]
+#[cfg(not(any(concur_loom, miri)))]
 mod imp {
     use super::{ParkResult, UnparkResult};
     use parking_lot_core as plc;
@@ -230,6 +236,138 @@ mod imp {
         }
         pub(crate) fn spin(&mut self) -> bool {
             false
+        }
+    }
+}
+
+/// The model of the contract on `std` (Miri only; see the module docs).
+#[cfg(all(miri, not(concur_loom)))]
+mod imp {
+    use super::{ParkResult, UnparkResult};
+    use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+    use std::time::Instant;
+
+    struct Slot {
+        token: Mutex<Option<usize>>,
+        cv: Condvar,
+    }
+
+    struct Waiter {
+        key: usize,
+        slot: Arc<Slot>,
+    }
+
+    static QUEUE: Mutex<Vec<Waiter>> = Mutex::new(Vec::new());
+
+    fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+        m.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) unsafe fn park(
+        key: usize,
+        validate: impl FnOnce() -> bool,
+        before_sleep: impl FnOnce(),
+        timed_out: impl FnOnce(usize, bool),
+        deadline: Option<Instant>,
+    ) -> ParkResult {
+        let slot = Arc::new(Slot {
+            token: Mutex::new(None),
+            cv: Condvar::new(),
+        });
+        {
+            let mut q = lock(&QUEUE);
+            if !validate() {
+                return ParkResult::Invalid;
+            }
+            q.push(Waiter {
+                key,
+                slot: slot.clone(),
+            });
+        }
+        before_sleep();
+        let mut t = lock(&slot.token);
+        loop {
+            if let Some(tok) = *t {
+                return ParkResult::Unparked(tok);
+            }
+            match deadline {
+                None => t = slot.cv.wait(t).unwrap_or_else(PoisonError::into_inner),
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        drop(t);
+                        let mut q = lock(&QUEUE);
+                        if let Some(i) = q.iter().position(|w| Arc::ptr_eq(&w.slot, &slot)) {
+                            q.remove(i);
+                            let was_last = !q.iter().any(|w| w.key == key);
+                            timed_out(key, was_last);
+                            return ParkResult::TimedOut;
+                        }
+                        // Unparked between the deadline and the queue lock: the token
+                        // is on its way.
+                        drop(q);
+                        t = lock(&slot.token);
+                        continue;
+                    }
+                    t = slot
+                        .cv
+                        .wait_timeout(t, d - now)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0;
+                }
+            }
+        }
+    }
+
+    pub(crate) unsafe fn unpark_one(
+        key: usize,
+        callback: impl FnOnce(UnparkResult) -> usize,
+    ) -> UnparkResult {
+        let mut q = lock(&QUEUE);
+        let found = q.iter().position(|w| w.key == key).map(|i| q.remove(i));
+        let res = UnparkResult {
+            unparked_threads: usize::from(found.is_some()),
+            have_more_threads: found.is_some() && q.iter().any(|w| w.key == key),
+            be_fair: false,
+        };
+        let tok = callback(res);
+        drop(q);
+        if let Some(w) = found {
+            *lock(&w.slot.token) = Some(tok);
+            w.slot.cv.notify_one();
+        }
+        res
+    }
+
+    pub(crate) unsafe fn unpark_all(key: usize, token: usize) -> usize {
+        let mut q = lock(&QUEUE);
+        let mut woken = Vec::new();
+        q.retain(|w| {
+            if w.key == key {
+                woken.push(w.slot.clone());
+                false
+            } else {
+                true
+            }
+        });
+        drop(q);
+        for s in &woken {
+            *lock(&s.token) = Some(token);
+            s.cv.notify_one();
+        }
+        woken.len()
+    }
+
+    pub(crate) struct SpinWait(u32);
+
+    impl SpinWait {
+        pub(crate) fn new() -> Self {
+            SpinWait(0)
+        }
+        pub(crate) fn spin(&mut self) -> bool {
+            self.0 += 1;
+            std::thread::yield_now();
+            self.0 <= 3
         }
     }
 }
