@@ -104,6 +104,17 @@
 #[doc(inline)]
 pub use concur_core::{deadlock, futures, queue, sync, thread, time};
 
+/// The guide: the seed programs in Python beside concur (`docs/GUIDE.md`; every Rust
+/// block is a doctest).
+#[cfg(all(feature = "manager", target_os = "linux"))]
+#[doc = include_str!("../../../docs/GUIDE.md")]
+pub mod guide {}
+
+// The README's Rust blocks are doctests too (the cluster one needs its feature).
+#[cfg(all(doctest, feature = "cluster"))]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;
+
 /// The process tier (Python's `multiprocessing`), behind the default feature `process`.
 #[cfg(feature = "process")]
 #[cfg_attr(docsrs, doc(cfg(feature = "process")))]
