@@ -542,3 +542,69 @@ fn large_arguments_and_results_pass_whole() {
         }
     });
 }
+
+fn panics_on_purpose(x: u32) -> u32 {
+    panic!("intentional child panic {x}");
+}
+
+/// Run by `a_child_panic_is_returned_not_printed` in a fresh copy of this test binary
+/// (so that its stderr can be read whole); not a test by itself.
+#[test]
+#[ignore = "helper: run by a_child_panic_is_returned_not_printed"]
+fn helper_child_panics_for_the_output_check() {
+    for method in every_method() {
+        let p = Process::builder()
+            .start_method(method)
+            .build(panics_on_purpose, 7);
+        p.start().expect("start");
+        let e = p.join_timeout(LIMIT).unwrap_err();
+        assert!(e.is_panic(), "{e}");
+        println!("JOINED-WITH: {e}");
+    }
+}
+
+#[test]
+fn a_child_panic_is_returned_not_printed() {
+    let run = |print: bool| {
+        let mut cmd = std::process::Command::new(std::env::current_exe().expect("test binary"));
+        cmd.args([
+            "--exact",
+            "helper_child_panics_for_the_output_check",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ]);
+        if print {
+            cmd.env("CONCUR_CHILD_PANICS", "print");
+        } else {
+            cmd.env_remove("CONCUR_CHILD_PANICS");
+        }
+        let out = within(LIMIT, "the helper binary", move || {
+            cmd.output().expect("run the helper")
+        });
+        assert!(out.status.success(), "helper failed: {out:?}");
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (stdout, stderr) = run(false);
+    // Every start method's child panic reached the parent, message included...
+    assert_eq!(
+        stdout.matches("JOINED-WITH: ").count(),
+        3,
+        "stdout:\n{stdout}"
+    );
+    assert_eq!(stdout.matches("intentional child panic 7").count(), 3);
+    // ...and nobody printed it on the way.
+    assert!(
+        !stderr.contains("intentional child panic"),
+        "a child printed its panic:\n{stderr}"
+    );
+    // Asked to, the children print it as well.
+    let (_, stderr) = run(true);
+    assert!(
+        stderr.matches("intentional child panic 7").count() >= 3,
+        "CONCUR_CHILD_PANICS=print printed nothing:\n{stderr}"
+    );
+}

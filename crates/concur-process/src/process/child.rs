@@ -154,14 +154,23 @@ thread_local! {
     static LOCATION: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 
-/// Records panic locations for the report, then lets the previous hook print as usual.
+/// Records panic locations for the report. The panic of the child's function itself
+/// travels to the parent, message and location, as the `join` error
+/// ([`ProcessError::is_panic`](crate::ProcessError::is_panic)), so it is not printed
+/// here too (a test suite's intentional child panics would bury real failures); set
+/// `CONCUR_CHILD_PANICS=print` to have children print every panic as well. Panics on
+/// the child's other threads are printed as usual.
 fn install_panic_hook() {
+    let print_all = std::env::var_os("CONCUR_CHILD_PANICS").is_some_and(|v| v == "print");
+    let main = std::thread::current().id();
     let prev = panic::take_hook();
     panic::set_hook(Box::new(move |info| {
         if let Some(l) = info.location() {
             let _ = LOCATION.try_with(|c| *c.borrow_mut() = Some(l.to_string()));
         }
-        prev(info);
+        if print_all || std::thread::current().id() != main {
+            prev(info);
+        }
     }));
 }
 
