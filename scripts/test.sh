@@ -10,8 +10,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n==> %s\n' "$*"; }
 start=$(date +%s)
+last=$start
+# Each step says how long the one before it took (the README quotes these).
+step() {
+    local now
+    now=$(date +%s)
+    [ "$now" != "$start" ] && printf '    (%d s)\n' $(( now - last ))
+    last=$now
+    printf '\n==> %s [%d s in]\n' "$*" $(( now - start ))
+}
 
 step "toolchain"
 if ! command -v cargo >/dev/null; then

@@ -104,10 +104,10 @@
 #[doc(inline)]
 pub use concur_core::{deadlock, futures, queue, sync, thread, time};
 
-/// The guide: the seed programs in Python beside concur (`docs/GUIDE.md`; every Rust
+/// The guide: the seed programs in Python beside concur (`crates/concur/src/guide.md`; every Rust
 /// block is a doctest).
 #[cfg(all(feature = "manager", target_os = "linux"))]
-#[doc = include_str!("../../../docs/GUIDE.md")]
+#[doc = include_str!("guide.md")]
 pub mod guide {}
 
 // The README's Rust blocks are doctests too (the cluster one needs its feature).

@@ -244,6 +244,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_seeds_hash_chain_equals_the_tours() {
+        // The test machines have Python (Debian's python3); a missing one is a failure
+        // here, not a skip.
+        let v = python::version().expect("python3 on the PATH");
+        let out = python::run(
+            &["cpu", "300", "64", "2"].map(String::from),
+            Duration::from_secs(60),
+        )
+        .expect("seeds.py cpu runs")
+        .expect("python3 present");
+        let want = (0..300).fold(0u64, |t, i| t.wrapping_add(chain(i)));
+        for k in ["checksum", "threads_checksum", "processes_checksum"] {
+            assert_eq!(out[k].as_u64(), Some(want), "{k} on Python {v}");
+        }
+    }
+
+    #[test]
     fn split_sum_equals_whole_sum() {
         let bar = ProgressBar::hidden();
         let whole = sum_range(0, 3 * CHUNK, &bar);
