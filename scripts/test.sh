@@ -111,6 +111,18 @@ rm -rf "$scaling_charts"
 timeout 600 cargo bench --locked -p concur-core --bench lock -- --test
 timeout 600 cargo bench --locked -p concur-core --bench futures -- --test
 
+step "ready to publish: cargo publish --dry-run of every library crate"
+# Packages and builds each crate as crates.io would (workspace publishing resolves the
+# crates on each other locally); nothing is uploaded.
+cargo publish --dry-run --locked --workspace --exclude concur-cli --allow-dirty
+
+step "the declared rust-version builds (the workspace's rust-version, libraries and binary)"
+msrv=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
+if command -v rustup >/dev/null && ! rustup run "$msrv" rustc --version >/dev/null 2>&1; then
+    rustup toolchain install "$msrv" --profile minimal >/dev/null
+fi
+CARGO_TARGET_DIR=target/msrv cargo +"$msrv" check --locked --workspace --lib --bins
+
 if [ -z "${CONCUR_TEST_FAST:-}" ]; then
     step "loom models (--cfg concur_loom)"
     RUSTFLAGS="--cfg concur_loom" CARGO_TARGET_DIR=target/loom \
