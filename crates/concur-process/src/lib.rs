@@ -159,6 +159,7 @@
 // Examples in the docs are held to the same bar as the code: a warning fails them.
 #![doc(test(attr(deny(warnings))))]
 mod block;
+mod capped;
 mod code;
 pub mod exec;
 mod fds;
