@@ -422,6 +422,54 @@ impl ProcessPoolExecutor {
         })
     }
 
+    /// How many worker processes the pool has now (started and not yet gone): at most
+    /// [`max_workers`](Self::max_workers), fewer before the work needs them or while
+    /// the system refuses to start more. A snapshot: workers come and go.
+    ///
+    /// A pool that cannot start a worker (too many open files or processes, no memory)
+    /// keeps serving on the workers it has, logs the cause through `tracing` (a
+    /// warning), keeps it for [`last_start_error`](Self::last_start_error), and tries
+    /// again after a backoff that doubles up to 2 s; only a pool left with no worker at
+    /// all fails its tasks, each with the cause
+    /// ([`is_broken_executor`](TaskError::is_broken_executor)).
+    ///
+    /// ```
+    /// use concur_core::futures::Executor;
+    /// let pool = concur_process::ProcessPoolExecutor::new(1);
+    /// assert_eq!(pool.workers_alive(), 0);
+    /// pool.call(|x: u8| x, 1).unwrap().result().unwrap();
+    /// assert_eq!(pool.workers_alive(), 1);
+    /// ```
+    pub fn workers_alive(&self) -> usize {
+        self.shared().map_or(0, |s| {
+            s.pids
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .len()
+        })
+    }
+
+    /// Why the pool's last failed worker start failed (for example "could not start a
+    /// worker process: Too many open files"), or `None` if every start so far worked.
+    /// It stays after later starts succeed: compare
+    /// [`workers_alive`](Self::workers_alive) with [`max_workers`](Self::max_workers)
+    /// to know whether the pool is short of workers now.
+    ///
+    /// ```
+    /// use concur_core::futures::Executor;
+    /// let pool = concur_process::ProcessPoolExecutor::new(1);
+    /// pool.call(|x: u8| x, 1).unwrap().result().unwrap();
+    /// assert_eq!(pool.last_start_error(), None);
+    /// ```
+    pub fn last_start_error(&self) -> Option<String> {
+        self.shared().and_then(|s| {
+            s.last_start_error
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone()
+        })
+    }
+
     /// Schedules `f(args)` with a time limit of its own (counted from its start): if it
     /// runs longer, its worker is killed and replaced and the task fails with
     /// [`is_timeout`](TaskError::is_timeout).
