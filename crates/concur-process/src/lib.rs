@@ -163,6 +163,8 @@ mod capped;
 mod code;
 pub mod exec;
 mod fds;
+#[doc(hidden)]
+pub mod fuzzing;
 mod shim;
 mod sys;
 mod why;

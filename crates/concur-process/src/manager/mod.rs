@@ -47,6 +47,7 @@
 mod auth;
 mod client;
 mod error;
+mod fuzz;
 mod object;
 pub(crate) mod objects;
 mod protocol;
@@ -64,6 +65,7 @@ use serde::{Deserialize, Serialize};
 pub use auth::AuthKey;
 pub use client::Address;
 pub use error::ManagerError;
+pub(crate) use fuzz::requests as fuzz_requests;
 pub use objects::dict::Dict;
 pub use objects::joinable_queue::JoinableQueue;
 pub use objects::list::List;

@@ -682,7 +682,10 @@ fn encode_within<A: Serialize>(
 }
 
 /// Decodes a worker's report of a `T`.
-fn decode_report<T: DeserializeOwned>(body: &[u8], fds: Vec<OwnedFd>) -> Result<T, TaskError> {
+pub(crate) fn decode_report<T: DeserializeOwned>(
+    body: &[u8],
+    fds: Vec<OwnedFd>,
+) -> Result<T, TaskError> {
     match fds::provide_fds(fds, || postcard::from_bytes::<Report<T>>(body)) {
         Ok(Report::Ok(v)) => Ok(v),
         Ok(Report::Panic { message, location }) => Err(TaskError::panic(message, location)),

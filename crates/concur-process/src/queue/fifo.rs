@@ -226,6 +226,12 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         Ok(f(bytes))
     }
 
+    /// Overwrites the ring's records and positions outside the protocol (see
+    /// `Ring::scribble`): for the fuzz target only.
+    pub(crate) fn scribble(&self, data: &[u8], positions: [u64; 4]) {
+        self.ring.scribble(data, positions);
+    }
+
     fn put_until(&self, item: T, wait: Wait) -> Result<(), TryPutError<T>> {
         match self.encode(&item, |bytes| self.ring.put(bytes, wait)) {
             Ok(Ok(())) => Ok(()),
