@@ -52,7 +52,9 @@
 //! per second (`benches/queue.rs`). Large items cost their encoding: serde encodes a
 //! `Vec<u8>` element by element, several times slower than copying it; a type that
 //! serializes as one byte string (`serialize_bytes`, as the `serde_bytes` crate
-//! offers) moves at memory speed.
+//! offers) moves at memory speed. An item larger than 256 bytes encoded is serialized
+//! twice: once into a counter that stores nothing and stops past the queue's limit,
+//! then into a buffer of exactly its size (no regrowth).
 //!
 //! # What cannot be queued
 //!
