@@ -6,7 +6,9 @@
 # loopback ports in temporary directories; no system Redis service is used.
 #
 #   ./scripts/test.sh           everything (about 15-25 minutes on 2 cores)
-#   CONCUR_TEST_FAST=1 ...      skip Miri and loom (a quick local loop; CI never sets it)
+#   CONCUR_TEST_FAST=1 ...      skip Miri, loom and the fuzz smoke runs (a quick local
+#                               loop; CI never sets it)
+#   CONCUR_TEST_TSAN=1 ...      also run a ThreadSanitizer subset (scripts/tsan.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,6 +34,10 @@ if command -v rustup >/dev/null; then
         if ! cargo +nightly miri --version >/dev/null 2>&1; then
             rustup toolchain install nightly --profile minimal >/dev/null 2>&1 || true
             rustup component add --toolchain nightly miri rust-src >/dev/null 2>&1 || true
+        fi
+        # cargo-fuzz (the fuzz smoke runs) and rust-src (TSan's -Zbuild-std).
+        if ! rustup component list --toolchain nightly --installed 2>/dev/null | grep -q rust-src; then
+            rustup component add --toolchain nightly rust-src >/dev/null 2>&1 || true
         fi
     fi
 fi
@@ -130,6 +136,32 @@ if [ -z "${CONCUR_TEST_FAST:-}" ]; then
     # concur-process: the pool's task words and the queue ring (unit tests named loom_*)
     RUSTFLAGS="--cfg concur_loom" CARGO_TARGET_DIR=target/loom \
         timeout 1200 cargo test --locked -p concur-process --release --lib loom_
+
+    step "fuzz smoke runs (cargo-fuzz, nightly; each target from its seeds, docs/FUZZING.md)"
+    command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
+    (
+        cd fuzz
+        cargo +nightly fuzz build -O
+        for t in $(cargo +nightly fuzz list); do
+            echo "--- fuzz $t"
+            mkdir -p "corpus/$t"
+            log="target/fuzz-smoke-$t.log"
+            if ! timeout 300 cargo +nightly fuzz run -O "$t" "corpus/$t" "seeds/$t" -- \
+                -runs=20000 -max_total_time=20 -print_final_stats=1 >"../$log" 2>&1; then
+                tail -60 "../$log"
+                echo "fuzz target $t failed (its log: $log)" >&2
+                exit 1
+            fi
+            grep -E '^(#[0-9]+.*DONE|stat::number_of_executed_units)' "../$log" || true
+        done
+    )
+
+    # ThreadSanitizer rebuilds the standard library and every dependency instrumented:
+    # over the suite's budget on 2 cores (docs/FUZZING.md), so only on request.
+    if [ -n "${CONCUR_TEST_TSAN:-}" ]; then
+        step "ThreadSanitizer (subset: concur-core's unit tests, the process pool and queue; scripts/tsan.sh)"
+        CONCUR_TSAN_SMOKE=1 timeout 3600 ./scripts/tsan.sh
+    fi
 
     step "Miri on concur-core"
     cargo +nightly miri --version

@@ -232,6 +232,8 @@ mod conn;
 mod envelope;
 mod error;
 mod executor;
+#[doc(hidden)]
+pub mod fuzzing;
 mod keys;
 mod objects;
 mod scripts;

@@ -68,7 +68,11 @@
 //! segfaults, aborts, calls `exit`, is killed from outside or by the kernel's OOM
 //! killer fails only the task it was running (the error names the signal, exit status
 //! or "out of memory"), the tasks it had been handed but not started go to other
-//! workers, and a new worker takes its place. A task over its time limit has its
+//! workers, and a new worker takes its place. A worker that cannot be started (out of
+//! descriptors, processes or memory) does not break it either: the pool serves on the
+//! workers it has, says why ([`ProcessPoolExecutor::last_start_error`], a `tracing`
+//! warning) and tries again with backoff; only a pool with no worker at all fails its
+//! tasks, each with the cause. A task over its time limit has its
 //! worker killed and replaced. Workers are recycled after `max_tasks_per_child` tasks
 //! or above a memory threshold, and killed above a memory limit. How: one dispatcher
 //! thread feeds each worker tasks ahead over a socket, and each worker reports every
@@ -163,9 +167,12 @@
 #![doc(test(attr(deny(warnings))))]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 mod block;
+mod capped;
 mod code;
 pub mod exec;
 mod fds;
+#[doc(hidden)]
+pub mod fuzzing;
 mod shim;
 mod sys;
 mod why;

@@ -29,7 +29,7 @@ use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{JoinHandle, ThreadId};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use concur_core::futures::{Progress, TaskError};
 use rustix::event::{EventfdFlags, PollFd, PollFlags};
@@ -54,6 +54,8 @@ pub(crate) struct Shared {
     pub(crate) started_workers: AtomicU64,
     /// The pids of the live workers (kept by the dispatcher).
     pub(crate) pids: Mutex<Vec<u32>>,
+    /// Why the last worker start failed, if one ever did (kept by the dispatcher).
+    pub(crate) last_start_error: Mutex<Option<String>>,
 }
 
 #[derive(Default)]
@@ -86,6 +88,7 @@ impl Shared {
             dispatcher: Mutex::new(None),
             started_workers: AtomicU64::new(0),
             pids: Mutex::new(Vec::new()),
+            last_start_error: Mutex::new(None),
         }))
     }
 
@@ -223,15 +226,27 @@ fn check_open(st: &State) -> Result<(), TaskError> {
     Ok(())
 }
 
-/// Consecutive failed worker starts after which the pool is broken.
+/// Consecutive failed worker starts after which a pool with no ready worker is broken.
 const MAX_FAILED_STARTS: u32 = 5;
+
+/// The first wait before starting a worker again after a failed start; it doubles with
+/// each failure in a row, up to [`MAX_START_BACKOFF`].
+const START_BACKOFF: Duration = Duration::from_millis(20);
+
+/// The longest wait between two attempts to start a missing worker.
+const MAX_START_BACKOFF: Duration = Duration::from_secs(2);
 
 struct Dispatcher {
     shared: Arc<Shared>,
     cfg: Config,
     workers: Vec<Worker>,
-    /// Worker starts that failed in a row (the pool breaks after a few).
+    /// Worker starts that failed in a row (a pool with no ready worker breaks after a
+    /// few).
     failed_starts: u32,
+    /// After a failed start, no new worker is started before this instant (while the
+    /// pool has workers to serve on): the pool degrades to the workers it has and
+    /// retries with backoff instead of breaking.
+    retry_start_at: Option<Instant>,
     next_memory_check: Option<Instant>,
 }
 
@@ -250,6 +265,7 @@ impl Dispatcher {
             cfg,
             workers: Vec::new(),
             failed_starts: 0,
+            retry_start_at: None,
             next_memory_check,
         }
     }
@@ -333,7 +349,7 @@ impl Dispatcher {
             }
         }
         let limits = Limits {
-            max_workers: self.cfg.max_workers,
+            max_workers: self.worker_cap(),
             max_tasks_per_child: self.cfg.max_tasks_per_child,
         };
         loop {
@@ -341,11 +357,17 @@ impl Dispatcher {
             match policy::decide(st.queue.len(), &loads, &limits) {
                 Decision::StartWorker => {
                     drop(st);
-                    self.start_worker();
+                    let started = self.start_worker();
                     st = lock(&shared.state);
                     if st.broken.is_some() || st.terminate {
                         // The start broke the pool (or it is being terminated): the
                         // checks at the top settle that.
+                        drop(st);
+                        return self.dispatch();
+                    }
+                    if !started {
+                        // Serve on the workers there are; the next attempt waits for
+                        // the backoff (`worker_cap` says no more until then).
                         drop(st);
                         return self.dispatch();
                     }
@@ -413,32 +435,75 @@ impl Dispatcher {
         }
     }
 
-    fn start_worker(&mut self) {
+    /// How many workers the policy may ask for now: `max_workers`, or just the workers
+    /// there are while a failed start's backoff runs (unless there are none: then the
+    /// next start is tried at once, and its failure breaks the pool).
+    fn worker_cap(&mut self) -> usize {
+        match self.retry_start_at {
+            Some(at) if Instant::now() < at && !self.workers.is_empty() => {
+                // The open workers (as `policy` counts them): never one more.
+                let open = self
+                    .workers
+                    .iter()
+                    .filter(|w| !w.retiring && w.killed.is_none())
+                    .count();
+                open.min(self.cfg.max_workers)
+            }
+            Some(_) => {
+                self.retry_start_at = None;
+                self.cfg.max_workers
+            }
+            None => self.cfg.max_workers,
+        }
+    }
+
+    /// Starts one worker; false if it could not be started.
+    fn start_worker(&mut self) -> bool {
         let n = self.shared.started_workers.fetch_add(1, Ordering::Relaxed) + 1;
         match Worker::start(&self.cfg, n) {
             Ok(w) => {
                 lock(&self.shared.pids).push(w.pid);
                 self.workers.push(w);
+                true
             }
             Err(e) => {
                 let msg = format!("could not start a worker process: {e}");
                 // With no worker at all, nothing would ever run: break at once.
                 let fatal = self.workers.is_empty();
                 self.start_failed(msg, fatal);
+                false
             }
         }
     }
 
-    /// A worker could not be started, or died before it was ready.
+    /// A worker could not be started, or died before it was ready. With workers to
+    /// serve on, the pool goes on with them and tries again after a backoff (the
+    /// `StartWorker` decisions wait for it); with none ready, it breaks at once
+    /// (`fatal`) or after a few failures in a row, and every task fails with `msg`.
     fn start_failed(&mut self, msg: String, fatal: bool) {
         self.failed_starts += 1;
-        tracing::error!(pool = %self.cfg.name, error = %msg, "worker start failed");
-        if fatal || self.failed_starts >= MAX_FAILED_STARTS {
+        *lock(&self.shared.last_start_error) = Some(msg.clone());
+        let any_ready = self.workers.iter().any(|w| w.ready && w.killed.is_none());
+        if fatal || (!any_ready && self.failed_starts >= MAX_FAILED_STARTS) {
+            tracing::error!(pool = %self.cfg.name, error = %msg, "worker start failed; the pool has no worker and is broken");
             let mut st = lock(&self.shared.state);
             if st.broken.is_none() {
                 st.broken = Some(msg);
             }
+            return;
         }
+        let shift = self.failed_starts.saturating_sub(1).min(16);
+        let backoff = START_BACKOFF
+            .saturating_mul(1 << shift)
+            .min(MAX_START_BACKOFF);
+        self.retry_start_at = Some(Instant::now() + backoff);
+        tracing::warn!(
+            pool = %self.cfg.name,
+            error = %msg,
+            workers = self.workers.len(),
+            retry_in_ms = backoff.as_millis() as u64,
+            "worker start failed; serving on the workers the pool has and retrying"
+        );
     }
 
     /// Polls the eventfd and the workers until something happens or a deadline passes.
@@ -468,6 +533,7 @@ impl Dispatcher {
             .iter()
             .filter_map(Worker::head_deadline)
             .chain(self.next_memory_check)
+            .chain(self.retry_start_at)
             .min()
     }
 

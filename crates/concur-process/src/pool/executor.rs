@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 use super::engine::Shared;
 use super::task::{CancelGuard, Completion, Config, Task};
 use super::wire::{self, Init, InitFds, TaskTrampoline};
+use crate::capped::{self, CapError};
 use crate::connection::{FRAME_HEADER, frame_header};
 use crate::error::ProcessError;
 use crate::fds;
@@ -421,6 +422,54 @@ impl ProcessPoolExecutor {
         })
     }
 
+    /// How many worker processes the pool has now (started and not yet gone): at most
+    /// [`max_workers`](Self::max_workers), fewer before the work needs them or while
+    /// the system refuses to start more. A snapshot: workers come and go.
+    ///
+    /// A pool that cannot start a worker (too many open files or processes, no memory)
+    /// keeps serving on the workers it has, logs the cause through `tracing` (a
+    /// warning), keeps it for [`last_start_error`](Self::last_start_error), and tries
+    /// again after a backoff that doubles up to 2 s; only a pool left with no worker at
+    /// all fails its tasks, each with the cause
+    /// ([`is_broken_executor`](TaskError::is_broken_executor)).
+    ///
+    /// ```
+    /// use concur_core::futures::Executor;
+    /// let pool = concur_process::ProcessPoolExecutor::new(1);
+    /// assert_eq!(pool.workers_alive(), 0);
+    /// pool.call(|x: u8| x, 1).unwrap().result().unwrap();
+    /// assert_eq!(pool.workers_alive(), 1);
+    /// ```
+    pub fn workers_alive(&self) -> usize {
+        self.shared().map_or(0, |s| {
+            s.pids
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .len()
+        })
+    }
+
+    /// Why the pool's last failed worker start failed (for example "could not start a
+    /// worker process: Too many open files"), or `None` if every start so far worked.
+    /// It stays after later starts succeed: compare
+    /// [`workers_alive`](Self::workers_alive) with [`max_workers`](Self::max_workers)
+    /// to know whether the pool is short of workers now.
+    ///
+    /// ```
+    /// use concur_core::futures::Executor;
+    /// let pool = concur_process::ProcessPoolExecutor::new(1);
+    /// pool.call(|x: u8| x, 1).unwrap().result().unwrap();
+    /// assert_eq!(pool.last_start_error(), None);
+    /// ```
+    pub fn last_start_error(&self) -> Option<String> {
+        self.shared().and_then(|s| {
+            s.last_start_error
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone()
+        })
+    }
+
     /// Schedules `f(args)` with a time limit of its own (counted from its start): if it
     /// runs longer, its worker is killed and replaced and the task fails with
     /// [`is_timeout`](TaskError::is_timeout).
@@ -581,20 +630,48 @@ fn serialization_error(message: String) -> TaskError {
     TaskError::user(ProcessError::serialization(message))
 }
 
+/// The largest task frame body: what the frame header's 32-bit length can say (and
+/// what the workers' connections accept).
+const MAX_TASK_BODY: usize = u32::MAX as usize;
+
 /// The frame of a task: header, trampoline offset, serialized argument.
 fn encode<A: Serialize>(offset: i64, args: &A) -> Result<(Vec<u8>, Vec<OwnedFd>), TaskError> {
+    encode_within(offset, args, MAX_TASK_BODY)
+}
+
+/// [`encode`] with a frame body of at most `max_body` bytes: the argument's encoding
+/// stops (and stops growing the buffer) as soon as it passes the limit, instead of
+/// being encoded whole and measured after.
+fn encode_within<A: Serialize>(
+    offset: i64,
+    args: &A,
+    max_body: usize,
+) -> Result<(Vec<u8>, Vec<OwnedFd>), TaskError> {
     let mut buf = Vec::with_capacity(64);
     buf.extend_from_slice(&[0; FRAME_HEADER]);
     buf.extend_from_slice(&offset.to_le_bytes());
     // The sequence number, filled in when the task is handed to a worker.
     buf.extend_from_slice(&[0; 8]);
-    let (encoded, fds) =
-        fds::collect_fds(|| postcard::to_extend(args, buf).map_err(|e| why::explain(&e, args)));
-    let mut buf = encoded.map_err(|e| {
-        serialization_error(format!("the task's argument could not be serialized: {e}"))
-    })?;
+    let limit = FRAME_HEADER.saturating_add(max_body);
+    let (encoded, fds) = fds::collect_fds(|| capped::extend(args, &mut buf, limit));
+    match encoded {
+        Ok(()) => {}
+        Err(CapError::Over { at_least }) => {
+            return Err(serialization_error(format!(
+                "the task's argument is too large to send (at least {} bytes, more than \
+                 a task frame's {max_body})",
+                at_least - FRAME_HEADER
+            )));
+        }
+        Err(CapError::Encode(e)) => {
+            let e = why::explain(&e, args);
+            return Err(serialization_error(format!(
+                "the task's argument could not be serialized: {e}"
+            )));
+        }
+    }
     let len = buf.len() - FRAME_HEADER;
-    if len > u32::MAX as usize || fds.len() > MAX_FDS {
+    if fds.len() > MAX_FDS {
         return Err(serialization_error(format!(
             "the task's argument is too large to send ({len} bytes, {} descriptors)",
             fds.len()
@@ -605,7 +682,10 @@ fn encode<A: Serialize>(offset: i64, args: &A) -> Result<(Vec<u8>, Vec<OwnedFd>)
 }
 
 /// Decodes a worker's report of a `T`.
-fn decode_report<T: DeserializeOwned>(body: &[u8], fds: Vec<OwnedFd>) -> Result<T, TaskError> {
+pub(crate) fn decode_report<T: DeserializeOwned>(
+    body: &[u8],
+    fds: Vec<OwnedFd>,
+) -> Result<T, TaskError> {
     match fds::provide_fds(fds, || postcard::from_bytes::<Report<T>>(body)) {
         Ok(Report::Ok(v)) => Ok(v),
         Ok(Report::Panic { message, location }) => Err(TaskError::panic(message, location)),
@@ -916,5 +996,49 @@ impl fmt::Debug for AbortHandle {
             .field("done", &self.inner.future.done())
             .field("abort_requested", &self.inner.flag.load(Ordering::Relaxed))
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::ser::SerializeSeq;
+    use std::time::Instant;
+
+    /// `len` bytes made one by one as they are serialized, held nowhere.
+    struct Lazy(u64);
+
+    impl Serialize for Lazy {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let mut seq = s.serialize_seq(Some(self.0 as usize))?;
+            for i in 0..self.0 {
+                seq.serialize_element(&(i as u8))?;
+            }
+            seq.end()
+        }
+    }
+
+    #[test]
+    fn an_oversize_task_argument_stops_encoding_at_the_frame_limit() {
+        let start = Instant::now();
+        let e = encode_within(0, &Lazy(2 << 30), 1 << 20).unwrap_err();
+        let took = start.elapsed();
+        assert!(
+            e.to_string().contains("too large to send"),
+            "unexpected error: {e}"
+        );
+        // Encoding all 2 GiB takes tens of seconds; stopping at 1 MiB, milliseconds.
+        assert!(took.as_secs() < 5, "took {took:?}");
+
+        let (frame, fds) = encode_within(7, &Lazy(1000), 1 << 20).unwrap();
+        assert!(fds.is_empty());
+        let body = &frame[FRAME_HEADER..];
+        assert_eq!(&body[..8], &7i64.to_le_bytes());
+        let v: Vec<u8> = postcard::from_bytes(&body[16..]).unwrap();
+        assert_eq!(v.len(), 1000);
+        // Exactly the limit fits, one byte less does not.
+        let exact = frame.len() - FRAME_HEADER;
+        assert!(encode_within(7, &Lazy(1000), exact).is_ok());
+        assert!(encode_within(7, &Lazy(1000), exact - 1).is_err());
     }
 }

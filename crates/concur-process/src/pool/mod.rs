@@ -4,12 +4,12 @@
 //! enforces per-task time limits and recycles workers.
 
 mod engine;
-mod executor;
+pub(crate) mod executor;
 mod mp_pool;
 mod policy;
 mod slots;
 mod task;
-mod wire;
+pub(crate) mod wire;
 mod worker;
 
 pub use executor::{AbortHandle, ProcessPoolBuilder, ProcessPoolExecutor};

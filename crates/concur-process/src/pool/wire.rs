@@ -261,6 +261,18 @@ pub(crate) fn offset_of_init(t: InitTrampoline) -> i64 {
     FnOffset::of(t).raw()
 }
 
+/// A task frame's body as the worker reads it: trampoline offset, sequence number,
+/// serialized argument; `None` if it is too short to hold the first two.
+pub(crate) fn split_task(body: &[u8]) -> Option<(i64, u64, &[u8])> {
+    let (head, rest) = body.split_first_chunk::<16>()?;
+    let (offset, seq) = head.split_at(8);
+    Some((
+        i64::from_le_bytes(offset.try_into().ok()?),
+        u64::from_le_bytes(seq.try_into().ok()?),
+        rest,
+    ))
+}
+
 /// The least time between two progress frames of one task.
 const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(10);
 
@@ -281,11 +293,9 @@ pub(crate) fn worker_main(args: WorkerArgs) {
     }
     loop {
         let r = conn.recv_frame_with(None, |body, fds| {
-            let Some((head, rest)) = body.split_first_chunk::<16>() else {
+            let Some((offset, seq, rest)) = split_task(body) else {
                 return Err(());
             };
-            let offset = i64::from_le_bytes(head[..8].try_into().map_err(|_| ())?);
-            let seq = u64::from_le_bytes(head[8..].try_into().map_err(|_| ())?);
             if !slots.try_start(seq) {
                 // Taken back (cancelled, or moved to another worker): say so.
                 let _ = conn.send_bytes(&[]);

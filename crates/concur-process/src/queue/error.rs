@@ -15,15 +15,20 @@ use std::fmt;
 /// ```
 /// use concur::process::queue::Rejected;
 /// let r = Rejected::TooLarge { size: 10, max: 8 };
-/// assert_eq!(r.to_string(), "the item takes 10 bytes encoded, more than the queue's limit of 8");
+/// assert_eq!(
+///     r.to_string(),
+///     "the item takes at least 10 bytes encoded, more than the queue's limit of 8"
+/// );
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Rejected {
     /// Encoded, the item is larger than the ring can ever hold (see
-    /// [`Queue::max_item_size`](super::Queue::max_item_size)).
+    /// [`Queue::max_item_size`](super::Queue::max_item_size)). The put found out
+    /// without encoding the whole item: its encoding stops as soon as it passes `max`.
     TooLarge {
-        /// The encoded size in bytes.
+        /// How many encoded bytes the item was seen to take before its encoding was
+        /// stopped: more than `max`, at most the item's full encoded size.
         size: usize,
         /// The largest encoded size the queue accepts.
         max: usize,
@@ -41,7 +46,7 @@ impl fmt::Display for Rejected {
         match self {
             Rejected::TooLarge { size, max } => write!(
                 f,
-                "the item takes {size} bytes encoded, more than the queue's limit of {max}"
+                "the item takes at least {size} bytes encoded, more than the queue's limit of {max}"
             ),
             Rejected::FileDescriptors => f.write_str(
                 "the item holds file descriptors, which a process queue cannot carry \

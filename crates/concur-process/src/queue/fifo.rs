@@ -7,6 +7,7 @@ use super::error::{
 use super::ring::{Buf, GetFail, MAX_CAPACITY, MIN_CAPACITY, PutFail, Ring, SMALL, Wait};
 use super::{DEFAULT_CAPACITY, DEFAULT_MAXSIZE};
 use crate::block::SharedMemory;
+use crate::capped::{self, CapError};
 use crate::fds;
 use concur_core::time::deadline_after;
 use serde::de::DeserializeOwned;
@@ -179,27 +180,43 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     }
 
     /// Encodes `item` (on the stack if it is small) and hands the bytes to `f`,
-    /// refusing what the ring cannot carry.
+    /// refusing what the ring cannot carry. An item too large for the stack is first
+    /// measured by an encoding that stores nothing and stops one byte past the ring's
+    /// limit, so an oversize item costs at most `max_item_size` bytes of serialization
+    /// and no allocation; one that fits is then encoded into a buffer of its exact size.
     fn encode<R>(&self, item: &T, f: impl FnOnce(&[u8]) -> R) -> Result<R, Rejected> {
+        let max = self.ring.max_payload();
         let mut small = [0u8; SMALL];
         let mut big = Vec::new();
-        let (r, fds) = fds::collect_fds(|| match postcard::to_slice(item, &mut small) {
-            Ok(bytes) => Ok(Some(bytes.len())),
-            Err(postcard::Error::SerializeBufferFull) => postcard::to_allocvec(item).map(|v| {
-                big = v;
-                None
-            }),
-            Err(e) => Err(e),
+        let (r, fds) = fds::collect_fds(|| {
+            if !self.big.load(Ordering::Relaxed) {
+                match postcard::to_slice(item, &mut small) {
+                    Ok(bytes) => return Ok(Some(bytes.len())),
+                    Err(postcard::Error::SerializeBufferFull) => {}
+                    Err(e) => return Err(CapError::Encode(e)),
+                }
+            }
+            let n = capped::size(item, max)?;
+            big.reserve_exact(n);
+            capped::extend(item, &mut big, max)?;
+            Ok(None)
         });
         if !fds.is_empty() {
             return Err(Rejected::FileDescriptors);
         }
-        let bytes: &[u8] = match r.map_err(|e| Rejected::Encode(e.to_string()))? {
-            Some(n) => &small[..n],
-            None => &big,
+        let bytes: &[u8] = match r {
+            Ok(Some(n)) => &small[..n],
+            Ok(None) => &big,
+            Err(CapError::Over { at_least }) => {
+                self.big.store(true, Ordering::Relaxed);
+                return Err(Rejected::TooLarge {
+                    size: at_least,
+                    max,
+                });
+            }
+            Err(CapError::Encode(e)) => return Err(Rejected::Encode(e.to_string())),
         };
         self.big.store(bytes.len() > SMALL, Ordering::Relaxed);
-        let max = self.ring.max_payload();
         if bytes.len() > max {
             return Err(Rejected::TooLarge {
                 size: bytes.len(),
@@ -207,6 +224,12 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
             });
         }
         Ok(f(bytes))
+    }
+
+    /// Overwrites the ring's records and positions outside the protocol (see
+    /// `Ring::scribble`): for the fuzz target only.
+    pub(crate) fn scribble(&self, data: &[u8], positions: [u64; 4]) {
+        self.ring.scribble(data, positions);
     }
 
     fn put_until(&self, item: T, wait: Wait) -> Result<(), TryPutError<T>> {

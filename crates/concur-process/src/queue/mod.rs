@@ -52,14 +52,19 @@
 //! per second (`benches/queue.rs`). Large items cost their encoding: serde encodes a
 //! `Vec<u8>` element by element, several times slower than copying it; a type that
 //! serializes as one byte string (`serialize_bytes`, as the `serde_bytes` crate
-//! offers) moves at memory speed.
+//! offers) moves at memory speed. An item larger than 256 bytes encoded is serialized
+//! twice: once into a counter that stores nothing and stops past the queue's limit,
+//! then into a buffer of exactly its size (no regrowth).
 //!
 //! # What cannot be queued
 //!
 //! Puts hand the item back in a `Rejected` error ([`Rejected`]) when it can never go
 //! through, however long one waits:
 //! - it encodes to more than [`Queue::max_item_size`] bytes (the ring's size less 8;
-//!   make a larger ring with [`Queue::with_capacity`]);
+//!   make a larger ring with [`Queue::with_capacity`]). This is found out while
+//!   encoding, as the output passes the limit, without encoding the rest or allocating
+//!   for it: a 2 GiB item is refused by the default 8 MiB ring at the cost of 8 MiB of
+//!   serialization (`tests/queue_oversize.rs`);
 //! - it holds file descriptors — a [`Connection`](crate::Connection),
 //!   [`SharedMemory`](crate::SharedMemory), a process-shared lock, another queue:
 //!   those need the kernel to pass the descriptor (`SCM_RIGHTS`), which a ring in

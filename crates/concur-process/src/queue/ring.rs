@@ -574,6 +574,19 @@ impl Ring {
         self.block.header()
     }
 
+    /// Overwrites the ring as a process writing the block outside the protocol could:
+    /// `data` at the head, then both sides' positions and counts. For the fuzz target
+    /// of the ring's records (`crate::fuzzing`); nothing else calls it.
+    pub(crate) fn scribble(&self, data: &[u8], [tail, puts, head, gets]: [u64; 4]) {
+        let h = self.header();
+        let n = data.len().min(self.cap as usize);
+        self.write_at(h.cons.pos.load(Ordering::Relaxed), &data[..n]);
+        h.prod.pos.store(tail, Ordering::Release);
+        h.prod.count.store(puts, Ordering::Release);
+        h.cons.pos.store(head, Ordering::Release);
+        h.cons.count.store(gets, Ordering::Release);
+    }
+
     /// The block, for serialization.
     pub(crate) fn mem(&self) -> &SharedMemory {
         &self.block.mem
@@ -741,7 +754,10 @@ impl Ring {
         self.read_at(head, &mut hdr);
         let len = u64::from(u32::from_le_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]));
         let size = HEADER_BYTES + pad8(len);
-        if size > tail - head {
+        // A record never holds more than the ring's largest payload: a larger length
+        // (only a writer outside the protocol makes one) is refused before the copy
+        // allocates it, whatever the published positions claim.
+        if size > tail - head || len > self.max_payload() as u64 {
             // Only a process writing the block outside this protocol can cause this.
             // Drop everything published so far so the queue stays usable.
             let puts = h.prod.count.load(Ordering::Acquire);
@@ -749,8 +765,9 @@ impl Ring {
             h.cons.count.store(puts.max(gets), Ordering::Relaxed);
             return Err(GetFail::Corrupt(format!(
                 "corrupted queue record: length {len} at byte {head} overruns the {} \
-                 published bytes; the queue was emptied",
-                tail - head
+                 published bytes or the ring's {}-byte records; the queue was emptied",
+                tail - head,
+                self.max_payload()
             )));
         }
         self.read_at(head + HEADER_BYTES, out.resize(len as usize));

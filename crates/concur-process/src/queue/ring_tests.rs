@@ -108,3 +108,24 @@ fn a_consumer_dying_mid_get_loses_only_its_item_and_the_counts_right() {
     assert_eq!(r.qsize(), 0);
     assert_eq!(r.get(&mut out, Wait::Now), Err(GetFail::Empty));
 }
+
+#[test]
+fn a_record_longer_than_the_ring_is_refused_before_it_is_allocated() {
+    // A writer outside the protocol claims a 4 GiB record and publishes positions
+    // that would cover it: the get refuses it as corrupt (and empties the queue)
+    // instead of allocating 4 GiB and copying the ring into it round and round.
+    let r = Ring::create(64, 10, false, 1).unwrap();
+    let mut hdr = [0u8; 8];
+    hdr[..4].copy_from_slice(&u32::MAX.to_le_bytes());
+    r.scribble(&hdr, [1 << 40, 1, 0, 0]);
+    let mut out = Buf::new();
+    match r.get(&mut out, Wait::Now) {
+        Err(GetFail::Corrupt(m)) => assert!(m.contains("4294967295"), "{m}"),
+        other => panic!("expected a corrupt record, got {other:?}"),
+    }
+    assert_eq!(r.get(&mut out, Wait::Now), Err(GetFail::Empty));
+    // The queue goes on working.
+    r.put(&[5; 3], Wait::Now).unwrap();
+    r.get(&mut out, Wait::Now).unwrap();
+    assert_eq!(out.as_slice(), [5; 3]);
+}
