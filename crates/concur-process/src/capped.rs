@@ -6,9 +6,10 @@
 //!
 //! Two outputs (postcard "flavors"): [`size`] counts bytes and stores none (for a
 //! caller that wants to know the size before it allocates), [`extend`] appends to a
-//! `Vec` that never grows past the limit. The same idea as concur-cluster's capped
-//! argument writer (`executor.rs`), made once here for the process tier; postcard's
-//! own `ser_flavors` (its `Size` counter, its `StdVec`) showed the trait's shape.
+//! `Vec` that never grows past the limit. The one capped encoder of the
+//! workspace: `Connection::send` and the manager use it through the public
+//! `exec::encode_capped`, and so does concur-cluster's executor; postcard's own
+//! `ser_flavors` (its `Size` counter, its `StdVec`) showed the trait's shape.
 
 use postcard::ser_flavors::Flavor;
 use serde::Serialize;

@@ -27,7 +27,7 @@ fn record(i: u64) -> Record {
         id: i,
         name: format!("record {i}"),
         tags: vec!["a".into(); (i % 4) as usize],
-        score: (i % 2 == 0).then_some(i as f64 / 3.0),
+        score: i.is_multiple_of(2).then_some(i as f64 / 3.0),
     }
 }
 

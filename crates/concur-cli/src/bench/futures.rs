@@ -649,10 +649,10 @@ pub(super) fn run_suite(
                 bar.inc(1);
             }
         }
-        if let Some(m) = python {
-            if Stats::of(&m.runs_ns_per_op).is_some() {
-                results.push(m);
-            }
+        if let Some(m) = python
+            && Stats::of(&m.runs_ns_per_op).is_some()
+        {
+            results.push(m);
         }
     }
 }

@@ -104,10 +104,11 @@ impl State {
     /// Forgets a thread that holds nothing and waits for nothing (bounds the map by the
     /// threads that do).
     fn gc_thread(&mut self, ident: u64) {
-        if let Some(t) = self.threads.get(&ident) {
-            if t.held.is_empty() && t.waits.is_none() {
-                self.threads.remove(&ident);
-            }
+        if let Some(t) = self.threads.get(&ident)
+            && t.held.is_empty()
+            && t.waits.is_none()
+        {
+            self.threads.remove(&ident);
         }
     }
 
@@ -179,10 +180,10 @@ impl State {
         let Some(owner) = self.locks.get_mut(&id).and_then(|l| l.owners.pop_front()) else {
             return; // acquired while detection was off: not tracked
         };
-        if let Some(t) = self.threads.get_mut(&owner) {
-            if let Some(pos) = t.held.iter().rposition(|&h| h == id) {
-                t.held.remove(pos);
-            }
+        if let Some(t) = self.threads.get_mut(&owner)
+            && let Some(pos) = t.held.iter().rposition(|&h| h == id)
+        {
+            t.held.remove(pos);
         }
         self.gc_thread(owner);
     }

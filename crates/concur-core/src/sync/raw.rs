@@ -189,16 +189,16 @@ impl RawLock {
                 state = self.state.load(Ordering::Relaxed);
                 continue;
             }
-            if state & PARKED == 0 {
-                if let Err(s) = self.state.compare_exchange_weak(
+            if state & PARKED == 0
+                && let Err(s) = self.state.compare_exchange_weak(
                     state,
                     state | PARKED,
                     Ordering::Relaxed,
                     Ordering::Relaxed,
-                ) {
-                    state = s;
-                    continue;
-                }
+                )
+            {
+                state = s;
+                continue;
             }
             let validate = || self.state.load(Ordering::Relaxed) & !CHECKED == LOCKED | PARKED;
             let timed_out = |_key: usize, was_last: bool| {

@@ -98,7 +98,7 @@ impl Mapping {
         }
         // `offset <= len`, so this stays inside (or one past) the mapping.
         let p = self.ptr().wrapping_add(offset);
-        (p as usize % align == 0).then_some(p)
+        (p as usize).is_multiple_of(align).then_some(p)
     }
 
     /// Records that a thread of this process now holds a robust mutex in here.

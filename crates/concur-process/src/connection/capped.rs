@@ -3,40 +3,11 @@
 //! [`Connection::send`](super::Connection::send) and the manager's requests encode
 //! with; the implementor API re-exports it as `exec::encode_capped`.
 //!
-//! Built on postcard's `Flavor` (the output half of its serializer), as
-//! `postcard::ser_flavors::StdVec` is, with a length check before every write.
+//! The public face of the crate's one capped encoder (`crate::capped`, which the
+//! process queue and the pool's task frames use too).
 
+use crate::capped::{self, CapError};
 use serde::Serialize;
-
-/// A postcard output appending to a `Vec` that refuses to grow past `max` bytes.
-struct Capped {
-    buf: Vec<u8>,
-    max: usize,
-}
-
-impl postcard::ser_flavors::Flavor for Capped {
-    type Output = Vec<u8>;
-
-    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
-        if data.len() > self.max - self.buf.len() {
-            return Err(postcard::Error::SerializeBufferFull);
-        }
-        self.buf.extend_from_slice(data);
-        Ok(())
-    }
-
-    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
-        if self.buf.len() >= self.max {
-            return Err(postcard::Error::SerializeBufferFull);
-        }
-        self.buf.push(data);
-        Ok(())
-    }
-
-    fn finalize(self) -> postcard::Result<Vec<u8>> {
-        Ok(self.buf)
-    }
-}
 
 /// Why [`encode_capped`] refused a value.
 #[derive(Debug)]
@@ -87,12 +58,13 @@ impl std::error::Error for CappedError {}
 /// ```
 pub fn encode_capped<T: Serialize + ?Sized>(
     value: &T,
-    into: Vec<u8>,
+    mut into: Vec<u8>,
     max: usize,
 ) -> Result<Vec<u8>, CappedError> {
     let max = max.max(into.len());
-    postcard::serialize_with_flavor(value, Capped { buf: into, max }).map_err(|e| match e {
-        postcard::Error::SerializeBufferFull => CappedError::TooLarge { max },
-        e => CappedError::Encode(e),
-    })
+    match capped::extend(value, &mut into, max) {
+        Ok(()) => Ok(into),
+        Err(CapError::Over { .. }) => Err(CappedError::TooLarge { max }),
+        Err(CapError::Encode(e)) => Err(CappedError::Encode(e)),
+    }
 }

@@ -434,8 +434,8 @@ impl ProcessPoolExecutor {
     /// ([`is_broken_executor`](TaskError::is_broken_executor)).
     ///
     /// ```
-    /// use concur_core::futures::Executor;
-    /// let pool = concur_process::ProcessPoolExecutor::new(1);
+    /// use concur::futures::Executor;
+    /// let pool = concur::process::ProcessPoolExecutor::new(1);
     /// assert_eq!(pool.workers_alive(), 0);
     /// pool.call(|x: u8| x, 1).unwrap().result().unwrap();
     /// assert_eq!(pool.workers_alive(), 1);
@@ -456,8 +456,8 @@ impl ProcessPoolExecutor {
     /// to know whether the pool is short of workers now.
     ///
     /// ```
-    /// use concur_core::futures::Executor;
-    /// let pool = concur_process::ProcessPoolExecutor::new(1);
+    /// use concur::futures::Executor;
+    /// let pool = concur::process::ProcessPoolExecutor::new(1);
     /// pool.call(|x: u8| x, 1).unwrap().result().unwrap();
     /// assert_eq!(pool.last_start_error(), None);
     /// ```

@@ -337,7 +337,7 @@ mod tests {
     use super::*;
 
     fn odd_panics(x: u32) -> u32 {
-        assert!(x % 2 == 0, "odd: {x}");
+        assert!(x.is_multiple_of(2), "odd: {x}");
         x * 10
     }
 

@@ -603,16 +603,14 @@ impl<R> Process<R> {
             if talking {
                 read_report(run);
             }
-            if exited {
-                if let Some(exit) = started.collect_exit(&self.exit, deadline, &self.name)? {
-                    self.exit
-                        .store(i64::from(exit.exitcode()), Ordering::Release);
-                    tracing::debug!(name = %self.name, code = exit.exitcode(), "process exited");
-                    if run.report.is_none() && !run.eof {
-                        read_report(run);
-                    }
-                    return Ok(exit);
+            if exited && let Some(exit) = started.collect_exit(&self.exit, deadline, &self.name)? {
+                self.exit
+                    .store(i64::from(exit.exitcode()), Ordering::Release);
+                tracing::debug!(name = %self.name, code = exit.exitcode(), "process exited");
+                if run.report.is_none() && !run.eof {
+                    read_report(run);
                 }
+                return Ok(exit);
             }
             if ready == 0 {
                 return Err(ProcessError::timeout());

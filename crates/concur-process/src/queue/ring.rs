@@ -517,7 +517,7 @@ impl Ring {
         joinable: bool,
         type_hash: u64,
     ) -> io::Result<Self> {
-        debug_assert!(cap % 8 == 0 && (MIN_CAPACITY..=MAX_CAPACITY).contains(&cap));
+        debug_assert!(cap.is_multiple_of(8) && (MIN_CAPACITY..=MAX_CAPACITY).contains(&cap));
         let mem = SharedMemory::anonymous("concur-queue", DATA_OFFSET + cap)?;
         let ring = Ring::with_block(Block::new(mem, cap), cap as u64, maxsize);
         let h = ring.header();
@@ -541,7 +541,7 @@ impl Ring {
         need_joinable: bool,
     ) -> io::Result<Self> {
         let bad = |what: &str| Err(io::Error::new(io::ErrorKind::InvalidData, what.to_string()));
-        if mem.len() < DATA_OFFSET + MIN_CAPACITY || mem.as_ptr() as usize % 64 != 0 {
+        if mem.len() < DATA_OFFSET + MIN_CAPACITY || !(mem.as_ptr() as usize).is_multiple_of(64) {
             return bad("shared memory is too small to hold a queue");
         }
         if cfg!(concur_loom) {
@@ -564,7 +564,7 @@ impl Ring {
             .ok()
             .and_then(|c| c.checked_add(DATA_OFFSET))
             .is_some_and(|n| n <= probe.block.mem.len());
-        if !fits || cap % 8 != 0 || cap < MIN_CAPACITY as u64 || maxsize == 0 {
+        if !fits || !cap.is_multiple_of(8) || cap < MIN_CAPACITY as u64 || maxsize == 0 {
             return bad("queue header is corrupted");
         }
         Ok(Ring::with_block(probe.block, cap, maxsize))

@@ -231,10 +231,10 @@ extern "C" fn child_hook() {
     // thread, which lives as long as the parent process. If the parent died before the
     // line below, we have been reparented and the pid check sees it.
     // (A value without a parent is malformed: reported below.)
-    if let Some(parent) = parse_parent(&value) {
-        if sys::set_parent_death_kill().is_err() || sys::getppid() != parent {
-            sys::kill_self();
-        }
+    if let Some(parent) = parse_parent(&value)
+        && (sys::set_parent_death_kill().is_err() || sys::getppid() != parent)
+    {
+        sys::kill_self();
     }
     sys::ignore_sigpipe();
     let Some((role, raw)) = parse_env(&value) else {
