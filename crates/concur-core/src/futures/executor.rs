@@ -64,7 +64,9 @@ impl MapOptions {
         Self::default()
     }
 
-    /// Total time for the whole map, counted from the `map` call.
+    /// Total time for the whole map, counted from the `map` call. Without a
+    /// [`chunksize`](Self::chunksize), a map with a timeout runs one item per task, so
+    /// the timeout falls on the first item really late.
     ///
     /// ```
     /// let _ = concur::futures::MapOptions::new().timeout(std::time::Duration::from_secs(1));
@@ -88,7 +90,9 @@ impl MapOptions {
     ///
     /// `chunksize(1)` is Python's `Executor.map` default, one task per item: the form
     /// for items whose cost varies a lot, or when each item should start as soon as a
-    /// worker is free.
+    /// worker is free. It is also what a map with a [`timeout`](Self::timeout) and no
+    /// chunk size uses: a chunk hands its results back when its last item is done, so
+    /// chunking would let a cheap item wait behind slow ones and take their timeout.
     ///
     /// ```
     /// assert_eq!(concur::futures::MapOptions::new().chunksize(0).get_chunksize(), 1);
@@ -609,6 +613,10 @@ pub trait Executor {
         let total = exact_len(&input);
         let chunking = match options.chunksize {
             Some(n) => Chunking::Fixed(n),
+            // A chunk hands back its results when its last item is done, so a cheap
+            // item grouped with slow ones would wait for them and could be the one the
+            // timeout falls on: under a timeout, one item per task (Python's form).
+            None if options.timeout.is_some() => Chunking::Fixed(1),
             None => Chunking::Auto(AutoChunk::new()),
         };
         let mut m = Map {
