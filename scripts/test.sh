@@ -5,7 +5,7 @@
 # script. The cluster tier's tests start their own redis-server instances on free
 # loopback ports in temporary directories; no system Redis service is used.
 #
-#   ./scripts/test.sh           everything (about 15-25 minutes on 2 cores)
+#   ./scripts/test.sh           everything (about 27 minutes on 2 cores from a clean clone)
 #   CONCUR_TEST_FAST=1 ...      skip Miri, loom and the fuzz smoke runs (a quick local
 #                               loop; CI never sets it)
 #   CONCUR_TEST_TSAN=1 ...      also run a ThreadSanitizer subset (scripts/tsan.sh)
