@@ -43,21 +43,36 @@ if command -v rustup >/dev/null; then
 fi
 cargo --version
 
-step "redis-server (the cluster tier's tests start private instances of it)"
-find_redis() { command -v redis-server || { [ -x /usr/bin/redis-server ] && echo /usr/bin/redis-server; } || true; }
-if [ -z "$(find_redis)" ]; then
-    echo "redis-server not found: installing Debian's redis-server"
-    if [ "$(id -u)" = 0 ]; then
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
-    elif command -v sudo >/dev/null; then
-        sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+step "system packages the tests need (installed from Debian when missing)"
+# redis-server: the cluster tests start private instances of it; python3: the tour's
+# seed programs and the Python anchors; iproute2: the network-namespace test; openssl:
+# the TLS test's certificates; chromium: the report screenshot. A piece that is missing
+# and cannot be installed fails the suite here: nothing is skipped.
+apt_install() {
+    local sudo=""
+    [ "$(id -u)" = 0 ] || { command -v sudo >/dev/null && sudo=sudo; } || return 0
+    if [ -z "${apt_updated:-}" ]; then
+        $sudo apt-get update -qq && apt_updated=1
     fi
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+have() { command -v "$1" >/dev/null || [ -x "/usr/bin/$1" ] || [ -x "/usr/sbin/$1" ]; }
+missing=()
+for pair in redis-server:redis-server python3:python3 ip:iproute2 openssl:openssl \
+    chromium:chromium; do
+    have "${pair%%:*}" || missing+=("${pair#*:}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing Debian's ${missing[*]}"
+    apt_install "${missing[@]}" || true
 fi
-if [ -z "$(find_redis)" ]; then
-    echo "redis-server is missing and could not be installed: the cluster tests cannot run" >&2
-    exit 1
-fi
-"$(find_redis)" --version
+for cmd in redis-server python3 ip openssl chromium; do
+    if ! have "$cmd"; then
+        echo "$cmd is missing and could not be installed: the tests that need it cannot run" >&2
+        exit 1
+    fi
+done
+redis-server --version
 
 step "rustfmt"
 cargo fmt --all -- --check
@@ -80,8 +95,6 @@ cargo test --workspace --locked
 # The umbrella crate's cluster re-exports (feature `cluster`, off by default), and the
 # cluster tier over TLS (feature `tls`: a rediss:// executor and worker).
 cargo test --locked -p concur --features cluster --test reexports
-# (`openssl` makes the test's certificates.)
-command -v openssl >/dev/null || { [ "$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null; }
 cargo test --locked -p concur-cluster --features tls --test tls
 
 step "the tour's HTML report in headless Chromium (screenshot kept as evidence)"
